@@ -1,0 +1,3 @@
+"""schedd: a scheduler daemon for one host."""
+
+__version__ = "0.1.0"

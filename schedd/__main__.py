@@ -1,0 +1,3 @@
+from schedd.cli import main
+
+raise SystemExit(main())

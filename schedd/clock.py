@@ -1,0 +1,78 @@
+"""Time as the engine sees it: the wall clock, or a test clock moved by hand.
+
+Only the engine loop reads a clock; everything below it takes `at=` (epoch seconds).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Protocol
+
+
+class Clock(Protocol):
+    def now(self) -> float:
+        """Seconds since the epoch (UTC)."""
+
+    async def sleep(self, seconds: float) -> None:
+        """Wait `seconds` of this clock's time (may return early)."""
+
+    async def wait(self, event: asyncio.Event, seconds: float) -> None:
+        """Wait until `event` is set or `seconds` of this clock's time have passed."""
+
+
+class WallClock:
+    """The host's real time."""
+
+    def now(self) -> float:
+        return time.time()
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(max(0.0, seconds))
+
+    async def wait(self, event: asyncio.Event, seconds: float) -> None:
+        try:
+            await asyncio.wait_for(event.wait(), max(0.0, seconds))
+        except TimeoutError:
+            pass
+
+
+class TestClock:
+    """A clock that moves only when a test calls `advance` or `set`.
+
+    `sleep` returns once the clock has been moved to or past its deadline, so a loop
+    driven by this clock wakes exactly when the test says time has passed.
+    """
+
+    __test__ = False  # not a pytest test class
+
+    def __init__(self, start: float = 1_767_225_600.0) -> None:  # 2026-01-01T00:00:00Z
+        self._now = float(start)
+        self._moved = asyncio.Event()
+
+    def now(self) -> float:
+        return self._now
+
+    def set(self, at: float) -> None:
+        self._now = float(at)
+        self._moved.set()
+        self._moved = asyncio.Event()
+
+    def advance(self, seconds: float) -> None:
+        self.set(self._now + seconds)
+
+    async def sleep(self, seconds: float) -> None:
+        deadline = self._now + max(0.0, seconds)
+        while self._now < deadline:
+            await self._moved.wait()
+
+    async def wait(self, event: asyncio.Event, seconds: float) -> None:
+        deadline = self._now + max(0.0, seconds)
+        while self._now < deadline and not event.is_set():
+            moved = asyncio.ensure_future(self._moved.wait())
+            woken = asyncio.ensure_future(event.wait())
+            try:
+                await asyncio.wait((moved, woken), return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                moved.cancel()
+                woken.cancel()

@@ -1,0 +1,182 @@
+"""One heap of timers and the loop that fires them.
+
+Timers are `(due, seq, key)`. A key has at most one live timer: `set` pushes a new entry
+and records its `seq` as the key's generation, so older entries for the key become stale
+and are skipped when they surface. Nothing ever scans the heap to change a timer; it is
+rebuilt only when stale entries outnumber live ones.
+
+Keys are small ints carrying a kind in their low bits, so a million timers cost a
+million small tuples and nothing else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+from schedd.clock import Clock
+
+log = logging.getLogger("schedd.engine")
+
+KIND_BITS = 2
+CRON, WINDOW, HOUSEKEEPING = 0, 1, 2
+KIND_NAMES = {CRON: "cron", WINDOW: "window", HOUSEKEEPING: "housekeeping"}
+
+Handler = Callable[[list[tuple[int, float]], float], Awaitable[None]]
+"""Called with [(ident, due), ...] of one kind and the turn's time `at`."""
+
+
+def make_key(kind: int, ident: int) -> int:
+    return (ident << KIND_BITS) | kind
+
+
+def split_key(key: int) -> tuple[int, int]:
+    return key & ((1 << KIND_BITS) - 1), key >> KIND_BITS
+
+
+class Engine:
+    """The timer heap and its loop; handlers per kind turn due timers into work."""
+
+    def __init__(self, clock: Clock, *, slice_seconds: float = 1.0) -> None:
+        self.clock = clock
+        self.slice = slice_seconds
+        self._heap: list[tuple[float, int, int]] = []
+        self._live: dict[int, int] = {}
+        self._seq = itertools.count()
+        self._handlers: dict[int, Handler] = {}
+        self._wake = asyncio.Event()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._stopping = False
+        self.heartbeat = time.monotonic()
+        self.loaded = False
+
+    # -- timers ----------------------------------------------------------------------
+
+    def on(self, kind: int, handler: Handler) -> None:
+        self._handlers[kind] = handler
+
+    def set(self, kind: int, ident: int, due: float) -> None:
+        """Arm (or move) the timer of `(kind, ident)` to `due`."""
+        key = make_key(kind, ident)
+        seq = next(self._seq)
+        self._live[key] = seq
+        if not self._heap or due < self._heap[0][0]:
+            self._wake.set()
+        heapq.heappush(self._heap, (due, seq, key))
+        self._maybe_rebuild()
+
+    def cancel(self, kind: int, ident: int) -> None:
+        """Disarm a timer; its heap entry is dropped lazily."""
+        if self._live.pop(make_key(kind, ident), None) is not None:
+            self._maybe_rebuild()
+
+    def load(self, kind: int, timers: list[tuple[int, float]]) -> None:
+        """Bulk-arm timers at start-up: one heapify, no per-timer sift."""
+        for ident, due in timers:
+            key = make_key(kind, ident)
+            seq = next(self._seq)
+            self._live[key] = seq
+            self._heap.append((due, seq, key))
+        heapq.heapify(self._heap)
+        self._wake.set()
+
+    def due_of(self, kind: int, ident: int) -> float | None:
+        """The armed due time of a timer (a scan: for tests and diagnostics only)."""
+        seq = self._live.get(make_key(kind, ident))
+        if seq is None:
+            return None
+        return next(due for due, s, _ in self._heap if s == seq)
+
+    def __len__(self) -> int:
+        return len(self._live)
+
+    @property
+    def heap_entries(self) -> int:
+        return len(self._heap)
+
+    def next_due(self) -> float | None:
+        self._drop_stale_head()
+        return self._heap[0][0] if self._heap else None
+
+    def _drop_stale_head(self) -> None:
+        heap, live = self._heap, self._live
+        while heap and live.get(heap[0][2]) != heap[0][1]:
+            heapq.heappop(heap)
+
+    def _maybe_rebuild(self) -> None:
+        if len(self._heap) > 2 * len(self._live) + 64:
+            live = self._live
+            self._heap = [entry for entry in self._heap if live.get(entry[2]) == entry[1]]
+            heapq.heapify(self._heap)
+
+    def pop_due(self, at: float) -> dict[int, list[tuple[int, float]]]:
+        """Remove every live timer due at or before `at`, grouped by kind."""
+        heap, live = self._heap, self._live
+        due: dict[int, list[tuple[int, float]]] = {}
+        while heap and heap[0][0] <= at:
+            when, seq, key = heapq.heappop(heap)
+            if live.get(key) != seq:
+                continue
+            del live[key]
+            kind, ident = split_key(key)
+            due.setdefault(kind, []).append((ident, when))
+        return due
+
+    # -- the loop --------------------------------------------------------------------
+
+    def run_pending(self, at: float | None = None) -> int:
+        """One turn: hand every due timer to its handler (as tasks); returns how many."""
+        at = self.clock.now() if at is None else at
+        count = 0
+        for kind, items in self.pop_due(at).items():
+            handler = self._handlers.get(kind)
+            if handler is None:
+                log.error("action=no_handler kind=%s timers=%d", KIND_NAMES.get(kind, kind), len(items))
+                continue
+            count += len(items)
+            task = asyncio.create_task(self._call(handler, kind, items, at))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        return count
+
+    async def _call(self, handler: Handler, kind: int, items: list[tuple[int, float]], at: float) -> None:
+        try:
+            await handler(items, at)
+        except Exception:
+            log.exception("action=handler_failed kind=%s timers=%d", KIND_NAMES.get(kind, kind), len(items))
+
+    async def run_until_idle(self) -> int:
+        """Fire what is due now and wait for the handlers to finish (tests)."""
+        fired = self.run_pending()
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks))
+        return fired
+
+    async def run(self) -> None:
+        """Fire timers as they come due, until `stop()`."""
+        self._stopping = False
+        self.loaded = True
+        while not self._stopping:
+            self.heartbeat = time.monotonic()
+            if self.run_pending():
+                await asyncio.sleep(0)
+                continue
+            head = self.next_due()
+            now = self.clock.now()
+            delay = self.slice if head is None else min(self.slice, max(0.0, head - now))
+            self._wake.clear()
+            if delay > 0:
+                await self.clock.wait(self._wake, delay)
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+
+    async def drain(self) -> None:
+        """Wait for handlers already started (after `stop()`)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)

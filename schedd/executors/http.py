@@ -1,0 +1,119 @@
+"""POST a job's `postData` to its configured service; the caller picks the path, never the host."""
+
+from __future__ import annotations
+
+import codecs
+import errno
+import os
+import re
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
+
+import aiohttp
+from multidict import CIMultiDict
+from yarl import URL
+
+from schedd.executors import PAYLOAD_LIMIT, Outcome, RunContext, truncate
+
+if TYPE_CHECKING:
+    from schedd.config import ServiceConfig
+
+_OPERATION = re.compile(r"[A-Za-z0-9._~/-]{1,200}")
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+_FORBIDDEN = {"connection", "keep-alive", "te", "trailer", "transfer-encoding", "upgrade",
+              "host", "content-length"}
+
+
+class HttpExecutor:
+    """One service call: 2xx is success, anything else (status, connection, timeout) fails."""
+
+    def __init__(self, service: ServiceConfig,
+                 session_getter: Callable[[], aiohttp.ClientSession]) -> None:
+        self._service = service
+        self._session = session_getter
+
+    async def run(self, ctx: RunContext) -> Outcome:
+        body = ctx.post_data or ""
+        payload = truncate(body)
+        try:
+            url = service_url(self._service.base_url or "", ctx.operation_name)
+            headers = merge_headers(self._service.headers, ctx.headers.items())
+        except ValueError as exc:
+            return Outcome(ok=False, error=str(exc), request_payload=payload)
+        timeout = min(self._service.timeout, ctx.timeout)
+        try:
+            async with self._session().post(
+                    url, data=body.encode("utf-8"), headers=headers, allow_redirects=False,
+                    timeout=aiohttp.ClientTimeout(total=timeout)) as resp:
+                text = await _read_bounded(resp)
+        except TimeoutError:
+            return Outcome(ok=False, error=f"timeout after {timeout:g} s", timed_out=True,
+                           request_payload=payload)
+        except aiohttp.ClientError as exc:
+            return Outcome(ok=False, error=_reason(exc), request_payload=payload)
+        ok = 200 <= resp.status < 300
+        error = None if ok else f"HTTP {resp.status} {resp.reason or ''}".strip()
+        return Outcome(ok=ok, error=error, request_payload=payload, response_status=resp.status,
+                       response_body=text)
+
+
+def service_url(base_url: str, operation_name: str | None) -> URL:
+    """`base_url/operation_name`, refused unless it stays under the base URL's origin and path."""
+    op = operation_name or ""
+    if not _OPERATION.fullmatch(op):
+        raise ValueError(f"operationName {op!r}: must be 1-200 characters of A-Z a-z 0-9 . _ ~ / -")
+    if op.startswith("/") or any(seg in ("", ".", "..") for seg in op.split("/")):
+        raise ValueError(f"operationName {op!r}: empty, '.' or '..' path segment")
+    base = URL(base_url)
+    if base.scheme not in ("http", "https") or not base.host:
+        raise ValueError(f"service base_url {base_url!r} is not an http(s) URL")
+    url = URL(base_url.rstrip("/") + "/" + op, encoded=True)
+    same_origin = (url.scheme, url.host, url.port) == (base.scheme, base.host, base.port)
+    if not same_origin or not url.raw_path.startswith(base.raw_path.rstrip("/") + "/"):
+        raise ValueError(f"operationName {op!r}: leaves the service's base URL")
+    return url
+
+
+def merge_headers(defaults: Iterable[tuple[str, str]],
+                  job: Iterable[tuple[str, str]]) -> CIMultiDict[str]:
+    """The service's headers, then the job's (which win); JSON unless one says otherwise."""
+    merged: CIMultiDict[str] = CIMultiDict()
+    for name, value in (*defaults, *job):
+        lowered = name.lower()
+        if not _TOKEN.fullmatch(name) or lowered in _FORBIDDEN or lowered.startswith("proxy-"):
+            raise ValueError(f"header {name!r} may not be set")
+        if any(c in value for c in "\r\n\0"):
+            raise ValueError(f"header {name!r}: value contains CR, LF or NUL")
+        merged[name] = value
+    merged.setdefault("Content-Type", "application/json")
+    return merged
+
+
+async def _read_bounded(resp: aiohttp.ClientResponse) -> str:
+    """At most PAYLOAD_LIMIT bytes of the body (one more to know it was longer), decoded."""
+    data = bytearray()
+    while len(data) <= PAYLOAD_LIMIT:
+        chunk = await resp.content.read(PAYLOAD_LIMIT + 1 - len(data))
+        if not chunk:
+            break
+        data += chunk
+    try:
+        decoder = codecs.getincrementaldecoder(resp.charset or "utf-8")("replace")
+    except LookupError:
+        decoder = codecs.getincrementaldecoder("utf-8")("replace")
+    if len(data) <= PAYLOAD_LIMIT:
+        return decoder.decode(bytes(data), final=True)
+    # final=False leaves a character cut at the limit out instead of mangling it.
+    text = decoder.decode(bytes(data[:PAYLOAD_LIMIT]), final=False)
+    if resp.content_length is not None and "Content-Encoding" not in resp.headers:
+        return f"{text}…[truncated {resp.content_length - PAYLOAD_LIMIT} bytes]"
+    return f"{text}…[truncated: body over {PAYLOAD_LIMIT} bytes]"
+
+
+def _reason(exc: aiohttp.ClientError) -> str:
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        # asyncio words a refusal as "Connect call failed (...)"; the errno says it plainly.
+        code = exc.os_error.errno
+        why = os.strerror(code).lower() if code in errno.errorcode else str(exc.os_error)
+        return f"cannot connect to {exc.host}:{exc.port}: {why}"
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__

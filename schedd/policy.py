@@ -1,0 +1,118 @@
+"""The rules of the runner as pure functions of their inputs and `at`.
+
+Misfires: a fire whose due time passed by more than `grace` is missed. `fire_once` runs
+the latest missed fire once (Quartz's smart policy) unless a fire within grace runs
+anyway; `skip` runs none of them; `fire_all` runs the last `max_catchup` in order
+(Temporal's catch-up window). Every fire that does not run is counted in one misfire
+record, so each due fire is accounted for exactly once.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from zoneinfo import ZoneInfo
+
+from schedd.cron import CronExpr
+
+MISFIRE_POLICIES = ("fire_once", "skip", "fire_all")
+OVERLAP_POLICIES = ("forbid", "buffer_one", "allow", "replace")
+HISTORY_STRATEGIES = ("OFF", "MINIMAL", "ERROR", "FULL")
+FAILED_STATES = ("failed", "interrupted", "canceled")
+
+# Past this many missed fires, counting stops and the schedule jumps to its next fire.
+MAX_COUNTED_MISSES = 1_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class FirePlan:
+    run_at: tuple[float, ...]
+    """Due times to run now, oldest first."""
+    missed: int
+    """Fires that will not run, recorded as one misfire record."""
+    missed_first: float | None
+    missed_last: float | None
+    next_fire_at: float | None
+
+
+def plan_fires(
+    cron: CronExpr,
+    tz: ZoneInfo,
+    due: float,
+    at: float,
+    *,
+    policy: str,
+    grace: float,
+    max_catchup: int,
+) -> FirePlan:
+    """Decide what a timer due at `due` and handled at `at` runs, misses and fires next."""
+    on_time: list[float] = []
+    late: deque[float] = deque(maxlen=max(1, max_catchup))
+    missed = 0
+    first: float | None = None
+    fire: float | None = due
+    for fire in _fires_from(cron, tz, due):
+        if fire > at:
+            break
+        if at - fire > grace:
+            missed += 1
+            first = fire if first is None else first
+            late.append(fire)
+            if missed >= MAX_COUNTED_MISSES:
+                fire = cron.next_after(at, tz)
+                break
+        else:
+            on_time.append(fire)
+    else:
+        fire = None
+    next_fire_at = fire if fire is not None and fire > at else None
+
+    if policy == "fire_all":
+        catch_up = list(late)[-max_catchup:] if max_catchup > 0 else []
+    elif policy == "fire_once" and missed and not on_time:
+        catch_up = [late[-1]]
+    else:
+        catch_up = []
+    not_run = missed - len(catch_up)
+    last_not_run = None
+    if not_run:
+        kept = set(catch_up)
+        tail = [f for f in late if f not in kept]
+        last_not_run = tail[-1] if tail else first
+    return FirePlan(
+        run_at=tuple(catch_up + on_time),
+        missed=not_run,
+        missed_first=first if not_run else None,
+        missed_last=last_not_run,
+        next_fire_at=next_fire_at,
+    )
+
+
+def _fires_from(cron: CronExpr, tz: ZoneInfo, due: float):
+    yield due
+    yield from cron.iter_after(due, tz)
+
+
+def history_level(strategy: str, state: str) -> str:
+    """What a finished run keeps under its job's strategy: "none", "minimal" or "full"."""
+    if strategy == "OFF":
+        return "none"
+    if strategy == "ERROR":
+        return "minimal" if state in FAILED_STATES else "none"
+    if strategy == "FULL":
+        return "full"
+    return "minimal"
+
+
+def counts_as(state: str) -> tuple[int, int]:
+    """(success, failure) increments of a job's counters for a run that ended in `state`."""
+    if state == "done":
+        return 1, 0
+    if state in FAILED_STATES:
+        return 0, 1
+    return 0, 0
+
+
+def retry_delay(attempt: int) -> float:
+    """Exponential backoff before retry number `attempt` (1-based): 1, 2, 4 ... 300 s."""
+    return float(min(300, 2 ** (attempt - 1)))

@@ -1,0 +1,273 @@
+"""Runs: every due fire, run now and skip, with its outcome and bounded payloads."""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from typing import Any
+
+import aiosqlite
+
+from schedd.store.db import Database
+
+OPEN_STATES = ("queued", "inprogress")
+END_STATES = ("done", "failed", "canceled", "skipped", "interrupted")
+
+_INSERT_COLUMNS = (
+    "uid", "family", "schedule_id", "overlap_key", "org_id", "project_id", "cube_id",
+    "trigger", "state", "full_build", "cron", "due_at", "fires", "created_at", "started_at",
+    "ended_at", "attempt", "error", "skip_reason", "window_id",
+)
+# Records a run (or a skip) as it is created.
+SQL_INSERT = (
+    f"INSERT INTO runs ({', '.join(_INSERT_COLUMNS)})"
+    f" VALUES ({', '.join('?' * len(_INSERT_COLUMNS))})"
+)
+# Marks a queued run as started.
+SQL_START = "UPDATE runs SET state = 'inprogress', started_at = ? WHERE id = ? AND state = 'queued'"
+# Records how a run ended, with what the executor kept.
+SQL_FINISH = """
+UPDATE runs SET state = :state, ended_at = :ended_at, error = :error, exit_code = :exit_code,
+    timed_out = :timed_out, request_payload = :request_payload,
+    response_status = :response_status, response_body = :response_body, complete = :complete
+WHERE id = :id"""
+# Forgets a run that its job's history strategy does not keep.
+SQL_DELETE = "DELETE FROM runs WHERE id = ?"
+# Runs left open by a crash become interrupted (at start-up).
+SQL_INTERRUPT_OPEN = """
+UPDATE runs SET state = 'interrupted', ended_at = :at, error = :error
+WHERE state IN ('queued', 'inprogress')
+RETURNING id, schedule_id, uid"""
+# One run by public uid.
+SQL_GET_UID = "SELECT * FROM runs WHERE uid = ?"
+# One run of a schedule by internal id (seed 003 jobRunId).
+SQL_GET_OF_SCHEDULE = "SELECT * FROM runs WHERE id = ? AND schedule_id = ?"
+# The open (queued or in progress) runs for an overlap key, oldest first.
+SQL_OPEN_FOR_KEY = (
+    "SELECT * FROM runs WHERE overlap_key = ? AND state IN ('queued', 'inprogress') ORDER BY id"
+)
+# A page of a family's runs in an org, newest first, optionally by state/project/cube.
+SQL_LIST_ORG = """
+SELECT * FROM runs
+WHERE family = :family AND org_id = :org_id
+  AND (:state IS NULL OR state = :state)
+  AND (:project_id IS NULL OR project_id = :project_id)
+  AND (:cube_id IS NULL OR cube_id = :cube_id)
+ORDER BY id DESC LIMIT :limit OFFSET :offset"""
+# A page of one schedule's runs, newest first.
+SQL_LIST_SCHEDULE = (
+    "SELECT * FROM runs WHERE schedule_id = ? ORDER BY id DESC LIMIT ? OFFSET ?"
+)
+# How many runs a schedule has kept.
+SQL_COUNT_SCHEDULE = "SELECT count(*) FROM runs WHERE schedule_id = ?"
+# Durations of a cube's last successful builds (for estimateTime).
+SQL_RECENT_DURATIONS = """
+SELECT ended_at - started_at FROM runs
+WHERE family = 'aggregate' AND org_id = ? AND project_id = ? AND cube_id = ? AND state = 'done'
+  AND started_at IS NOT NULL AND ended_at IS NOT NULL
+ORDER BY id DESC LIMIT ?"""
+# Whether a cube has had a successful build before (first-build maintenance trigger).
+SQL_CUBE_HAS_BUILT = """
+SELECT 1 FROM runs
+WHERE family = 'aggregate' AND org_id = ? AND project_id = ? AND cube_id = ? AND state = 'done'
+  AND id != ? LIMIT 1"""
+# Deletes a small batch of a schedule's runs created before a time (retention).
+SQL_RETENTION_BATCH = """
+DELETE FROM runs WHERE id IN (
+    SELECT id FROM runs WHERE schedule_id = ? AND created_at < ? AND state NOT IN ('queued', 'inprogress')
+    LIMIT ?)"""
+# Sums the fires each schedule's records account for (crash-loop and tests).
+SQL_FIRES_BY_SCHEDULE = "SELECT schedule_id, sum(fires) FROM runs WHERE schedule_id IS NOT NULL GROUP BY schedule_id"
+
+
+@dataclass(frozen=True, slots=True)
+class NewRun:
+    uid: str
+    family: str
+    overlap_key: str
+    trigger: str
+    state: str
+    created_at: float
+    schedule_id: int | None = None
+    org_id: str | None = None
+    project_id: str | None = None
+    cube_id: str | None = None
+    full_build: bool | None = None
+    cron: str | None = None
+    due_at: float | None = None
+    fires: int = 1
+    started_at: float | None = None
+    ended_at: float | None = None
+    attempt: int = 1
+    error: str | None = None
+    skip_reason: str | None = None
+    window_id: int | None = None
+
+    def values(self) -> tuple[Any, ...]:
+        return (
+            self.uid, self.family, self.schedule_id, self.overlap_key, self.org_id,
+            self.project_id, self.cube_id, self.trigger, self.state,
+            None if self.full_build is None else int(self.full_build), self.cron, self.due_at,
+            self.fires, self.created_at, self.started_at, self.ended_at, self.attempt,
+            self.error, self.skip_reason, self.window_id,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    id: int
+    uid: str
+    family: str
+    schedule_id: int | None
+    overlap_key: str
+    org_id: str | None
+    project_id: str | None
+    cube_id: str | None
+    trigger: str
+    state: str
+    full_build: bool | None
+    cron: str | None
+    due_at: float | None
+    fires: int
+    created_at: float
+    started_at: float | None
+    ended_at: float | None
+    attempt: int
+    error: str | None
+    exit_code: int | None
+    timed_out: bool
+    skip_reason: str | None
+    window_id: int | None
+    request_payload: str | None
+    response_status: int | None
+    response_body: str | None
+    complete: bool
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> Run:
+        return cls(
+            id=row["id"], uid=row["uid"], family=row["family"], schedule_id=row["schedule_id"],
+            overlap_key=row["overlap_key"], org_id=row["org_id"], project_id=row["project_id"],
+            cube_id=row["cube_id"], trigger=row["trigger"], state=row["state"],
+            full_build=None if row["full_build"] is None else bool(row["full_build"]),
+            cron=row["cron"], due_at=row["due_at"], fires=row["fires"],
+            created_at=row["created_at"], started_at=row["started_at"], ended_at=row["ended_at"],
+            attempt=row["attempt"], error=row["error"], exit_code=row["exit_code"],
+            timed_out=bool(row["timed_out"]), skip_reason=row["skip_reason"],
+            window_id=row["window_id"], request_payload=row["request_payload"],
+            response_status=row["response_status"], response_body=row["response_body"],
+            complete=bool(row["complete"]),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Finish:
+    """How a run ended, as recorded."""
+
+    state: str
+    ended_at: float
+    error: str | None = None
+    exit_code: int | None = None
+    timed_out: bool = False
+    request_payload: str | None = None
+    response_status: int | None = None
+    response_body: str | None = None
+    complete: bool = False
+
+
+# -- pieces of a larger transaction ------------------------------------------------
+
+async def op_insert(conn: aiosqlite.Connection, new: NewRun) -> int:
+    cur = await conn.execute(SQL_INSERT, new.values())
+    assert cur.lastrowid is not None
+    return cur.lastrowid
+
+
+async def op_start(conn: aiosqlite.Connection, run_id: int, at: float) -> bool:
+    return (await conn.execute(SQL_START, (at, run_id))).rowcount > 0
+
+
+async def op_finish(conn: aiosqlite.Connection, run_id: int, finish: Finish) -> None:
+    await conn.execute(SQL_FINISH, {
+        "id": run_id, "state": finish.state, "ended_at": finish.ended_at, "error": finish.error,
+        "exit_code": finish.exit_code, "timed_out": int(finish.timed_out),
+        "request_payload": finish.request_payload, "response_status": finish.response_status,
+        "response_body": finish.response_body, "complete": int(finish.complete),
+    })
+
+
+async def op_delete(conn: aiosqlite.Connection, run_id: int) -> None:
+    await conn.execute(SQL_DELETE, (run_id,))
+
+
+# -- whole operations --------------------------------------------------------------
+
+async def interrupt_open(db: Database, at: float, error: str) -> list[tuple[int, int | None, str]]:
+    """Close runs a crash left open; returns (run id, schedule id, uid) of each."""
+
+    async def op(conn: aiosqlite.Connection) -> list[tuple[int, int | None, str]]:
+        rows = await (await conn.execute(SQL_INTERRUPT_OPEN, {"at": at, "error": error})).fetchall()
+        return [(row[0], row[1], row[2]) for row in rows]
+
+    return await db.write(op)
+
+
+async def get_by_uid(db: Database, uid: str) -> Run | None:
+    row = await db.fetchone(SQL_GET_UID, (uid,))
+    return None if row is None else Run.from_row(row)
+
+
+async def get_of_schedule(db: Database, schedule_id: int, run_id: int) -> Run | None:
+    row = await db.fetchone(SQL_GET_OF_SCHEDULE, (run_id, schedule_id))
+    return None if row is None else Run.from_row(row)
+
+
+async def open_for_key(db: Database, overlap_key: str) -> list[Run]:
+    return [Run.from_row(row) for row in await db.fetchall(SQL_OPEN_FOR_KEY, (overlap_key,))]
+
+
+async def list_org(
+    db: Database,
+    family: str,
+    org_id: str,
+    *,
+    limit: int,
+    offset: int,
+    state: str | None = None,
+    project_id: str | None = None,
+    cube_id: str | None = None,
+) -> list[Run]:
+    params = {
+        "family": family, "org_id": org_id, "state": state, "project_id": project_id,
+        "cube_id": cube_id, "limit": limit, "offset": offset,
+    }
+    return [Run.from_row(row) for row in await db.fetchall(SQL_LIST_ORG, params)]
+
+
+async def list_schedule(db: Database, schedule_id: int, *, limit: int, offset: int) -> list[Run]:
+    rows = await db.fetchall(SQL_LIST_SCHEDULE, (schedule_id, limit, offset))
+    return [Run.from_row(row) for row in rows]
+
+
+async def count_schedule(db: Database, schedule_id: int) -> int:
+    row = await db.fetchone(SQL_COUNT_SCHEDULE, (schedule_id,))
+    return int(row[0]) if row else 0
+
+
+async def recent_durations(db: Database, org_id: str, project_id: str, cube_id: str, n: int = 10) -> list[float]:
+    rows = await db.fetchall(SQL_RECENT_DURATIONS, (org_id, project_id, cube_id, n))
+    return [float(row[0]) for row in rows]
+
+
+async def cube_has_built(db: Database, org_id: str, project_id: str, cube_id: str, *, other_than: int) -> bool:
+    row = await db.fetchone(SQL_CUBE_HAS_BUILT, (org_id, project_id, cube_id, other_than))
+    return row is not None
+
+
+async def delete_older(db: Database, schedule_id: int, before: float, batch: int = 500) -> int:
+    """Delete at most `batch` of a schedule's ended runs created before `before`."""
+    return await db.execute(SQL_RETENTION_BATCH, (schedule_id, before, batch))
+
+
+async def fires_by_schedule(db: Database) -> dict[int, int]:
+    return {row[0]: int(row[1]) for row in await db.fetchall(SQL_FIRES_BY_SCHEDULE)}

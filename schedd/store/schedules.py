@@ -1,0 +1,289 @@
+"""Schedules of every family (seed 000 maintenance, 002 aggregate, 003 service jobs)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiosqlite
+
+from schedd.errors import Conflict, NotFound
+from schedd.store.db import Database
+
+COLUMNS = (
+    "uid", "family", "org_id", "project_id", "cube_id", "name", "description", "cron",
+    "cron_normalized", "timezone", "full_build", "spec", "active", "next_fire_at",
+    "misfire_policy", "overlap_policy", "timeout", "retries", "history_strategy",
+    "retention_days", "created_by", "created_at", "updated_by", "updated_at",
+)
+# Creates a schedule.
+SQL_INSERT = (
+    f"INSERT INTO schedules ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
+)
+# Replaces the definition of a schedule, keeping its counters and history.
+SQL_REPLACE = (
+    "UPDATE schedules SET name = ?, description = ?, cron = ?, cron_normalized = ?, timezone = ?,"
+    " full_build = ?, spec = ?, active = ?, next_fire_at = ?, misfire_policy = ?,"
+    " overlap_policy = ?, timeout = ?, retries = ?, history_strategy = ?, retention_days = ?,"
+    " updated_by = ?, updated_at = ? WHERE id = ?"
+)
+# One schedule by its internal id.
+SQL_GET = "SELECT * FROM schedules WHERE id = ?"
+# Several schedules by internal id (the engine's due batch).
+SQL_GET_MANY = "SELECT * FROM schedules WHERE id IN (SELECT value FROM json_each(?))"
+# One schedule of a family by its public uid.
+SQL_GET_UID = "SELECT * FROM schedules WHERE uid = ? AND family = ?"
+# Schedules of a family within an org (and project/cube), oldest first.
+SQL_LIST_SCOPE = """
+SELECT * FROM schedules
+WHERE family = :family AND org_id IS :org_id
+  AND (:project_id IS NULL OR project_id = :project_id)
+  AND (:cube_id IS NULL OR cube_id = :cube_id)
+  AND (:active IS NULL OR active = :active)
+ORDER BY id"""
+# Every schedule of a family, oldest first.
+SQL_LIST_FAMILY = "SELECT * FROM schedules WHERE family = ? ORDER BY id"
+# What the engine needs at start-up: every active schedule's key and next fire.
+SQL_DUE_INDEX = "SELECT id, next_fire_at FROM schedules WHERE active = 1 AND next_fire_at IS NOT NULL"
+# Moves a schedule's next fire time.
+SQL_SET_NEXT = "UPDATE schedules SET next_fire_at = ? WHERE id = ?"
+# Activates or deactivates a schedule, with its next fire time.
+SQL_SET_ACTIVE = (
+    "UPDATE schedules SET active = ?, next_fire_at = ?, updated_by = ?, updated_at = ? WHERE id = ?"
+)
+# Deletes a schedule (its runs go with it).
+SQL_DELETE = "DELETE FROM schedules WHERE id = ?"
+# Records the end of a run on its schedule: counters and last outcome.
+SQL_RECORD_OUTCOME = """
+UPDATE schedules SET success_count = success_count + :ok, fail_count = fail_count + :failed,
+    last_run_status = :status, last_run_uid = :run_uid, last_run_at = :at
+WHERE id = :id"""
+# Records that a run of a schedule started (for `latest_execution`).
+SQL_RECORD_START = "UPDATE schedules SET last_run_uid = ?, last_run_at = ?, last_run_status = ? WHERE id = ?"
+# Schedules whose history has a retention period to enforce.
+SQL_RETENTION_LIST = "SELECT id, retention_days FROM schedules WHERE retention_days > 0"
+
+
+@dataclass(frozen=True, slots=True)
+class NewSchedule:
+    uid: str
+    family: str
+    cron: str
+    cron_normalized: str
+    timezone: str
+    created_at: float
+    org_id: str | None = None
+    project_id: str | None = None
+    cube_id: str | None = None
+    name: str | None = None
+    description: str | None = None
+    full_build: bool | None = None
+    spec: dict[str, Any] | None = None
+    active: bool = True
+    next_fire_at: float | None = None
+    misfire_policy: str = "fire_once"
+    overlap_policy: str = "forbid"
+    timeout: float | None = None
+    retries: int = 0
+    history_strategy: str = "MINIMAL"
+    retention_days: int = 30
+    created_by: str | None = None
+
+    def values(self) -> tuple[Any, ...]:
+        return (
+            self.uid, self.family, self.org_id, self.project_id, self.cube_id, self.name,
+            self.description, self.cron, self.cron_normalized, self.timezone,
+            _opt_int(self.full_build), _dump(self.spec), int(self.active), self.next_fire_at,
+            self.misfire_policy, self.overlap_policy, self.timeout, self.retries,
+            self.history_strategy, self.retention_days, self.created_by, self.created_at,
+            self.created_by, self.created_at,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Schedule:
+    id: int
+    uid: str
+    family: str
+    org_id: str | None
+    project_id: str | None
+    cube_id: str | None
+    name: str | None
+    description: str | None
+    cron: str
+    cron_normalized: str
+    timezone: str
+    full_build: bool | None
+    spec: dict[str, Any] = field(hash=False)
+    active: bool
+    next_fire_at: float | None
+    misfire_policy: str
+    overlap_policy: str
+    timeout: float | None
+    retries: int
+    history_strategy: str
+    retention_days: int
+    success_count: int
+    fail_count: int
+    last_run_uid: str | None
+    last_run_at: float | None
+    last_run_status: str | None
+    created_by: str | None
+    created_at: float
+    updated_by: str | None
+    updated_at: float
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> Schedule:
+        return cls(
+            id=row["id"], uid=row["uid"], family=row["family"], org_id=row["org_id"],
+            project_id=row["project_id"], cube_id=row["cube_id"], name=row["name"],
+            description=row["description"], cron=row["cron"],
+            cron_normalized=row["cron_normalized"], timezone=row["timezone"],
+            full_build=None if row["full_build"] is None else bool(row["full_build"]),
+            spec=json.loads(row["spec"]) if row["spec"] else {},
+            active=bool(row["active"]), next_fire_at=row["next_fire_at"],
+            misfire_policy=row["misfire_policy"], overlap_policy=row["overlap_policy"],
+            timeout=row["timeout"], retries=row["retries"],
+            history_strategy=row["history_strategy"], retention_days=row["retention_days"],
+            success_count=row["success_count"], fail_count=row["fail_count"],
+            last_run_uid=row["last_run_uid"], last_run_at=row["last_run_at"],
+            last_run_status=row["last_run_status"], created_by=row["created_by"],
+            created_at=row["created_at"], updated_by=row["updated_by"],
+            updated_at=row["updated_at"],
+        )
+
+    @property
+    def overlap_key(self) -> str:
+        """What "the same job" means for overlap: the org, the cube, or the job itself."""
+        if self.family == "maintenance":
+            return maintenance_key(self.org_id or "")
+        if self.family == "aggregate":
+            return aggregate_key(self.org_id or "", self.project_id or "", self.cube_id or "")
+        return f"service:{self.id}"
+
+
+def maintenance_key(org_id: str) -> str:
+    return f"maintenance:{org_id}"
+
+
+def aggregate_key(org_id: str, project_id: str, cube_id: str) -> str:
+    return f"aggregate:{org_id}/{project_id}/{cube_id}"
+
+
+def _dump(spec: dict[str, Any] | None) -> str | None:
+    return None if spec is None else json.dumps(spec, separators=(",", ":"), sort_keys=True)
+
+
+def _opt_int(value: bool | None) -> int | None:
+    return None if value is None else int(value)
+
+
+async def insert(db: Database, new: NewSchedule) -> Schedule:
+    """Create a schedule; Conflict when a service job's name is taken."""
+
+    async def op(conn: aiosqlite.Connection) -> Schedule:
+        try:
+            cur = await conn.execute(SQL_INSERT, new.values())
+        except sqlite3.IntegrityError as exc:
+            raise Conflict(f"a job named {new.name!r} already exists") from exc
+        row = await (await conn.execute(SQL_GET, (cur.lastrowid,))).fetchone()
+        return Schedule.from_row(row)
+
+    return await db.write(op)
+
+
+async def replace(db: Database, schedule_id: int, new: NewSchedule, *, by: str | None, at: float) -> Schedule:
+    """Replace a schedule's definition (seed 003 PUT); counters and history stay."""
+
+    async def op(conn: aiosqlite.Connection) -> Schedule:
+        try:
+            cur = await conn.execute(SQL_REPLACE, (
+                new.name, new.description, new.cron, new.cron_normalized, new.timezone,
+                _opt_int(new.full_build), _dump(new.spec), int(new.active), new.next_fire_at,
+                new.misfire_policy, new.overlap_policy, new.timeout, new.retries,
+                new.history_strategy, new.retention_days, by, at, schedule_id,
+            ))
+        except sqlite3.IntegrityError as exc:
+            raise Conflict(f"a job named {new.name!r} already exists") from exc
+        if cur.rowcount == 0:
+            raise NotFound("job", schedule_id)
+        row = await (await conn.execute(SQL_GET, (schedule_id,))).fetchone()
+        return Schedule.from_row(row)
+
+    return await db.write(op)
+
+
+async def get(db: Database, schedule_id: int) -> Schedule | None:
+    row = await db.fetchone(SQL_GET, (schedule_id,))
+    return None if row is None else Schedule.from_row(row)
+
+
+async def get_many(db: Database, ids: list[int]) -> dict[int, Schedule]:
+    rows = await db.fetchall(SQL_GET_MANY, (json.dumps(ids),))
+    return {row["id"]: Schedule.from_row(row) for row in rows}
+
+
+async def get_by_uid(db: Database, family: str, uid: str) -> Schedule | None:
+    row = await db.fetchone(SQL_GET_UID, (uid, family))
+    return None if row is None else Schedule.from_row(row)
+
+
+async def list_scope(
+    db: Database,
+    family: str,
+    org_id: str,
+    *,
+    project_id: str | None = None,
+    cube_id: str | None = None,
+    active: bool | None = None,
+) -> list[Schedule]:
+    params = {
+        "family": family, "org_id": org_id, "project_id": project_id, "cube_id": cube_id,
+        "active": None if active is None else int(active),
+    }
+    return [Schedule.from_row(row) for row in await db.fetchall(SQL_LIST_SCOPE, params)]
+
+
+async def list_family(db: Database, family: str) -> list[Schedule]:
+    return [Schedule.from_row(row) for row in await db.fetchall(SQL_LIST_FAMILY, (family,))]
+
+
+async def due_index(db: Database) -> list[tuple[int, float]]:
+    """(id, next_fire_at) of every active schedule: all the engine loads at start."""
+    return [(row[0], row[1]) for row in await db.fetchall(SQL_DUE_INDEX)]
+
+
+async def set_active(
+    db: Database, schedule_id: int, active: bool, next_fire_at: float | None, *, by: str | None, at: float
+) -> bool:
+    return await db.execute(SQL_SET_ACTIVE, (int(active), next_fire_at, by, at, schedule_id)) > 0
+
+
+async def delete(db: Database, schedule_id: int) -> bool:
+    return await db.execute(SQL_DELETE, (schedule_id,)) > 0
+
+
+async def retention_list(db: Database) -> list[tuple[int, int]]:
+    return [(row[0], row[1]) for row in await db.fetchall(SQL_RETENTION_LIST)]
+
+
+# -- pieces of a larger transaction (the runner composes these in one write) ---------
+
+async def op_set_next(conn: aiosqlite.Connection, schedule_id: int, next_fire_at: float | None) -> None:
+    await conn.execute(SQL_SET_NEXT, (next_fire_at, schedule_id))
+
+
+async def op_record_start(conn: aiosqlite.Connection, schedule_id: int, run_uid: str, at: float, status: str) -> None:
+    await conn.execute(SQL_RECORD_START, (run_uid, at, status, schedule_id))
+
+
+async def op_record_outcome(
+    conn: aiosqlite.Connection, schedule_id: int, *, ok: bool, counted: bool, status: str, run_uid: str, at: float
+) -> None:
+    await conn.execute(SQL_RECORD_OUTCOME, {
+        "id": schedule_id, "ok": int(ok and counted), "failed": int(counted and not ok),
+        "status": status, "run_uid": run_uid, "at": at,
+    })
