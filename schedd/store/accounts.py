@@ -22,6 +22,8 @@ SQL_USER_INSERT = (
 )
 # Finds a user by name.
 SQL_USER_BY_NAME = "SELECT * FROM users WHERE name = ?"
+# A user's password hash, for login (one query whether or not the user exists).
+SQL_USER_CREDENTIALS = "SELECT password_hash FROM users WHERE name = ?"
 # Adds a user to an organization.
 SQL_MEMBER_ADD = "INSERT INTO user_orgs (user_id, org_id) VALUES (?, ?) ON CONFLICT DO NOTHING"
 # The organizations a user belongs to.
@@ -82,6 +84,16 @@ async def ensure_org(db: Database, org_id: str, at: float) -> None:
     await db.execute(SQL_ORG_ENSURE, (org_id, at))
 
 
+async def create_org(db: Database, org_id: str, at: float) -> bool:
+    """Create an organization; False when it already existed."""
+
+    async def op(conn: aiosqlite.Connection) -> bool:
+        cur = await conn.execute(SQL_ORG_ENSURE, (org_id, at))
+        return cur.rowcount > 0
+
+    return await db.write(op)
+
+
 async def org_exists(db: Database, org_id: str) -> bool:
     return await db.fetchone(SQL_ORG_EXISTS, (org_id,)) is not None
 
@@ -129,6 +141,11 @@ async def find_user(db: Database, name: str) -> User | None:
         return await get_user(db, name)
     except NotFound:
         return None
+
+
+async def find_password_hash(db: Database, name: str) -> str | None:
+    row = await db.fetchone(SQL_USER_CREDENTIALS, (name,))
+    return None if row is None else row["password_hash"]
 
 
 async def add_token(

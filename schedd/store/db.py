@@ -104,6 +104,10 @@ class Database:
         await conn.execute("PRAGMA busy_timeout=5000")
         return conn
 
+    @property
+    def is_open(self) -> bool:
+        return self._task is not None and not self._task.done()
+
     async def close(self) -> None:
         if self._task is not None:
             await self.flush()

@@ -27,7 +27,8 @@ SQL_INSERT = (
 SQL_START = "UPDATE runs SET state = 'inprogress', started_at = ? WHERE id = ? AND state = 'queued'"
 # Records how a run ended, with what the executor kept.
 SQL_FINISH = """
-UPDATE runs SET state = :state, ended_at = :ended_at, error = :error, exit_code = :exit_code,
+UPDATE runs SET state = :state, ended_at = :ended_at, attempt = :attempt, error = :error,
+    exit_code = :exit_code,
     timed_out = :timed_out, request_payload = :request_payload,
     response_status = :response_status, response_body = :response_body, complete = :complete
 WHERE id = :id"""
@@ -166,6 +167,7 @@ class Finish:
 
     state: str
     ended_at: float
+    attempt: int = 1
     error: str | None = None
     exit_code: int | None = None
     timed_out: bool = False
@@ -189,7 +191,8 @@ async def op_start(conn: aiosqlite.Connection, run_id: int, at: float) -> bool:
 
 async def op_finish(conn: aiosqlite.Connection, run_id: int, finish: Finish) -> None:
     await conn.execute(SQL_FINISH, {
-        "id": run_id, "state": finish.state, "ended_at": finish.ended_at, "error": finish.error,
+        "id": run_id, "state": finish.state, "ended_at": finish.ended_at,
+        "attempt": finish.attempt, "error": finish.error,
         "exit_code": finish.exit_code, "timed_out": int(finish.timed_out),
         "request_payload": finish.request_payload, "response_status": finish.response_status,
         "response_body": finish.response_body, "complete": int(finish.complete),
@@ -202,14 +205,10 @@ async def op_delete(conn: aiosqlite.Connection, run_id: int) -> None:
 
 # -- whole operations --------------------------------------------------------------
 
-async def interrupt_open(db: Database, at: float, error: str) -> list[tuple[int, int | None, str]]:
+async def op_interrupt_open(conn: aiosqlite.Connection, at: float, error: str) -> list[tuple[int, int | None, str]]:
     """Close runs a crash left open; returns (run id, schedule id, uid) of each."""
-
-    async def op(conn: aiosqlite.Connection) -> list[tuple[int, int | None, str]]:
-        rows = await (await conn.execute(SQL_INTERRUPT_OPEN, {"at": at, "error": error})).fetchall()
-        return [(row[0], row[1], row[2]) for row in rows]
-
-    return await db.write(op)
+    rows = await (await conn.execute(SQL_INTERRUPT_OPEN, {"at": at, "error": error})).fetchall()
+    return [(row[0], row[1], row[2]) for row in rows]
 
 
 async def get_by_uid(db: Database, uid: str) -> Run | None:

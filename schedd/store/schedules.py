@@ -173,6 +173,12 @@ def aggregate_key(org_id: str, project_id: str, cube_id: str) -> str:
     return f"aggregate:{org_id}/{project_id}/{cube_id}"
 
 
+def _name_taken(exc: sqlite3.IntegrityError, name: str | None) -> Exception:
+    if "schedules.name" in str(exc):
+        return Conflict(f"a job named {name!r} already exists")
+    return exc
+
+
 def _dump(spec: dict[str, Any] | None) -> str | None:
     return None if spec is None else json.dumps(spec, separators=(",", ":"), sort_keys=True)
 
@@ -188,7 +194,7 @@ async def insert(db: Database, new: NewSchedule) -> Schedule:
         try:
             cur = await conn.execute(SQL_INSERT, new.values())
         except sqlite3.IntegrityError as exc:
-            raise Conflict(f"a job named {new.name!r} already exists") from exc
+            raise _name_taken(exc, new.name) from exc
         row = await (await conn.execute(SQL_GET, (cur.lastrowid,))).fetchone()
         return Schedule.from_row(row)
 
@@ -207,7 +213,7 @@ async def replace(db: Database, schedule_id: int, new: NewSchedule, *, by: str |
                 new.history_strategy, new.retention_days, by, at, schedule_id,
             ))
         except sqlite3.IntegrityError as exc:
-            raise Conflict(f"a job named {new.name!r} already exists") from exc
+            raise _name_taken(exc, new.name) from exc
         if cur.rowcount == 0:
             raise NotFound("job", schedule_id)
         row = await (await conn.execute(SQL_GET, (schedule_id,))).fetchone()

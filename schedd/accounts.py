@@ -1,0 +1,331 @@
+"""Accounts: password hashing, tokens, login throttling, users and orgs (no HTTP).
+
+Passwords are kept as scrypt hashes and tokens as SHA-256 digests, so the database
+file never holds a secret that would let its reader log in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import hashlib
+import hmac
+import logging
+import math
+import re
+import secrets
+import unicodedata
+from collections import OrderedDict
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from schedd.config import AuthConfig
+from schedd.errors import Throttled, Unauthorized, ValidationError
+from schedd.store import accounts as store
+from schedd.store.accounts import User
+from schedd.store.db import Database
+
+log = logging.getLogger("schedd.accounts")
+
+SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
+SALT_BYTES, KEY_BYTES = 16, 32
+# n=2**14, r=8 needs 16 MiB; the margin lets verify read hashes made with p > 1.
+SCRYPT_MAXMEM = 64 * 1024 * 1024
+PASSWORD_MIN, PASSWORD_MAX = 8, 1024
+NAME_MAX = 128
+EMAIL_MAX = 254
+
+TOKEN_PREFIX = "sd_"
+# The config has one TTL, for access tokens; a refresh token outlives a session.
+REFRESH_TTL = 30 * 86400.0
+# Bounds the memory an attacker can make the failure counts use (one entry per userid).
+THROTTLE_CAPACITY = 10_000
+DEFAULT_ORG = "default"
+
+_TOKEN_SHAPE = re.compile(r"sd_[A-Za-z0-9_-]{43}")
+_ORG_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+_CONTROL = frozenset({"Cc", "Cf", "Cs"})
+
+INVALID_LOGIN = "invalid userid or password"
+
+
+# -- passwords ---------------------------------------------------------------------------
+
+
+def _password_bytes(password: str) -> bytes:
+    # surrogatepass: a lone surrogate from a JSON body must not turn a login into a 500.
+    return password.encode("utf-8", "surrogatepass")
+
+
+def _scrypt(password: str, salt: bytes, n: int, r: int, p: int, dklen: int) -> bytes:
+    return hashlib.scrypt(
+        _password_bytes(password), salt=salt, n=n, r=r, p=p, maxmem=SCRYPT_MAXMEM, dklen=dklen
+    )
+
+
+def check_password(password: str) -> None:
+    """Raise ValidationError("password") unless the password is 8-1024 characters."""
+    if not PASSWORD_MIN <= len(password) <= PASSWORD_MAX:
+        raise ValidationError("password", f"must be {PASSWORD_MIN}-{PASSWORD_MAX} characters")
+
+
+def hash_password(password: str) -> str:
+    """`scrypt$n$r$p$salt$key` (base64) of a valid password, with a fresh random salt."""
+    check_password(password)
+    salt = secrets.token_bytes(SALT_BYTES)
+    key = _scrypt(password, salt, SCRYPT_N, SCRYPT_R, SCRYPT_P, KEY_BYTES)
+    b64 = base64.b64encode
+    return f"scrypt${SCRYPT_N}${SCRYPT_R}${SCRYPT_P}${b64(salt).decode()}${b64(key).decode()}"
+
+
+def verify_password(password: str, encoded: str) -> bool:
+    """Whether `password` matches `encoded`; False for a malformed hash."""
+    try:
+        scheme, n, r, p, salt_b64, key_b64 = encoded.split("$")
+        if scheme != "scrypt":
+            return False
+        salt = base64.b64decode(salt_b64, validate=True)
+        key = base64.b64decode(key_b64, validate=True)
+        candidate = _scrypt(password, salt, int(n), int(r), int(p), len(key))
+    except (ValueError, binascii.Error):
+        return False
+    return hmac.compare_digest(candidate, key)
+
+
+# -- tokens ------------------------------------------------------------------------------
+
+
+def new_token() -> str:
+    """A fresh 256-bit token; the prefix makes leaked tokens easy to grep for."""
+    return TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+
+def hash_token(token: str) -> bytes:
+    """The only form of a token the database keeps."""
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).digest()
+
+
+# -- names -------------------------------------------------------------------------------
+
+
+def _name_problem(name: str) -> str | None:
+    if not 1 <= len(name) <= NAME_MAX:
+        return f"must be 1-{NAME_MAX} characters"
+    for ch in name:
+        if unicodedata.category(ch) in _CONTROL:
+            return f"must not contain control characters (U+{ord(ch):04X})"
+        if ch.isspace():
+            return f"must not contain whitespace (U+{ord(ch):04X})"
+    return None
+
+
+def check_user_name(name: str) -> None:
+    """Raise ValidationError("name") unless `name` can name a user."""
+    problem = _name_problem(name)
+    if problem is not None:
+        raise ValidationError("name", problem)
+
+
+def check_org_id(org_id: str, field: str = "orgId") -> None:
+    """Raise ValidationError(field) unless `org_id` is 1-128 of [A-Za-z0-9._-], first alphanumeric."""
+    if _ORG_ID.fullmatch(org_id) is None:
+        raise ValidationError(
+            field, f"must be 1-{NAME_MAX} characters of A-Z a-z 0-9 . _ -, starting with a letter or digit"
+        )
+
+
+def _check_email(email: str) -> None:
+    if not 3 <= len(email) <= EMAIL_MAX or "@" not in email.strip("@"):
+        raise ValidationError("email", f"must look like user@host, at most {EMAIL_MAX} characters")
+    if any(ch.isspace() or unicodedata.category(ch) in _CONTROL for ch in email):
+        raise ValidationError("email", "must not contain whitespace or control characters")
+
+
+# -- login throttling --------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Attempts:
+    window_start: float
+    count: int = 0
+    locked_until: float | None = None
+
+    def expired(self, at: float, lockout: float) -> bool:
+        if self.locked_until is not None:
+            return at >= self.locked_until
+        return at - self.window_start >= lockout
+
+
+class LoginThrottle:
+    """Counts login attempts per userid in memory and locks a userid out after too many."""
+
+    def __init__(self, max_failures: int, lockout: float, capacity: int = THROTTLE_CAPACITY) -> None:
+        self.max_failures = max_failures
+        self.lockout = lockout
+        self.capacity = capacity
+        self._entries: OrderedDict[str, _Attempts] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def attempt(self, key: str, at: float) -> None:
+        """Count one attempt, or raise Throttled while `key` is locked out.
+
+        Counted before the password is checked, so attempts in flight at once count
+        too: concurrency cannot squeeze extra guesses past the limit.
+        """
+        entry = self._entries.get(key)
+        if entry is not None and entry.expired(at, self.lockout):
+            del self._entries[key]
+            entry = None
+        if entry is not None and entry.locked_until is not None:
+            raise Throttled(max(1, math.ceil(entry.locked_until - at)))
+        if entry is None:
+            self._make_room(at)
+            entry = self._entries[key] = _Attempts(window_start=at)
+        else:
+            self._entries.move_to_end(key)
+        entry.count += 1
+        if entry.count >= self.max_failures:
+            entry.locked_until = at + self.lockout
+            log.warning("action=login_locked userid=%r until=%.0f", key, entry.locked_until)
+
+    def succeeded(self, key: str) -> None:
+        """Forget the attempts of `key` (its password was right)."""
+        self._entries.pop(key, None)
+
+    def _make_room(self, at: float) -> None:
+        if len(self._entries) < self.capacity:
+            return
+        for key in [k for k, e in self._entries.items() if e.expired(at, self.lockout)]:
+            del self._entries[key]
+        if len(self._entries) < self.capacity:
+            return
+        # Flooding with fresh userids must not be a cheap way to lift a lockout:
+        # evict the stalest unlocked entry first.
+        victim = next((k for k, e in self._entries.items() if e.locked_until is None), None)
+        del self._entries[victim if victim is not None else next(iter(self._entries))]
+
+
+# -- the service -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class LoginResult:
+    user: User
+    access_token: str
+    access_expires_at: float
+    refresh_token: str
+
+
+class Accounts:
+    """Users, orgs and tokens over the store; every method takes the time as `at`."""
+
+    def __init__(self, db: Database, auth_config: AuthConfig) -> None:
+        self.db = db
+        self.config = auth_config
+        self.throttle = LoginThrottle(auth_config.login_max_failures, auth_config.login_lockout)
+        # An unknown userid is checked against this, so it costs what a wrong password costs.
+        self._dummy_hash = hash_password(secrets.token_urlsafe(16))
+
+    async def login(self, userid: str, password: str, *, at: float) -> LoginResult:
+        """Tokens for a right userid and password; Unauthorized otherwise, Throttled when locked out."""
+        # Longer userids cannot name a user; cutting them bounds the throttle's memory.
+        key = userid[: NAME_MAX + 1]
+        self.throttle.attempt(key, at)
+        stored = None
+        if _name_problem(userid) is None:
+            stored = await store.find_password_hash(self.db, userid)
+        encoded = stored if stored is not None else self._dummy_hash
+        matches = await asyncio.to_thread(verify_password, password, encoded)
+        if stored is None or not matches:
+            raise Unauthorized(INVALID_LOGIN)
+        self.throttle.succeeded(key)
+        user = await store.find_user(self.db, userid)
+        if user is None:
+            raise Unauthorized(INVALID_LOGIN)
+        access_expires_at = at + self.config.token_ttl
+        access = await self._issue(user.id, "access", None, at, access_expires_at)
+        refresh = await self._issue(user.id, "refresh", None, at, at + max(REFRESH_TTL, self.config.token_ttl))
+        return LoginResult(user, access, access_expires_at, refresh)
+
+    async def authenticate(self, token: str, *, at: float) -> User:
+        """The user behind a live access token; Unauthorized for anything else."""
+        record = await self._lookup(token)
+        if record is None or record.kind != "access":
+            raise Unauthorized("invalid token")
+        if record.revoked_at is not None:
+            raise Unauthorized("token revoked")
+        if at >= record.expires_at:
+            raise Unauthorized("token expired")
+        return record.user
+
+    async def revoke(self, token: str, *, at: float) -> bool:
+        """Revoke a token of either kind; False when it is unknown or already revoked."""
+        if _TOKEN_SHAPE.fullmatch(token) is None:
+            return False
+        return await store.revoke_token(self.db, hash_token(token), at)
+
+    async def create_token(
+        self, username: str, *, ttl: float | None, at: float, name: str | None = None
+    ) -> str:
+        """A new access token for `username` (NotFound if unknown), valid `ttl` seconds."""
+        ttl = self.config.token_ttl if ttl is None else ttl
+        if not (math.isfinite(ttl) and ttl > 0):
+            raise ValidationError("ttl", "must be a positive number of seconds")
+        if name is not None and not 1 <= len(name) <= NAME_MAX:
+            raise ValidationError("name", f"must be 1-{NAME_MAX} characters")
+        user = await store.get_user(self.db, username)
+        return await self._issue(user.id, "access", name, at, at + ttl)
+
+    async def create_user(
+        self,
+        name: str,
+        password: str,
+        *,
+        admin: bool = False,
+        orgs: Iterable[str] = (),
+        email: str | None = None,
+        at: float,
+    ) -> User:
+        """Create a user in `orgs`, creating missing orgs; Conflict when the name is taken."""
+        check_user_name(name)
+        check_password(password)
+        members = tuple(dict.fromkeys(orgs))
+        for org in members:
+            check_org_id(org)
+        if email is not None:
+            _check_email(email)
+        encoded = await asyncio.to_thread(hash_password, password)
+        await store.create_user(
+            self.db, name, encoded, email=email, is_admin=admin, orgs=members, at=at
+        )
+        return await store.get_user(self.db, name)
+
+    async def add_org(self, name: str, at: float) -> bool:
+        """Create an organization; False when it already existed."""
+        check_org_id(name)
+        return await store.create_org(self.db, name, at)
+
+    async def ensure_default_org(self, at: float) -> None:
+        await store.ensure_org(self.db, DEFAULT_ORG, at)
+
+    async def _issue(self, user_id: int, kind: str, name: str | None, at: float, expires_at: float) -> str:
+        token = new_token()
+        await store.add_token(
+            self.db, user_id, hash_token(token), kind=kind, name=name, at=at, expires_at=expires_at
+        )
+        return token
+
+    async def _lookup(self, token: str) -> store.TokenRecord | None:
+        # Anything not shaped like our tokens is rejected without touching the database.
+        if _TOKEN_SHAPE.fullmatch(token) is None:
+            return None
+        digest = hash_token(token)
+        # The lookup is an indexed equality on the digest of a 256-bit random token,
+        # which leaks nothing useful; the constant-time compare is a second guard.
+        record = await store.lookup_token(self.db, digest)
+        if record is None or not hmac.compare_digest(record.token_hash, digest):
+            return None
+        return record

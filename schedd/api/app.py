@@ -1,0 +1,66 @@
+"""The aiohttp application: middlewares, route tables of every family, lifecycle."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from schedd import metrics
+from schedd.accounts import Accounts
+from schedd.api import ops
+from schedd.api.common import ACCOUNTS, CORE, REQUEST_ID, Handler
+from schedd.core import Core
+
+log = logging.getLogger("schedd.http")
+
+
+@web.middleware
+async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Request id, one access log line, and metrics by route (never by raw path)."""
+    rid = request.headers.get("X-Request-Id", "")[:64] or uuid.uuid4().hex[:16]
+    request[REQUEST_ID] = rid
+    started = time.perf_counter()
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+    except web.HTTPException as exc:
+        status = exc.status
+        exc.headers["X-Request-Id"] = rid
+        raise
+    finally:
+        resource = request.match_info.route.resource
+        route = resource.canonical if resource is not None else "unmatched"
+        elapsed = time.perf_counter() - started
+        metrics.HTTP_REQUESTS.labels(request.method, route, str(status)).inc()
+        metrics.HTTP_LATENCY.labels(request.method, route).observe(elapsed)
+        log.info(
+            "action=http method=%s path=%s status=%d ms=%.1f request_id=%s",
+            request.method, request.path, status, elapsed * 1000, rid)
+    response.headers["X-Request-Id"] = rid
+    return response
+
+
+def make_app(core: Core, *, manage_core: bool = True) -> web.Application:
+    """The HTTP API over `core`; with `manage_core` the app starts and stops it."""
+    app = web.Application(middlewares=[observe], client_max_size=core.config.server.max_body)
+    app[CORE] = core
+    app[ACCOUNTS] = Accounts(core.db, core.config.auth)
+    for routes in (ops.routes,):
+        app.add_routes(routes)
+    if manage_core:
+        app.cleanup_ctx.append(_run_core)
+    return app
+
+
+async def _run_core(app: web.Application) -> AsyncIterator[None]:
+    core = app[CORE]
+    await core.start()
+    await app[ACCOUNTS].ensure_default_org(at=core.clock.now())
+    yield
+    finished, interrupted = await core.stop()
+    log.info("action=stopped runs_finished=%d runs_interrupted=%d", finished, interrupted)

@@ -1,0 +1,192 @@
+"""What every route module shares: app keys, auth, body parsing, error mapping, time formats."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timezone
+from typing import Any
+
+from aiohttp import web
+
+from schedd.accounts import Accounts
+from schedd.core import Core
+from schedd.errors import (
+    Conflict,
+    NotFound,
+    ScheddError,
+    Throttled,
+    Unauthorized,
+    Unavailable,
+    ValidationError,
+)
+from schedd.store.accounts import User
+
+log = logging.getLogger("schedd.api")
+
+CORE = web.AppKey("core", Core)
+ACCOUNTS = web.AppKey("accounts", Accounts)
+REQUEST_ID = "schedd.request_id"
+USER = "schedd.user"
+
+ZERO_TIME = "0001-01-01T00:00:00Z"
+IDENT_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+ErrorRenderer = Callable[[web.Request, int, str, ScheddError], web.StreamResponse]
+"""Renders an error in a family's envelope: (request, status, message, error)."""
+
+
+def rfc3339(at: float | None) -> str:
+    """Seeds 000-002: UTC with microseconds and Z; the zero time for what has not happened."""
+    if at is None:
+        return ZERO_TIME
+    return datetime.fromtimestamp(at, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def status_for(exc: ScheddError) -> int:
+    if isinstance(exc, ValidationError):
+        return 400
+    if isinstance(exc, Unauthorized):
+        return 401
+    if isinstance(exc, NotFound):
+        return 404
+    if isinstance(exc, Conflict):
+        return 409
+    if isinstance(exc, Throttled):
+        return 429
+    if isinstance(exc, Unavailable):
+        return 503
+    return 500
+
+
+def with_envelope(render: ErrorRenderer) -> Callable[[Handler], Handler]:
+    """Wrap a handler so that every failure answers in its family's envelope."""
+
+    def decorate(handler: Handler) -> Handler:
+        async def wrapped(request: web.Request) -> web.StreamResponse:
+            try:
+                return await handler(request)
+            except ScheddError as exc:
+                status = status_for(exc)
+                if status == 500:
+                    return _internal(request, render, exc)
+                response = render(request, status, str(exc), exc)
+                if isinstance(exc, Throttled):
+                    response.headers["Retry-After"] = str(exc.retry_after)
+                if isinstance(exc, Unauthorized):
+                    response.headers.setdefault("WWW-Authenticate", 'Bearer realm="schedd"')
+                return response
+            except web.HTTPRequestEntityTooLarge as exc:
+                return render(request, 413, "request body is larger than the limit", ScheddError(exc.text))
+            except web.HTTPException:
+                raise
+            except Exception as exc:  # noqa: BLE001 - logged with the request id, never shown
+                return _internal(request, render, exc)
+
+        wrapped.__name__ = handler.__name__
+        wrapped.__doc__ = handler.__doc__
+        return wrapped
+
+    return decorate
+
+
+def _internal(request: web.Request, render: ErrorRenderer, exc: BaseException) -> web.StreamResponse:
+    rid = request.get(REQUEST_ID, "-")
+    log.error("action=request_failed request_id=%s path=%s error=%r", rid, request.path, str(exc),
+              exc_info=exc)
+    message = f"internal error (request id {rid})"
+    return render(request, 500, message, ScheddError(message))
+
+
+def bearer_token(request: web.Request) -> str | None:
+    token = request.headers.get("X-VoltMX-Authorization")
+    if token:
+        return token.strip()
+    header = request.headers.get("Authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip()
+    return None
+
+
+async def optional_user(request: web.Request) -> User | None:
+    """The caller, if it sent a valid token; None when it sent none. A bad token is 401."""
+    if USER in request:
+        return request[USER]
+    token = bearer_token(request)
+    user = None
+    if token is not None:
+        core = request.app[CORE]
+        user = await request.app[ACCOUNTS].authenticate(token, at=core.clock.now())
+    request[USER] = user
+    return user
+
+
+async def current_user(request: web.Request) -> User:
+    user = await optional_user(request)
+    if user is None:
+        raise Unauthorized("missing token: send X-VoltMX-Authorization or Authorization: Bearer")
+    return user
+
+
+async def admin_user(request: web.Request) -> User:
+    user = await current_user(request)
+    if not user.is_admin:
+        raise Unauthorized("this API needs an administrator")
+    return user
+
+
+def ident(request: web.Request, name: str) -> str:
+    """A path identifier (orgId, projectId, cubeId) checked as API-NOTES says."""
+    value = request.match_info[name]
+    if not IDENT_RE.fullmatch(value):
+        raise ValidationError(name, "must be 1-128 characters of A-Z a-z 0-9 . _ - starting with a letter or digit")
+    return value
+
+
+async def read_body(request: web.Request) -> dict[str, Any]:
+    """A JSON object or a form; {} for an empty body. Malformed input is a 400."""
+    if not request.body_exists:
+        return {}
+    ctype = request.content_type
+    if ctype in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        form = await request.post()
+        return {key: value for key, value in form.items() if isinstance(value, str)}
+    raw = await request.read()
+    if not raw.strip():
+        return {}
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValidationError("body", "is not valid UTF-8") from exc
+    try:
+        data = json.loads(text)
+    except RecursionError as exc:
+        raise ValidationError("body", "JSON is nested too deeply") from exc
+    except ValueError as exc:
+        raise ValidationError("body", f"malformed JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ValidationError("body", "must be a JSON object")
+    return data
+
+
+def query_int(request: web.Request, name: str, default: int, low: int, high: int) -> int:
+    raw = request.query.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise ValidationError(name, f"must be an integer from {low} to {high}") from exc
+    if not low <= value <= high:
+        raise ValidationError(name, f"{value} is out of range {low}-{high}")
+    return value
+
+
+def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(
+        body=json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode("utf-8"),
+        status=status, content_type="application/json", headers=headers)

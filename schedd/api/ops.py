@@ -1,0 +1,42 @@
+"""Operations endpoints: liveness, readiness, Prometheus metrics."""
+
+from __future__ import annotations
+
+import time
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from schedd import metrics
+from schedd.api.common import CORE, json_response
+
+routes = web.RouteTableDef()
+
+STALL_AFTER = 10.0  # seconds without an engine turn before /readyz says the loop stalled
+
+
+@routes.get("/healthz")
+async def healthz(request: web.Request) -> web.Response:
+    return json_response({"status": "ok"})
+
+
+@routes.get("/readyz")
+async def readyz(request: web.Request) -> web.Response:
+    core = request.app[CORE]
+    checks = {
+        "database": core.db.is_open,
+        "heap_loaded": core.engine.loaded,
+        "loop": time.monotonic() - core.engine.heartbeat < STALL_AFTER + core.engine.slice,
+    }
+    ready = core.ready and all(checks.values())
+    return json_response({"ready": ready, "checks": checks}, status=200 if ready else 503)
+
+
+@routes.get("/metrics")
+async def prometheus(request: web.Request) -> web.Response:
+    core = request.app[CORE]
+    metrics.HEAP_SIZE.set(len(core.engine))
+    metrics.IN_FLIGHT.set(core.runner.in_flight)
+    metrics.QUEUED.set(core.runner.queued)
+    body = generate_latest(metrics.REGISTRY)
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})

@@ -1,0 +1,249 @@
+"""Command line: serve, config, db, org, user, token, cron. Exit 2 on bad input."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import logging
+import os
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime, timezone
+from typing import Any
+
+from schedd import __version__
+from schedd import config as config_mod
+from schedd.errors import ScheddError
+
+log = logging.getLogger("schedd")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "func"):
+        parser.print_help(sys.stderr)
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except ScheddError as exc:
+        print(f"schedd: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="schedd", description="A scheduler daemon for one host.")
+    parser.add_argument("--version", action="version", version=f"schedd {__version__}")
+    sub = parser.add_subparsers(metavar="COMMAND")
+
+    def command(name: str, func: Callable[[argparse.Namespace], int], help: str, *, db: bool = True,
+                parent: Any = sub) -> argparse.ArgumentParser:
+        p = parent.add_parser(name, help=help, description=help)
+        p.set_defaults(func=func)
+        p.add_argument("--config", help="TOML config file (default: $SCHEDD_CONFIG, else built-in defaults)")
+        if db:
+            p.add_argument("--db", help="SQLite database file (default: [database] path, "
+                                        "$STATE_DIRECTORY/schedd.db or ./schedd.db)")
+        return p
+
+    p = command("serve", _serve, "run the daemon in the foreground")
+    p.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, help="port to listen on (default 8470; 0 picks a free one)")
+
+    cfg = sub.add_parser("config", help="write or check a config file").add_subparsers(metavar="ACTION")
+    p = cfg.add_parser("init", help="write the default config to PATH")
+    p.add_argument("path")
+    p.set_defaults(func=_config_init)
+    p = cfg.add_parser("check", help="validate the config at PATH (exit 2 naming the bad key)")
+    p.add_argument("path")
+    p.set_defaults(func=_config_check)
+
+    dbp = sub.add_parser("db", help="database maintenance").add_subparsers(metavar="ACTION")
+    command("migrate", _db_migrate, "apply pending migrations", parent=dbp)
+    p = command("backup", _db_backup, "online backup of the database to PATH", parent=dbp)
+    p.add_argument("path")
+
+    orgp = sub.add_parser("org", help="organizations").add_subparsers(metavar="ACTION")
+    p = command("add", _org_add, "create an organization", parent=orgp)
+    p.add_argument("name")
+
+    userp = sub.add_parser("user", help="users").add_subparsers(metavar="ACTION")
+    p = command("add", _user_add, "create a user (prompts for the password)", parent=userp)
+    p.add_argument("name")
+    p.add_argument("--org", action="append", default=[], help="organization to join (repeatable)")
+    p.add_argument("--admin", action="store_true", help="administrator: sees every org and the job APIs")
+    p.add_argument("--email")
+    p.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+
+    tokp = sub.add_parser("token", help="API tokens").add_subparsers(metavar="ACTION")
+    p = command("create", _token_create, "print a new API token for USER", parent=tokp)
+    p.add_argument("name", metavar="USER")
+    p.add_argument("--ttl", help="lifetime such as 30d or 12h (default: [auth] token_ttl)")
+
+    cronp = sub.add_parser("cron", help="cron expressions").add_subparsers(metavar="ACTION")
+    p = cronp.add_parser("next", help="print the next fire times of EXPR")
+    p.add_argument("expr")
+    p.add_argument("--tz", default="UTC", help="IANA time zone (default UTC)")
+    p.add_argument("--after", help="ISO-8601 start, exclusive (default now)")
+    p.add_argument("--count", type=int, default=5, help="how many fire times (default 5)")
+    p.set_defaults(func=_cron_next)
+    return parser
+
+
+# -- helpers ---------------------------------------------------------------------------
+
+def _load_config(args: argparse.Namespace) -> config_mod.Config:
+    return config_mod.resolve(getattr(args, "config", None))
+
+
+def _db_path(args: argparse.Namespace, config: config_mod.Config) -> str:
+    return getattr(args, "db", None) or config_mod.default_db_path(config)
+
+
+def _with_db(args: argparse.Namespace, work: Callable[[Any, config_mod.Config], Awaitable[int]]) -> int:
+    """Open the database (migrating it), run `work(db, config)`, close."""
+    from schedd.store.db import Database
+
+    config = _load_config(args)
+
+    async def go() -> int:
+        db = Database(_db_path(args, config), config.database.synchronous)
+        await db.open()
+        try:
+            return await work(db, config)
+        finally:
+            await db.close()
+
+    return asyncio.run(go())
+
+
+def _now() -> float:
+    return datetime.now(timezone.utc).timestamp()
+
+
+# -- commands --------------------------------------------------------------------------
+
+def _serve(args: argparse.Namespace) -> int:
+    from schedd import logs
+    from schedd.server import serve
+
+    config = _load_config(args)
+    logs.setup(config.logging.format, config.logging.level)
+    return asyncio.run(serve(config, db_path=args.db, host=args.host, port=args.port))
+
+
+def _config_init(args: argparse.Namespace) -> int:
+    config_mod.write_default(args.path)
+    print(args.path)
+    return 0
+
+
+def _config_check(args: argparse.Namespace) -> int:
+    config_mod.load(args.path)
+    print(f"{args.path}: ok")
+    return 0
+
+
+def _db_migrate(args: argparse.Namespace) -> int:
+    async def work(db: Any, config: config_mod.Config) -> int:
+        print(f"{db.path}: schema up to date")
+        return 0
+
+    return _with_db(args, work)
+
+
+def _db_backup(args: argparse.Namespace) -> int:
+    from schedd.store.db import backup
+
+    config = _load_config(args)
+    source = _db_path(args, config)
+    if not os.path.exists(source):
+        raise ScheddError(f"no database at {source}")
+    shown = [-1]
+
+    def progress(done: int, total: int) -> None:
+        percent = 100 * done // max(1, total)
+        if total > 4096 and percent // 10 != shown[0]:
+            shown[0] = percent // 10
+            print(f"backup: {done}/{total} pages ({percent}%)", file=sys.stderr)
+
+    backup(source, args.path, progress)
+    print(args.path)
+    return 0
+
+
+def _org_add(args: argparse.Namespace) -> int:
+    from schedd.accounts import Accounts
+
+    async def work(db: Any, config: config_mod.Config) -> int:
+        await Accounts(db, config.auth).add_org(args.name, at=_now())
+        print(args.name)
+        return 0
+
+    return _with_db(args, work)
+
+
+def _read_password(args: argparse.Namespace) -> str:
+    if args.password_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    first = getpass.getpass("password: ")
+    if getpass.getpass("again: ") != first:
+        raise ScheddError("the passwords differ")
+    return first
+
+
+def _user_add(args: argparse.Namespace) -> int:
+    from schedd.accounts import Accounts
+
+    password = _read_password(args)
+
+    async def work(db: Any, config: config_mod.Config) -> int:
+        accounts = Accounts(db, config.auth)
+        await accounts.ensure_default_org(at=_now())
+        await accounts.create_user(
+            args.name, password, admin=args.admin, orgs=tuple(args.org), email=args.email, at=_now())
+        print(args.name)
+        return 0
+
+    return _with_db(args, work)
+
+
+def _token_create(args: argparse.Namespace) -> int:
+    from schedd.accounts import Accounts
+
+    ttl = config_mod.parse_duration(args.ttl, "--ttl") if args.ttl else None
+
+    async def work(db: Any, config: config_mod.Config) -> int:
+        token = await Accounts(db, config.auth).create_token(args.name, ttl=ttl, at=_now())
+        print(token)
+        return 0
+
+    return _with_db(args, work)
+
+
+def _cron_next(args: argparse.Namespace) -> int:
+    from schedd.cron import load_zone, parse
+
+    cron = parse(args.expr)
+    tz = load_zone(args.tz)
+    if args.count < 1 or args.count > 10000:
+        raise ScheddError("--count: must be from 1 to 10000")
+    if args.after:
+        try:
+            start = datetime.fromisoformat(args.after.replace("Z", "+00:00").replace("z", "+00:00"))
+        except ValueError as exc:
+            raise ScheddError(f"--after: {args.after!r} is not an ISO-8601 date-time") from exc
+        if start.tzinfo is None:
+            start = start.replace(tzinfo=tz)
+        after = start.timestamp()
+    else:
+        after = _now()
+    for n, fire in enumerate(cron.iter_after(after, tz)):
+        if n >= args.count:
+            break
+        print(datetime.fromtimestamp(fire, tz).isoformat())
+    return 0
+

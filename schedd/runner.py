@@ -1,0 +1,593 @@
+"""Turns due timers and run-now requests into runs, and runs into durable records.
+
+A run is committed (`inprogress`, or `queued` when it must wait) before its executor is
+called, and its outcome is committed after; a fire that does not run is committed as a
+`skipped` record with its reason. The policies themselves live in `schedd.policy`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import uuid
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+import aiosqlite
+
+from schedd import metrics
+from schedd.clock import Clock
+from schedd.cron import load_zone, parse
+from schedd.engine import CRON, HOUSEKEEPING, Engine
+from schedd.errors import Conflict
+from schedd.executors import Outcome, RunContext
+from schedd.executors.registry import Executors
+from schedd.policy import counts_as, history_level, plan_fires, retry_delay
+from schedd.store import runs as run_store
+from schedd.store import schedules as schedule_store
+from schedd.store.db import Database
+from schedd.store.schedules import Schedule
+
+log = logging.getLogger("schedd.runner")
+
+SCHEDULED_TRIGGER = {
+    "maintenance": "TimeBasedMaintenance",
+    "aggregate": "TimeBasedBuild",
+    "service": "Scheduled",
+}
+RETENTION_SWEEP = 0  # housekeeping timer ident
+RETENTION_BATCH = 500
+INTERRUPTED_BY_CRASH = "schedd stopped while the run was in progress (crash or kill); it did not finish"
+INTERRUPTED_BY_SHUTDOWN = "schedd shut down before the run finished (shutdown_grace elapsed)"
+
+Gate = Callable[[Schedule], int | None]
+"""Returns the id of a maintenance window that blocks this job's runs now, or None."""
+AfterRun = Callable[["Active", str], Awaitable[None]]
+
+
+@dataclass(eq=False)
+class Active:
+    """A run the runner is responsible for, from its record to its end."""
+
+    uid: str
+    family: str
+    key: str
+    trigger: str
+    schedule: Schedule | None
+    timeout: float
+    org_id: str | None = None
+    project_id: str | None = None
+    cube_id: str | None = None
+    full_build: bool | None = None
+    due_at: float | None = None
+    run_id: int = 0
+    queued: bool = False
+    slot: bool = False
+    task: asyncio.Task[None] | None = None
+    cancel_state: str | None = None
+    cancel_reason: str | None = None
+    state: str = "inprogress"
+    extra: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def strategy(self) -> str:
+        return self.schedule.history_strategy if self.schedule else "MINIMAL"
+
+    def context(self) -> RunContext:
+        service = (self.schedule.spec.get("jobServiceInfo") or {}) if self.schedule else {}
+        post_data = service.get("postData")
+        if post_data is not None and not isinstance(post_data, str):
+            post_data = json.dumps(post_data, separators=(",", ":"))
+        return RunContext(
+            run_id=self.run_id, run_uid=self.uid, family=self.family, trigger=self.trigger,
+            timeout=self.timeout, org_id=self.org_id, project_id=self.project_id,
+            cube_id=self.cube_id, full_build=self.full_build,
+            service_name=service.get("serviceName"), operation_name=service.get("operationName"),
+            post_data=post_data, headers=dict(service.get("requestheaderMap") or {}),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class RunRef:
+    """What a run-now request answers: the new record's ids and first state."""
+
+    id: int
+    uid: str
+    state: str
+    window_id: int | None = None
+
+
+class Runner:
+    """Run lifecycle: policies, concurrency, timeouts, history strategies, retention."""
+
+    def __init__(
+        self,
+        db: Database,
+        engine: Engine,
+        executors: Executors,
+        clock: Clock,
+        *,
+        max_concurrent: int = 64,
+        misfire_grace: float = 60.0,
+        misfire_max: int = 10,
+        retention_sweep: float = 3600.0,
+    ) -> None:
+        self.db = db
+        self.engine = engine
+        self.executors = executors
+        self.clock = clock
+        self.max_concurrent = max_concurrent
+        self.misfire_grace = misfire_grace
+        self.misfire_max = misfire_max
+        self.retention_sweep = retention_sweep
+        self.gate: Gate | None = None
+        self.after_run: list[AfterRun] = []
+        self._active: dict[str, list[Active]] = {}
+        self._buffered: dict[str, Active] = {}
+        self._queue: deque[Active] = deque()
+        self._in_flight = 0
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._accepting = True
+        engine.on(CRON, self.on_cron_due)
+        engine.on(HOUSEKEEPING, self.on_housekeeping)
+
+    # -- start-up --------------------------------------------------------------------
+
+    async def recover(self, at: float) -> int:
+        """Mark runs a crash left open as interrupted and arm every schedule; returns how many runs."""
+
+        async def op(conn: aiosqlite.Connection) -> list[tuple[int, int | None, str]]:
+            closed = await run_store.op_interrupt_open(conn, at, INTERRUPTED_BY_CRASH)
+            for _, schedule_id, uid in closed:
+                if schedule_id is not None:
+                    await schedule_store.op_record_outcome(
+                        conn, schedule_id, ok=False, counted=True, status="interrupted", run_uid=uid, at=at)
+            return closed
+
+        closed = await self.db.write(op)
+        for run_id, _, uid in closed:
+            log.warning("action=run_interrupted run_id=%d run=%s reason=crash", run_id, uid)
+        self.engine.load(CRON, await schedule_store.due_index(self.db))
+        self.engine.set(HOUSEKEEPING, RETENTION_SWEEP, at + min(60.0, self.retention_sweep))
+        metrics.HEAP_SIZE.set(len(self.engine))
+        return len(closed)
+
+    # -- scheduled fires -------------------------------------------------------------
+
+    def arm(self, schedule: Schedule) -> None:
+        """Keep the engine in step with a schedule that was created or changed."""
+        if schedule.active and schedule.next_fire_at is not None:
+            self.engine.set(CRON, schedule.id, schedule.next_fire_at)
+        else:
+            self.engine.cancel(CRON, schedule.id)
+        metrics.HEAP_SIZE.set(len(self.engine))
+
+    async def on_cron_due(self, items: list[tuple[int, float]], at: float) -> None:
+        if not self._accepting:
+            return
+        schedules = await schedule_store.get_many(self.db, [ident for ident, _ in items])
+        new_rows: list[run_store.NewRun] = []
+        starts: list[tuple[int, Active]] = []  # (index into new_rows, run)
+        next_fires: list[tuple[Schedule, float | None]] = []
+        for ident, due in items:
+            schedule = schedules.get(ident)
+            if schedule is None or not schedule.active:
+                continue
+            plan = plan_fires(
+                parse(schedule.cron), load_zone(schedule.timezone), due, at,
+                policy=schedule.misfire_policy, grace=self.misfire_grace, max_catchup=self.misfire_max)
+            next_fires.append((schedule, plan.next_fire_at))
+            metrics.FIRES.labels(schedule.family).inc(len(plan.run_at) + plan.missed)
+            if plan.missed:
+                metrics.MISFIRES.labels(schedule.family).inc(plan.missed)
+                metrics.SKIPS.labels(schedule.family, "misfire").inc()
+                new_rows.append(self._skip_row(
+                    schedule, plan.missed_first, at, "misfire",
+                    f"missed {plan.missed} fire(s) due {_iso(plan.missed_first)} to {_iso(plan.missed_last)}"
+                    f" (misfire_policy {schedule.misfire_policy}, grace {self.misfire_grace:g} s)",
+                    fires=plan.missed))
+            for fire_at in plan.run_at:
+                row, active = self._admit(schedule, fire_at, at, SCHEDULED_TRIGGER[schedule.family])
+                if row is not None:
+                    if active is not None:
+                        starts.append((len(new_rows), active))
+                    new_rows.append(row)
+
+        async def op(conn: aiosqlite.Connection) -> list[int]:
+            ids = [await run_store.op_insert(conn, row) for row in new_rows]
+            for schedule, next_fire_at in next_fires:
+                await schedule_store.op_set_next(conn, schedule.id, next_fire_at)
+            for index, active in starts:
+                if active.schedule is not None:
+                    await schedule_store.op_record_start(conn, active.schedule.id, active.uid, at, active.state)
+            return ids
+
+        try:
+            ids = await self.db.write(op)
+        except Exception as exc:
+            # Nothing was recorded: release what was admitted, retry the fires shortly.
+            for _, active in starts:
+                self._release(active)
+            log.error("action=fire_not_recorded schedules=%d error=%r", len(items), str(exc))
+            await self.clock.sleep(1.0)
+            for ident, due in items:
+                if ident in schedules and schedules[ident].active:
+                    self.engine.set(CRON, ident, due)
+            return
+        for index, active in starts:
+            active.run_id = ids[index]
+            self._dispatch(active)
+        for schedule, next_fire_at in next_fires:
+            if next_fire_at is not None:
+                self.engine.set(CRON, schedule.id, next_fire_at)
+        metrics.HEAP_SIZE.set(len(self.engine))
+
+    def _skip_row(
+        self, schedule: Schedule, due: float | None, at: float, reason: str, error: str,
+        *, fires: int = 1, window_id: int | None = None,
+    ) -> run_store.NewRun:
+        return run_store.NewRun(
+            uid=str(uuid.uuid4()), family=schedule.family, overlap_key=schedule.overlap_key,
+            trigger=SCHEDULED_TRIGGER[schedule.family], state="skipped", created_at=at,
+            schedule_id=schedule.id, org_id=schedule.org_id, project_id=schedule.project_id,
+            cube_id=schedule.cube_id, full_build=schedule.full_build, cron=schedule.cron,
+            due_at=due, fires=fires, ended_at=at, error=error, skip_reason=reason,
+            window_id=window_id)
+
+    def _admit(
+        self, schedule: Schedule, due: float, at: float, trigger: str
+    ) -> tuple[run_store.NewRun | None, Active | None]:
+        """Apply the gate and the overlap policy to one fire; returns its record and run."""
+        family = schedule.family
+        window_id = self.gate(schedule) if self.gate is not None and family == "service" else None
+        if window_id is not None:
+            metrics.SKIPS.labels(family, "maintenance").inc()
+            if history_level(schedule.history_strategy, "skipped") == "none":
+                return None, None
+            return self._skip_row(
+                schedule, due, at, "maintenance",
+                f"service under maintenance window {window_id}", window_id=window_id), None
+        key = schedule.overlap_key
+        busy = bool(self._active.get(key))
+        policy = schedule.overlap_policy
+        if busy and (policy == "forbid" or (policy == "buffer_one" and key in self._buffered)):
+            metrics.SKIPS.labels(family, "overlap").inc()
+            if history_level(schedule.history_strategy, "skipped") == "none":
+                return None, None
+            return self._skip_row(
+                schedule, due, at, "overlap",
+                f"previous run still in progress (overlap_policy {policy})"), None
+        if busy and policy == "replace":
+            for running in list(self._active.get(key, ())):
+                self.cancel(running, "canceled", "replaced by a newer run (overlap_policy replace)")
+        active = Active(
+            uid=str(uuid.uuid4()), family=family, key=key, trigger=trigger, schedule=schedule,
+            timeout=schedule.timeout or self.executors.timeout_for(family, _service_name(schedule)),
+            org_id=schedule.org_id, project_id=schedule.project_id, cube_id=schedule.cube_id,
+            full_build=schedule.full_build, due_at=due)
+        waits = busy and policy == "buffer_one"
+        self._reserve(active, buffered=waits)
+        row = run_store.NewRun(
+            uid=active.uid, family=family, overlap_key=key, trigger=trigger, state=active.state,
+            created_at=at, schedule_id=schedule.id, org_id=schedule.org_id,
+            project_id=schedule.project_id, cube_id=schedule.cube_id,
+            full_build=schedule.full_build, cron=schedule.cron, due_at=due,
+            started_at=None if active.queued else at)
+        return row, active
+
+    # -- run now ---------------------------------------------------------------------
+
+    async def run_now(
+        self,
+        family: str,
+        key: str,
+        trigger: str,
+        *,
+        at: float,
+        schedule: Schedule | None = None,
+        org_id: str | None = None,
+        project_id: str | None = None,
+        cube_id: str | None = None,
+        full_build: bool | None = None,
+        timeout: float | None = None,
+    ) -> RunRef:
+        """Start a run now; Conflict when a run for the same job is queued or in progress."""
+        if self._active.get(key) or key in self._buffered:
+            raise Conflict("a run is already in progress for this job")
+        if schedule is not None:
+            org_id, project_id, cube_id = schedule.org_id, schedule.project_id, schedule.cube_id
+            if full_build is None:
+                full_build = schedule.full_build
+            window_id = self.gate(schedule) if self.gate is not None and family == "service" else None
+            if window_id is not None:
+                return await self._record_skip_now(schedule, at, trigger, window_id)
+        active = Active(
+            uid=str(uuid.uuid4()), family=family, key=key, trigger=trigger, schedule=schedule,
+            timeout=timeout or (schedule.timeout if schedule else None)
+            or self.executors.timeout_for(family, _service_name(schedule)),
+            org_id=org_id, project_id=project_id, cube_id=cube_id, full_build=full_build)
+        self._reserve(active, buffered=False)
+        row = run_store.NewRun(
+            uid=active.uid, family=family, overlap_key=key, trigger=trigger, state=active.state,
+            created_at=at, schedule_id=schedule.id if schedule else None, org_id=org_id,
+            project_id=project_id, cube_id=cube_id, full_build=full_build,
+            cron=schedule.cron if schedule else None, started_at=None if active.queued else at)
+
+        async def op(conn: aiosqlite.Connection) -> int:
+            run_id = await run_store.op_insert(conn, row)
+            if schedule is not None:
+                await schedule_store.op_record_start(conn, schedule.id, active.uid, at, active.state)
+            return run_id
+
+        try:
+            active.run_id = await self.db.write(op)
+        except BaseException:
+            self._release(active)
+            raise
+        self._dispatch(active)
+        return RunRef(active.run_id, active.uid, active.state)
+
+    async def _record_skip_now(self, schedule: Schedule, at: float, trigger: str, window_id: int) -> RunRef:
+        metrics.SKIPS.labels(schedule.family, "maintenance").inc()
+        row = self._skip_row(
+            schedule, None, at, "maintenance", f"service under maintenance window {window_id}",
+            window_id=window_id)
+        row = run_store.NewRun(**{**_fields(row), "trigger": trigger})
+        if history_level(schedule.history_strategy, "skipped") == "none":
+            return RunRef(0, row.uid, "skipped", window_id)
+        run_id = await self.db.write(lambda conn: run_store.op_insert(conn, row))
+        return RunRef(run_id, row.uid, "skipped", window_id)
+
+    # -- concurrency -----------------------------------------------------------------
+
+    def busy(self, key: str) -> bool:
+        return bool(self._active.get(key)) or key in self._buffered
+
+    def _reserve(self, active: Active, *, buffered: bool) -> None:
+        """Claim the overlap slot and, if free, a concurrency slot (synchronously)."""
+        if buffered:
+            self._buffered[active.key] = active
+            active.queued, active.state = True, "queued"
+            return
+        self._active.setdefault(active.key, []).append(active)
+        if self._in_flight < self.max_concurrent:
+            self._take_slot(active)
+        else:
+            active.queued, active.state = True, "queued"
+
+    def _take_slot(self, active: Active) -> None:
+        active.slot = True
+        self._in_flight += 1
+        metrics.IN_FLIGHT.set(self._in_flight)
+
+    def _release(self, active: Active) -> None:
+        if self._buffered.get(active.key) is active:
+            del self._buffered[active.key]
+            return
+        group = self._active.get(active.key)
+        if group and active in group:
+            group.remove(active)
+            if not group:
+                del self._active[active.key]
+        if active in self._queue:
+            self._queue.remove(active)
+        if active.slot:
+            active.slot = False
+            self._in_flight -= 1
+        metrics.IN_FLIGHT.set(self._in_flight)
+
+    def _dispatch(self, active: Active) -> None:
+        """Start a recorded run, or leave it waiting for its overlap or concurrency slot."""
+        if self._buffered.get(active.key) is active:
+            return
+        if active.queued:
+            self._queue.append(active)
+            metrics.QUEUED.set(len(self._queue) + len(self._buffered))
+            return
+        self._spawn(active)
+
+    def _spawn(self, active: Active) -> None:
+        task = asyncio.create_task(self._execute(active), name=f"run-{active.uid}")
+        active.task = task
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _promote(self, active: Active) -> None:
+        """A waiting run got its slot: record it started, then run it."""
+        at = self.clock.now()
+        try:
+            await self.db.write(lambda conn: run_store.op_start(conn, active.run_id, at))
+        except Exception as exc:
+            await self._finish(active, Outcome(ok=False, error=f"could not record the start: {exc}"), "failed")
+            return
+        active.queued, active.state = False, "inprogress"
+        await self._execute(active)
+
+    def _after_release(self, key: str) -> None:
+        """Hand freed slots to waiting runs: the buffered run of `key`, then the queue."""
+        waiting = self._buffered.pop(key, None)
+        if waiting is not None and self._accepting:
+            self._active.setdefault(key, []).append(waiting)
+            if self._in_flight < self.max_concurrent:
+                self._take_slot(waiting)
+                self._spawn_promoted(waiting)
+            else:
+                self._queue.append(waiting)
+        while self._queue and self._in_flight < self.max_concurrent and self._accepting:
+            nxt = self._queue.popleft()
+            self._take_slot(nxt)
+            self._spawn_promoted(nxt)
+        metrics.QUEUED.set(len(self._queue) + len(self._buffered))
+
+    def _spawn_promoted(self, active: Active) -> None:
+        task = asyncio.create_task(self._promote(active), name=f"run-{active.uid}")
+        active.task = task
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def cancel(self, active: Active, state: str, reason: str) -> None:
+        active.cancel_state, active.cancel_reason = state, reason
+        if active.task is not None:
+            active.task.cancel()
+
+    # -- executing -------------------------------------------------------------------
+
+    async def _execute(self, active: Active) -> None:
+        started = self.clock.now()
+        if active.due_at is not None:
+            metrics.START_DELAY.labels(active.family).observe(max(0.0, started - active.due_at))
+        log.info("action=run_start run=%s family=%s trigger=%s", active.uid, active.family, active.trigger)
+        attempt = 1
+        retries = active.schedule.retries if active.schedule else 0
+        while True:
+            outcome, state = await self._attempt(active)
+            if state != "failed" or attempt > retries or active.cancel_state is not None:
+                break
+            await self.clock.sleep(retry_delay(attempt))
+            attempt += 1
+        metrics.RUN_DURATION.labels(active.family).observe(max(0.0, self.clock.now() - started))
+        await self._finish(active, outcome, state, attempt=attempt)
+
+    async def _attempt(self, active: Active) -> tuple[Outcome, str]:
+        executor = self.executors.get(active.context())
+        try:
+            async with asyncio.timeout(active.timeout):
+                outcome = await executor.run(active.context())
+        except TimeoutError:
+            return Outcome(ok=False, error=f"timeout after {active.timeout:g} s", timed_out=True), "failed"
+        except asyncio.CancelledError:
+            if active.cancel_state is None:
+                raise
+            task = asyncio.current_task()
+            if task is not None:
+                task.uncancel()
+            return Outcome(ok=False, error=active.cancel_reason), active.cancel_state
+        except Exception as exc:
+            log.exception("action=executor_crashed run=%s", active.uid)
+            return Outcome(ok=False, error=f"executor failed: {exc}"), "failed"
+        return outcome, "done" if outcome.ok else "failed"
+
+    async def _finish(self, active: Active, outcome: Outcome, state: str, *, attempt: int = 1) -> None:
+        at = self.clock.now()
+        level = history_level(active.strategy, state)
+        finish = run_store.Finish(
+            state=state, ended_at=at, attempt=attempt, error=outcome.error,
+            exit_code=outcome.exit_code, timed_out=outcome.timed_out,
+            request_payload=outcome.request_payload if level == "full" else None,
+            response_status=outcome.response_status,
+            response_body=outcome.response_body if level == "full" else None,
+            complete=level == "full")
+        ok, failed = counts_as(state)
+        schedule_id = active.schedule.id if active.schedule else None
+
+        async def op(conn: aiosqlite.Connection) -> None:
+            if level == "none":
+                await run_store.op_delete(conn, active.run_id)
+            else:
+                await run_store.op_finish(conn, active.run_id, finish)
+            if schedule_id is not None:
+                await schedule_store.op_record_outcome(
+                    conn, schedule_id, ok=bool(ok), counted=bool(ok or failed), status=state,
+                    run_uid=active.uid, at=at)
+
+        try:
+            await self.db.write(op)
+        except Exception as exc:
+            # The run stays open in the database and is closed as interrupted at start-up.
+            log.error("action=finish_not_recorded run=%s state=%s error=%r", active.uid, state, str(exc))
+        active.state = state
+        metrics.RUNS.labels(active.family, state).inc()
+        log.info(
+            "action=run_end run=%s family=%s state=%s error=%r", active.uid, active.family, state,
+            outcome.error or "")
+        self._release(active)
+        self._after_release(active.key)
+        for hook in self.after_run:
+            try:
+                await hook(active, state)
+            except Exception:
+                log.exception("action=after_run_failed run=%s", active.uid)
+
+    # -- housekeeping ----------------------------------------------------------------
+
+    async def on_housekeeping(self, items: list[tuple[int, float]], at: float) -> None:
+        for ident, _ in items:
+            if ident == RETENTION_SWEEP:
+                deleted = await self.sweep_retention(at)
+                if deleted:
+                    log.info("action=retention_sweep deleted=%d", deleted)
+                self.engine.set(HOUSEKEEPING, RETENTION_SWEEP, at + self.retention_sweep)
+
+    async def sweep_retention(self, at: float) -> int:
+        """Delete runs older than each job's retention period, a small batch per write."""
+        total = 0
+        for schedule_id, days in await schedule_store.retention_list(self.db):
+            while True:
+                deleted = await run_store.delete_older(self.db, schedule_id, at - days * 86400.0, RETENTION_BATCH)
+                total += deleted
+                if deleted < RETENTION_BATCH:
+                    break
+                await asyncio.sleep(0)
+        return total
+
+    # -- shutdown --------------------------------------------------------------------
+
+    @property
+    def in_flight(self) -> int:
+        return self._in_flight
+
+    @property
+    def queued(self) -> int:
+        return len(self._queue) + len(self._buffered)
+
+    async def wait_idle(self) -> None:
+        """Wait until no run is executing or waiting (tests)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    async def shutdown(self, grace: float) -> tuple[int, int]:
+        """Stop starting runs, let running ones finish within `grace`, interrupt the rest.
+
+        Returns (finished, interrupted).
+        """
+        self._accepting = False
+        waiting = list(self._queue) + list(self._buffered.values())
+        self._queue.clear()
+        self._buffered.clear()
+        running = [t for t in self._tasks if not t.done()]
+        finished = interrupted = 0
+        if running:
+            done, pending = await asyncio.wait(running, timeout=grace)
+            finished = len(done)
+            for group in list(self._active.values()):
+                for active in list(group):
+                    if active.task in pending:
+                        self.cancel(active, "interrupted", INTERRUPTED_BY_SHUTDOWN)
+                        interrupted += 1
+            if pending:
+                await asyncio.gather(*pending, return_exceptions=True)
+        for active in waiting:
+            if active.run_id:
+                await self._finish(active, Outcome(ok=False, error=INTERRUPTED_BY_SHUTDOWN), "interrupted")
+                interrupted += 1
+        return finished, interrupted
+
+
+def _service_name(schedule: Schedule | None) -> str | None:
+    if schedule is None:
+        return None
+    return (schedule.spec.get("jobServiceInfo") or {}).get("serviceName")
+
+
+def _fields(row: run_store.NewRun) -> dict[str, object]:
+    return {name: getattr(row, name) for name in row.__dataclass_fields__}
+
+
+def _iso(at: float | None) -> str:
+    if at is None:
+        return "-"
+    from datetime import datetime, timezone
+
+    return datetime.fromtimestamp(at, timezone.utc).isoformat().replace("+00:00", "Z")

@@ -1,0 +1,126 @@
+"""The store on a real SQLite file: migrations, group commit, failure isolation, backup."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+
+import pytest
+
+from schedd.errors import Conflict, StoreError, Unavailable
+from schedd.store import runs, schedules
+from schedd.store.db import Database, backup, migrations
+
+T0 = 1_767_225_600.0
+
+
+@pytest.fixture
+async def db(tmp_path):
+    batches: list[int] = []
+    database = Database(tmp_path / "s.db", on_commit=lambda n, _s: batches.append(n))
+    database.batches = batches
+    await database.open()
+    yield database
+    await database.close()
+
+
+def new_schedule(uid: str, **kw) -> schedules.NewSchedule:
+    base = dict(uid=uid, family="maintenance", cron="0 0 4 ? * * *", cron_normalized="0 0 4 ? * * *",
+                timezone="UTC", created_at=T0, org_id="default", next_fire_at=T0 + 60)
+    base.update(kw)
+    return schedules.NewSchedule(**base)
+
+
+async def test_migrations_create_every_table_and_apply_once(db, tmp_path):
+    tables = {row[0] for row in await db.fetchall("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert {"orgs", "users", "user_orgs", "tokens", "schedules", "runs", "windows", "window_events"} <= tables
+    assert await db.migrate() == []
+    versions = [row[0] for row in await db.fetchall("SELECT version FROM schema_migrations")]
+    assert versions == [m.version for m in migrations()]
+
+
+async def test_writes_queued_in_one_turn_commit_together(db):
+    await db.execute("INSERT INTO orgs (id, created_at) VALUES ('default', 0)")
+    db.batches.clear()
+    await asyncio.gather(*(schedules.insert(db, new_schedule(f"u{i}")) for i in range(50)))
+    assert sum(db.batches) == 50
+    assert len(db.batches) <= 3  # grouped, not one transaction per write
+    assert len(await schedules.list_scope(db, "maintenance", "default")) == 50
+
+
+async def test_a_failing_write_fails_alone(db):
+    await db.execute("INSERT INTO orgs (id, created_at) VALUES ('default', 0)")
+    good = [schedules.insert(db, new_schedule(f"g{i}")) for i in range(5)]
+    bad = schedules.insert(db, new_schedule("g1"))  # duplicate uid
+    results = await asyncio.gather(*good, bad, return_exceptions=True)
+    assert all(isinstance(r, schedules.Schedule) for r in results[:5])
+    assert isinstance(results[5], (StoreError, Conflict))
+    assert len(await schedules.list_scope(db, "maintenance", "default")) == 5
+
+
+async def test_acknowledged_write_is_on_disk_for_another_connection(db, tmp_path):
+    await db.execute("INSERT INTO orgs (id, created_at) VALUES ('acme', 0)")
+    other = sqlite3.connect(tmp_path / "s.db")
+    assert other.execute("SELECT id FROM orgs").fetchall() == [("acme",)]
+    other.close()
+
+
+async def test_reads_do_not_wait_for_a_slow_write(db):
+    started = asyncio.Event()
+    release = asyncio.Event()
+
+    async def slow(conn):
+        await conn.execute("INSERT INTO orgs (id, created_at) VALUES ('slow', 0)")
+        started.set()
+        await release.wait()
+
+    writer = asyncio.create_task(db.write(slow))
+    await started.wait()
+    rows = await asyncio.wait_for(db.fetchall("SELECT id FROM orgs"), 2)
+    assert rows == []  # the read saw the last committed state, without waiting
+    release.set()
+    await writer
+    assert [r[0] for r in await db.fetchall("SELECT id FROM orgs")] == ["slow"]
+
+
+async def test_full_database_answers_unavailable_and_recovers(db):
+    await db.execute("INSERT INTO orgs (id, created_at) VALUES ('default', 0)")
+    pages = (await db.fetchone("PRAGMA page_count"))[0]
+    await db.write(lambda conn: conn.execute(f"PRAGMA max_page_count = {pages}"))
+    with pytest.raises(Unavailable):
+        await db.execute("INSERT INTO runs (uid, family, overlap_key, trigger, state, created_at, error)"
+                         " VALUES ('x', 'maintenance', 'k', 't', 'done', 0, ?)", ("x" * 200_000,))
+    assert await db.fetchone("SELECT 1 FROM runs") is None
+    await db.write(lambda conn: conn.execute("PRAGMA max_page_count = 1073741823"))
+    await db.execute("INSERT INTO runs (uid, family, overlap_key, trigger, state, created_at)"
+                     " VALUES ('y', 'maintenance', 'k', 't', 'done', 0)")
+    assert (await db.fetchone("SELECT count(*) FROM runs"))[0] == 1
+
+
+async def test_interrupt_open_closes_queued_and_inprogress_runs(db):
+    await db.execute("INSERT INTO orgs (id, created_at) VALUES ('default', 0)")
+
+    async def seed(conn):
+        for i, state in enumerate(["queued", "inprogress", "done"]):
+            await runs.op_insert(conn, runs.NewRun(
+                uid=f"r{i}", family="maintenance", overlap_key="maintenance:default",
+                trigger="ManualMaintenance", state=state, created_at=T0, org_id="default"))
+
+    await db.write(seed)
+    closed = await db.write(lambda conn: runs.op_interrupt_open(conn, T0 + 5, "crashed"))
+    assert sorted(uid for _, _, uid in closed) == ["r0", "r1"]
+    states = {r.uid: (r.state, r.error) for r in await runs.list_org(db, "maintenance", "default", limit=10, offset=0)}
+    assert states == {"r0": ("interrupted", "crashed"), "r1": ("interrupted", "crashed"), "r2": ("done", None)}
+
+
+async def test_backup_copies_a_live_database(db, tmp_path):
+    await db.execute("INSERT INTO orgs (id, created_at) VALUES ('acme', 0)")
+    seen = []
+    backup(tmp_path / "s.db", tmp_path / "copy.db", lambda done, total: seen.append((done, total)))
+    copy = sqlite3.connect(tmp_path / "copy.db")
+    assert copy.execute("SELECT id FROM orgs").fetchall() == [("acme",)]
+    assert copy.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    copy.close()
+    assert seen and seen[-1][0] == seen[-1][1]
+    with pytest.raises(StoreError):
+        backup(tmp_path / "s.db", tmp_path / "copy.db")
