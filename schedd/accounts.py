@@ -30,7 +30,7 @@ log = logging.getLogger("schedd.accounts")
 
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
 SALT_BYTES, KEY_BYTES = 16, 32
-# n=2**14, r=8 needs 16 MiB; the margin lets verify read hashes made with p > 1.
+# n=2**14, r=8 needs 16 MiB; the margin leaves room to raise n to 2**15 later.
 SCRYPT_MAXMEM = 64 * 1024 * 1024
 PASSWORD_MIN, PASSWORD_MAX = 8, 1024
 NAME_MAX = 128
@@ -247,7 +247,8 @@ class Accounts:
             raise Unauthorized(INVALID_LOGIN)
         access_expires_at = at + self.config.token_ttl
         access = await self._issue(user.id, "access", None, at, access_expires_at)
-        refresh = await self._issue(user.id, "refresh", None, at, at + max(REFRESH_TTL, self.config.token_ttl))
+        refresh_expires_at = at + max(REFRESH_TTL, self.config.token_ttl)
+        refresh = await self._issue(user.id, "refresh", None, at, refresh_expires_at)
         return LoginResult(user, access, access_expires_at, refresh)
 
     async def authenticate(self, token: str, *, at: float) -> User:

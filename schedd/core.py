@@ -11,9 +11,12 @@ from schedd.config import Config, default_db_path
 from schedd.engine import Engine
 from schedd.executors.registry import Executors
 from schedd.runner import Runner
+from schedd.store import accounts as account_store
 from schedd.store.db import Database
 
 log = logging.getLogger("schedd.core")
+
+DEFAULT_ORG = "default"
 
 
 class Core:
@@ -34,10 +37,18 @@ class Core:
             misfire_max=sched.misfire_max, retention_sweep=sched.retention_sweep)
         self._loop_task: asyncio.Task[None] | None = None
         self.ready = False
+        self._install_families()
+
+    def _install_families(self) -> None:
+        """Let the families hook into the runner (imported here: they import this module)."""
+        from schedd.families import aggregate
+
+        aggregate.install(self)
 
     async def start(self, *, run_loop: bool = True) -> None:
         """Open the database, recover, load the heap, and (unless a test drives it) start the loop."""
         await self.db.open()
+        await account_store.ensure_org(self.db, DEFAULT_ORG, self.clock.now())
         await self.executors.start()
         interrupted = await self.runner.recover(self.clock.now())
         if run_loop:

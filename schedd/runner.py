@@ -125,7 +125,7 @@ class Runner:
         self.gate: Gate | None = None
         self.after_run: list[AfterRun] = []
         self._active: dict[str, list[Active]] = {}
-        self._buffered: dict[str, Active] = {}
+        self._waiting: dict[str, deque[Active]] = {}  # per overlap key, runs waiting their turn
         self._queue: deque[Active] = deque()
         self._in_flight = 0
         self._tasks: set[asyncio.Task[None]] = set()
@@ -164,6 +164,11 @@ class Runner:
             self.engine.cancel(CRON, schedule.id)
         metrics.HEAP_SIZE.set(len(self.engine))
 
+    def disarm(self, schedule_id: int) -> None:
+        """Stop a schedule's timer at once (deactivated or deleted)."""
+        self.engine.cancel(CRON, schedule_id)
+        metrics.HEAP_SIZE.set(len(self.engine))
+
     async def on_cron_due(self, items: list[tuple[int, float]], at: float) -> None:
         if not self._accepting:
             return
@@ -188,8 +193,10 @@ class Runner:
                     f"missed {plan.missed} fire(s) due {_iso(plan.missed_first)} to {_iso(plan.missed_last)}"
                     f" (misfire_policy {schedule.misfire_policy}, grace {self.misfire_grace:g} s)",
                     fires=plan.missed))
+            catch_up = len(plan.run_at) > 1
             for fire_at in plan.run_at:
-                row, active = self._admit(schedule, fire_at, at, SCHEDULED_TRIGGER[schedule.family])
+                row, active = self._admit(
+                    schedule, fire_at, at, SCHEDULED_TRIGGER[schedule.family], in_order=catch_up)
                 if row is not None:
                     if active is not None:
                         starts.append((len(new_rows), active))
@@ -237,9 +244,13 @@ class Runner:
             window_id=window_id)
 
     def _admit(
-        self, schedule: Schedule, due: float, at: float, trigger: str
+        self, schedule: Schedule, due: float, at: float, trigger: str, *, in_order: bool = False
     ) -> tuple[run_store.NewRun | None, Active | None]:
-        """Apply the gate and the overlap policy to one fire; returns its record and run."""
+        """Apply the gate and the overlap policy to one fire; returns its record and run.
+
+        `in_order` marks fires of one catch-up (several due fires handled at once): they
+        wait for each other instead of being skipped as overlaps.
+        """
         family = schedule.family
         window_id = self.gate(schedule) if self.gate is not None and family == "service" else None
         if window_id is not None:
@@ -250,9 +261,9 @@ class Runner:
                 schedule, due, at, "maintenance",
                 f"service under maintenance window {window_id}", window_id=window_id), None
         key = schedule.overlap_key
-        busy = bool(self._active.get(key))
-        policy = schedule.overlap_policy
-        if busy and (policy == "forbid" or (policy == "buffer_one" and key in self._buffered)):
+        busy = self.busy(key)
+        policy = "buffer_all" if in_order else schedule.overlap_policy
+        if busy and (policy == "forbid" or (policy == "buffer_one" and self._waiting.get(key))):
             metrics.SKIPS.labels(family, "overlap").inc()
             if history_level(schedule.history_strategy, "skipped") == "none":
                 return None, None
@@ -267,8 +278,7 @@ class Runner:
             timeout=schedule.timeout or self.executors.timeout_for(family, _service_name(schedule)),
             org_id=schedule.org_id, project_id=schedule.project_id, cube_id=schedule.cube_id,
             full_build=schedule.full_build, due_at=due)
-        waits = busy and policy == "buffer_one"
-        self._reserve(active, buffered=waits)
+        self._reserve(active, waits=busy and policy in ("buffer_one", "buffer_all"))
         row = run_store.NewRun(
             uid=active.uid, family=family, overlap_key=key, trigger=trigger, state=active.state,
             created_at=at, schedule_id=schedule.id, org_id=schedule.org_id,
@@ -294,7 +304,7 @@ class Runner:
         timeout: float | None = None,
     ) -> RunRef:
         """Start a run now; Conflict when a run for the same job is queued or in progress."""
-        if self._active.get(key) or key in self._buffered:
+        if self.busy(key):
             raise Conflict("a run is already in progress for this job")
         if schedule is not None:
             org_id, project_id, cube_id = schedule.org_id, schedule.project_id, schedule.cube_id
@@ -308,7 +318,7 @@ class Runner:
             timeout=timeout or (schedule.timeout if schedule else None)
             or self.executors.timeout_for(family, _service_name(schedule)),
             org_id=org_id, project_id=project_id, cube_id=cube_id, full_build=full_build)
-        self._reserve(active, buffered=False)
+        self._reserve(active, waits=False)
         row = run_store.NewRun(
             uid=active.uid, family=family, overlap_key=key, trigger=trigger, state=active.state,
             created_at=at, schedule_id=schedule.id if schedule else None, org_id=org_id,
@@ -343,12 +353,12 @@ class Runner:
     # -- concurrency -----------------------------------------------------------------
 
     def busy(self, key: str) -> bool:
-        return bool(self._active.get(key)) or key in self._buffered
+        return bool(self._active.get(key)) or bool(self._waiting.get(key))
 
-    def _reserve(self, active: Active, *, buffered: bool) -> None:
+    def _reserve(self, active: Active, *, waits: bool) -> None:
         """Claim the overlap slot and, if free, a concurrency slot (synchronously)."""
-        if buffered:
-            self._buffered[active.key] = active
+        if waits:
+            self._waiting.setdefault(active.key, deque()).append(active)
             active.queued, active.state = True, "queued"
             return
         self._active.setdefault(active.key, []).append(active)
@@ -363,8 +373,11 @@ class Runner:
         metrics.IN_FLIGHT.set(self._in_flight)
 
     def _release(self, active: Active) -> None:
-        if self._buffered.get(active.key) is active:
-            del self._buffered[active.key]
+        line = self._waiting.get(active.key)
+        if line and active in line:
+            line.remove(active)
+            if not line:
+                del self._waiting[active.key]
             return
         group = self._active.get(active.key)
         if group and active in group:
@@ -380,11 +393,11 @@ class Runner:
 
     def _dispatch(self, active: Active) -> None:
         """Start a recorded run, or leave it waiting for its overlap or concurrency slot."""
-        if self._buffered.get(active.key) is active:
+        if active in self._waiting.get(active.key, ()):
             return
         if active.queued:
             self._queue.append(active)
-            metrics.QUEUED.set(len(self._queue) + len(self._buffered))
+            metrics.QUEUED.set(self.queued)
             return
         self._spawn(active)
 
@@ -406,9 +419,14 @@ class Runner:
         await self._execute(active)
 
     def _after_release(self, key: str) -> None:
-        """Hand freed slots to waiting runs: the buffered run of `key`, then the queue."""
-        waiting = self._buffered.pop(key, None)
-        if waiting is not None and self._accepting:
+        """Hand freed slots to waiting runs: the next waiting run of `key`, then the queue."""
+        line = self._waiting.get(key)
+        waiting = None
+        if line and not self._active.get(key) and self._accepting:
+            waiting = line.popleft()
+            if not line:
+                del self._waiting[key]
+        if waiting is not None:
             self._active.setdefault(key, []).append(waiting)
             if self._in_flight < self.max_concurrent:
                 self._take_slot(waiting)
@@ -419,7 +437,7 @@ class Runner:
             nxt = self._queue.popleft()
             self._take_slot(nxt)
             self._spawn_promoted(nxt)
-        metrics.QUEUED.set(len(self._queue) + len(self._buffered))
+        metrics.QUEUED.set(self.queued)
 
     def _spawn_promoted(self, active: Active) -> None:
         task = asyncio.create_task(self._promote(active), name=f"run-{active.uid}")
@@ -540,7 +558,7 @@ class Runner:
 
     @property
     def queued(self) -> int:
-        return len(self._queue) + len(self._buffered)
+        return len(self._queue) + sum(len(line) for line in self._waiting.values())
 
     async def wait_idle(self) -> None:
         """Wait until no run is executing or waiting (tests)."""
@@ -553,9 +571,9 @@ class Runner:
         Returns (finished, interrupted).
         """
         self._accepting = False
-        waiting = list(self._queue) + list(self._buffered.values())
+        waiting = list(self._queue) + [a for line in self._waiting.values() for a in line]
         self._queue.clear()
-        self._buffered.clear()
+        self._waiting.clear()
         running = [t for t in self._tasks if not t.done()]
         finished = interrupted = 0
         if running:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 import uuid
@@ -11,7 +12,7 @@ from aiohttp import web
 
 from schedd import metrics
 from schedd.accounts import Accounts
-from schedd.api import ops
+from schedd.api import aggregate, auth, maintenance, ops
 from schedd.api.common import ACCOUNTS, CORE, REQUEST_ID, Handler
 from schedd.core import Core
 
@@ -45,22 +46,24 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
     return response
 
 
-def make_app(core: Core, *, manage_core: bool = True) -> web.Application:
-    """The HTTP API over `core`; with `manage_core` the app starts and stops it."""
+def make_app(core: Core, *, manage_core: bool = True, run_loop: bool = True) -> web.Application:
+    """The HTTP API over `core`; with `manage_core` the app starts and stops it.
+
+    Tests pass `run_loop=False` and drive the engine with the test clock.
+    """
     app = web.Application(middlewares=[observe], client_max_size=core.config.server.max_body)
     app[CORE] = core
     app[ACCOUNTS] = Accounts(core.db, core.config.auth)
-    for routes in (ops.routes,):
+    for routes in (ops.routes, auth.routes, maintenance.routes, aggregate.routes):
         app.add_routes(routes)
     if manage_core:
-        app.cleanup_ctx.append(_run_core)
+        app.cleanup_ctx.append(functools.partial(_run_core, run_loop=run_loop))
     return app
 
 
-async def _run_core(app: web.Application) -> AsyncIterator[None]:
+async def _run_core(app: web.Application, *, run_loop: bool) -> AsyncIterator[None]:
     core = app[CORE]
-    await core.start()
-    await app[ACCOUNTS].ensure_default_org(at=core.clock.now())
+    await core.start(run_loop=run_loop)
     yield
     finished, interrupted = await core.stop()
     log.info("action=stopped runs_finished=%d runs_interrupted=%d", finished, interrupted)

@@ -1,0 +1,181 @@
+"""Seed 002: aggregate creation schedules and builds (AtScale design-center envelope).
+
+Every path is served bare and under /api/1.0.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from schedd.api.common import (
+    CORE,
+    IDENT_RE,
+    current_user,
+    ident,
+    json_response,
+    query_int,
+    read_body,
+    rfc3339,
+    with_envelope,
+)
+from schedd.api.maintenance import error_information
+from schedd.errors import ScheddError, ValidationError
+from schedd.families import aggregate
+from schedd.store.runs import Run
+from schedd.store.schedules import Schedule
+
+routes = web.RouteTableDef()
+PREFIXES = ("", "/api/1.0")
+CUBE = "/org/{orgId}/project/{projectId}/cube/{cubeId}/aggregates-creation"
+I18N = {400: "response.bad_request", 401: "response.unauthorized", 404: "response.not_found",
+        409: "response.conflict"}
+
+
+def envelope(response: Any, *, status: int = 200, i18n: str = "response.ok", message: str = "OK") -> web.Response:
+    return json_response({"response": response, "status": {"i18n_message": i18n, "message": message}},
+                         status=status)
+
+
+def render_error(request: web.Request, status: int, message: str, exc: ScheddError) -> web.Response:
+    return envelope(None, status=status, i18n=I18N.get(status, "response.error"), message=message)
+
+
+handler = with_envelope(render_error)
+
+
+def schedule_object(schedule: Schedule) -> dict[str, Any]:
+    return {
+        "created_at": rfc3339(schedule.created_at),
+        "created_by_user": schedule.created_by,
+        "cube_id": schedule.cube_id,
+        "full_build": bool(schedule.full_build),
+        "job_id": schedule.uid,
+        "latest_execution": {
+            "executedAt": rfc3339(schedule.last_run_at),
+            "id": schedule.last_run_uid or "",
+            "jobId": schedule.uid if schedule.last_run_uid else "",
+        },
+        "organization_Id": schedule.org_id,
+        "path": "aggregate/create",
+        "project_id": schedule.project_id,
+        "time_expression": schedule.cron,
+        "timezone": schedule.timezone,
+        "active": schedule.active,
+        "next_execution": rfc3339(schedule.next_fire_at) if schedule.active else None,
+    }
+
+
+def build_object(run: Run, estimate: int) -> dict[str, Any]:
+    return {
+        "batchType": "full-build" if run.full_build else "materialize-pending-instances",
+        "createDate": rfc3339(run.created_at),
+        "cubeId": run.cube_id,
+        "endTime": rfc3339(run.ended_at),
+        "estimateTime": estimate,
+        "id": run.uid,
+        "organizationId": run.org_id,
+        "projectId": run.project_id,
+        "startTime": rfc3339(run.started_at),
+        "status": run.state,
+        "errorInformation": error_information(run),
+        "triggerType": run.trigger,
+    }
+
+
+def _routes(method: str, path: str):
+    def register(fn):
+        for prefix in PREFIXES:
+            routes.route(method, prefix + path)(fn)
+        return fn
+
+    return register
+
+
+def _cube(request: web.Request) -> tuple[str, str, str]:
+    return ident(request, "orgId"), ident(request, "projectId"), ident(request, "cubeId")
+
+
+def _optional_ident(request: web.Request, name: str) -> str | None:
+    value = request.query.get(name)
+    if value is None or value == "":
+        return None
+    if not IDENT_RE.fullmatch(value):
+        raise ValidationError(name, "must be 1-128 characters of A-Z a-z 0-9 . _ - starting with a letter or digit")
+    return value
+
+
+@_routes("GET", "/org/{orgId}/aggregates-creation/builds/history")
+@handler
+async def builds_history(request: web.Request) -> web.Response:
+    user = await current_user(request)
+    core = request.app[CORE]
+    org_id = ident(request, "orgId")
+    limit = query_int(request, "limit", 10, 1, 1000)
+    offset = query_int(request, "offset", 0, 0, 10**9)
+    found = await aggregate.builds(
+        core, user, org_id, limit=limit, offset=offset,
+        project_id=_optional_ident(request, "projectId"), cube_id=_optional_ident(request, "cubeId"),
+        status=request.query.get("status"))
+    estimates: dict[tuple[str, str], int] = {}
+    for run in found:
+        cube = (run.project_id or "", run.cube_id or "")
+        if cube not in estimates:
+            estimates[cube] = await aggregate.estimate_seconds(core, org_id, *cube)
+    data = [build_object(run, estimates[(run.project_id or "", run.cube_id or "")]) for run in found]
+    return envelope({"data": data, "force_pull": False, "limit": limit, "offset": offset})
+
+
+@_routes("GET", CUBE + "/scheduler")
+@handler
+async def list_schedules(request: web.Request) -> web.Response:
+    user = await current_user(request)
+    found = await aggregate.list_schedules(request.app[CORE], user, *_cube(request))
+    return envelope([schedule_object(s) for s in found])
+
+
+@_routes("POST", CUBE + "/scheduler")
+@handler
+async def create_schedule(request: web.Request) -> web.Response:
+    user = await current_user(request)
+    core = request.app[CORE]
+    params: dict[str, Any] = {**request.query, **await read_body(request)}
+    schedule = await aggregate.create_schedule(
+        core, user, *_cube(request), time_expression=params.get("time_expression"),
+        path=params.get("path"), full_build=params.get("full_build"), timezone=params.get("timezone"),
+        at=core.clock.now())
+    return envelope(schedule_object(schedule))
+
+
+@_routes("POST", CUBE + "/execute")
+@handler
+async def execute(request: web.Request) -> web.Response:
+    user = await current_user(request)
+    core = request.app[CORE]
+    body = await read_body(request)
+    ref = await aggregate.execute(
+        core, user, *_cube(request), full_build=body.get("full_build", request.query.get("full_build")),
+        at=core.clock.now())
+    return envelope({"success": True, "id": ref.uid})
+
+
+@_routes("DELETE", CUBE + "/scheduler/jobId/{jobId}")
+@handler
+async def delete_schedule(request: web.Request) -> web.Response:
+    user = await current_user(request)
+    core = request.app[CORE]
+    job_id = request.match_info["jobId"]
+    await aggregate.delete_schedule(core, user, *_cube(request), job_id, at=core.clock.now())
+    return envelope(f"successfully deleted jobId: [{job_id}]")
+
+
+@_routes("GET", CUBE + "/scheduler/history/jobId/{jobId}")
+@handler
+async def schedule_history(request: web.Request) -> web.Response:
+    user = await current_user(request)
+    schedule, found = await aggregate.schedule_history(
+        request.app[CORE], user, *_cube(request), request.match_info["jobId"])
+    history = [{"executedAt": rfc3339(run.started_at or run.created_at), "id": run.uid, "jobId": schedule.uid}
+               for run in found]
+    return envelope({"history": history, "job_id": schedule.uid})

@@ -1,0 +1,52 @@
+"""POST /authService/accounts/login: the Volt MX login that issues tokens (seed 003 shape)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from schedd.api.common import ACCOUNTS, CORE, json_response, read_body, with_envelope
+from schedd.errors import ScheddError, ValidationError
+
+routes = web.RouteTableDef()
+
+
+def fail(status: int, message: str, result: Any = None) -> web.Response:
+    """The Volt MX FAIL envelope."""
+    return json_response({"status": "FAIL", "result": result, "message": message, "token": None}, status=status)
+
+
+def render_error(request: web.Request, status: int, message: str, exc: ScheddError) -> web.Response:
+    result = {"field": exc.field, "reason": exc.reason} if isinstance(exc, ValidationError) else None
+    return fail(status, message if result is None else f"{exc.field} is invalid", result)
+
+
+@routes.post("/authService/accounts/login")
+@with_envelope(render_error)
+async def login(request: web.Request) -> web.Response:
+    body = await read_body(request)
+    userid, password = body.get("userid"), body.get("password")
+    for name, value in (("userid", userid), ("password", password)):
+        if not isinstance(value, str) or not value:
+            raise ValidationError(name, "is required")
+    core = request.app[CORE]
+    result = await request.app[ACCOUNTS].login(userid, password, at=core.clock.now())
+    user = result.user
+    email = user.email or ""
+    return json_response({
+        "profile": {
+            "userid": user.name,
+            "email": email,
+            "firstname": "",
+            "lastname": "",
+            "user_attributes": {"user_id": user.name},
+            "profile_attributes": {"firstname": "", "userid": user.name, "email": email, "lastname": ""},
+        },
+        "claims_token": {
+            "value": result.access_token,
+            "exp": int(result.access_expires_at * 1000),
+            "integrity_check_required": False,
+        },
+        "refresh_token": result.refresh_token,
+    })

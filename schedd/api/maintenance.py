@@ -1,0 +1,183 @@
+"""Seeds 000 and 001: aggregate maintenance schedules and runs (AtScale engine envelope).
+
+Every path is served bare and under /api/1.0.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from schedd.api.common import (
+    CORE,
+    current_user,
+    ident,
+    json_response,
+    query_int,
+    read_body,
+    rfc3339,
+    with_envelope,
+)
+from schedd.errors import ScheddError, ValidationError
+from schedd.families import maintenance
+from schedd.store.runs import Run
+from schedd.store.schedules import Schedule
+
+routes = web.RouteTableDef()
+PREFIXES = ("", "/api/1.0")
+
+
+def envelope(request: web.Request, response: Any, *, code: int = 200, message: str = "success",
+             status: int = 200) -> web.Response:
+    """{"status": {"code", "message"}, "responseCreated", "response"}."""
+    return json_response({
+        "status": {"code": code, "message": message},
+        "responseCreated": rfc3339(request.app[CORE].clock.now()),
+        "response": response,
+    }, status=status)
+
+
+def render_error(request: web.Request, status: int, message: str, exc: ScheddError) -> web.Response:
+    return envelope(request, None, code=status, message=message, status=status)
+
+
+handler = with_envelope(render_error)
+
+
+def schedule_object(schedule: Schedule) -> dict[str, Any]:
+    return {
+        "job_id": schedule.uid,
+        "organization_id": schedule.org_id,
+        "full_build": bool(schedule.full_build),
+        "time_expression": schedule.cron,
+        "created_by_user": schedule.created_by,
+        "created_at": rfc3339(schedule.created_at),
+        "latest_execution": {
+            "id": schedule.last_run_uid or "",
+            "jobId": schedule.uid if schedule.last_run_uid else "",
+            "executedAt": rfc3339(schedule.last_run_at),
+        },
+        "path": "time-based",
+        "active": schedule.active,
+        "timezone": schedule.timezone,
+        "next_execution": rfc3339(schedule.next_fire_at) if schedule.active else None,
+    }
+
+
+def error_information(run: Run) -> dict[str, Any]:
+    if run.state in ("done", "queued", "inprogress") or not run.error:
+        return {}
+    info: dict[str, Any] = {"message": run.error}
+    if run.exit_code is not None:
+        info["exitCode"] = run.exit_code
+    if run.timed_out:
+        info["timeout"] = True
+    return info
+
+
+def run_object(run: Run) -> dict[str, Any]:
+    return {
+        "id": run.uid,
+        "organizationId": run.org_id,
+        "triggerType": run.trigger,
+        "creationTime": rfc3339(run.created_at),
+        "startTime": rfc3339(run.started_at),
+        "endTime": rfc3339(run.ended_at),
+        "status": run.state,
+        "errorInformation": error_information(run),
+    }
+
+
+def _active_filter(request: web.Request) -> bool | None:
+    raw = request.query.get("active")
+    if raw is None:
+        return None
+    if raw.lower() in ("true", "false"):
+        return raw.lower() == "true"
+    raise ValidationError("active", "must be true or false")
+
+
+def _routes(method: str, path: str):
+    def register(fn):
+        for prefix in PREFIXES:
+            routes.route(method, prefix + path)(fn)
+        return fn
+
+    return register
+
+
+@_routes("GET", "/aggregates/maintenance/scheduler/jobs/orgId/{orgId}")
+@handler
+async def list_schedules(request: web.Request) -> web.Response:
+    user = await current_user(request)
+    core = request.app[CORE]
+    found = await maintenance.list_schedules(core, user, ident(request, "orgId"), _active_filter(request))
+    return envelope(request, [schedule_object(s) for s in found])
+
+
+@_routes("POST", "/aggregates/maintenance/scheduler/jobs/orgId/{orgId}")
+@handler
+async def create_schedule(request: web.Request) -> web.Response:
+    user = await current_user(request)
+    core = request.app[CORE]
+    org_id = ident(request, "orgId")
+    params: dict[str, Any] = {**request.query, **await read_body(request)}
+    schedule = await maintenance.create_schedule(
+        core, user, org_id, time_expression=params.get("time_expression"),
+        scheduler_type=params.get("scheduler_type"), timezone=params.get("timezone"),
+        at=core.clock.now())
+    return envelope(request, {
+        "job_id": schedule.uid,
+        "time_expression": schedule.cron,
+        "scheduler_type": "time-based/maintenance",
+        "created_at": rfc3339(schedule.created_at),
+        "created_by_user": schedule.created_by,
+        "timezone": schedule.timezone,
+        "next_execution": rfc3339(schedule.next_fire_at),
+    }, message="Time-based schedule successfully created.")
+
+
+@_routes("DELETE", "/aggregates/maintenance-schedule/jobs/orgId/{orgId}/jobId/{jobId}")
+@_routes("DELETE", "/aggregates/maintenance/scheduler/jobs/orgId/{orgId}/jobId/{jobId}")
+@handler
+async def delete_schedule(request: web.Request) -> web.Response:
+    user = await current_user(request)
+    core = request.app[CORE]
+    job_id = request.match_info["jobId"]
+    await maintenance.delete_schedule(core, user, ident(request, "orgId"), job_id, at=core.clock.now())
+    return envelope(request, f"successfully deleted job with Id: [{job_id}]")
+
+
+@_routes("POST", "/aggregates/maintenance/orgId/{orgId}/run-immediately")
+@handler
+async def run_immediately(request: web.Request) -> web.Response:
+    user = await current_user(request)
+    core = request.app[CORE]
+    org_id = ident(request, "orgId")
+    ref = await maintenance.run_now(core, user, org_id, at=core.clock.now())
+    response = envelope(request, None, message=f"Maintenance successfully started for {org_id}")
+    response.headers["X-Run-Id"] = ref.uid
+    return response
+
+
+@_routes("GET", "/aggregates/maintenance/orgId/{orgId}")
+@handler
+async def current_job(request: web.Request) -> web.Response:
+    user = await current_user(request)
+    run = await maintenance.current_run(request.app[CORE], user, ident(request, "orgId"))
+    return envelope(request, None if run is None else run_object(run), code=0, message="200 OK")
+
+
+@_routes("GET", "/aggregates/maintenance/orgId/{orgId}/history")
+@handler
+async def history(request: web.Request) -> web.Response:
+    user = await current_user(request)
+    limit = query_int(request, "limit", 10, 1, 1000)
+    offset = query_int(request, "offset", 0, 0, 10**9)
+    found = await maintenance.history(
+        request.app[CORE], user, ident(request, "orgId"), limit=limit, offset=offset,
+        status=request.query.get("status"))
+    return envelope(request, {
+        "data": [run_object(r) for r in found], "limit": limit, "offset": offset, "force_pull": False,
+    }, code=0, message="200 OK")

@@ -1,0 +1,134 @@
+"""Seed 002: aggregate build schedules per org/project/cube, builds, and their history."""
+
+from __future__ import annotations
+
+import logging
+import statistics
+import uuid
+
+from schedd.core import Core
+from schedd.errors import Conflict, NotFound, Unavailable, ValidationError
+from schedd.families import maintenance
+from schedd.families.common import check_org, run_state, timing
+from schedd.runner import Active, RunRef
+from schedd.store import runs as run_store
+from schedd.store import schedules as schedule_store
+from schedd.store.accounts import User
+from schedd.store.runs import Run
+from schedd.store.schedules import Schedule, aggregate_key
+
+log = logging.getLogger("schedd.aggregate")
+
+FAMILY = "aggregate"
+MANUAL = "ManualBuild"
+ESTIMATE_SAMPLE = 10
+
+
+def parse_bool(value: object, field: str, default: bool) -> bool:
+    """A JSON boolean, or "true"/"false" from a query string or form."""
+    if value is None or value == "":
+        return default
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    raise ValidationError(field, "must be true or false")
+
+
+async def list_schedules(core: Core, user: User, org_id: str, project_id: str, cube_id: str) -> list[Schedule]:
+    await check_org(core, user, org_id)
+    return await schedule_store.list_scope(
+        core.db, FAMILY, org_id, project_id=project_id, cube_id=cube_id, active=True)
+
+
+async def create_schedule(
+    core: Core, user: User, org_id: str, project_id: str, cube_id: str, *,
+    time_expression: object, path: object, full_build: object, timezone: object, at: float,
+) -> Schedule:
+    await check_org(core, user, org_id)
+    if path != "aggregate/create":
+        raise ValidationError("path", "must be 'aggregate/create'")
+    full = parse_bool(full_build, "full_build", True)
+    when = timing(core, time_expression, timezone, at=at)
+    schedule = await schedule_store.insert(core.db, schedule_store.NewSchedule(
+        uid=str(uuid.uuid4()), family=FAMILY, org_id=org_id, project_id=project_id, cube_id=cube_id,
+        cron=when.cron.expr, cron_normalized=when.cron.normalized, timezone=when.timezone,
+        full_build=full, next_fire_at=when.next_fire_at, retention_days=0, created_by=user.name,
+        created_at=at))
+    core.runner.arm(schedule)
+    return schedule
+
+
+async def _schedule(core: Core, org_id: str, project_id: str, cube_id: str, job_id: str) -> Schedule:
+    schedule = await schedule_store.get_by_uid(core.db, FAMILY, job_id)
+    if (schedule is None or not schedule.active or
+            (schedule.org_id, schedule.project_id, schedule.cube_id) != (org_id, project_id, cube_id)):
+        raise NotFound("schedule", job_id)
+    return schedule
+
+
+async def delete_schedule(
+    core: Core, user: User, org_id: str, project_id: str, cube_id: str, job_id: str, *, at: float
+) -> None:
+    """Deactivate: the schedule stops firing at once; its builds stay in the history."""
+    await check_org(core, user, org_id)
+    schedule = await _schedule(core, org_id, project_id, cube_id, job_id)
+    await schedule_store.set_active(core.db, schedule.id, False, None, by=user.name, at=at)
+    core.runner.disarm(schedule.id)
+
+
+async def schedule_history(
+    core: Core, user: User, org_id: str, project_id: str, cube_id: str, job_id: str
+) -> tuple[Schedule, list[Run]]:
+    await check_org(core, user, org_id)
+    schedule = await _schedule(core, org_id, project_id, cube_id, job_id)
+    return schedule, await run_store.list_schedule(core.db, schedule.id, limit=1000, offset=0)
+
+
+async def execute(
+    core: Core, user: User, org_id: str, project_id: str, cube_id: str, *, full_build: object, at: float
+) -> RunRef:
+    """Start a build of the cube now; Conflict while one is queued or in progress."""
+    await check_org(core, user, org_id)
+    if not core.config.executors.aggregate.enabled:
+        raise Unavailable("aggregate builds are disabled: set [executors.aggregate] enabled = true")
+    full = parse_bool(full_build, "full_build", False)
+    return await core.runner.run_now(
+        FAMILY, aggregate_key(org_id, project_id, cube_id), MANUAL, at=at, org_id=org_id,
+        project_id=project_id, cube_id=cube_id, full_build=full)
+
+
+async def builds(
+    core: Core, user: User, org_id: str, *, limit: int, offset: int, project_id: str | None,
+    cube_id: str | None, status: str | None,
+) -> list[Run]:
+    await check_org(core, user, org_id)
+    return await run_store.list_org(
+        core.db, FAMILY, org_id, limit=limit, offset=offset, state=run_state(status),
+        project_id=project_id, cube_id=cube_id)
+
+
+async def estimate_seconds(core: Core, org_id: str, project_id: str, cube_id: str) -> int:
+    """Median duration of the cube's last successful builds; 0 when it has none."""
+    durations = await run_store.recent_durations(core.db, org_id, project_id, cube_id, ESTIMATE_SAMPLE)
+    return round(statistics.median(durations)) if durations else 0
+
+
+def install(core: Core) -> None:
+    """Start the org's maintenance after the first successful build of a cube."""
+
+    async def after_build(active: Active, state: str) -> None:
+        if active.family != FAMILY or state != "done":
+            return
+        config = core.config.executors.maintenance
+        if not (config.after_first_build and config.enabled):
+            return
+        org, project, cube = active.org_id or "", active.project_id or "", active.cube_id or ""
+        if await run_store.cube_has_built(core.db, org, project, cube, other_than=active.run_id):
+            return
+        try:
+            await maintenance.start(core, org, trigger=maintenance.AFTER_FIRST_BUILD, at=core.clock.now())
+        except (Conflict, Unavailable) as exc:
+            log.info("action=first_build_maintenance_not_started org=%s cube=%s reason=%r", org, cube, str(exc))
+
+    core.runner.after_run.append(after_build)

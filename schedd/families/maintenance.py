@@ -1,0 +1,77 @@
+"""Seed 000/001: time-based maintenance schedules and maintenance runs, per organization."""
+
+from __future__ import annotations
+
+import uuid
+
+from schedd.core import Core
+from schedd.errors import NotFound, Unavailable, ValidationError
+from schedd.families.common import check_org, run_state, timing
+from schedd.runner import RunRef
+from schedd.store import runs as run_store
+from schedd.store import schedules as schedule_store
+from schedd.store.accounts import User
+from schedd.store.runs import Run
+from schedd.store.schedules import Schedule, maintenance_key
+
+FAMILY = "maintenance"
+MANUAL = "ManualMaintenance"
+AFTER_FIRST_BUILD = "CubeUpdateMaintenance(FirstTimeCubeProcessed)"
+
+
+async def list_schedules(core: Core, user: User, org_id: str, active: bool | None) -> list[Schedule]:
+    await check_org(core, user, org_id)
+    return await schedule_store.list_scope(core.db, FAMILY, org_id, active=active)
+
+
+async def create_schedule(
+    core: Core, user: User, org_id: str, *, time_expression: object, scheduler_type: object,
+    timezone: object, at: float,
+) -> Schedule:
+    await check_org(core, user, org_id)
+    if scheduler_type not in (None, "", "time-based"):
+        raise ValidationError("scheduler_type", "must be 'time-based'")
+    when = timing(core, time_expression, timezone, at=at)
+    schedule = await schedule_store.insert(core.db, schedule_store.NewSchedule(
+        uid=str(uuid.uuid4()), family=FAMILY, org_id=org_id, cron=when.cron.expr,
+        cron_normalized=when.cron.normalized, timezone=when.timezone, full_build=False,
+        next_fire_at=when.next_fire_at, retention_days=0, created_by=user.name, created_at=at))
+    core.runner.arm(schedule)
+    return schedule
+
+
+async def delete_schedule(core: Core, user: User, org_id: str, job_id: str, *, at: float) -> None:
+    """Deactivate: the schedule stops firing at once and keeps its history."""
+    await check_org(core, user, org_id)
+    schedule = await schedule_store.get_by_uid(core.db, FAMILY, job_id)
+    if schedule is None or schedule.org_id != org_id or not schedule.active:
+        raise NotFound("maintenance schedule", job_id)
+    await schedule_store.set_active(core.db, schedule.id, False, None, by=user.name, at=at)
+    core.runner.disarm(schedule.id)
+
+
+async def run_now(core: Core, user: User, org_id: str, *, at: float, trigger: str = MANUAL) -> RunRef:
+    """Start a maintenance run of the org; Conflict while one is queued or in progress."""
+    await check_org(core, user, org_id)
+    return await start(core, org_id, trigger=trigger, at=at)
+
+
+async def start(core: Core, org_id: str, *, trigger: str, at: float) -> RunRef:
+    if not core.config.executors.maintenance.enabled:
+        raise Unavailable("maintenance is disabled: set [executors.maintenance] enabled = true")
+    return await core.runner.run_now(FAMILY, maintenance_key(org_id), trigger, at=at, org_id=org_id)
+
+
+async def current_run(core: Core, user: User, org_id: str) -> Run | None:
+    await check_org(core, user, org_id)
+    open_runs = await run_store.open_for_key(core.db, maintenance_key(org_id))
+    running = [r for r in open_runs if r.state == "inprogress"]
+    return (running or open_runs or [None])[0]
+
+
+async def history(
+    core: Core, user: User, org_id: str, *, limit: int, offset: int, status: str | None
+) -> list[Run]:
+    await check_org(core, user, org_id)
+    return await run_store.list_org(
+        core.db, FAMILY, org_id, limit=limit, offset=offset, state=run_state(status))

@@ -1,0 +1,382 @@
+"""The runner with the test clock on a real SQLite file: policies, downtime, crashes, history."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import uuid
+from datetime import datetime, timezone
+
+import pytest
+
+from schedd import config as config_mod
+from schedd.clock import TestClock
+from schedd.core import Core
+from schedd.cron import load_zone, parse
+from schedd.errors import Conflict
+from schedd.executors import Outcome
+from schedd.store import runs as run_store
+from schedd.store import schedules as schedule_store
+
+T0 = datetime(2026, 1, 1, tzinfo=timezone.utc).timestamp()
+
+
+def make_config(**scheduler) -> config_mod.Config:
+    return config_mod.from_dict({
+        "scheduler": {"misfire_grace": 60, "misfire_max": 3, **scheduler},
+        "executors": {"maintenance": {"command": [sys.executable, "-c", "print('maintained {org_id}')"]}},
+    })
+
+
+class Controlled:
+    """An executor whose runs end when the test says so."""
+
+    def __init__(self) -> None:
+        self.started: list[str] = []
+        self.release = asyncio.Event()
+        self.ok = True
+        self.cancelled: list[str] = []
+
+    async def run(self, ctx):
+        self.started.append(ctx.run_uid)
+        try:
+            await self.release.wait()
+        except asyncio.CancelledError:
+            self.cancelled.append(ctx.run_uid)
+            raise
+        return Outcome(ok=self.ok, error=None if self.ok else "boom",
+                       request_payload="req", response_status=200, response_body="resp")
+
+
+@pytest.fixture
+def clock():
+    return TestClock(T0)
+
+
+@pytest.fixture
+async def core(tmp_path, clock):
+    c = Core(make_config(), db_path=str(tmp_path / "r.db"), clock=clock)
+    await c.start(run_loop=False)
+    await c.db.execute("INSERT INTO orgs (id, created_at) VALUES ('default', 0) ON CONFLICT DO NOTHING")
+    yield c
+    if c.db.is_open:
+        c.runner.executors = c.executors
+        await c.stop()
+
+
+def controlled(core: Core) -> Controlled:
+    ex = Controlled()
+    core.executors.get = lambda ctx: ex  # type: ignore[method-assign]
+    return ex
+
+
+async def settle(core: Core) -> None:
+    await core.engine.run_until_idle()
+    for _ in range(5):
+        await asyncio.sleep(0)
+
+
+async def finish_all(core: Core) -> None:
+    await core.engine.run_until_idle()
+    await core.runner.wait_idle()
+
+
+async def add_schedule(core: Core, cron: str, *, tz: str = "UTC", family: str = "maintenance", **kw):
+    expr = parse(cron)
+    schedule = await schedule_store.insert(core.db, schedule_store.NewSchedule(
+        uid=str(uuid.uuid4()), family=family, org_id=kw.pop("org_id", "default"), cron=cron,
+        cron_normalized=expr.normalized, timezone=tz, created_at=core.clock.now(),
+        next_fire_at=expr.next_after(core.clock.now(), load_zone(tz)), **kw))
+    core.runner.arm(schedule)
+    return schedule
+
+
+async def history(core: Core, schedule) -> list[run_store.Run]:
+    return list(reversed(await run_store.list_schedule(core.db, schedule.id, limit=1000, offset=0)))
+
+
+async def test_a_due_schedule_runs_its_command_and_moves_to_the_next_fire(core, clock):
+    schedule = await add_schedule(core, "0 * * * * ?")
+    clock.set(T0 + 60)
+    await finish_all(core)
+    runs = await history(core, schedule)
+    assert [(r.state, r.trigger, r.due_at) for r in runs] == [("done", "TimeBasedMaintenance", T0 + 60)]
+    reloaded = await schedule_store.get(core.db, schedule.id)
+    assert reloaded.next_fire_at == T0 + 120
+    assert (reloaded.success_count, reloaded.fail_count, reloaded.last_run_uid) == (1, 0, runs[0].uid)
+    assert core.engine.due_of(0, schedule.id) == T0 + 120
+
+
+async def test_nothing_fires_before_it_is_due(core, clock):
+    schedule = await add_schedule(core, "0 * * * * ?")
+    clock.set(T0 + 59.9)
+    await finish_all(core)
+    assert await history(core, schedule) == []
+
+
+async def test_forbid_records_a_skip_while_the_previous_run_is_in_progress(core, clock):
+    ex = controlled(core)
+    schedule = await add_schedule(core, "* * * * * ?")
+    clock.set(T0 + 1)
+    await settle(core)
+    clock.set(T0 + 2)
+    await settle(core)
+    ex.release.set()
+    await finish_all(core)
+    runs = await history(core, schedule)
+    assert [(r.state, r.skip_reason) for r in runs] == [("done", None), ("skipped", "overlap")]
+    assert sum(r.fires for r in runs) == 2
+
+
+async def test_buffer_one_runs_one_waiting_fire_after_the_current_and_skips_more(core, clock):
+    ex = controlled(core)
+    schedule = await add_schedule(core, "* * * * * ?", overlap_policy="buffer_one")
+    for second in (1, 2, 3):
+        clock.set(T0 + second)
+        await settle(core)
+    states = [(r.due_at - T0, r.state) for r in await history(core, schedule)]
+    assert states == [(1, "inprogress"), (2, "queued"), (3, "skipped")]
+    ex.release.set()
+    await core.runner.wait_idle()
+    states = [(r.due_at - T0, r.state) for r in await history(core, schedule)]
+    assert states == [(1, "done"), (2, "done"), (3, "skipped")]
+    assert len(ex.started) == 2
+
+
+async def test_allow_runs_fires_side_by_side(core, clock):
+    ex = controlled(core)
+    schedule = await add_schedule(core, "* * * * * ?", overlap_policy="allow")
+    for second in (1, 2):
+        clock.set(T0 + second)
+        await settle(core)
+    assert len(ex.started) == 2
+    ex.release.set()
+    await core.runner.wait_idle()
+    assert [r.state for r in await history(core, schedule)] == ["done", "done"]
+
+
+async def test_replace_cancels_the_running_fire(core, clock):
+    ex = controlled(core)
+    schedule = await add_schedule(core, "* * * * * ?", overlap_policy="replace")
+    clock.set(T0 + 1)
+    await settle(core)
+    clock.set(T0 + 2)
+    await settle(core)
+    await asyncio.sleep(0.01)
+    ex.release.set()
+    await core.runner.wait_idle()
+    runs = await history(core, schedule)
+    assert [(r.state, r.error) for r in runs] == [
+        ("canceled", "replaced by a newer run (overlap_policy replace)"), ("done", None)]
+    assert ex.cancelled == [runs[0].uid]
+
+
+async def test_run_now_conflicts_while_the_same_job_runs(core, clock):
+    ex = controlled(core)
+    ref = await core.runner.run_now("maintenance", "maintenance:default", "ManualMaintenance",
+                                    at=clock.now(), org_id="default")
+    assert ref.state == "inprogress"
+    with pytest.raises(Conflict):
+        await core.runner.run_now("maintenance", "maintenance:default", "ManualMaintenance",
+                                  at=clock.now(), org_id="default")
+    ex.release.set()
+    await core.runner.wait_idle()
+    run = await run_store.get_by_uid(core.db, ref.uid)
+    assert (run.state, run.trigger) == ("done", "ManualMaintenance")
+
+
+async def test_runs_beyond_the_concurrency_limit_wait_queued(tmp_path, clock):
+    core = Core(make_config(max_concurrent_runs=1), db_path=str(tmp_path / "q.db"), clock=clock)
+    await core.start(run_loop=False)
+    try:
+        ex = controlled(core)
+        first = await core.runner.run_now("maintenance", "maintenance:a", "ManualMaintenance", at=T0, org_id="a")
+        second = await core.runner.run_now("maintenance", "maintenance:b", "ManualMaintenance", at=T0, org_id="b")
+        assert (first.state, second.state) == ("inprogress", "queued")
+        assert (await run_store.get_by_uid(core.db, second.uid)).state == "queued"
+        await asyncio.sleep(0.01)
+        assert len(ex.started) == 1
+        ex.release.set()
+        await core.runner.wait_idle()
+        assert len(ex.started) == 2
+        assert (await run_store.get_by_uid(core.db, second.uid)).state == "done"
+    finally:
+        await core.stop()
+
+
+async def test_a_run_past_its_timeout_is_cancelled_and_fails(core, clock):
+    ex = controlled(core)
+    schedule = await add_schedule(core, "0 * * * * ?", timeout=0.05)
+    clock.set(T0 + 60)
+    await finish_all(core)
+    (run,) = await history(core, schedule)
+    assert (run.state, run.error, run.timed_out) == ("failed", "timeout after 0.05 s", True)
+    assert ex.cancelled == [run.uid]
+    assert (await schedule_store.get(core.db, schedule.id)).fail_count == 1
+
+
+async def test_a_failing_command_records_exit_code_and_output(tmp_path, clock):
+    cfg = config_mod.from_dict({"executors": {"maintenance": {
+        "command": [sys.executable, "-c", "import sys; print('disk full on {org_id}'); sys.exit(3)"]}}})
+    core = Core(cfg, db_path=str(tmp_path / "f.db"), clock=clock)
+    await core.start(run_loop=False)
+    try:
+        ref = await core.runner.run_now("maintenance", "maintenance:x", "ManualMaintenance", at=T0, org_id="x")
+        await core.runner.wait_idle()
+        run = await run_store.get_by_uid(core.db, ref.uid)
+        assert (run.state, run.exit_code) == ("failed", 3)
+        assert "disk full on x" in run.error
+    finally:
+        await core.stop()
+
+
+@pytest.mark.parametrize(("policy", "expected_runs", "expected_missed"), [
+    ("fire_once", 1, 9),   # 10 hourly fires missed: the latest runs, 9 are recorded as missed
+    ("skip", 0, 10),
+    ("fire_all", 3, 7),    # misfire_max = 3: the last three run, in order
+])
+async def test_downtime_misfires_follow_the_policy(tmp_path, clock, policy, expected_runs, expected_missed):
+    path = str(tmp_path / "m.db")
+    core = Core(make_config(), db_path=path, clock=clock)
+    await core.start(run_loop=False)
+    schedule = await add_schedule(core, "0 0 * * * ?", misfire_policy=policy)
+    await core.stop()
+
+    clock.set(T0 + 10 * 3600 + 90)  # down for ten hours: every fire is past the 60 s grace
+    core = Core(make_config(), db_path=path, clock=clock)
+    await core.start(run_loop=False)
+    try:
+        await finish_all(core)
+        runs = await history(core, schedule)
+        ran = [r for r in runs if r.state == "done"]
+        missed = [r for r in runs if r.skip_reason == "misfire"]
+        assert len(ran) == expected_runs
+        assert sum(r.fires for r in missed) == expected_missed
+        assert sum(r.fires for r in runs) == 10  # every due fire accounted for exactly once
+        if policy == "fire_once":
+            assert ran[0].due_at == T0 + 36000  # the latest missed fire runs
+        if policy == "fire_all":
+            assert [(r.due_at - T0) / 3600 for r in ran] == [8, 9, 10]
+            assert ran[0].ended_at <= ran[1].started_at  # one after another
+        reloaded = await schedule_store.get(core.db, schedule.id)
+        assert reloaded.next_fire_at == T0 + 11 * 3600
+    finally:
+        await core.stop()
+
+
+async def test_fires_late_within_grace_run_normally(core, clock):
+    schedule = await add_schedule(core, "0 * * * * ?")
+    clock.set(T0 + 60 + 45)  # 45 s late, grace is 60 s
+    await finish_all(core)
+    runs = await history(core, schedule)
+    assert [(r.state, r.due_at) for r in runs] == [("done", T0 + 60)]
+
+
+async def test_runs_left_open_by_a_crash_become_interrupted_on_start(tmp_path, clock):
+    path = str(tmp_path / "c.db")
+    core = Core(make_config(), db_path=path, clock=clock)
+    await core.start(run_loop=False)
+    schedule = await add_schedule(core, "0 * * * * ?")
+    await core.db.write(lambda conn: run_store.op_insert(conn, run_store.NewRun(
+        uid="crashed", family="maintenance", overlap_key=schedule.overlap_key,
+        trigger="TimeBasedMaintenance", state="inprogress", created_at=T0, schedule_id=schedule.id,
+        org_id="default", started_at=T0)))
+    await core.db.close()  # as if killed: no shutdown bookkeeping
+
+    core = Core(make_config(), db_path=path, clock=clock)
+    await core.start(run_loop=False)
+    try:
+        run = await run_store.get_by_uid(core.db, "crashed")
+        assert run.state == "interrupted"
+        assert "stopped while the run was in progress" in run.error
+        assert (await schedule_store.get(core.db, schedule.id)).fail_count == 1
+    finally:
+        await core.stop()
+
+
+async def test_shutdown_interrupts_runs_that_outlive_the_grace(tmp_path, clock):
+    cfg = config_mod.from_dict({"scheduler": {"shutdown_grace": 0.05}})
+    core = Core(cfg, db_path=str(tmp_path / "s.db"), clock=clock)
+    await core.start(run_loop=False)
+    ex = controlled(core)
+    ref = await core.runner.run_now("maintenance", "maintenance:x", "ManualMaintenance", at=T0, org_id="x")
+    await asyncio.sleep(0.01)
+    db_path = core.db.path
+    assert await core.stop() == (0, 1)
+    assert ex.cancelled == [ref.uid]
+    core = Core(cfg, db_path=db_path, clock=clock)
+    await core.start(run_loop=False)
+    try:
+        run = await run_store.get_by_uid(core.db, ref.uid)
+        assert run.state == "interrupted"
+        assert "shut down" in run.error
+    finally:
+        await core.stop()
+
+
+@pytest.mark.parametrize(("strategy", "ok", "kept", "payload"), [
+    ("OFF", True, False, False),
+    ("OFF", False, False, False),
+    ("ERROR", True, False, False),
+    ("ERROR", False, True, False),
+    ("MINIMAL", True, True, False),
+    ("FULL", True, True, True),
+    ("FULL", False, True, True),
+])
+async def test_history_strategy_keeps_what_it_says_and_counters_count_everything(
+        core, clock, strategy, ok, kept, payload):
+    ex = controlled(core)
+    ex.ok = ok
+    ex.release.set()
+    schedule = await add_schedule(core, "0 * * * * ?", family="service", org_id=None,
+                                  name=f"job-{strategy}", history_strategy=strategy)
+    clock.set(T0 + 60)
+    await finish_all(core)
+    runs = await history(core, schedule)
+    assert len(runs) == (1 if kept else 0)
+    if kept:
+        assert (runs[0].response_body == "resp") is payload
+        assert runs[0].complete is payload
+    reloaded = await schedule_store.get(core.db, schedule.id)
+    assert (reloaded.success_count, reloaded.fail_count) == ((1, 0) if ok else (0, 1))
+
+
+async def test_retention_deletes_old_runs_in_batches_and_keeps_counters(core, clock):
+    schedule = await add_schedule(core, "0 0 0 1 1 ? 2099", family="service", org_id=None,
+                                  name="old", retention_days=1)
+
+    async def seed(conn):
+        for i in range(1200):
+            await run_store.op_insert(conn, run_store.NewRun(
+                uid=f"old{i}", family="service", overlap_key=schedule.overlap_key, trigger="Scheduled",
+                state="done", created_at=T0 - 3 * 86400 + i, schedule_id=schedule.id))
+        await run_store.op_insert(conn, run_store.NewRun(
+            uid="new", family="service", overlap_key=schedule.overlap_key, trigger="Scheduled",
+            state="done", created_at=T0 - 3600, schedule_id=schedule.id))
+
+    await core.db.write(seed)
+    assert await core.runner.sweep_retention(T0) == 1200
+    assert [r.uid for r in await history(core, schedule)] == ["new"]
+
+
+async def test_spring_forward_fire_runs_once_at_the_first_instant_after_the_gap(core, clock):
+    ny = "America/New_York"
+    clock.set(datetime(2026, 3, 7, 17, 0, tzinfo=timezone.utc).timestamp())
+    schedule = await add_schedule(core, "30 2 * * *", tz=ny)
+    expected = datetime(2026, 3, 8, 7, 0, tzinfo=timezone.utc).timestamp()  # 03:00 EDT
+    assert schedule.next_fire_at == expected
+    clock.set(expected)
+    await finish_all(core)
+    (run,) = await history(core, schedule)
+    assert run.due_at == expected
+    assert (await schedule_store.get(core.db, schedule.id)).next_fire_at == datetime(
+        2026, 3, 9, 6, 30, tzinfo=timezone.utc).timestamp()
+
+
+async def test_deactivated_schedule_stops_firing_at_once(core, clock):
+    schedule = await add_schedule(core, "0 * * * * ?")
+    await schedule_store.set_active(core.db, schedule.id, False, None, by="t", at=T0)
+    core.runner.disarm(schedule.id)
+    clock.set(T0 + 600)
+    await finish_all(core)
+    assert await history(core, schedule) == []
