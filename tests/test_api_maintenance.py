@@ -328,3 +328,19 @@ async def test_oversized_body_is_413(api):
                                     headers={"Content-Type": "application/json"})
     assert response.status == 413
     assert await count_schedules(api) == 0
+
+
+async def test_repeated_failed_logins_are_throttled_with_retry_after(api):
+    for _ in range(5):
+        response, _ = await api.call("POST", "/authService/accounts/login", None,
+                                     data={"userid": "alice", "password": "wrong password"})
+        assert response.status == 401
+    response, body = await api.call("POST", "/authService/accounts/login", None,
+                                    data={"userid": "alice", "password": PASSWORD})
+    assert response.status == 429
+    assert int(response.headers["Retry-After"]) > 0
+    assert body["status"] == "FAIL"
+    api.clock.set(T0 + 61)
+    response, _ = await api.call("POST", "/authService/accounts/login", None,
+                                 data={"userid": "alice", "password": PASSWORD})
+    assert response.status == 200

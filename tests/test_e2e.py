@@ -233,3 +233,18 @@ def test_db_backup_writes_a_consistent_copy(daemon_factory, tmp_path):
 
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="signals and process groups")
+
+
+def test_org_add_creates_an_org_a_member_can_use(daemon_factory):
+    daemon = daemon_factory([sys.executable, "-c", "pass"])
+    args = ("--db", daemon.db, "--config", str(daemon.config))
+    assert schedd("org", "add", "acme", *args).returncode == 0
+    out = schedd("org", "add", "bad org", *args)
+    assert out.returncode == 2 and "orgId" in out.stderr
+    out = schedd("user", "add", "ann", "--org", "acme", "--password-stdin", *args, stdin=PASSWORD + "\n")
+    assert out.returncode == 0, out.stderr
+    token = schedd("token", "create", "ann", *args).stdout.strip()
+    daemon.start()
+    assert daemon.request("GET", "/aggregates/maintenance/scheduler/jobs/orgId/acme", token=token)[0] == 200
+    assert daemon.request("GET", "/aggregates/maintenance/scheduler/jobs/orgId/default", token=token)[0] == 404
+    assert daemon.stop() == 0

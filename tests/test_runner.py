@@ -380,3 +380,19 @@ async def test_deactivated_schedule_stops_firing_at_once(core, clock):
     clock.set(T0 + 600)
     await finish_all(core)
     assert await history(core, schedule) == []
+
+
+async def test_fall_back_fires_a_fixed_hour_once_and_an_hourly_schedule_in_both_hours(core, clock):
+    ny = "America/New_York"
+    start = datetime(2026, 11, 1, 4, 0, tzinfo=timezone.utc).timestamp()  # 00:00 EDT
+    clock.set(start)
+    fixed = await add_schedule(core, "30 1 * * *", tz=ny)
+    hourly = await add_schedule(core, "0 * * * *", tz=ny)
+    for hour in range(1, 5):
+        clock.set(start + hour * 3600)
+        await finish_all(core)
+    utc = lambda r: datetime.fromtimestamp(r.due_at, timezone.utc).strftime("%H:%M")  # noqa: E731
+    assert [utc(r) for r in await history(core, fixed)] == ["05:30"]  # 01:30 EDT only
+    assert [utc(r) for r in await history(core, hourly)] == ["05:00", "06:00", "07:00", "08:00"]
+    assert (await schedule_store.get(core.db, fixed.id)).next_fire_at == datetime(
+        2026, 11, 2, 6, 30, tzinfo=timezone.utc).timestamp()
