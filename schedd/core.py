@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 
 from schedd import metrics
 from schedd.clock import Clock, WallClock
@@ -37,13 +38,16 @@ class Core:
             misfire_max=sched.misfire_max, retention_sweep=sched.retention_sweep)
         self._loop_task: asyncio.Task[None] | None = None
         self.ready = False
+        self.startup: list[Callable[[float], Awaitable[None]]] = []
+        """Run by `start()` after recovery, before the loop: families arm their own timers."""
         self._install_families()
 
     def _install_families(self) -> None:
         """Let the families hook into the runner (imported here: they import this module)."""
-        from schedd.families import aggregate
+        from schedd.families import aggregate, windows
 
         aggregate.install(self)
+        self.windows = windows.install(self)
 
     async def start(self, *, run_loop: bool = True) -> None:
         """Open the database, recover, load the heap, and (unless a test drives it) start the loop."""
@@ -51,6 +55,8 @@ class Core:
         await account_store.ensure_org(self.db, DEFAULT_ORG, self.clock.now())
         await self.executors.start()
         interrupted = await self.runner.recover(self.clock.now())
+        for hook in self.startup:
+            await hook(self.clock.now())
         if run_loop:
             self._loop_task = asyncio.create_task(self.engine.run(), name="schedd-engine")
         else:

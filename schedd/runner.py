@@ -42,8 +42,8 @@ RETENTION_BATCH = 500
 INTERRUPTED_BY_CRASH = "schedd stopped while the run was in progress (crash or kill); it did not finish"
 INTERRUPTED_BY_SHUTDOWN = "schedd shut down before the run finished (shutdown_grace elapsed)"
 
-Gate = Callable[[Schedule], int | None]
-"""Returns the id of a maintenance window that blocks this job's runs now, or None."""
+Gate = Callable[[Schedule, float], int | None]
+"""Returns the id of a maintenance window that blocks this job's runs at a time, or None."""
 AfterRun = Callable[["Active", str], Awaitable[None]]
 
 
@@ -252,7 +252,7 @@ class Runner:
         wait for each other instead of being skipped as overlaps.
         """
         family = schedule.family
-        window_id = self.gate(schedule) if self.gate is not None and family == "service" else None
+        window_id = self.gate(schedule, at) if self.gate is not None and family == "service" else None
         if window_id is not None:
             metrics.SKIPS.labels(family, "maintenance").inc()
             if history_level(schedule.history_strategy, "skipped") == "none":
@@ -310,7 +310,7 @@ class Runner:
             org_id, project_id, cube_id = schedule.org_id, schedule.project_id, schedule.cube_id
             if full_build is None:
                 full_build = schedule.full_build
-            window_id = self.gate(schedule) if self.gate is not None and family == "service" else None
+            window_id = self.gate(schedule, at) if self.gate is not None and family == "service" else None
             if window_id is not None:
                 return await self._record_skip_now(schedule, at, trigger, window_id)
         active = Active(

@@ -1,0 +1,250 @@
+"""Seed 004: Prod-Manager's maintenance API, its scopes and services.
+
+Reads are public (without a token, internal events are left out); writes need a token
+and answer 302 to the resource, as Prod-Manager does. Bodies are forms or JSON.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime, timezone
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from aiohttp import web
+
+from schedd.api.common import CORE, current_user, json_response, optional_user, read_body, with_envelope
+from schedd.errors import NotFound, ScheddError, ValidationError
+from schedd.families.windows import Invalid, Windows, format_date
+from schedd.store.windows import Window
+
+routes = web.RouteTableDef()
+ID = r"{id:\d{1,18}}"
+PER_PAGE_MAX = 50
+
+
+def render_error(request: web.Request, status: int, message: str, exc: ScheddError) -> web.Response:
+    if isinstance(exc, Invalid):
+        return json_response({"message": "Invalid request", "reasons": exc.reasons}, status=status)
+    if isinstance(exc, ValidationError):
+        return json_response({"message": "Invalid request", "reasons": {exc.field: [exc.reason]}}, status=status)
+    return json_response({"message": message, "reasons": {}}, status=status)
+
+
+handler = with_envelope(render_error)
+
+
+def _windows(request: web.Request) -> Windows:
+    return request.app[CORE].windows
+
+
+def window_object(window: Window, zone: ZoneInfo) -> dict[str, Any]:
+    path = f"/api/maintenance/{window.id}"
+    return {
+        "id": window.id,
+        "name": window.name,
+        "description": window.description,
+        "external_reference": window.external_reference,
+        "external_link": window.external_link,
+        "status": window.status,
+        "scope": window.scope_id,
+        "service": window.service_id,
+        "service_status": window.service_status,
+        "creation_date": format_date(window.creation_date, zone),
+        "scheduled_start_date": format_date(window.scheduled_start_date, zone),
+        "scheduled_end_date": format_date(window.scheduled_end_date, zone),
+        "start_date": format_date(window.start_date, zone),
+        "end_date": format_date(window.end_date, zone),
+        "events": [{
+            "creation_date": format_date(event.creation_date, zone),
+            "content": event.content,
+            "internal": int(event.internal),
+            "type": event.type,
+        } for event in window.events],
+        "links": {
+            "self": path,
+            "scope": f"/api/scope/{window.scope_id}",
+            "service": f"/api/service/{window.service_id}",
+            "calendar": f"{path}/calendar",
+        },
+    }
+
+
+def _window_id(request: web.Request) -> int:
+    return int(request.match_info["id"])
+
+
+def _page_param(request: web.Request, name: str, default: int, high: int | None) -> int:
+    raw = request.query.get(name, "")
+    if raw == "":
+        return default
+    if not raw.isdigit() or len(raw) > 9 or int(raw) < 1 or (high is not None and int(raw) > high):
+        bound = f"1-{high}" if high else "a positive integer"
+        raise ValidationError(name, f"must be {bound}")
+    return int(raw)
+
+
+@routes.get("/api/maintenance")
+@handler
+async def list_windows(request: web.Request) -> web.Response:
+    user = await optional_user(request)
+    page = _page_param(request, "page", 1, None)
+    per_page = _page_param(request, "per_page", 20, PER_PAGE_MAX)
+    windows = _windows(request)
+    found, total = await windows.list(request.query, page=page, per_page=per_page, internal=user is not None)
+    pages = max(1, math.ceil(total / per_page))
+    headers = {"X-Page": str(page), "X-Per-Page": str(per_page), "X-Total": str(total),
+               "X-Total-Pages": str(pages)}
+    if page > 1:
+        headers["X-Prev-Page"] = str(min(page - 1, pages))
+    if page < pages:
+        headers["X-Next-Page"] = str(page + 1)
+    zone = windows.zone
+    return json_response({"items": [window_object(w, zone) for w in found]}, headers=headers)
+
+
+@routes.get(f"/api/maintenance/{ID}")
+@handler
+async def get_window(request: web.Request) -> web.Response:
+    user = await optional_user(request)
+    windows = _windows(request)
+    window = await windows.get(_window_id(request), internal=user is not None)
+    return json_response(window_object(window, windows.zone))
+
+
+@routes.post("/api/maintenance/create")
+@handler
+async def create_window(request: web.Request) -> web.Response:
+    user = await current_user(request)
+    core = request.app[CORE]
+    window = await core.windows.create(user, await read_body(request), at=core.clock.now())
+    raise web.HTTPFound(f"/api/maintenance/{window.id}")
+
+
+@routes.post(f"/api/maintenance/{ID}/update")
+@handler
+async def update_window(request: web.Request) -> web.Response:
+    user = await current_user(request)
+    core = request.app[CORE]
+    window_id = _window_id(request)
+    await core.windows.update(user, window_id, await read_body(request), at=core.clock.now())
+    raise web.HTTPFound(f"/api/maintenance/{window_id}")
+
+
+@routes.post(f"/api/maintenance/{ID}/delete")
+@handler
+async def delete_window(request: web.Request) -> web.Response:
+    user = await current_user(request)
+    await _windows(request).delete(user, _window_id(request))
+    raise web.HTTPFound("/api/maintenance")
+
+
+@routes.post(f"/api/maintenance/{ID}/comment")
+@handler
+async def comment_window(request: web.Request) -> web.Response:
+    user = await current_user(request)
+    core = request.app[CORE]
+    window_id = _window_id(request)
+    await core.windows.comment(user, window_id, await read_body(request), at=core.clock.now())
+    raise web.HTTPFound(f"/api/maintenance/{window_id}")
+
+
+@routes.get(f"/api/maintenance/{ID}/calendar")
+@handler
+async def window_calendar(request: web.Request) -> web.Response:
+    core = request.app[CORE]
+    window = await core.windows.get(_window_id(request), internal=False)
+    body = calendar([window], at=core.clock.now(), host=request.host.split(":")[0] or "schedd")
+    return web.Response(body=body.encode("utf-8"), content_type="text/calendar", charset="utf-8",
+                        headers={"Content-Disposition": f'inline; filename="maintenance-{window.id}.ics"'})
+
+
+def _scope_object(scope) -> dict[str, Any]:
+    return {"id": scope.id, "name": scope.name, "links": {"self": f"/api/scope/{scope.id}"}}
+
+
+def _service_object(request: web.Request, service) -> dict[str, Any]:
+    scope = request.app[CORE].config.scopes.get(service.scope or "")
+    return {"id": service.id, "name": service.name, "scope": scope.id if scope else None,
+            "links": {"self": f"/api/service/{service.id}",
+                      "scope": f"/api/scope/{scope.id}" if scope else None}}
+
+
+@routes.get("/api/scope")
+@handler
+async def list_scopes(request: web.Request) -> web.Response:
+    scopes = sorted(request.app[CORE].config.scopes.values(), key=lambda s: s.id)
+    return json_response({"items": [_scope_object(s) for s in scopes]})
+
+
+@routes.get(f"/api/scope/{ID}")
+@handler
+async def get_scope(request: web.Request) -> web.Response:
+    scope = _windows(request).scope_by_id(_window_id(request))
+    if scope is None:
+        raise NotFound("scope", _window_id(request))
+    return json_response(_scope_object(scope))
+
+
+@routes.get("/api/service")
+@handler
+async def list_services(request: web.Request) -> web.Response:
+    services = sorted((s for s in request.app[CORE].config.services.values() if s.id is not None),
+                      key=lambda s: s.id)
+    return json_response({"items": [_service_object(request, s) for s in services]})
+
+
+@routes.get(f"/api/service/{ID}")
+@handler
+async def get_service(request: web.Request) -> web.Response:
+    service = _windows(request).service_by_id(_window_id(request))
+    if service is None:
+        raise NotFound("service", _window_id(request))
+    return json_response(_service_object(request, service))
+
+
+# -- iCalendar (RFC 5545) ------------------------------------------------------------
+
+def _ics_text(value: str) -> str:
+    return (value.replace("\\", "\\\\").replace(";", "\\;").replace(",", "\\,")
+            .replace("\r\n", "\\n").replace("\n", "\\n").replace("\r", "\\n"))
+
+
+def _ics_time(at: float) -> str:
+    return datetime.fromtimestamp(at, timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+
+
+def _fold(line: str) -> str:
+    """Lines longer than 75 octets continue on the next line after a space, never mid-character."""
+    out, current, size = [], "", 0
+    for char in line:
+        width = len(char.encode("utf-8"))
+        if size + width > 75:
+            out.append(current)
+            current, size = " ", 1
+        current += char
+        size += width
+    out.append(current)
+    return "\r\n".join(out)
+
+
+def calendar(windows: list[Window], *, at: float, host: str) -> str:
+    lines = ["BEGIN:VCALENDAR", "VERSION:2.0", "PRODID:-//schedd//maintenance windows//EN",
+             "CALSCALE:GREGORIAN", "METHOD:PUBLISH"]
+    for window in windows:
+        lines += [
+            "BEGIN:VEVENT",
+            f"UID:maintenance-{window.id}@{_ics_text(host)}",
+            f"DTSTAMP:{_ics_time(at)}",
+            f"DTSTART:{_ics_time(window.scheduled_start_date)}",
+            f"DTEND:{_ics_time(window.scheduled_end_date)}",
+            f"SUMMARY:{_ics_text(window.name)}",
+            f"STATUS:{'CANCELLED' if window.status == 'canceled' else 'CONFIRMED'}",
+        ]
+        if window.description:
+            lines.append(f"DESCRIPTION:{_ics_text(window.description)}")
+        if window.external_link:
+            lines.append(f"URL:{window.external_link}")
+        lines.append("END:VEVENT")
+    lines.append("END:VCALENDAR")
+    return "".join(_fold(line) + "\r\n" for line in lines)

@@ -1,0 +1,361 @@
+"""Seed 004: maintenance windows, the timers that move them, and the gate on service jobs.
+
+A window moves `scheduled -> in-progress` at its scheduled start and `-> succeed` at its
+scheduled end, by one engine timer per window (re-armed from the database at start-up,
+so a move that fell due while the daemon was down happens at once). While a window of
+service S is in progress with `service_status` `down`, runs of the jobs that call S are
+skipped: the gate is an in-memory map kept in step with every change.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Mapping
+from dataclasses import replace
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
+
+from schedd.config import ServiceConfig
+from schedd.core import Core
+from schedd.cron import load_zone
+from schedd.engine import WINDOW
+from schedd.errors import NotFound, ValidationError
+from schedd.store import windows as store
+from schedd.store.accounts import User
+from schedd.store.schedules import Schedule
+from schedd.store.windows import NewEvent, Window
+
+log = logging.getLogger("schedd.windows")
+
+STATUSES = ("scheduled", "in-progress", "succeed", "failed", "canceled")
+SERVICE_STATUSES = ("up", "degraded", "down")
+DATE_RE = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}")
+DATE_FORMAT = "%Y-%m-%dT%H:%M"
+LIMITS = {"name": 255, "description": 10_000, "external_reference": 255, "external_link": 2048}
+
+
+class Invalid(ValidationError):
+    """Several fields rejected at once: `reasons` maps each field to its problems."""
+
+    def __init__(self, reasons: dict[str, list[str]]) -> None:
+        self.reasons = reasons
+        field = next(iter(reasons))
+        super().__init__(field, reasons[field][0])
+
+
+# -- dates -------------------------------------------------------------------------
+
+def parse_date(value: object, field: str, zone: ZoneInfo) -> float:
+    """`YYYY-MM-DDTHH:MM` in the daemon's zone (Prod-Manager's dates are naive)."""
+    if not isinstance(value, str) or not DATE_RE.fullmatch(value):
+        raise ValidationError(field, "must be a date as YYYY-MM-DDTHH:MM (no seconds, no offset)")
+    try:
+        local = datetime.strptime(value, DATE_FORMAT)
+    except ValueError as exc:
+        raise ValidationError(field, f"{value!r} is not a valid date") from exc
+    if not 1970 <= local.year <= 9998:
+        raise ValidationError(field, "year must be from 1970 to 9998")
+    return local.replace(tzinfo=zone).timestamp()
+
+
+def format_date(at: float | None, zone: ZoneInfo) -> str | None:
+    return None if at is None else datetime.fromtimestamp(at, zone).strftime(DATE_FORMAT)
+
+
+# -- the rules (pure) --------------------------------------------------------------
+
+def next_move(window: Window) -> float | None:
+    if window.status == "scheduled":
+        return window.scheduled_start_date
+    if window.status == "in-progress":
+        return window.scheduled_end_date
+    return None
+
+
+def advance(window: Window, at: float) -> tuple[Window, list[NewEvent]]:
+    """Every move that is due at `at`, with the events that record them."""
+    events: list[NewEvent] = []
+    if window.status == "scheduled" and at >= window.scheduled_start_date:
+        window = replace(window, status="in-progress", start_date=window.scheduled_start_date)
+        events.append(NewEvent("Status changed from scheduled to in-progress: the scheduled start was reached",
+                               "update"))
+    if window.status == "in-progress" and at >= window.scheduled_end_date:
+        window = replace(window, status="succeed", end_date=window.scheduled_end_date)
+        events.append(NewEvent("Status changed from in-progress to succeed: the scheduled end was reached",
+                               "update"))
+    return window, events
+
+
+def gates(window: Window, at: float) -> bool:
+    """Whether the window blocks its service's jobs at `at`.
+
+    The window is judged by its times as well as its status, so a fire due at the very
+    instant a window starts or ends is gated the same whichever timer the loop handles
+    first: a window covers [scheduled start, scheduled end).
+    """
+    if window.service_status != "down" or at >= window.scheduled_end_date:
+        return False
+    if window.status == "in-progress":
+        return True
+    return window.status == "scheduled" and at >= window.scheduled_start_date
+
+
+# -- validation --------------------------------------------------------------------
+
+def _text(data: Mapping[str, Any], name: str, reasons: dict[str, list[str]], *, required: bool) -> str | None:
+    value = data.get(name)
+    if value is None or value == "":
+        if required:
+            reasons.setdefault(name, []).append("This field is required.")
+        return None
+    if not isinstance(value, str):
+        reasons.setdefault(name, []).append("Must be a string.")
+        return None
+    if len(value) > LIMITS[name]:
+        reasons.setdefault(name, []).append(f"Must be at most {LIMITS[name]} characters.")
+        return None
+    return value
+
+
+def _int(data: Mapping[str, Any], name: str, reasons: dict[str, list[str]]) -> int | None:
+    value = data.get(name)
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    if not isinstance(value, int) or isinstance(value, bool):
+        reasons.setdefault(name, []).append("This field is required and must be an integer id.")
+        return None
+    return value
+
+
+def _choice(data: Mapping[str, Any], name: str, allowed: tuple[str, ...], reasons: dict[str, list[str]],
+            *, required: bool) -> str | None:
+    value = data.get(name)
+    if value is None or value == "":
+        if required:
+            reasons.setdefault(name, []).append("This field is required.")
+        return None
+    if value not in allowed:
+        reasons.setdefault(name, []).append(f"Value must be one of: {', '.join(allowed)}.")
+        return None
+    return str(value)
+
+
+def _date(data: Mapping[str, Any], name: str, zone: ZoneInfo, reasons: dict[str, list[str]],
+          *, required: bool) -> float | None:
+    value = data.get(name)
+    if value is None or value == "":
+        if required:
+            reasons.setdefault(name, []).append("This field is required.")
+        return None
+    try:
+        return parse_date(value, name, zone)
+    except ValidationError as exc:
+        reasons.setdefault(name, []).append(exc.reason)
+        return None
+
+
+class Windows:
+    """The windows of one daemon: service functions, timers, and the gate."""
+
+    def __init__(self, core: Core) -> None:
+        self.core = core
+        self._down: dict[int, dict[int, Window]] = {}  # service id -> open down windows by id
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return load_zone(self.core.config.scheduler.timezone)
+
+    # -- config lookups --
+
+    def service_by_id(self, service_id: int) -> ServiceConfig | None:
+        return next((s for s in self.core.config.services.values() if s.id == service_id), None)
+
+    def scope_by_id(self, scope_id: int):
+        return next((s for s in self.core.config.scopes.values() if s.id == scope_id), None)
+
+    # -- the gate --
+
+    def gate(self, schedule: Schedule, at: float) -> int | None:
+        """The id of a window that blocks this service job at `at`, or None."""
+        name = (schedule.spec.get("jobServiceInfo") or {}).get("serviceName")
+        service = self.core.config.services.get(name) if isinstance(name, str) else None
+        if service is None or service.id is None:
+            return None
+        blocking = [w.id for w in self._down.get(service.id, {}).values() if gates(w, at)]
+        return min(blocking) if blocking else None
+
+    def _track(self, window: Window | None, window_id: int) -> None:
+        for open_windows in self._down.values():
+            open_windows.pop(window_id, None)
+        if window is not None and window.service_status == "down" and next_move(window) is not None:
+            self._down.setdefault(window.service_id, {})[window_id] = window
+        if window is not None and (ticks := next_move(window)) is not None:
+            self.core.engine.set(WINDOW, window_id, ticks)
+        else:
+            self.core.engine.cancel(WINDOW, window_id)
+
+    async def load(self, at: float) -> None:
+        """Arm the timer of every window that still moves, and build the gate."""
+        for window in await store.open_windows(self.core.db):
+            self._track(window, window.id)
+
+    async def on_due(self, items: list[tuple[int, float]], at: float) -> None:
+        for window_id, _ in items:
+            window = await store.get(self.core.db, window_id, internal=True)
+            if window is None:
+                continue
+            moved, events = advance(window, at)
+            if events:
+                saved = await store.save(self.core.db, moved, events, at=at)
+                log.info("action=window_moved window=%d status=%s", window_id, moved.status)
+                window = saved or moved
+            self._track(window, window_id)
+
+    # -- service functions --
+
+    def validate(self, data: Mapping[str, Any], *, current: Window | None) -> Window:
+        """The window `data` describes (create, or a whole update of `current`); Invalid lists every problem."""
+        reasons: dict[str, list[str]] = {}
+        zone = self.zone
+        name = _text(data, "name", reasons, required=True)
+        description = _text(data, "description", reasons, required=False)
+        reference = _text(data, "external_reference", reasons, required=False)
+        link = _text(data, "external_link", reasons, required=False)
+        if link is not None:
+            parts = urlsplit(link)
+            if parts.scheme not in ("http", "https") or not parts.netloc or any(c in link for c in " \r\n\t"):
+                reasons.setdefault("external_link", []).append("Must be a valid http(s) URL.")
+        scope_id = _int(data, "scope", reasons)
+        service_id = _int(data, "service", reasons)
+        service_status = _choice(data, "service_status", SERVICE_STATUSES, reasons, required=True)
+        status = _choice(data, "status", STATUSES, reasons, required=current is not None)
+        start = _date(data, "scheduled_start_date", zone, reasons, required=True)
+        end = _date(data, "scheduled_end_date", zone, reasons, required=True)
+        started = _date(data, "start_date", zone, reasons, required=False)
+        ended = _date(data, "end_date", zone, reasons, required=False)
+        if start is not None and end is not None and end <= start:
+            reasons.setdefault("scheduled_end_date", []).append("Must be after scheduled_start_date.")
+        scope = self.scope_by_id(scope_id) if scope_id is not None else None
+        if scope_id is not None and scope is None:
+            reasons.setdefault("scope", []).append(f"No scope with id {scope_id}.")
+        service = self.service_by_id(service_id) if service_id is not None else None
+        if service_id is not None and service is None:
+            reasons.setdefault("service", []).append(f"No service with id {service_id}.")
+        if scope is not None and service is not None and service.scope != scope.name:
+            reasons.setdefault("service", []).append(f"Service {service_id} does not belong to scope {scope_id}.")
+        if reasons:
+            raise Invalid(reasons)
+        assert name and scope_id is not None and service_id is not None and service_status
+        assert start is not None and end is not None
+        return Window(
+            id=current.id if current else 0, name=name, description=description,
+            external_reference=reference, external_link=link,
+            status=status or "scheduled", scope_id=scope_id, service_id=service_id,
+            service_status=service_status,
+            creation_date=current.creation_date if current else 0.0,
+            scheduled_start_date=start, scheduled_end_date=end,
+            start_date=started if "start_date" in data or current is None else current.start_date,
+            end_date=ended if "end_date" in data or current is None else current.end_date)
+
+    async def create(self, user: User, data: Mapping[str, Any], *, at: float) -> Window:
+        window = self.validate(data, current=None)
+        window, moves = advance(window, at)
+        created = await store.insert(
+            self.core.db, window, NewEvent(f"Maintenance created by {user.name}", "create"), at=at)
+        if moves:
+            created = await store.save(self.core.db, created, moves, at=at) or created
+        self._track(created, created.id)
+        return created
+
+    async def update(self, user: User, window_id: int, data: Mapping[str, Any], *, at: float) -> Window:
+        current = await self.get(window_id, internal=True)
+        window = self.validate(data, current=current)
+        changes = _describe_changes(current, window, self.zone)
+        events = [NewEvent(f"Maintenance updated by {user.name}: {changes}", "update")] if changes else []
+        window, moves = advance(window, at)
+        saved = await store.save(self.core.db, window, events + moves, at=at)
+        if saved is None:
+            raise NotFound("maintenance", window_id)
+        self._track(saved, window_id)
+        return saved
+
+    async def delete(self, user: User, window_id: int) -> None:
+        if not await store.delete(self.core.db, window_id):
+            raise NotFound("maintenance", window_id)
+        self._track(None, window_id)
+
+    async def comment(self, user: User, window_id: int, data: Mapping[str, Any], *, at: float) -> None:
+        text = data.get("comment")
+        if not isinstance(text, str) or not text.strip():
+            raise Invalid({"comment": ["This field is required."]})
+        if len(text) > 10_000:
+            raise Invalid({"comment": ["Must be at most 10000 characters."]})
+        internal = data.get("internal", 0)
+        if internal in (True, 1, "1", "true"):
+            internal = True
+        elif internal in (None, "", False, 0, "0", "false"):
+            internal = False
+        else:
+            raise Invalid({"internal": ["Must be 0 or 1."]})
+        if not await store.add_event(self.core.db, window_id, NewEvent(text, "comment", internal), at=at):
+            raise NotFound("maintenance", window_id)
+
+    async def get(self, window_id: int, *, internal: bool) -> Window:
+        window = await store.get(self.core.db, window_id, internal=internal)
+        if window is None:
+            raise NotFound("maintenance", window_id)
+        return window
+
+    async def list(self, filters: Mapping[str, Any], *, page: int, per_page: int,
+                   internal: bool) -> tuple[list[Window], int]:
+        return await store.list_page(
+            self.core.db, self.filters(filters), limit=per_page, offset=(page - 1) * per_page,
+            internal=internal)
+
+    def filters(self, query: Mapping[str, Any]) -> dict[str, Any]:
+        """The seed's list filters, validated; dates in the daemon's zone."""
+        found: dict[str, Any] = {}
+        for name in ("status", "service_status"):
+            allowed = STATUSES if name == "status" else SERVICE_STATUSES
+            if query.get(name):
+                if query[name] not in allowed:
+                    raise Invalid({name: [f"Value must be one of: {', '.join(allowed)}."]})
+                found[name] = query[name]
+        for name in ("scope", "service"):
+            if query.get(name):
+                if not str(query[name]).isdigit() or len(str(query[name])) > 18:
+                    raise Invalid({name: ["Must be an integer id."]})
+                found[name] = int(query[name])
+        if query.get("external_reference"):
+            found["external_reference"] = str(query["external_reference"])[:255]
+        for name in ("start_before", "start_after", "end_before", "end_after"):
+            if query.get(name):
+                try:
+                    found[name] = parse_date(query[name], name, self.zone)
+                except ValidationError as exc:
+                    raise Invalid({name: [exc.reason]}) from exc
+        return found
+
+
+def _describe_changes(before: Window, after: Window, zone: ZoneInfo) -> str:
+    changed = []
+    for name in ("name", "description", "external_reference", "external_link", "status", "scope_id",
+                 "service_id", "service_status", "scheduled_start_date", "scheduled_end_date",
+                 "start_date", "end_date"):
+        old, new = getattr(before, name), getattr(after, name)
+        if old != new:
+            if name.endswith("_date"):
+                old, new = format_date(old, zone), format_date(new, zone)
+            changed.append(f"{name.removesuffix('_id')} {old!s} -> {new!s}")
+    return "; ".join(changed)
+
+
+def install(core: Core) -> Windows:
+    windows = Windows(core)
+    core.engine.on(WINDOW, windows.on_due)
+    core.runner.gate = windows.gate
+    core.startup.append(windows.load)
+    return windows

@@ -1,0 +1,198 @@
+"""Maintenance windows (seed 004) and their event timeline."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass, replace
+from typing import Any
+
+import aiosqlite
+
+from schedd.store.db import Database
+
+OPEN_STATUSES = ("scheduled", "in-progress")
+
+_FIELDS = (
+    "name", "description", "external_reference", "external_link", "status", "scope_id",
+    "service_id", "service_status", "scheduled_start_date", "scheduled_end_date", "start_date",
+    "end_date",
+)
+# Creates a window.
+SQL_INSERT = (
+    f"INSERT INTO windows (creation_date, {', '.join(_FIELDS)})"
+    f" VALUES (?, {', '.join('?' * len(_FIELDS))})"
+)
+# Rewrites every field of a window.
+SQL_UPDATE = f"UPDATE windows SET {', '.join(f'{name} = ?' for name in _FIELDS)} WHERE id = ?"
+# Deletes a window (its events go with it).
+SQL_DELETE = "DELETE FROM windows WHERE id = ?"
+# One window by id.
+SQL_GET = "SELECT * FROM windows WHERE id = ?"
+# Adds an event to a window's timeline.
+SQL_EVENT_INSERT = (
+    "INSERT INTO window_events (window_id, creation_date, content, internal, type) VALUES (?, ?, ?, ?, ?)"
+)
+# A window's timeline, oldest first, optionally without internal events.
+SQL_EVENTS = """
+SELECT * FROM window_events WHERE window_id = ? AND (? OR internal = 0) ORDER BY id"""
+# The timelines of several windows at once.
+SQL_EVENTS_MANY = """
+SELECT * FROM window_events
+WHERE window_id IN (SELECT value FROM json_each(?)) AND (? OR internal = 0) ORDER BY id"""
+# Windows that still move on their own (start-up arms their timers).
+SQL_OPEN = "SELECT * FROM windows WHERE status IN ('scheduled', 'in-progress')"
+# The filter every listing shares.
+_WHERE = """
+WHERE (:status IS NULL OR status = :status)
+  AND (:scope IS NULL OR scope_id = :scope)
+  AND (:service IS NULL OR service_id = :service)
+  AND (:service_status IS NULL OR service_status = :service_status)
+  AND (:external_reference IS NULL OR external_reference = :external_reference)
+  AND (:start_before IS NULL OR scheduled_start_date < :start_before)
+  AND (:start_after IS NULL OR scheduled_start_date > :start_after)
+  AND (:end_before IS NULL OR scheduled_end_date < :end_before)
+  AND (:end_after IS NULL OR scheduled_end_date > :end_after)"""
+# A page of windows matching the filters, newest scheduled start first.
+SQL_LIST = f"SELECT * FROM windows {_WHERE} ORDER BY scheduled_start_date DESC, id DESC LIMIT :limit OFFSET :offset"
+# How many windows match the filters.
+SQL_COUNT = f"SELECT count(*) FROM windows {_WHERE}"
+
+FILTERS = (
+    "status", "scope", "service", "service_status", "external_reference", "start_before",
+    "start_after", "end_before", "end_after",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    id: int
+    window_id: int
+    creation_date: float
+    content: str
+    internal: bool
+    type: str
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> Event:
+        return cls(row["id"], row["window_id"], row["creation_date"], row["content"],
+                   bool(row["internal"]), row["type"])
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    id: int
+    name: str
+    description: str | None
+    external_reference: str | None
+    external_link: str | None
+    status: str
+    scope_id: int
+    service_id: int
+    service_status: str
+    creation_date: float
+    scheduled_start_date: float
+    scheduled_end_date: float
+    start_date: float | None
+    end_date: float | None
+    events: tuple[Event, ...] = ()
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row, events: tuple[Event, ...] = ()) -> Window:
+        return cls(
+            id=row["id"], name=row["name"], description=row["description"],
+            external_reference=row["external_reference"], external_link=row["external_link"],
+            status=row["status"], scope_id=row["scope_id"], service_id=row["service_id"],
+            service_status=row["service_status"], creation_date=row["creation_date"],
+            scheduled_start_date=row["scheduled_start_date"],
+            scheduled_end_date=row["scheduled_end_date"], start_date=row["start_date"],
+            end_date=row["end_date"], events=events)
+
+    def values(self) -> tuple[Any, ...]:
+        return tuple(getattr(self, name) for name in _FIELDS)
+
+    def with_events(self, events: tuple[Event, ...]) -> Window:
+        return replace(self, events=events)
+
+
+@dataclass(frozen=True, slots=True)
+class NewEvent:
+    content: str
+    type: str
+    internal: bool = False
+
+
+async def _events(conn: aiosqlite.Connection, window_id: int) -> tuple[Event, ...]:
+    rows = await (await conn.execute(SQL_EVENTS, (window_id, True))).fetchall()
+    return tuple(Event.from_row(row) for row in rows)
+
+
+async def insert(db: Database, window: Window, event: NewEvent, *, at: float) -> Window:
+    """Create a window with its first event."""
+
+    async def op(conn: aiosqlite.Connection) -> Window:
+        cur = await conn.execute(SQL_INSERT, (at, *window.values()))
+        window_id = cur.lastrowid
+        await conn.execute(SQL_EVENT_INSERT, (window_id, at, event.content, int(event.internal), event.type))
+        row = await (await conn.execute(SQL_GET, (window_id,))).fetchone()
+        return Window.from_row(row, await _events(conn, window_id))
+
+    return await db.write(op)
+
+
+async def save(db: Database, window: Window, events: list[NewEvent], *, at: float) -> Window | None:
+    """Rewrite a window and append events in one transaction; None if it is gone."""
+
+    async def op(conn: aiosqlite.Connection) -> Window | None:
+        cur = await conn.execute(SQL_UPDATE, (*window.values(), window.id))
+        if cur.rowcount == 0:
+            return None
+        for event in events:
+            await conn.execute(SQL_EVENT_INSERT, (window.id, at, event.content, int(event.internal), event.type))
+        row = await (await conn.execute(SQL_GET, (window.id,))).fetchone()
+        return Window.from_row(row, await _events(conn, window.id))
+
+    return await db.write(op)
+
+
+async def add_event(db: Database, window_id: int, event: NewEvent, *, at: float) -> bool:
+    """Append an event; False if the window does not exist."""
+
+    async def op(conn: aiosqlite.Connection) -> bool:
+        if await (await conn.execute(SQL_GET, (window_id,))).fetchone() is None:
+            return False
+        await conn.execute(SQL_EVENT_INSERT, (window_id, at, event.content, int(event.internal), event.type))
+        return True
+
+    return await db.write(op)
+
+
+async def delete(db: Database, window_id: int) -> bool:
+    return await db.execute(SQL_DELETE, (window_id,)) > 0
+
+
+async def get(db: Database, window_id: int, *, internal: bool) -> Window | None:
+    row = await db.fetchone(SQL_GET, (window_id,))
+    if row is None:
+        return None
+    events = await db.fetchall(SQL_EVENTS, (window_id, internal))
+    return Window.from_row(row, tuple(Event.from_row(e) for e in events))
+
+
+async def list_page(
+    db: Database, filters: dict[str, Any], *, limit: int, offset: int, internal: bool
+) -> tuple[list[Window], int]:
+    """A page of windows with their timelines, and the total that match."""
+    params = {name: filters.get(name) for name in FILTERS}
+    total = (await db.fetchone(SQL_COUNT, params))[0]
+    rows = await db.fetchall(SQL_LIST, {**params, "limit": limit, "offset": offset})
+    if not rows:
+        return [], total
+    events: dict[int, list[Event]] = {}
+    for row in await db.fetchall(SQL_EVENTS_MANY, (json.dumps([r["id"] for r in rows]), internal)):
+        events.setdefault(row["window_id"], []).append(Event.from_row(row))
+    return [Window.from_row(r, tuple(events.get(r["id"], ()))) for r in rows], total
+
+
+async def open_windows(db: Database) -> list[Window]:
+    return [Window.from_row(row) for row in await db.fetchall(SQL_OPEN)]
