@@ -7,6 +7,7 @@ file never holds a secret that would let its reader log in.
 from __future__ import annotations
 
 import asyncio
+import functools
 import base64
 import binascii
 import hashlib
@@ -219,6 +220,12 @@ class LoginResult:
     refresh_token: str
 
 
+@functools.cache
+def _dummy_hash() -> str:
+    """A hash of a random password, made once per process."""
+    return hash_password(secrets.token_urlsafe(16))
+
+
 class Accounts:
     """Users, orgs and tokens over the store; every method takes the time as `at`."""
 
@@ -227,7 +234,7 @@ class Accounts:
         self.config = auth_config
         self.throttle = LoginThrottle(auth_config.login_max_failures, auth_config.login_lockout)
         # An unknown userid is checked against this, so it costs what a wrong password costs.
-        self._dummy_hash = hash_password(secrets.token_urlsafe(16))
+        self._dummy_hash = _dummy_hash()
 
     async def login(self, userid: str, password: str, *, at: float) -> LoginResult:
         """Tokens for a right userid and password; Unauthorized otherwise, Throttled when locked out."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
+import functools
 import sys
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -11,10 +11,12 @@ from typing import Any
 import pytest
 
 from schedd import config as config_mod
+from schedd.accounts import hash_password
 from schedd.api.app import make_app
 from schedd.api.common import ACCOUNTS
 from schedd.clock import TestClock
 from schedd.core import Core
+from schedd.store import accounts as account_store
 
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc).timestamp()
 PASSWORD = "correct horse battery"
@@ -62,6 +64,12 @@ def api_config(tmp_path, **sections: Any) -> config_mod.Config:
     return config_mod.from_dict(data)
 
 
+@functools.cache
+def password_hash() -> str:
+    """PASSWORD's scrypt hash, computed once per test session."""
+    return hash_password(PASSWORD)
+
+
 @pytest.fixture
 def clock() -> TestClock:
     return TestClock(T0)
@@ -76,12 +84,12 @@ async def make_api(aiohttp_client, tmp_path, clock):
         accounts = app[ACCOUNTS]
         await accounts.add_org("acme", at=T0)
         await accounts.add_org("other", at=T0)
-        await asyncio.gather(
-            accounts.create_user("admin", PASSWORD, admin=True, orgs=(), email=None, at=T0),
-            accounts.create_user("alice", PASSWORD, admin=False, orgs=("acme", "default"),
-                                 email="alice@example.com", at=T0),
-            accounts.create_user("bob", PASSWORD, admin=False, orgs=("other",), email=None, at=T0),
-        )
+        encoded = password_hash()
+        for name, admin, orgs, email in (("admin", True, (), None),
+                                         ("alice", False, ("acme", "default"), "alice@example.com"),
+                                         ("bob", False, ("other",), None)):
+            await account_store.create_user(core.db, name, encoded, email=email, is_admin=admin,
+                                            orgs=orgs, at=T0)
         tokens = {name: await accounts.create_token(name, ttl=None, at=T0) for name in ("admin", "alice", "bob")}
         return Api(client, core, clock, tokens)
 
