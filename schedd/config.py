@@ -125,7 +125,7 @@ class Config:
 # --- durations ---------------------------------------------------------------------
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-_DURATION = re.compile(r"([+-]?\d+(?:\.\d+)?)\s*([smhd]?)")
+_DURATION = re.compile(r"([+-]?[0-9]+(?:\.[0-9]+)?)[ \t]*([smhd]?)")
 # Past this, adding the duration to a datetime overflows somewhere deep in the runner.
 _MAX_DURATION = 100 * 365 * 86400
 

@@ -12,7 +12,7 @@ from aiohttp import web
 
 from schedd import metrics
 from schedd.accounts import Accounts
-from schedd.api import aggregate, auth, maintenance, ops, windows
+from schedd.api import aggregate, auth, jobs, maintenance, ops, windows
 from schedd.api.common import ACCOUNTS, CORE, REQUEST_ID, Handler
 from schedd.core import Core
 
@@ -54,7 +54,7 @@ def make_app(core: Core, *, manage_core: bool = True, run_loop: bool = True) -> 
     app = web.Application(middlewares=[observe], client_max_size=core.config.server.max_body)
     app[CORE] = core
     app[ACCOUNTS] = Accounts(core.db, core.config.auth)
-    for routes in (ops.routes, auth.routes, maintenance.routes, aggregate.routes,
+    for routes in (ops.routes, auth.routes, maintenance.routes, aggregate.routes, jobs.routes,
                    windows.routes):
         app.add_routes(routes)
     if manage_core:

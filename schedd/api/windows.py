@@ -19,7 +19,7 @@ from schedd.families.windows import Invalid, Windows, format_date
 from schedd.store.windows import Window
 
 routes = web.RouteTableDef()
-ID = r"{id:\d{1,18}}"
+ID = r"{id:[0-9]{1,18}}"
 PER_PAGE_MAX = 50
 
 

@@ -32,7 +32,7 @@ log = logging.getLogger("schedd.windows")
 
 STATUSES = ("scheduled", "in-progress", "succeed", "failed", "canceled")
 SERVICE_STATUSES = ("up", "degraded", "down")
-DATE_RE = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}")
+DATE_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}")
 DATE_FORMAT = "%Y-%m-%dT%H:%M"
 LIMITS = {"name": 255, "description": 10_000, "external_reference": 255, "external_link": 2048}
 

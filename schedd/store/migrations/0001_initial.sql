@@ -36,7 +36,7 @@ CREATE INDEX tokens_user ON tokens(user_id);
 --   maintenance (seed 000, per org), aggregate (seed 002, per org/project/cube),
 --   service (seed 003, Volt MX jobs).
 CREATE TABLE schedules (
-    id               INTEGER PRIMARY KEY,
+    id               INTEGER PRIMARY KEY AUTOINCREMENT,
     uid              TEXT NOT NULL UNIQUE,
     family           TEXT NOT NULL CHECK (family IN ('maintenance', 'aggregate', 'service')),
     org_id           TEXT REFERENCES orgs(id),
@@ -77,7 +77,7 @@ CREATE INDEX schedules_due ON schedules(next_fire_at) WHERE active = 1;
 -- Every due fire ends as exactly one row here: a run, or a skip ('skipped' with a
 -- reason); `fires` > 1 when one misfire row accounts for several missed fires.
 CREATE TABLE runs (
-    id               INTEGER PRIMARY KEY,
+    id               INTEGER PRIMARY KEY AUTOINCREMENT,
     uid              TEXT NOT NULL UNIQUE,
     family           TEXT NOT NULL CHECK (family IN ('maintenance', 'aggregate', 'service')),
     schedule_id      INTEGER REFERENCES schedules(id) ON DELETE CASCADE,
@@ -115,7 +115,7 @@ CREATE INDEX runs_created ON runs(schedule_id, created_at);
 
 -- Seed 004 maintenance windows and their timeline.
 CREATE TABLE windows (
-    id                    INTEGER PRIMARY KEY,
+    id                    INTEGER PRIMARY KEY AUTOINCREMENT,
     name                  TEXT NOT NULL,
     description           TEXT,
     external_reference    TEXT,

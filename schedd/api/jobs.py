@@ -1,0 +1,206 @@
+"""Seed 003: Volt MX admin-console jobs under /admin/api/jobs, for administrators only.
+
+Mutations answer `{"status": "SUCCESS", "result", "message": null, "token": null}`; GETs
+the bare object or array the seed shows; every error the FAIL envelope. Dates are
+`YYYY-MM-DD HH:MM:SS` in the daemon's time zone.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from aiohttp import web
+
+from schedd.api import auth
+from schedd.api.common import CORE, admin_user, json_response, query_int, read_body, with_envelope
+from schedd.core import Core
+from schedd.cron import load_zone
+from schedd.errors import ScheddError, ValidationError
+from schedd.families import jobs
+from schedd.store.runs import Run
+from schedd.store.schedules import Schedule
+
+routes = web.RouteTableDef()
+BASE = "/admin/api/jobs"
+
+EXECUTION_STATUS = {
+    "done": "Success", "failed": "Fail", "skipped": "Skipped", "interrupted": "Interrupted",
+    "canceled": "Canceled", "inprogress": "Running", "queued": "Running",
+}
+
+
+def render_error(request: web.Request, status: int, message: str, exc: ScheddError) -> web.Response:
+    """auth's FAIL envelope, with the short `jobName is required` message API-NOTES shows."""
+    if isinstance(exc, ValidationError) and exc.reason == "is required":
+        return auth.fail(status, f"{exc.field} is required", {"field": exc.field, "reason": exc.reason})
+    return auth.render_error(request, status, message, exc)
+
+
+handler = with_envelope(render_error)
+
+
+def success(result: Any = None, headers: dict[str, str] | None = None) -> web.Response:
+    return json_response({"status": "SUCCESS", "result": result, "message": None, "token": None},
+                         headers=headers)
+
+
+def local_time(core: Core, at: float | None) -> str | None:
+    if at is None:
+        return None
+    zone = load_zone(core.config.scheduler.timezone)
+    return datetime.fromtimestamp(at, zone).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _percent(part: int, whole: int) -> int:
+    """part/whole in whole percent, halves rounded up; 0 when nothing ran."""
+    return (200 * part + whole) // (2 * whole) if whole else 0
+
+
+def job_summary(core: Core, job: jobs.Job) -> dict[str, Any]:
+    s = job.schedule
+    counted = s.success_count + s.fail_count
+    success = _percent(s.success_count, counted)
+    return {
+        "jobId": s.id,
+        "jobName": s.name,
+        "description": s.description,
+        "cronExpression": s.cron,
+        "updatedUser": s.updated_by,
+        "updatedDate": local_time(core, s.updated_at),
+        "jobStatus": _status(s),
+        "jobHistoryTotal": job.kept,
+        "jobHistorySuccessCount": s.success_count,
+        "jobHistoryFailCount": s.fail_count,
+        "jobHistorySucPercentage": success,
+        "jobHistoryFailPercentage": 100 - success if counted else 0,
+        "jobLastRunStatus": EXECUTION_STATUS.get(s.last_run_status or ""),
+        "jobNextRunTime": local_time(core, s.next_fire_at) if s.active else None,
+    }
+
+
+def job_detail(core: Core, job: jobs.Job) -> dict[str, Any]:
+    s = job.schedule
+    return {
+        "jobId": s.id,
+        "jobName": s.name,
+        "jobFrequency": s.cron,
+        "jobServiceInfo": s.spec.get(jobs.SERVICE) or {},
+        "jobStatus": _status(s),
+        "historyStrategy": s.history_strategy,
+        "retentionPeriod": str(s.retention_days),
+        "jobFrequencyInfo": s.spec.get(jobs.FREQUENCY_INFO),
+        "description": s.description,
+        "jobNextRunTime": local_time(core, s.next_fire_at) if s.active else None,
+        "updatedUser": s.updated_by,
+        "updatedDate": local_time(core, s.updated_at),
+    }
+
+
+def _status(schedule: Schedule) -> str:
+    return "Active" if schedule.active else "Inactive"
+
+
+def run_summary(core: Core, run: Run) -> dict[str, Any]:
+    # A skipped fire never started: it is shown as starting and ending when it was handled.
+    started = run.created_at if run.state == "skipped" and run.started_at is None else run.started_at
+    ended = run.ended_at
+    return {
+        "jobRunId": run.id,
+        "jobStartTime": local_time(core, started),
+        "jobEndTime": local_time(core, ended),
+        "jobDuration": round((ended - started) * 1000) if started is not None and ended is not None else 0,
+        "executionFrequency": run.cron,
+        "executionStatus": EXECUTION_STATUS.get(run.state, run.state),
+        "completeHistory": run.complete,
+    }
+
+
+def run_detail(core: Core, run: Run) -> dict[str, Any]:
+    return {
+        **run_summary(core, run),
+        "triggerType": run.trigger,
+        "requestPayload": run.request_payload,
+        "responseStatus": run.response_status,
+        "responseBody": run.response_body,
+        "errorMessage": run.error,
+        "skipReason": run.skip_reason,
+        "windowId": run.window_id,
+    }
+
+
+def _job_id(request: web.Request) -> int:
+    return jobs.job_id(request.match_info["jobId"])
+
+
+@routes.get(BASE + "/job")
+@handler
+async def list_jobs(request: web.Request) -> web.Response:
+    await admin_user(request)
+    core = request.app[CORE]
+    return json_response([job_summary(core, job) for job in await jobs.list_jobs(core)])
+
+
+@routes.get(BASE + "/job/{jobId}")
+@routes.get(BASE + r"/job{jobId:[0-9]{1,18}}")
+@handler
+async def get_job(request: web.Request) -> web.Response:
+    await admin_user(request)
+    core = request.app[CORE]
+    return json_response(job_detail(core, await jobs.get_job(core, _job_id(request))))
+
+
+@routes.post(BASE + "/job")
+@handler
+async def create_job(request: web.Request) -> web.Response:
+    user = await admin_user(request)
+    core = request.app[CORE]
+    schedule = await jobs.create_job(core, user, await read_body(request), at=core.clock.now())
+    return success({"jobId": schedule.id}, headers={"Location": f"{BASE}/job/{schedule.id}"})
+
+
+@routes.put(BASE + "/job")
+@handler
+async def update_job(request: web.Request) -> web.Response:
+    user = await admin_user(request)
+    core = request.app[CORE]
+    await jobs.update_job(core, user, await read_body(request), at=core.clock.now())
+    return success()
+
+
+@routes.delete(BASE + "/job/{jobId}")
+@routes.delete(BASE + r"/job{jobId:[0-9]{1,18}}")
+@handler
+async def delete_job(request: web.Request) -> web.Response:
+    await admin_user(request)
+    await jobs.delete_job(request.app[CORE], _job_id(request))
+    return success()
+
+
+@routes.post(BASE + "/job/run/{jobId}")
+@handler
+async def run_job(request: web.Request) -> web.Response:
+    await admin_user(request)
+    core = request.app[CORE]
+    ref = await jobs.run_now(core, _job_id(request), at=core.clock.now())
+    return success({"jobRunId": ref.id or None, "executionStatus": EXECUTION_STATUS[ref.state]})
+
+
+@routes.get(BASE + "/history/{jobId}")
+@handler
+async def history(request: web.Request) -> web.Response:
+    await admin_user(request)
+    core = request.app[CORE]
+    limit = query_int(request, "limit", 100, 1, 1000)
+    offset = query_int(request, "offset", 0, 0, 10**9)
+    found = await jobs.history(core, _job_id(request), limit=limit, offset=offset)
+    return json_response([run_summary(core, run) for run in found])
+
+
+@routes.get(BASE + "/history/{jobId}/{jobRunId}")
+@handler
+async def run(request: web.Request) -> web.Response:
+    await admin_user(request)
+    core = request.app[CORE]
+    run_id = jobs.job_id(request.match_info["jobRunId"], "jobRunId")
+    return json_response(run_detail(core, await jobs.run_detail(core, _job_id(request), run_id)))

@@ -1,0 +1,308 @@
+"""Seed 003: Volt MX admin-console jobs that POST to a configured service (family "service").
+
+A job is one schedule row: its name, cron, status, history strategy and retention are
+columns; the Volt MX document (`jobServiceInfo`, `jobFrequencyInfo`) is kept in `spec`,
+from which the runner builds the service call. Every rule is checked here, before
+anything is stored, with the same checks the HTTP executor applies at run time.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from schedd.core import Core
+from schedd.cron import CronExpr, cron_to_frequency, frequency_to_cron, parse
+from schedd.errors import Conflict, NotFound, ValidationError
+from schedd.executors.http import merge_headers, service_url
+from schedd.families.common import timing
+from schedd.policy import HISTORY_STRATEGIES
+from schedd.runner import RunRef
+from schedd.store import runs as run_store
+from schedd.store import schedules as schedule_store
+from schedd.store.accounts import User
+from schedd.store.runs import Run
+from schedd.store.schedules import NewSchedule, Schedule
+
+FAMILY = "service"
+RUN_NOW = "RunNow"
+SERVICE = "jobServiceInfo"
+FREQUENCY_INFO = "jobFrequencyInfo"
+SERVICE_TYPES = ("intSer", "objSer", "orchSer")
+EXECUTION_TYPE = "SERVER_URL"
+JOB_STATUSES = ("Active", "Inactive")
+MAX_NAME = 100
+RETENTION_RANGE = (1, 3650)
+DEFAULT_RETENTION = 30
+DEFAULT_STRATEGY = "MINIMAL"
+# The keys of `jobServiceInfo` the seed documents; GET shows each of them, others are dropped.
+SERVICE_KEYS = (
+    "version", "serviceType", "serviceName", "objectName", "operationName", "requestheaderMap",
+    "serviceExecutionType", "postData", "operationSecurityLevel",
+)
+_TEXT_KEYS = ("version", "objectName", "operationSecurityLevel")
+# Checks the operation name's shape when the service has no base URL to check it against.
+_PLACEHOLDER_BASE = "http://service.invalid"
+
+
+@dataclass(frozen=True, slots=True)
+class JobDefinition:
+    """A validated job document, ready to be stored."""
+
+    name: str
+    description: str | None
+    cron: CronExpr
+    timezone: str
+    next_fire_at: float
+    frequency_info: dict[str, Any] | None
+    service_info: dict[str, Any]
+    active: bool
+    history_strategy: str
+    retention_days: int
+
+    def new_schedule(self, *, user: User, at: float, like: Schedule | None = None) -> NewSchedule:
+        """The row to store; `like` carries over the policies of the job being replaced."""
+        extra = {} if like is None else {
+            "misfire_policy": like.misfire_policy, "overlap_policy": like.overlap_policy,
+            "timeout": like.timeout, "retries": like.retries,
+        }
+        return NewSchedule(
+            uid=like.uid if like else str(uuid.uuid4()), family=FAMILY, name=self.name,
+            description=self.description, cron=self.cron.expr, cron_normalized=self.cron.normalized,
+            timezone=self.timezone, spec={SERVICE: self.service_info, FREQUENCY_INFO: self.frequency_info},
+            active=self.active, next_fire_at=self.next_fire_at if self.active else None,
+            history_strategy=self.history_strategy, retention_days=self.retention_days,
+            created_by=user.name, created_at=at, **extra)
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """A job with the number of runs its history keeps (`jobHistoryTotal`)."""
+
+    schedule: Schedule
+    kept: int
+
+
+# -- validation ----------------------------------------------------------------------
+
+
+def validate(core: Core, body: Mapping[str, Any], *, at: float) -> JobDefinition:
+    """Check a whole job document (create and update alike); the first fault is raised."""
+    name = _name(body.get("jobName"))
+    description = body.get("description")
+    if description is not None and not isinstance(description, str):
+        raise ValidationError("description", "must be a string")
+    expression, info = _frequency(body.get("jobFrequency"), body.get(FREQUENCY_INFO))
+    when = timing(core, expression, None, at=at, field="jobFrequency")
+    if info is None:
+        info = cron_to_frequency(when.cron)
+    return JobDefinition(
+        name=name, description=description, cron=when.cron, timezone=when.timezone,
+        next_fire_at=when.next_fire_at, frequency_info=info,
+        service_info=_service_info(core, body.get(SERVICE)),
+        active=_choice(body.get("jobStatus"), "jobStatus", JOB_STATUSES, "Active") == "Active",
+        history_strategy=_choice(body.get("historyStrategy"), "historyStrategy", HISTORY_STRATEGIES,
+                                 DEFAULT_STRATEGY),
+        retention_days=_retention(body.get("retentionPeriod")))
+
+
+def _given(value: object) -> bool:
+    return value is not None and value != ""
+
+
+def _name(value: object) -> str:
+    if not _given(value):
+        raise ValidationError("jobName", "is required")
+    if not isinstance(value, str):
+        raise ValidationError("jobName", "must be a string")
+    if not value.strip() or len(value) > MAX_NAME:
+        raise ValidationError("jobName", f"must be 1-{MAX_NAME} characters, not only spaces")
+    if any(ch < " " or ch == "\x7f" for ch in value):
+        raise ValidationError("jobName", "must not contain control characters")
+    return value
+
+
+def _frequency(expression: object, info: object) -> tuple[str, dict[str, Any] | None]:
+    """The cron to schedule by, and the frequency info to store (None: derive it).
+
+    A given `jobFrequency` is the schedule and a `jobFrequencyInfo` beside it is kept as
+    sent; without one, the cron comes from `jobFrequencyInfo` (seconds 0).
+    """
+    if _given(expression):
+        if not isinstance(expression, str):
+            raise ValidationError("jobFrequency", "must be a string holding a cron expression")
+        if info is not None and not isinstance(info, dict):
+            raise ValidationError(FREQUENCY_INFO, "must be an object")
+        try:
+            parse(expression)
+        except ValidationError as exc:
+            raise exc.under("jobFrequency") from exc
+        return expression, info
+    if info is None:
+        raise ValidationError(
+            "jobFrequency", f"jobFrequency (a cron expression) or {FREQUENCY_INFO} is required")
+    return frequency_to_cron(info), dict(info)  # type: ignore[arg-type]  # checked there
+
+
+def _service_info(core: Core, value: object) -> dict[str, Any]:
+    if value is None:
+        raise ValidationError(SERVICE, "is required")
+    if not isinstance(value, dict):
+        raise ValidationError(SERVICE, "must be an object")
+
+    def field(key: str) -> str:
+        return f"{SERVICE}.{key}"
+
+    name = value.get("serviceName")
+    if not _given(name):
+        raise ValidationError(field("serviceName"), "is required")
+    service = core.config.services.get(name) if isinstance(name, str) else None
+    if service is None:
+        known = ", ".join(sorted(core.config.services)) or "none is configured"
+        raise ValidationError(field("serviceName"), f"must name a [services.NAME] of the config ({known})")
+    if value.get("serviceExecutionType") != EXECUTION_TYPE:
+        raise ValidationError(field("serviceExecutionType"), f"must be {EXECUTION_TYPE!r}")
+    if value.get("serviceType") not in SERVICE_TYPES:
+        raise ValidationError(field("serviceType"), f"must be one of {', '.join(SERVICE_TYPES)}")
+    operation = value.get("operationName")
+    if not isinstance(operation, str):
+        raise ValidationError(field("operationName"), "is required" if operation is None else "must be a string")
+    try:
+        service_url(service.base_url or _PLACEHOLDER_BASE, operation)
+    except ValueError as exc:
+        raise ValidationError(field("operationName"), str(exc)) from exc
+    headers = value.get("requestheaderMap")
+    if headers is None:
+        headers = {}
+    if not isinstance(headers, dict):
+        raise ValidationError(field("requestheaderMap"), "must be an object of header names to strings")
+    for header, text in headers.items():
+        if not isinstance(text, str):
+            raise ValidationError(field("requestheaderMap"), f"header {header!r}: the value must be a string")
+    try:
+        merge_headers((), headers.items())
+    except ValueError as exc:
+        raise ValidationError(field("requestheaderMap"), str(exc)) from exc
+    post_data = value.get("postData")
+    if isinstance(post_data, str):
+        try:
+            json.loads(post_data)
+        except (ValueError, RecursionError) as exc:
+            raise ValidationError(field("postData"), f"is not valid JSON: {exc}") from exc
+    elif post_data is not None and not isinstance(post_data, dict):
+        raise ValidationError(field("postData"), "must be a JSON string or an object")
+    for key in _TEXT_KEYS:
+        if value.get(key) is not None and not isinstance(value[key], str):
+            raise ValidationError(field(key), "must be a string")
+    return {**{key: value.get(key) for key in SERVICE_KEYS}, "requestheaderMap": headers}
+
+
+def _choice(value: object, field: str, allowed: tuple[str, ...], default: str) -> str:
+    if not _given(value):
+        return default
+    if value not in allowed:
+        raise ValidationError(field, f"must be one of {', '.join(allowed)}")
+    return value  # type: ignore[return-value]  # one of `allowed`
+
+
+def _retention(value: object) -> int:
+    low, high = RETENTION_RANGE
+    if not _given(value):
+        return DEFAULT_RETENTION
+    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
+        days = int(value.strip())
+    elif isinstance(value, int) and not isinstance(value, bool):
+        days = value
+    else:
+        raise ValidationError("retentionPeriod", f"must be a whole number of days ({low}-{high})")
+    if not low <= days <= high:
+        raise ValidationError("retentionPeriod", f"{days} is out of range {low}-{high} days")
+    return days
+
+
+def job_id(value: object, field: str = "jobId") -> int:
+    """A job or run id from a path or a body: a positive integer (digits in a string too)."""
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 18:
+        return int(value)
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 10**18:
+        return value
+    if value is None or value == "":
+        raise ValidationError(field, "is required")
+    raise ValidationError(field, "must be a positive integer")
+
+
+# -- actions -------------------------------------------------------------------------
+
+
+async def list_jobs(core: Core) -> list[Job]:
+    schedules = await schedule_store.list_family(core.db, FAMILY)
+    return [Job(s, await run_store.count_schedule(core.db, s.id)) for s in schedules]
+
+
+async def _schedule(core: Core, ident: int) -> Schedule:
+    schedule = await schedule_store.get(core.db, ident)
+    if schedule is None or schedule.family != FAMILY:
+        raise NotFound("job", ident)
+    return schedule
+
+
+async def get_job(core: Core, ident: int) -> Job:
+    schedule = await _schedule(core, ident)
+    return Job(schedule, await run_store.count_schedule(core.db, schedule.id))
+
+
+async def create_job(core: Core, user: User, body: Mapping[str, Any], *, at: float) -> Schedule:
+    """Create a job (a `jobId` in the body is ignored); an Active one is armed at once."""
+    job = validate(core, body, at=at)
+    try:
+        schedule = await schedule_store.insert(core.db, job.new_schedule(user=user, at=at))
+    except Conflict as exc:
+        raise ValidationError("jobName", str(exc)) from exc
+    core.runner.arm(schedule)
+    return schedule
+
+
+async def update_job(core: Core, user: User, body: Mapping[str, Any], *, at: float) -> Schedule:
+    """Replace the job named by the body's `jobId`; its counters and history stay."""
+    current = await _schedule(core, job_id(body.get("jobId")))
+    job = validate(core, body, at=at)
+    try:
+        schedule = await schedule_store.replace(
+            core.db, current.id, job.new_schedule(user=user, at=at, like=current), by=user.name, at=at)
+    except Conflict as exc:
+        raise ValidationError("jobName", str(exc)) from exc
+    if schedule.active:
+        core.runner.arm(schedule)
+    else:
+        core.runner.disarm(schedule.id)
+    return schedule
+
+
+async def delete_job(core: Core, ident: int) -> None:
+    """Delete the job and its history; a run in progress finishes unrecorded."""
+    schedule = await _schedule(core, ident)
+    core.runner.disarm(schedule.id)
+    if not await schedule_store.delete(core.db, schedule.id):
+        raise NotFound("job", ident)
+
+
+async def run_now(core: Core, ident: int, *, at: float) -> RunRef:
+    """Run the job now, Inactive or not; Conflict while a run of it is in progress."""
+    schedule = await _schedule(core, ident)
+    return await core.runner.run_now(FAMILY, schedule.overlap_key, RUN_NOW, at=at, schedule=schedule)
+
+
+async def history(core: Core, ident: int, *, limit: int, offset: int) -> list[Run]:
+    schedule = await _schedule(core, ident)
+    return await run_store.list_schedule(core.db, schedule.id, limit=limit, offset=offset)
+
+
+async def run_detail(core: Core, ident: int, run_id: int) -> Run:
+    schedule = await _schedule(core, ident)
+    run = await run_store.get_of_schedule(core.db, schedule.id, run_id)
+    if run is None:
+        raise NotFound("job run", run_id)
+    return run
