@@ -38,6 +38,7 @@ from schedd.cron import load_zone, parse  # noqa: E402
 PASSWORD = "crash loop password"
 CRONS = ("* * * * * ?", "*/2 * * * * ?", "0/3 * * * * ?", "* * * * * ? *")
 ORGS = ("default", "acme", "globex")
+MAX_LIVE = 40  # live second-level schedules: enough to keep runs in flight, not a flood
 
 
 @dataclass
@@ -51,6 +52,7 @@ class Round:
     integrity: str = ""
     runs: int = 0
     fires: int = 0
+    misfires: int = 0
 
 
 class Crashloop:
@@ -117,20 +119,22 @@ class Crashloop:
         base = f"http://127.0.0.1:{self.port}"
         headers = {"X-VoltMX-Authorization": token}
         while True:
+            await asyncio.sleep(rng.uniform(0, 0.01))
             action = rng.random()
             org = rng.choice(ORGS)
-            if action < 0.55:
+            live = [job for job in self.created if job not in self.deleted]
+            if action < 0.3 and len(live) >= MAX_LIVE:
+                action = 1.0  # at the cap a create becomes a run-now, so schedules live long
+            if action < 0.3:
                 body = {"time_expression": rng.choice(CRONS), "scheduler_type": "time-based"}
                 async with session.post(f"{base}/aggregates/maintenance/scheduler/jobs/orgId/{org}",
                                         json=body, headers=headers) as r:
                     if r.status == 200:
                         self.created[(await r.json())["response"]["job_id"]] = org
-            elif action < 0.75 and self.created:
-                job, job_org = rng.choice(list(self.created.items()))
-                if job in self.deleted:
-                    continue
+            elif action < 0.305 and live:
+                job = rng.choice(live)
                 async with session.delete(
-                        f"{base}/api/1.0/aggregates/maintenance-schedule/jobs/orgId/{job_org}/jobId/{job}",
+                        f"{base}/api/1.0/aggregates/maintenance-schedule/jobs/orgId/{self.created[job]}/jobId/{job}",
                         headers=headers) as r:
                     if r.status == 200:
                         self.deleted.add(job)
@@ -185,6 +189,7 @@ class Crashloop:
                         break
                     expected += 1
                 accounted = sum(fires for _, fires, _ in records)
+                result.misfires += sum(fires for _, fires, reason in records if reason == "misfire")
                 result.fires += accounted
                 result.missing += max(0, expected - accounted)
                 result.duplicated += max(0, accounted - expected)
@@ -194,7 +199,7 @@ class Crashloop:
 
 
 def run(rounds: int, seed: int, workdir: Path, *, min_seconds: float = 0.3, max_seconds: float = 2.0,
-        echo=print) -> list[Round]:
+        max_down: float = 4.0, echo=print) -> list[Round]:
     loop = Crashloop(workdir, seed)
     loop.setup()
     results = []
@@ -204,6 +209,7 @@ def run(rounds: int, seed: int, workdir: Path, *, min_seconds: float = 0.3, max_
             results.append(loop.check(number - 1))
             echo(format_round(results[-1]))
         asyncio.run(loop.drive(loop.rng.uniform(min_seconds, max_seconds)))
+        time.sleep(loop.rng.uniform(0, max_down))  # downtime: fires past misfire_grace are misfires
     loop.start()
     results.append(loop.check(rounds))
     echo(format_round(results[-1]))
@@ -213,7 +219,7 @@ def run(rounds: int, seed: int, workdir: Path, *, min_seconds: float = 0.3, max_
 
 
 def format_round(r: Round) -> str:
-    return (f"round {r.number:3d}: acknowledged={r.acknowledged} runs={r.runs} fires={r.fires} "
+    return (f"round {r.number:3d}: acknowledged={r.acknowledged} runs={r.runs} fires={r.fires} misfired={r.misfires} "
             f"lost={len(r.lost)} open={r.open_runs} missing={r.missing} duplicated={r.duplicated} "
             f"integrity={r.integrity}")
 
@@ -238,7 +244,7 @@ def main() -> int:
     open_runs = sum(r.open_runs for r in results)
     bad = [r.number for r in results if r.integrity != "ok"]
     print(f"\n{args.rounds} rounds in {time.monotonic() - started:.0f} s: acknowledged writes {last.acknowledged}, "
-          f"runs {last.runs}, fires accounted {last.fires}")
+          f"runs {last.runs}, fires accounted {last.fires} (of which misfired {last.misfires})")
     print(f"lost {lost}, missing {missing}, duplicated {duplicated}, left open {open_runs}, "
           f"integrity failures {len(bad)}")
     return 1 if lost or missing or duplicated or open_runs or bad else 0

@@ -12,7 +12,7 @@ import crashloop  # noqa: E402
 
 def test_five_crash_rounds_lose_nothing_and_account_for_every_fire(tmp_path):
     lines: list[str] = []
-    results = crashloop.run(5, seed=11, workdir=tmp_path, echo=lines.append)
+    results = crashloop.run(5, seed=11, workdir=tmp_path, max_seconds=1.5, max_down=3.0, echo=lines.append)
     assert len(results) == 5
     for r in results:
         assert r.integrity == "ok", lines
