@@ -7,7 +7,8 @@ DST changes are resolved as cronie does (see `CronExpr.next_after`).
 
 schedd owns the evaluation (per-field lookup tables and a per-month day table, no croniter):
 croniter numbers day-of-week differently, lacks `L-n`, `LW`, `nL`, and fires a fixed-hour
-job twice at fall back; owning it is also several times faster. Pure: no clock, no I/O.
+job twice at fall back; this is also >10x faster (benchmarks/cron_bench.py). Pure: no
+clock, no I/O.
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ import math
 import re
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterator, Mapping
+from typing import TypeGuard
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import date, datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from schedd.errors import ValidationError
@@ -46,9 +48,12 @@ class _Field:
     wrap: int = 0  # Quartz: a range whose end is below its start wraps modulo this
 
 
-_MONTHS = {n: i for i, n in enumerate("JAN FEB MAR APR MAY JUN JUL AUG SEP OCT NOV DEC".split(), 1)}
-_Q_DAYS = {n: i for i, n in enumerate("SUN MON TUE WED THU FRI SAT".split(), 1)}
-_U_DAYS = {n: i for i, n in enumerate("SUN MON TUE WED THU FRI SAT".split())}
+_MONTHS = {
+    n: i
+    for i, n in enumerate(("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"), 1)
+}
+_Q_DAYS = {n: i for i, n in enumerate(("SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"), 1)}
+_U_DAYS = {n: i for i, n in enumerate(("SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"))}
 
 _Q_FIELDS = (
     _Field("second", 0, 59, step_max=59, wrap=60),
@@ -66,12 +71,12 @@ _U_FIELDS = (
     _Field("month", 1, 12, _MONTHS),
     _Field("day-of-week", 0, 7, _U_DAYS),
 )
-_SECOND, _MINUTE, _HOUR, _DOM, _MONTH, _DOW, _YEAR = _Q_FIELDS
-_U_MINUTE, _U_HOUR, _U_DOM, _U_MONTH, _U_DOW = _U_FIELDS
+_DOM, _MONTH, _DOW, _YEAR = _Q_FIELDS[3:]
+_U_DOM, _U_MONTH, _U_DOW = _U_FIELDS[2:]
 
 # Python weekday (Monday 0) of each dialect's day-of-week number.
 _Q_WEEKDAY = {d: (d + 5) % 7 for d in range(1, 8)}
-_U_WEEKDAY = {d: (d + 6) % 7 for d in range(0, 8)}
+_U_WEEKDAY = {d: (d + 6) % 7 for d in range(8)}
 
 
 def _err(f: _Field | str, reason: str) -> CronError:
@@ -111,8 +116,10 @@ def _q_term(term: str, f: _Field) -> tuple[set[int], str]:
     """One comma-separated Quartz term: its values and its normalized text."""
     if term == "?":
         raise _err(f, "'?' is allowed only in day-of-month or day-of-week, alone")
+    if not term:
+        raise _err(f, "a value is missing")
     m = _Q_TERM.fullmatch(term)
-    if m is None or not term:
+    if m is None:
         raise _err(f, f"cannot read {term!r}")
     star, first, last, step_txt = m.groups()
     step = 1
@@ -181,6 +188,9 @@ def _q_dom(text: str) -> tuple[_DaySide | None, str]:
             offset = int(m.group(1)) if m.group(1) is not None else 0
             if offset > 30:
                 raise _err(f, f"the offset from the last day must be 0-30, not {offset}")
+            if m.group(2) and offset > 27:
+                # February would have no such day; Quartz 2.3.2 can loop forever on it.
+                raise _err(f, f"the offset before 'W' must be 0-27, not {offset}")
             norm = "L" + (f"-{offset}" if m.group(1) is not None else "") + ("W" if m.group(2) else "")
             if m.group(2):
                 return _DaySide(last_weekday=frozenset({offset})), norm
@@ -275,8 +285,9 @@ def _u_parse(s: str, f: _Field) -> set:
 
 
 def _u_normalize(text: str, f: _Field) -> str:
-    if f.names is not None:
-        text = re.sub(r"[A-Z]{3}", lambda m: str(f.names.get(m.group(), m.group())), text)
+    names = f.names
+    if names is not None:
+        text = re.sub(r"[A-Z]{3}", lambda m: str(names.get(m.group(), m.group())), text)
     return re.sub(r"[0-9]+", lambda m: str(int(m.group())), text)
 
 
@@ -377,7 +388,8 @@ _ZONES: dict[object, tuple[list[int], list[int]]] = {}
 
 
 def _offset(tz, t: int) -> int:
-    return int(datetime.fromtimestamp(t, tz).utcoffset().total_seconds())
+    offset = datetime.fromtimestamp(t, tz).utcoffset()
+    return int(offset.total_seconds()) if offset is not None else 0
 
 
 def _zone_table(tz) -> tuple[list[int], list[int]]:
@@ -455,8 +467,7 @@ class CronExpr:
         """
         ts, offs = _zone_table(tz)
         t = math.floor(after)
-        if t < _T_MIN:
-            t = _T_MIN
+        t = max(t, _T_MIN)
         k = bisect_right(ts, t)
         o = offs[k]
         c = self._next_wall(t + o + 1)
@@ -551,11 +562,14 @@ def _never_fires(months: set[int], dom: _DaySide | None, dow: _DaySide | None, b
     )
 
 
-def _build(expr: str, dialect: str, normalized: list[str], sets: list[set[int]], years: set[int] | None,
-           dom: _DaySide | None, dow: _DaySide | None, both: bool, fixed_time: bool, months: set[int]) -> CronExpr:
+def _build(expr: str, dialect: str, normalized: list[str], sets: list[set[int]], *, years: set[int] | None,
+           dom: _DaySide | None, dow: _DaySide | None, both: bool, fixed_time: bool) -> CronExpr:
+    """The CronExpr of parsed fields (sec, min, hour, month); rejects day fields that never match."""
+    seconds, minutes, hours, months = sets
     if _never_fires(months, dom, dow, both):
-        raise _err(_DOM, "no date ever matches day-of-month and the other day and month fields")
-    seconds, minutes, hours = sets
+        dom_text, month_text, dow_text = normalized[3:6] if dialect == "quartz" else normalized[2:5]
+        days = dom_text if dow is None else f"{dom_text} with day-of-week {dow_text}"
+        raise _err(_DOM, f"no date matches {days} in month {month_text}, in any year")
     return CronExpr(
         expr=expr,
         dialect=dialect,
@@ -596,7 +610,8 @@ def _parse_quartz(expr: str, parts: list[str]) -> CronExpr:
         dow = None
     norm += [dom_norm, month_norm, dow_norm, year_norm]
     fixed = not norm[1].startswith("*") and not norm[2].startswith("*")
-    return _build(expr, "quartz", norm, sets, years, dom, dow, False, fixed, months)
+    sets.append(months)
+    return _build(expr, "quartz", norm, sets, years=years, dom=dom, dow=dow, both=False, fixed_time=fixed)
 
 
 def _parse_unix(expr: str, parts: list[str]) -> CronExpr:
@@ -606,12 +621,12 @@ def _parse_unix(expr: str, parts: list[str]) -> CronExpr:
     dom_items = _u_parse(parts[2], _U_DOM)
     months = _u_parse(parts[3], _U_MONTH)
     dow_items = _u_parse(parts[4], _U_DOW)
-    dom = _DaySide(
+    dom: _DaySide | None = _DaySide(
         days=frozenset(v for v in dom_items if v > 0),
         last=frozenset({0}) if _LAST in dom_items else frozenset(),
         last_weekday=frozenset({0}) if _LAST_WEEKDAY in dom_items else frozenset(),
     )
-    dow = _DaySide(
+    dow: _DaySide | None = _DaySide(
         weekdays=frozenset(_U_WEEKDAY[v] for v in dow_items if isinstance(v, int)),
         last_weekdays=frozenset(_U_WEEKDAY[v[1]] for v in dow_items if isinstance(v, tuple) and v[0] == "L"),
         nth=frozenset((_U_WEEKDAY[v[1]], v[2]) for v in dow_items if isinstance(v, tuple) and v[0] == "#"),
@@ -623,19 +638,24 @@ def _parse_unix(expr: str, parts: list[str]) -> CronExpr:
         dom = None
     if parts[4] == "*":
         dow = None
-    if both and dom is not None and dow is not None and not dom.last and not dom.last_weekday:
-        if min(dom.days) > 29 and min(dom.days) > max(calendar.monthrange(2000, m)[1] for m in months):
-            raise _err(_U_DOM, f"day {min(dom.days)} never occurs in the given months")
     norm = [_u_normalize(p, f) for p, f in zip(parts, _U_FIELDS)]
     fixed = not parts[0].startswith("*") and not parts[1].startswith("*")
-    return _build(expr, "unix", norm, [{0}, *sets], None, dom, dow, both, fixed, months)
+    sets = [{0}, *sets, months]
+    return _build(expr, "unix", norm, sets, years=None, dom=dom, dow=dow, both=both, fixed_time=fixed)
+
+
+def parse(expr: str) -> CronExpr:
+    """Validate `expr` (Quartz with 6-7 fields, Unix with 5); CronError names the field at fault.
+
+    Results are cached, so schedules that share an expression share one CronExpr.
+    """
+    if not isinstance(expr, str):
+        raise _err("expression", "must be a string")
+    return _parse(expr)
 
 
 @functools.lru_cache(maxsize=65536)
-def parse(expr: str) -> CronExpr:
-    """Validate `expr` (Quartz with 6-7 fields, Unix with 5); CronError names the field at fault."""
-    if not isinstance(expr, str):
-        raise _err("expression", "must be a string")
+def _parse(expr: str) -> CronExpr:
     if len(expr) > MAX_EXPRESSION_LENGTH:
         raise _err("expression", f"longer than {MAX_EXPRESSION_LENGTH} characters")
     text = expr.strip()
@@ -685,7 +705,7 @@ def _int_list(info: Mapping, key: str, lo: int, hi: int, allow_last: bool = Fals
         raise ValidationError(name, "must be a list")
     if not values:
         raise ValidationError(name, "must not be empty")
-    out = set()
+    out: set[int | str] = set()
     for v in values:
         if allow_last and v == "L":
             out.add("L")
@@ -710,7 +730,8 @@ def frequency_to_cron(info: Mapping) -> str:
         raise ValidationError(_FREQ, "must be an object")
     kind = info.get("frequencyType")
     if isinstance(kind, bool) or not isinstance(kind, int) or kind not in (_HOURLY, _DAILY, _WEEKLY, _MONTHLY):
-        raise ValidationError(f"{_FREQ}.frequencyType", f"must be 1 (hour), 2 (day), 3 (week) or 4 (month), not {kind!r}")
+        reason = f"must be 1 (hour), 2 (day), 3 (week) or 4 (month), not {kind!r}"
+        raise ValidationError(f"{_FREQ}.frequencyType", reason)
     minutes = _join(_int_list(info, "minuteValues", 0, 59))
     if kind == _HOURLY:
         every = [1] if info.get("hourValues") is None else _int_list(info, "hourValues", 1, 23)
@@ -725,52 +746,38 @@ def frequency_to_cron(info: Mapping) -> str:
     return f"0 {minutes} {hours} {_join(_int_list(info, 'dateValues', 1, 31, allow_last=True))} * ? *"
 
 
-_PLAIN_LIST = re.compile(r"[0-9]+(?:,[0-9]+)*")
 _EVERY_N_HOURS = re.compile(r"(?:\*|0)/([0-9]+)")
 
 
-def _values(table: tuple[int, ...]) -> list[int]:
+def _members(table: tuple[int, ...]) -> list[int]:
     return sorted({v for v in table if v >= 0})
+
+
+def _plain(side: _DaySide | None) -> TypeGuard[_DaySide]:
+    return side is not None and not (side.last or side.last_weekday or side.near or side.last_weekdays or side.nth)
 
 
 def cron_to_frequency(expr: CronExpr) -> dict | None:
     """The `jobFrequencyInfo` of `expr` when it has one of the four shapes, else None."""
-    fields = expr.normalized.split()
-    if expr.dialect == "quartz":
-        sec, minute, hour, dom, month, dow, year = fields
-        if sec != "0" or year != "*":
-            return None
-        dom = "*" if dom == "?" else dom
-        dow = "*" if dow == "?" else dow
-    else:
-        minute, hour, dom, month, dow = fields
-        # Unix numbers Sunday 0 (or 7), seed 003 numbers it 1 as Quartz does.
-        if dow != "*" and _PLAIN_LIST.fullmatch(dow):
-            dow = ",".join(str(int(d) % 7 + 1) for d in dow.split(","))
-        if dom != "*" and dow != "*":
-            return None  # the Unix OR rule has no frequency shape
-    if month != "*" or not _PLAIN_LIST.fullmatch(minute):
+    if _members(expr._seconds) != [0] or expr._years is not None or len(_members(expr._months)) != 12:
         return None
-    minutes = sorted({int(v) for v in minute.split(",")})
-    if dom == "*" and dow == "*":
-        if hour == "*":
-            return {"frequencyType": _HOURLY, "minuteValues": minutes}
-        m = _EVERY_N_HOURS.fullmatch(hour)
-        if m and 1 <= int(m.group(1)) <= 23:
-            n = int(m.group(1))
-            info = {"frequencyType": _HOURLY, "minuteValues": minutes}
-            if n != 1:
-                info["hourValues"] = [n]
+    dom, dow = expr._dom, expr._dow
+    minutes = _members(expr._minutes)
+    hour_text = expr.normalized.split()[2 if expr.dialect == "quartz" else 1]
+    if dom is None and dow is None:
+        m = _EVERY_N_HOURS.fullmatch(hour_text)
+        if hour_text == "*" or (m and 1 <= int(m.group(1)) <= 23):
+            info: dict = {"frequencyType": _HOURLY, "minuteValues": minutes}
+            if m and int(m.group(1)) != 1:
+                info["hourValues"] = [int(m.group(1))]
             return info
-    if not _PLAIN_LIST.fullmatch(hour):
-        return None
-    hours = sorted({int(v) for v in hour.split(",")})
-    if dom == "*" and dow == "*":
-        return {"frequencyType": _DAILY, "hourValues": hours, "minuteValues": minutes}
-    if dom == "*" and _PLAIN_LIST.fullmatch(dow):
-        days = sorted({int(v) for v in dow.split(",")})
-        return {"frequencyType": _WEEKLY, "dayValues": days, "hourValues": hours, "minuteValues": minutes}
-    if dow == "*" and (dom == "L" or _PLAIN_LIST.fullmatch(dom)):
-        dates = ["L"] if dom == "L" else sorted({int(v) for v in dom.split(",")})
-        return {"frequencyType": _MONTHLY, "dateValues": dates, "hourValues": hours, "minuteValues": minutes}
+        return {"frequencyType": _DAILY, "hourValues": _members(expr._hours), "minuteValues": minutes}
+    at = {"hourValues": _members(expr._hours), "minuteValues": minutes}
+    if dom is None and _plain(dow):
+        days = sorted({(wd + 1) % 7 + 1 for wd in dow.weekdays})  # Python Monday 0 -> Quartz MON 2
+        return {"frequencyType": _WEEKLY, "dayValues": days, **at}
+    if dow is None and _plain(dom):
+        return {"frequencyType": _MONTHLY, "dateValues": sorted(dom.days), **at}
+    if dow is None and dom == _DaySide(last=frozenset({0})):
+        return {"frequencyType": _MONTHLY, "dateValues": ["L"], **at}
     return None
