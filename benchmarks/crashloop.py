@@ -87,10 +87,11 @@ class Crashloop:
 
     def start(self) -> None:
         offset = self.log.stat().st_size if self.log.exists() else 0
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "schedd", "serve", "--port", "0", "--db", str(self.db),
-             "--config", str(self.config)],
-            stdout=subprocess.DEVNULL, stderr=open(self.log, "ab"), cwd=ROOT)
+        with open(self.log, "ab") as log:  # the child keeps its own descriptor
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "schedd", "serve", "--port", "0", "--db", str(self.db),
+                 "--config", str(self.config)],
+                stdout=subprocess.DEVNULL, stderr=log, cwd=ROOT)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             with open(self.log, "rb") as f:

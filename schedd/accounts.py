@@ -236,6 +236,12 @@ class Accounts:
         # An unknown userid is checked against this, so it costs what a wrong password costs.
         self._dummy_hash = _dummy_hash()
 
+    def reconfigure(self, auth_config: AuthConfig) -> None:
+        """New token lifetime and throttling limits (a config reload); counts so far are kept."""
+        self.config = auth_config
+        self.throttle.max_failures = auth_config.login_max_failures
+        self.throttle.lockout = auth_config.login_lockout
+
     async def login(self, userid: str, password: str, *, at: float) -> LoginResult:
         """Tokens for a right userid and password; Unauthorized otherwise, Throttled when locked out."""
         # Longer userids cannot name a user; cutting them bounds the throttle's memory.

@@ -49,9 +49,16 @@ def _parser() -> argparse.ArgumentParser:
                                         "$STATE_DIRECTORY/schedd.db or ./schedd.db)")
         return p
 
-    p = command("serve", _serve, "run the daemon in the foreground")
+    p = command("serve", _serve, "run the daemon (in the foreground unless --daemon)")
     p.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, help="port to listen on (default 8470; 0 picks a free one)")
+    p.add_argument("--unix-socket", metavar="PATH",
+                   help="listen on this Unix socket instead of host:port (default: [server] unix_socket)")
+    p.add_argument("--daemon", action="store_true",
+                   help="detach into the background (hosts without systemd); needs --pidfile")
+    p.add_argument("--pidfile", metavar="PATH", help="with --daemon: write the daemon's pid here")
+    p.add_argument("--log-file", metavar="PATH",
+                   help="append log lines to PATH (default: stderr; syslog with --daemon)")
 
     cfg = sub.add_parser("config", help="write or check a config file").add_subparsers(metavar="ACTION")
     p = cfg.add_parser("init", help="write the default config to PATH")
@@ -127,12 +134,62 @@ def _now() -> float:
 # -- commands --------------------------------------------------------------------------
 
 def _serve(args: argparse.Namespace) -> int:
-    from schedd import logs
+    from schedd import daemon, logs
     from schedd.server import serve
 
-    config = _load_config(args)
-    logs.setup(config.logging.format, config.logging.level)
-    return asyncio.run(serve(config, db_path=args.db, host=args.host, port=args.port))
+    if args.daemon and not args.pidfile:
+        raise ScheddError("--daemon needs --pidfile PATH (it is how the daemon is found and stopped)")
+    if args.pidfile and not args.daemon:
+        raise ScheddError("--pidfile is only for --daemon")
+    # Every path is made absolute before a detached daemon moves to "/"; the config path is
+    # kept for SIGHUP, which reads the file again.
+    config_path = args.config or os.environ.get("SCHEDD_CONFIG") or None
+    config = config_mod.resolve(config_path)
+    config_path = config_path and os.path.abspath(config_path)
+    db_path = os.path.abspath(args.db or config_mod.default_db_path(config))
+    unix_socket = args.unix_socket or config.server.unix_socket
+    unix_socket = unix_socket and os.path.abspath(unix_socket)
+    target = _log_target(args)
+
+    ready_fd = None
+    if args.daemon:
+        outcome = daemon.daemonize(args.pidfile)
+        if isinstance(outcome, int):
+            return outcome
+        ready_fd = outcome.ready_fd
+    logs.setup(config.logging.format, config.logging.level, target=target)
+    notifier = daemon.Notifier.from_environ(ready_fd=ready_fd)
+    try:
+        return asyncio.run(serve(config, config_path=config_path, db_path=db_path, host=args.host,
+                                 port=args.port, unix_socket=unix_socket, notifier=notifier))
+    except BaseException as exc:
+        # main() prints a ScheddError on stderr: logged too where stderr is not the log.
+        expected = isinstance(exc, (ScheddError, KeyboardInterrupt, SystemExit))
+        if not expected or (target is not None and isinstance(exc, ScheddError)):
+            log.error("action=serve_failed error=%s", logs.quote(exc), exc_info=not expected)
+        notifier.failed(str(exc) or type(exc).__name__)
+        raise
+    finally:
+        notifier.close()
+
+
+def _log_target(args: argparse.Namespace) -> str | None:
+    """Where log lines go: --log-file (checked writable now), syslog when detached, else stderr."""
+    from schedd import logs
+
+    if args.log_file:
+        path = os.path.abspath(args.log_file)
+        try:
+            with open(path, "a", encoding="utf-8"):
+                pass
+        except OSError as exc:
+            raise ScheddError(f"--log-file: cannot write {path}: {exc.strerror}") from exc
+        return path
+    if args.daemon:
+        if not os.path.exists(logs.SYSLOG_SOCKET):
+            raise ScheddError(f"--daemon: no syslog at {logs.SYSLOG_SOCKET}; pass --log-file PATH")
+        return logs.SYSLOG
+    return None
 
 
 def _config_init(args: argparse.Namespace) -> int:

@@ -1,53 +1,132 @@
-"""Logging: one line per event, logfmt or JSON, to stderr (journald picks it up)."""
+"""Logging: one line per event, logfmt or JSON, to stderr (journald), a file or syslog.
+
+Every line starts with a stable `action=` name; a message from a library that does not
+follow the convention is shown as `action=log msg="..."` so that no line lacks one.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
+import logging.handlers
+import os
 import re
 import sys
 import time
+from typing import TextIO
 
 _PAIR = re.compile(r'(\w+)=("(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'|\S+)')
+_ACTION = re.compile(r"action=\S")
+UNSTRUCTURED = "log"
+"""The action of a line whose message is not `action=... key=value...` (library messages)."""
+
+
+def quote(value: object) -> str:
+    """A logfmt value that survives spaces, quotes and newlines: a JSON string."""
+    return json.dumps(str(value), ensure_ascii=False)
 
 
 def _ts(record: logging.LogRecord) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z"
 
 
+def _structured(message: str) -> bool:
+    return _ACTION.match(message) is not None
+
+
 class LogfmtFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        line = f"ts={_ts(record)} level={record.levelname.lower()} logger={record.name} {record.getMessage()}"
+        message = record.getMessage()
+        if not _structured(message):
+            message = f"action={UNSTRUCTURED} msg={quote(message)}"
+        line = f"ts={_ts(record)} level={record.levelname.lower()} logger={record.name} {message}"
         if record.exc_info:
-            line += " exc=" + json.dumps(self.formatException(record.exc_info))
+            line += " exc=" + quote(self.formatException(record.exc_info))
         return line
 
 
+def _unquote(value: str) -> str:
+    if value[:1] == '"' and value[-1:] == '"':
+        try:
+            return str(json.loads(value))
+        except ValueError:
+            return value[1:-1]
+    if value[:1] == "'" and value[-1:] == "'":
+        return value[1:-1].replace("\\'", "'")
+    return value
+
+
 class JsonFormatter(logging.Formatter):
-    """The logfmt pairs of a message (`action=... run=...`) as JSON fields."""
+    """The logfmt pairs of a message (`action=... run=...`) as JSON fields, values as strings."""
 
     def format(self, record: logging.LogRecord) -> str:
         message = record.getMessage()
         entry: dict[str, object] = {"ts": _ts(record), "level": record.levelname.lower(), "logger": record.name}
-        pairs = _PAIR.findall(message)
-        if pairs and message.startswith(pairs[0][0] + "="):
-            for key, value in pairs:
-                if value[:1] in "\"'" and value[-1:] == value[:1]:
-                    value = value[1:-1]
-                entry[key] = value
+        if _structured(message):
+            for key, value in _PAIR.findall(message):
+                entry.setdefault(key, _unquote(value))
         else:
+            entry["action"] = UNSTRUCTURED
             entry["msg"] = message
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
         return json.dumps(entry, ensure_ascii=False)
 
 
-def setup(fmt: str = "logfmt", level: str = "INFO", stream=None) -> None:
-    handler = logging.StreamHandler(stream or sys.stderr)
-    handler.setFormatter(JsonFormatter() if fmt == "json" else LogfmtFormatter())
+class _SyslogFormatter(logging.Formatter):
+    """syslog(3)'s `ident[pid]: ` before the line; syslog adds the time itself."""
+
+    def __init__(self, inner: logging.Formatter) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def format(self, record: logging.LogRecord) -> str:
+        return f"schedd[{os.getpid()}]: {self.inner.format(record)}"
+
+
+SYSLOG = "syslog"
+"""`setup(target=SYSLOG)`: log to the local syslog daemon through /dev/log."""
+SYSLOG_SOCKET = "/dev/log"
+
+_target: TextIO | str | None = None
+_handler: logging.Handler | None = None
+
+
+def setup(fmt: str = "logfmt", level: str = "INFO", stream: TextIO | None = None, *,
+          target: str | None = None) -> None:
+    """Send every log line to `stream` (default stderr), or to the file `target`, or to syslog.
+
+    The target is remembered: `reconfigure()` changes format and level and reopens it.
+    """
+    global _target
+    _target = target if target is not None else stream
+    reconfigure(fmt, level)
+
+
+def reconfigure(fmt: str, level: str) -> None:
+    """New format and level on the target of the last `setup()` (a log file is reopened).
+
+    The new handler is made before the old one goes, so a failure leaves logging as it was.
+    """
+    global _handler
+    formatter: logging.Formatter = JsonFormatter() if fmt == "json" else LogfmtFormatter()
+    handler: logging.Handler
+    if _target == SYSLOG:
+        handler = logging.handlers.SysLogHandler(
+            SYSLOG_SOCKET, facility=logging.handlers.SysLogHandler.LOG_DAEMON)
+        formatter = _SyslogFormatter(formatter)
+    elif isinstance(_target, str):
+        # Reopens the file when logrotate moved it away, without a signal.
+        handler = logging.handlers.WatchedFileHandler(_target, encoding="utf-8")
+    else:
+        handler = logging.StreamHandler(_target or sys.stderr)
+    handler.setFormatter(formatter)
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)
+    if _handler is not None:
+        _handler.close()
+    _handler = handler
     root.addHandler(handler)
     root.setLevel(level.upper())
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)

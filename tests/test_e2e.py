@@ -42,10 +42,11 @@ class Daemon:
 
     def start(self) -> Daemon:
         self.log.write_text("")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "schedd", "serve", "--port", "0", "--db", self.db,
-             "--config", str(self.config)],
-            stdout=subprocess.DEVNULL, stderr=open(self.log, "a"))
+        with open(self.log, "a") as log:  # the child keeps its own descriptor
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "schedd", "serve", "--port", "0", "--db", self.db,
+                 "--config", str(self.config)],
+                stdout=subprocess.DEVNULL, stderr=log)
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             found = re.search(r"action=listening .*port=(\d+)", self.log.read_text())

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from schedd import metrics
+from schedd import web as web_views
 from schedd.accounts import Accounts
 from schedd.api import aggregate, auth, jobs, maintenance, ops, windows
 from schedd.api.common import ACCOUNTS, CORE, REQUEST_ID, Handler
@@ -54,8 +55,9 @@ def make_app(core: Core, *, manage_core: bool = True, run_loop: bool = True) -> 
     app = web.Application(middlewares=[observe], client_max_size=core.config.server.max_body)
     app[CORE] = core
     app[ACCOUNTS] = Accounts(core.db, core.config.auth)
+    web_views.setup(app)
     for routes in (ops.routes, auth.routes, maintenance.routes, aggregate.routes, jobs.routes,
-                   windows.routes):
+                   web_views.routes, windows.routes):
         app.add_routes(routes)
     if manage_core:
         app.cleanup_ctx.append(functools.partial(_run_core, run_loop=run_loop))

@@ -1,4 +1,4 @@
-"""Operations endpoints: liveness, readiness, Prometheus metrics."""
+"""Operations endpoints: liveness, readiness, Prometheus metrics, the OpenAPI document."""
 
 from __future__ import annotations
 
@@ -8,11 +8,18 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from schedd import metrics
+from schedd.api import openapi
 from schedd.api.common import CORE, json_response
+from schedd.core import Core
 
 routes = web.RouteTableDef()
 
 STALL_AFTER = 10.0  # seconds without an engine turn before /readyz says the loop stalled
+
+
+def engine_turning(core: Core) -> bool:
+    """The engine loop turned recently (it turns at least once a slice while it runs)."""
+    return time.monotonic() - core.engine.heartbeat < STALL_AFTER + core.engine.slice
 
 
 @routes.get("/healthz")
@@ -26,7 +33,7 @@ async def readyz(request: web.Request) -> web.Response:
     checks = {
         "database": core.db.is_open,
         "heap_loaded": core.engine.loaded,
-        "loop": time.monotonic() - core.engine.heartbeat < STALL_AFTER + core.engine.slice,
+        "loop": engine_turning(core),
     }
     ready = core.ready and all(checks.values())
     return json_response({"ready": ready, "checks": checks}, status=200 if ready else 503)
@@ -40,3 +47,8 @@ async def prometheus(request: web.Request) -> web.Response:
     metrics.QUEUED.set(core.runner.queued)
     body = generate_latest(metrics.REGISTRY)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+@routes.get("/api/openapi.json")
+async def openapi_document(request: web.Request) -> web.Response:
+    return json_response(openapi.document())

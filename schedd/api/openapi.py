@@ -1,0 +1,461 @@
+"""The OpenAPI 3.1 document of every route, built from one declarative table per family.
+
+Each `Op` says method, path, summary, parameters, request body, answers per status and
+whether a token is needed. tests/test_openapi.py checks that every route the app serves
+is in the table (except the browser pages of `BROWSER_PAGES`), so a route added without
+documentation fails the tests.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from schedd import __version__
+
+BROWSER_PAGES = re.compile(r"^/(?:$|status(?:/|$)|static/|ui(?:/|$))")
+"""Paths of the server-rendered pages (schedd/web): for browsers, not scripts, so not here."""
+
+Schema = dict[str, Any]
+JSON = "application/json"
+FORM = "application/x-www-form-urlencoded"
+
+
+def ref(name: str) -> Schema:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def array(items: Schema) -> Schema:
+    return {"type": "array", "items": items}
+
+
+def obj(required: tuple[str, ...] = (), **properties: Schema) -> Schema:
+    schema: Schema = {"type": "object", "properties": properties}
+    if required:
+        schema["required"] = list(required)
+    return schema
+
+
+STRING: Schema = {"type": "string"}
+INTEGER: Schema = {"type": "integer"}
+BOOLEAN: Schema = {"type": "boolean"}
+NULLABLE_STRING: Schema = {"type": ["string", "null"]}
+RFC3339: Schema = {"type": "string", "format": "date-time",
+                   "description": "UTC with microseconds; 0001-01-01T00:00:00Z when it has not happened yet"}
+LOCAL_TIME: Schema = {"type": ["string", "null"], "pattern": r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$",
+                      "description": "YYYY-MM-DD HH:MM:SS in the daemon's time zone"}
+IDENT: Schema = {"type": "string", "pattern": r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"}
+RUN_STATES = ["queued", "inprogress", "done", "failed", "canceled", "skipped", "interrupted"]
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    where: str  # "path" or "query"
+    schema: Schema
+    description: str = ""
+
+    def render(self) -> Schema:
+        out: Schema = {"name": self.name, "in": self.where, "required": self.where == "path",
+                       "schema": self.schema}
+        if self.description:
+            out["description"] = self.description
+        return out
+
+
+@dataclass(frozen=True)
+class Answer:
+    description: str
+    schema: Schema | None = None
+    media: str = JSON
+    headers: Mapping[str, str] = field(default_factory=dict)
+    """Header name -> description."""
+
+    def render(self) -> Schema:
+        out: Schema = {"description": self.description}
+        if self.schema is not None:
+            out["content"] = {self.media: {"schema": self.schema}}
+        if self.headers:
+            out["headers"] = {name: {"description": text, "schema": STRING} for name, text in self.headers.items()}
+        return out
+
+
+@dataclass(frozen=True)
+class Body:
+    schema: Schema
+    media: tuple[str, ...] = (JSON,)
+    required: bool = True
+
+    def render(self) -> Schema:
+        return {"required": self.required, "content": {m: {"schema": self.schema} for m in self.media}}
+
+
+@dataclass(frozen=True)
+class Op:
+    """One documented route."""
+
+    method: str
+    path: str
+    op_id: str
+    summary: str
+    tag: str
+    answers: Mapping[int, Answer]
+    params: tuple[Param, ...] = ()
+    body: Body | None = None
+    auth: bool = True
+    description: str = ""
+
+    def render(self) -> Schema:
+        out: Schema = {"operationId": self.op_id, "summary": self.summary, "tags": [self.tag]}
+        if self.description:
+            out["description"] = self.description
+        if self.params:
+            out["parameters"] = [p.render() for p in self.params]
+        if self.body is not None:
+            out["requestBody"] = self.body.render()
+        out["responses"] = {str(code): answer.render() for code, answer in sorted(self.answers.items())}
+        if not self.auth:
+            out["security"] = []
+        return out
+
+
+def path_params(path: str, schemas: Mapping[str, Schema]) -> tuple[Param, ...]:
+    return tuple(Param(name, "path", schemas[name]) for name in re.findall(r"\{(\w+)\}", path))
+
+
+def served_under_api_1_0(ops: list[Op]) -> list[Op]:
+    """API-NOTES: every path of seeds 000-002 is served bare and under /api/1.0."""
+    return ops + [replace(op, path="/api/1.0" + op.path, op_id=op.op_id + "V1") for op in ops]
+
+
+# -- shared schemas ---------------------------------------------------------------------
+
+SCHEMAS: dict[str, Schema] = {
+    "Health": obj(("status",), status={"const": "ok"}),
+    "Readiness": obj(("ready", "checks"), ready=BOOLEAN, checks=obj(
+        database=BOOLEAN, heap_loaded=BOOLEAN, loop=BOOLEAN)),
+    # 000/001: the AtScale engine envelope.
+    "EngineEnvelope": obj(
+        ("status", "responseCreated", "response"),
+        status=obj(("code", "message"), code=INTEGER, message=STRING),
+        responseCreated=RFC3339, response={}),
+    "LatestExecution": obj(("id", "jobId", "executedAt"), id=STRING, jobId=STRING, executedAt=RFC3339),
+    "MaintenanceSchedule": obj(
+        ("job_id", "organization_id", "time_expression", "latest_execution", "path"),
+        job_id=STRING, organization_id=STRING, full_build=BOOLEAN, time_expression=STRING,
+        created_by_user=STRING, created_at=RFC3339, latest_execution=ref("LatestExecution"),
+        path={"const": "time-based"}, active=BOOLEAN, timezone=STRING,
+        next_execution={"type": ["string", "null"], "format": "date-time"}),
+    "MaintenanceScheduleCreated": obj(
+        ("job_id", "time_expression", "scheduler_type"), job_id=STRING, time_expression=STRING,
+        scheduler_type={"const": "time-based/maintenance"}, created_at=RFC3339, created_by_user=STRING,
+        timezone=STRING, next_execution=RFC3339),
+    "MaintenanceScheduleInput": obj(
+        ("time_expression",),
+        time_expression={"type": "string", "description": "Quartz (seconds first) or 5-field Unix cron"},
+        scheduler_type={"const": "time-based"}, timezone={"type": "string", "description": "IANA zone"}),
+    "ErrorInformation": obj(message=STRING, exitCode=INTEGER, timeout=BOOLEAN),
+    "MaintenanceRun": obj(
+        ("id", "organizationId", "triggerType", "status"), id=STRING, organizationId=STRING,
+        triggerType={"type": "string", "examples": [
+            "TimeBasedMaintenance", "ManualMaintenance", "CubeUpdateMaintenance(FirstTimeCubeProcessed)"]},
+        creationTime=RFC3339, startTime=RFC3339, endTime=RFC3339, status={"enum": RUN_STATES},
+        errorInformation=ref("ErrorInformation")),
+    "MaintenanceRunPage": obj(("data", "limit", "offset", "force_pull"), data=array(ref("MaintenanceRun")),
+                              limit=INTEGER, offset=INTEGER, force_pull=BOOLEAN),
+    # 002: the AtScale design-center envelope.
+    "DesignEnvelope": obj(
+        ("response", "status"), response={},
+        status=obj(("i18n_message", "message"), i18n_message={"type": "string", "examples": [
+            "response.ok", "response.bad_request", "response.unauthorized", "response.not_found",
+            "response.conflict", "response.error"]}, message=STRING)),
+    "CubeSchedule": obj(
+        ("job_id", "organization_Id", "project_id", "cube_id", "time_expression", "path"),
+        created_at=RFC3339, created_by_user=STRING, cube_id=STRING, full_build=BOOLEAN, job_id=STRING,
+        latest_execution=ref("LatestExecution"), organization_Id=STRING, path={"const": "aggregate/create"},
+        project_id=STRING, time_expression=STRING, timezone=STRING, active=BOOLEAN,
+        next_execution={"type": ["string", "null"], "format": "date-time"}),
+    "CubeScheduleInput": obj(
+        ("time_expression",), time_expression=STRING, path={"const": "aggregate/create"},
+        full_build={"type": "boolean", "default": True}, timezone=STRING),
+    "Build": obj(
+        ("id", "organizationId", "projectId", "cubeId", "status", "batchType"),
+        batchType={"enum": ["full-build", "materialize-pending-instances"]}, createDate=RFC3339,
+        cubeId=STRING, endTime=RFC3339, estimateTime={"type": "integer", "description": "seconds"},
+        id=STRING, organizationId=STRING, projectId=STRING, startTime=RFC3339, status={"enum": RUN_STATES},
+        errorInformation=ref("ErrorInformation"), triggerType=STRING),
+    "BuildPage": obj(("data", "limit", "offset", "force_pull"), data=array(ref("Build")), limit=INTEGER,
+                     offset=INTEGER, force_pull=BOOLEAN),
+    "Executed": obj(("success",), success=BOOLEAN, id={"type": "string", "description": "the build id"}),
+    "ScheduleHistory": obj(("history", "job_id"), job_id=STRING, history=array(obj(
+        ("executedAt", "id", "jobId"), executedAt=RFC3339, id=STRING, jobId=STRING))),
+    # 003: Volt MX.
+    "VoltResult": obj(
+        ("status", "result", "message", "token"), status={"enum": ["SUCCESS", "FAIL"]}, result={},
+        message=NULLABLE_STRING, token={"type": "null"}),
+    "Login": obj(("userid", "password"), userid=STRING, password={"type": "string", "format": "password"}),
+    "LoginAnswer": obj(
+        ("profile", "claims_token", "refresh_token"),
+        profile=obj(userid=STRING, email=STRING, firstname=STRING, lastname=STRING,
+                    user_attributes={"type": "object"}, profile_attributes={"type": "object"}),
+        claims_token=obj(("value", "exp"), value=STRING,
+                         exp={"type": "integer", "description": "expiry, ms since the epoch"},
+                         integrity_check_required=BOOLEAN),
+        refresh_token=STRING),
+    "JobSummary": obj(
+        ("jobId", "jobName", "jobStatus"), jobId=INTEGER, jobName=STRING, description=NULLABLE_STRING,
+        cronExpression=NULLABLE_STRING, updatedUser=NULLABLE_STRING, updatedDate=LOCAL_TIME,
+        jobStatus={"enum": ["Active", "Inactive"]}, jobHistoryTotal=INTEGER, jobHistorySuccessCount=INTEGER,
+        jobHistoryFailCount=INTEGER, jobHistorySucPercentage=INTEGER, jobHistoryFailPercentage=INTEGER,
+        jobLastRunStatus=NULLABLE_STRING, jobNextRunTime=LOCAL_TIME),
+    "JobServiceInfo": obj(
+        ("serviceName", "operationName", "serviceExecutionType"), version=STRING,
+        serviceType={"enum": ["intSer", "objSer", "orchSer"]},
+        serviceName={"type": "string", "description": "a [services.NAME] of the config"},
+        objectName=STRING, operationName={"type": "string", "pattern": r"^[A-Za-z0-9._~/-]{1,200}$"},
+        requestheaderMap={"type": "object", "additionalProperties": STRING},
+        serviceExecutionType={"const": "SERVER_URL"},
+        postData={"type": ["string", "object"], "description": "JSON text or object, POSTed to the service"},
+        operationSecurityLevel=STRING),
+    "JobFrequencyInfo": obj(
+        ("frequencyType",), frequencyType={"enum": [1, 2, 3, 4],
+                                           "description": "1 hour-, 2 day-, 3 week-, 4 month-based"},
+        minuteValues=array(INTEGER), hourValues=array(INTEGER), dayValues=array(INTEGER),
+        dateValues=array({"type": ["integer", "string"]})),
+    "Job": obj(
+        ("jobName", "jobServiceInfo"), jobId=INTEGER, jobName={"type": "string", "maxLength": 100},
+        description=NULLABLE_STRING, jobFrequency={"type": ["string", "null"], "description": "cron"},
+        jobServiceInfo=ref("JobServiceInfo"), jobStatus={"enum": ["Active", "Inactive"]},
+        historyStrategy={"enum": ["OFF", "MINIMAL", "ERROR", "FULL"]},
+        retentionPeriod={"type": ["string", "integer"], "description": "days, 1-3650"},
+        jobFrequencyInfo={"oneOf": [ref("JobFrequencyInfo"), {"type": "null"}]},
+        jobNextRunTime=LOCAL_TIME, updatedUser=NULLABLE_STRING, updatedDate=LOCAL_TIME),
+    "JobRun": obj(
+        ("jobRunId", "executionStatus"), jobRunId=INTEGER, jobStartTime=LOCAL_TIME, jobEndTime=LOCAL_TIME,
+        jobDuration={"type": "integer", "description": "milliseconds"}, executionFrequency=NULLABLE_STRING,
+        executionStatus={"enum": ["Success", "Fail", "Running", "Skipped", "Interrupted", "Canceled"]},
+        completeHistory=BOOLEAN),
+    "JobRunDetail": {"allOf": [ref("JobRun"), obj(
+        triggerType=STRING, requestPayload=NULLABLE_STRING, responseStatus={"type": ["integer", "null"]},
+        responseBody=NULLABLE_STRING, errorMessage=NULLABLE_STRING, skipReason=NULLABLE_STRING,
+        windowId={"type": ["integer", "null"]})]},
+}
+
+
+def engine(response: Schema) -> Schema:
+    return {"allOf": [ref("EngineEnvelope"), obj(response=response)]}
+
+
+def design(response: Schema) -> Schema:
+    return {"allOf": [ref("DesignEnvelope"), obj(response=response)]}
+
+
+def volt(result: Schema) -> Schema:
+    return {"allOf": [ref("VoltResult"), obj(result=result)]}
+
+
+ERROR_TEXT = {400: "Invalid input; the message names the parameter", 401: "Missing, invalid or expired token",
+              404: "Unknown, or not visible to the caller", 409: "A run is already queued or in progress",
+              413: "Body larger than [server] max_body", 429: "Too many failed logins",
+              500: "Internal error; the message carries the request id",
+              503: "The executor is disabled in the config"}
+
+
+def errors(envelope: Schema, *codes: int) -> dict[int, Answer]:
+    return {code: Answer(ERROR_TEXT[code], envelope) for code in (*codes, 500)}
+
+
+ENGINE_ERROR = engine({"type": "null"})
+DESIGN_ERROR = design({"type": "null"})
+VOLT_ERROR = volt({"type": ["object", "null"], "properties": {"field": STRING, "reason": STRING}})
+PAGE = (Param("limit", "query", {"type": "integer", "minimum": 1, "maximum": 1000, "default": 10}),
+        Param("offset", "query", {"type": "integer", "minimum": 0, "default": 0}))
+STATUS_FILTER = Param("status", "query", {"enum": RUN_STATES})
+
+# -- ops ----------------------------------------------------------------------------------
+
+OPS = [
+    Op("GET", "/healthz", "healthz", "Liveness: the process answers", "ops",
+       {200: Answer("Alive", ref("Health"))}, auth=False),
+    Op("GET", "/readyz", "readyz", "Readiness: database open, heap loaded, engine loop turning", "ops",
+       {200: Answer("Ready", ref("Readiness")), 503: Answer("Not ready", ref("Readiness"))}, auth=False),
+    Op("GET", "/metrics", "metrics", "Prometheus metrics", "ops",
+       {200: Answer("Prometheus text exposition format", STRING, media="text/plain")}, auth=False),
+    Op("GET", "/api/openapi.json", "openapi", "This document", "ops",
+       {200: Answer("OpenAPI 3.1", {"type": "object"})}, auth=False),
+    Op("POST", "/authService/accounts/login", "login", "Log in for a token (Volt MX accounts login)", "auth",
+       {200: Answer("Tokens and profile", ref("LoginAnswer")),
+        **errors(VOLT_ERROR, 400, 401),
+        429: Answer(ERROR_TEXT[429], VOLT_ERROR, headers={"Retry-After": "seconds to wait"})},
+       body=Body(ref("Login"), (FORM, JSON)), auth=False),
+]
+
+# -- seeds 000 and 001: aggregate maintenance ---------------------------------------------
+
+_MAINT_IDS = {"orgId": IDENT, "jobId": {"type": "string", "format": "uuid"}}
+_SCHEDULES = "/aggregates/maintenance/scheduler/jobs/orgId/{orgId}"
+_RUNS = "/aggregates/maintenance/orgId/{orgId}"
+
+
+def _maint(method: str, path: str, op_id: str, summary: str, answers: dict[int, Answer],
+           *, params: tuple[Param, ...] = (), body: Body | None = None) -> Op:
+    return Op(method, path, op_id, summary, "aggregate maintenance", answers,
+              path_params(path, _MAINT_IDS) + params, body)
+
+
+MAINTENANCE = served_under_api_1_0([
+    _maint("GET", _SCHEDULES, "listMaintenanceSchedules", "The org's maintenance schedules",
+           {200: Answer("`200`/`success`", engine(array(ref("MaintenanceSchedule")))),
+            **errors(ENGINE_ERROR, 400, 401, 404)},
+           params=(Param("active", "query", {"type": "boolean"},
+                         "true: live schedules, false: deleted ones, absent: all"),)),
+    _maint("POST", _SCHEDULES, "createMaintenanceSchedule",
+           "Create a time-based maintenance schedule (fields in the body or the query; the body wins)",
+           {200: Answer("`200`/`Time-based schedule successfully created.`",
+                        engine(ref("MaintenanceScheduleCreated"))),
+            **errors(ENGINE_ERROR, 400, 401, 404, 413)},
+           params=(Param("time_expression", "query", STRING), Param("scheduler_type", "query", STRING),
+                   Param("timezone", "query", STRING)),
+           body=Body(ref("MaintenanceScheduleInput"), required=False)),
+    _maint("DELETE", "/aggregates/maintenance-schedule/jobs/orgId/{orgId}/jobId/{jobId}",
+           "deleteMaintenanceSchedule", "Deactivate a maintenance schedule (the seed's path)",
+           {200: Answer("`successfully deleted job with Id: [ID]`", engine(STRING)),
+            **errors(ENGINE_ERROR, 400, 401, 404)}),
+    _maint("DELETE", _SCHEDULES + "/jobId/{jobId}", "deleteMaintenanceScheduleAlias",
+           "Deactivate a maintenance schedule (same as the seed's path)",
+           {200: Answer("`successfully deleted job with Id: [ID]`", engine(STRING)),
+            **errors(ENGINE_ERROR, 400, 401, 404)}),
+    _maint("POST", _RUNS + "/run-immediately", "runMaintenanceNow", "Start a maintenance run of the org now",
+           {200: Answer("`Maintenance successfully started for {orgId}`", engine({"type": "null"}),
+                        headers={"X-Run-Id": "id of the run started"}),
+            **errors(ENGINE_ERROR, 400, 401, 404, 409, 503)}),
+    _maint("GET", _RUNS, "currentMaintenanceRun", "The org's queued or in-progress run (null when none)",
+           {200: Answer("`0`/`200 OK`", engine({"oneOf": [ref("MaintenanceRun"), {"type": "null"}]})),
+            **errors(ENGINE_ERROR, 400, 401, 404)}),
+    _maint("GET", _RUNS + "/history", "maintenanceHistory", "The org's maintenance runs, newest first",
+           {200: Answer("`0`/`200 OK`", engine(ref("MaintenanceRunPage"))),
+            **errors(ENGINE_ERROR, 400, 401, 404)},
+           params=(*PAGE, STATUS_FILTER)),
+])
+
+# -- seed 002: aggregate creation ----------------------------------------------------------
+
+_CUBE_IDS = {"orgId": IDENT, "projectId": IDENT, "cubeId": IDENT, "jobId": {"type": "string", "format": "uuid"}}
+_CUBE = "/org/{orgId}/project/{projectId}/cube/{cubeId}/aggregates-creation"
+
+
+def _cube(method: str, path: str, op_id: str, summary: str, answers: dict[int, Answer],
+          *, params: tuple[Param, ...] = (), body: Body | None = None) -> Op:
+    return Op(method, path, op_id, summary, "aggregate creation", answers,
+              path_params(path, _CUBE_IDS) + params, body)
+
+
+AGGREGATE = served_under_api_1_0([
+    _cube("GET", "/org/{orgId}/aggregates-creation/builds/history", "buildsHistory",
+          "The org's aggregate builds, newest first",
+          {200: Answer("Builds", design(ref("BuildPage"))), **errors(DESIGN_ERROR, 400, 401, 404)},
+          params=(*PAGE, Param("projectId", "query", IDENT), Param("cubeId", "query", IDENT), STATUS_FILTER)),
+    _cube("GET", _CUBE + "/scheduler", "listCubeSchedules", "The cube's build schedules",
+          {200: Answer("Schedules", design(array(ref("CubeSchedule")))), **errors(DESIGN_ERROR, 400, 401, 404)}),
+    _cube("POST", _CUBE + "/scheduler", "createCubeSchedule",
+          "Create a build schedule (fields in the body or the query; the body wins)",
+          {200: Answer("The schedule", design(ref("CubeSchedule"))),
+           **errors(DESIGN_ERROR, 400, 401, 404, 413)},
+          params=(Param("time_expression", "query", STRING), Param("path", "query", STRING),
+                  Param("full_build", "query", BOOLEAN), Param("timezone", "query", STRING)),
+          body=Body(ref("CubeScheduleInput"), required=False)),
+    _cube("POST", _CUBE + "/execute", "executeBuild", "Start a build of the cube now",
+          {200: Answer("Started", design(ref("Executed"))), **errors(DESIGN_ERROR, 400, 401, 404, 409, 413)},
+          params=(Param("full_build", "query", BOOLEAN),),
+          body=Body(obj(full_build={"type": "boolean", "default": False}), required=False)),
+    _cube("DELETE", _CUBE + "/scheduler/jobId/{jobId}", "deleteCubeSchedule", "Delete a build schedule",
+          {200: Answer("`successfully deleted jobId: [ID]`", design(STRING)),
+           **errors(DESIGN_ERROR, 400, 401, 404)}),
+    _cube("GET", _CUBE + "/scheduler/history/jobId/{jobId}", "cubeScheduleHistory",
+          "The builds a schedule started, newest first",
+          {200: Answer("History", design(ref("ScheduleHistory"))), **errors(DESIGN_ERROR, 400, 401, 404)}),
+])
+
+# -- seed 003: Volt MX admin-console jobs --------------------------------------------------
+
+_JOB_IDS = {"jobId": {"type": "integer", "minimum": 0}, "jobRunId": {"type": "integer", "minimum": 0}}
+_JOBS = "/admin/api/jobs"
+
+
+def _job(method: str, path: str, op_id: str, summary: str, answers: dict[int, Answer],
+         *, params: tuple[Param, ...] = (), body: Body | None = None, description: str = "") -> Op:
+    return Op(method, path, op_id, summary, "jobs", answers, path_params(path, _JOB_IDS) + params, body,
+              description=description or "Needs an administrator's token.")
+
+
+_GLUED = "The seed's spelling, digits glued to `job` (`/admin/api/jobs/job1`)."
+_ONE_JOB = {200: Answer("The job", ref("Job")), **errors(VOLT_ERROR, 400, 401, 404)}
+_DELETED = {200: Answer("SUCCESS", volt({"type": "null"})), **errors(VOLT_ERROR, 400, 401, 404)}
+
+JOBS = [
+    _job("GET", _JOBS + "/job", "listJobs", "All jobs",
+         {200: Answer("Job summaries", array(ref("JobSummary"))), **errors(VOLT_ERROR, 401)}),
+    _job("GET", _JOBS + "/job/{jobId}", "getJob", "One job", _ONE_JOB),
+    _job("GET", _JOBS + "/job{jobId}", "getJobGlued", "One job", _ONE_JOB, description=_GLUED),
+    _job("POST", _JOBS + "/job", "createJob", "Create a job (a jobId in the body is ignored)",
+         {200: Answer("SUCCESS with the new id", volt(obj(("jobId",), jobId=INTEGER)),
+                      headers={"Location": "/admin/api/jobs/job/{jobId}"}),
+          **errors(VOLT_ERROR, 400, 401, 409, 413)},
+         body=Body(ref("Job"))),
+    _job("PUT", _JOBS + "/job", "updateJob", "Replace the job named by jobId in the body",
+         {200: Answer("SUCCESS", volt({"type": "null"})), **errors(VOLT_ERROR, 400, 401, 404, 409, 413)},
+         body=Body({"allOf": [ref("Job"), {"required": ["jobId"]}]})),
+    _job("DELETE", _JOBS + "/job/{jobId}", "deleteJob", "Delete a job and its history", _DELETED),
+    _job("DELETE", _JOBS + "/job{jobId}", "deleteJobGlued", "Delete a job and its history", _DELETED,
+         description=_GLUED),
+    _job("POST", _JOBS + "/job/run/{jobId}", "runJobNow", "Run a job now (also an Inactive one)",
+         {200: Answer("SUCCESS with the run", volt(obj(
+             jobRunId={"type": ["integer", "null"]}, executionStatus=STRING))),
+          **errors(VOLT_ERROR, 400, 401, 404, 409)}),
+    _job("GET", _JOBS + "/history/{jobId}", "jobHistory", "The job's runs, newest first",
+         {200: Answer("Runs", array(ref("JobRun"))), **errors(VOLT_ERROR, 400, 401, 404)},
+         params=(Param("limit", "query", {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}),
+                 Param("offset", "query", {"type": "integer", "minimum": 0, "default": 0}))),
+    _job("GET", _JOBS + "/history/{jobId}/{jobRunId}", "jobRun",
+         "One run; under FULL with its request and response (each cut at 64 KiB)",
+         {200: Answer("The run", ref("JobRunDetail")), **errors(VOLT_ERROR, 400, 401, 404)}),
+]
+
+TABLES: tuple[list[Op], ...] = (OPS, MAINTENANCE, AGGREGATE, JOBS)
+
+
+def operations() -> list[Op]:
+    return [op for table in TABLES for op in table]
+
+
+@functools.cache
+def document() -> dict[str, Any]:
+    """The OpenAPI 3.1 document (built once; the tables do not change at run time)."""
+    paths: dict[str, dict[str, Any]] = {}
+    for op in operations():
+        paths.setdefault(op.path, {})[op.method.lower()] = op.render()
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "schedd",
+            "version": __version__,
+            "description": "A scheduler daemon for one host. Paths and payloads follow the seed "
+                           "documents (AtScale aggregate maintenance and creation, Volt MX jobs).",
+        },
+        "servers": [{"url": "/"}],
+        "tags": [{"name": name} for name in dict.fromkeys(op.tag for op in operations())],
+        "security": [{"voltmx": []}, {"bearer": []}],
+        "paths": paths,
+        "components": {
+            "schemas": SCHEMAS,
+            "securitySchemes": {
+                "voltmx": {"type": "apiKey", "in": "header", "name": "X-VoltMX-Authorization",
+                           "description": "A token from POST /authService/accounts/login or `schedd token create`"},
+                "bearer": {"type": "http", "scheme": "bearer",
+                           "description": "The same token as `Authorization: Bearer T`"},
+            },
+        },
+    }

@@ -1,0 +1,81 @@
+"""Reports across families for the operator view: run history and the last day's figures.
+
+Every statement takes the caller's visibility: the orgs it may see (or all), and whether
+service jobs, which have no org and are for administrators only, are included.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from schedd.store.db import Database
+from schedd.store.runs import Run
+
+# Which runs a caller may see: its orgs (or every org), service jobs for administrators only.
+_VISIBLE = """
+  AND (:all_orgs OR org_id IN (SELECT value FROM json_each(:orgs)))
+  AND (:services OR family != 'service')"""
+# A page of runs of every family, newest first, optionally by family, org and state.
+SQL_LIST = f"""
+SELECT * FROM runs
+WHERE (:family IS NULL OR family = :family)
+  AND (:org_id IS NULL OR org_id = :org_id)
+  AND (:state IS NULL OR state = :state){_VISIBLE}
+ORDER BY id DESC LIMIT :limit OFFSET :offset"""
+# Runs created since a time, counted by hour (0 = the first hour) and state.
+SQL_OUTCOMES = f"""
+SELECT CAST((created_at - :since) / 3600 AS INTEGER) AS hour, state, count(*) AS runs
+FROM runs
+WHERE created_at >= :since{_VISIBLE}
+GROUP BY hour, state"""
+# Start delay (start minus due time) of scheduled runs created since a time, by hour.
+SQL_DELAYS = f"""
+SELECT CAST((created_at - :since) / 3600 AS INTEGER) AS hour, count(*) AS runs,
+       avg(started_at - due_at) AS mean, max(started_at - due_at) AS worst
+FROM runs
+WHERE created_at >= :since AND due_at IS NOT NULL AND started_at IS NOT NULL{_VISIBLE}
+GROUP BY hour"""
+
+
+@dataclass(frozen=True, slots=True)
+class Visibility:
+    """What one caller may see: `orgs` None means every org."""
+
+    orgs: tuple[str, ...] | None
+    services: bool
+
+    def params(self) -> dict[str, object]:
+        return {"all_orgs": int(self.orgs is None), "orgs": json.dumps(list(self.orgs or ())),
+                "services": int(self.services)}
+
+
+@dataclass(frozen=True, slots=True)
+class HourDelay:
+    hour: int
+    runs: int
+    mean: float
+    worst: float
+
+
+async def list_runs(
+    db: Database, seen: Visibility, *, family: str | None, org_id: str | None, state: str | None,
+    limit: int, offset: int,
+) -> list[Run]:
+    params = {"family": family, "org_id": org_id, "state": state, "limit": limit, "offset": offset,
+              **seen.params()}
+    return [Run.from_row(row) for row in await db.fetchall(SQL_LIST, params)]
+
+
+async def outcomes_by_hour(db: Database, seen: Visibility, *, since: float) -> dict[int, dict[str, int]]:
+    """{hour: {state: runs}} for the runs created since `since`."""
+    found: dict[int, dict[str, int]] = {}
+    for row in await db.fetchall(SQL_OUTCOMES, {"since": since, **seen.params()}):
+        found.setdefault(row["hour"], {})[row["state"]] = row["runs"]
+    return found
+
+
+async def delays_by_hour(db: Database, seen: Visibility, *, since: float) -> list[HourDelay]:
+    rows = await db.fetchall(SQL_DELAYS, {"since": since, **seen.params()})
+    return [HourDelay(row["hour"], row["runs"], max(0.0, row["mean"]), max(0.0, row["worst"]))
+            for row in rows]

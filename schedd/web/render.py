@@ -1,0 +1,89 @@
+"""Jinja2 templates (autoescaped), the headers every page carries, and the formats pages share."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime
+from importlib import resources
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import jinja2
+from aiohttp import web
+
+from schedd.api.common import CORE
+from schedd.cron import load_zone
+from schedd.web.charts import format_seconds
+
+TEMPLATES = web.AppKey("web_templates", jinja2.Environment)
+
+STYLESHEET = resources.files("schedd.web").joinpath("static/schedd.css").read_bytes()
+# The digest in the URL lets browsers cache the file for long and still see a new one at once.
+STYLESHEET_URL = "/static/schedd.css?v=" + hashlib.sha256(STYLESHEET).hexdigest()[:12]
+
+# No script at all, styles from schedd only, forms may post only back to schedd.
+CSP = ("default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
+       "frame-ancestors 'none'; base-uri 'none'")
+HEADERS = {
+    "Content-Security-Policy": CSP,
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    # Same-origin posts keep their Referer, which the CSRF check falls back on without Origin.
+    "Referrer-Policy": "same-origin",
+}
+
+
+def local_time(at: float | None, zone: ZoneInfo) -> str:
+    """`2026-03-08 03:00 EDT`; an em dash for a time that has not happened."""
+    if at is None:
+        return "\u2014"
+    return datetime.fromtimestamp(at, zone).strftime("%Y-%m-%d %H:%M %Z")
+
+
+def precise_time(at: float | None, zone: ZoneInfo) -> str:
+    if at is None:
+        return "\u2014"
+    return datetime.fromtimestamp(at, zone).strftime("%Y-%m-%d %H:%M:%S %Z")
+
+
+def duration(start: float | None, end: float | None) -> str:
+    if start is None or end is None:
+        return "\u2014"
+    return format_seconds(max(0.0, end - start))
+
+
+def environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("schedd.web", "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["seconds"] = format_seconds
+    env.globals["duration"] = duration
+    env.globals["css"] = STYLESHEET_URL
+    return env
+
+
+def zone(request: web.Request) -> ZoneInfo:
+    """The daemon's configured zone: windows and runs are shown in it."""
+    return load_zone(request.app[CORE].config.scheduler.timezone)
+
+
+def page(request: web.Request, template: str, context: dict[str, Any], *, status: int = 200,
+         private: bool = False) -> web.Response:
+    """Render a template into an HTML response with the security headers."""
+    tz = zone(request)
+    env = request.app[TEMPLATES]
+    body = env.get_template(template).render(
+        **context,
+        time=lambda at: local_time(at, tz),
+        precise=lambda at: precise_time(at, tz),
+        zone_name=request.app[CORE].config.scheduler.timezone,
+    )
+    response = web.Response(text=body, status=status, content_type="text/html", charset="utf-8")
+    response.headers.update(HEADERS)
+    # The operator view shows what only a session may see: no cache may keep it.
+    response.headers["Cache-Control"] = "no-store" if private else "no-cache"
+    return response

@@ -1,0 +1,314 @@
+"""The operator view under /ui: schedules, run history, a run's detail, run now and (de)activation.
+
+Every action goes through the family's service function, as the API's does, with the
+session's user: the org checks and policies are the API's own. A user who is not an
+administrator sees the orgs it belongs to and no service job.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlencode
+
+from aiohttp import web
+
+from schedd.api.common import CORE, status_for
+from schedd.api.jobs import job_detail
+from schedd.core import Core
+from schedd.cron import load_zone, parse
+from schedd.errors import NotFound, ScheddError, ValidationError
+from schedd.families import aggregate, jobs, maintenance
+from schedd.families.common import RUN_STATES
+from schedd.metrics import FAMILIES
+from schedd.runner import RunRef
+from schedd.store import accounts as account_store
+from schedd.store import runs as run_store
+from schedd.store import schedules as schedule_store
+from schedd.store.accounts import User
+from schedd.store.runs import Run
+from schedd.store.schedules import Schedule
+from schedd.store import reports
+from schedd.web import charts
+from schedd.web.render import page, zone
+from schedd.web.session import Session, operator
+
+routes = web.RouteTableDef()
+
+PAGE_SIZE = 50
+NEXT_FIRES = 3
+NOTICES = {
+    "started": "Run started.",
+    "skipped": "The run was skipped: its service is under maintenance.",
+    "deactivated": "Schedule deactivated.",
+    "activated": "Schedule activated.",
+}
+
+# Run now of a 000/002 schedule is the API's run of its org or cube (no schedule of its own).
+RUN_HINTS = {
+    "maintenance": "Start a maintenance run of this org now (ManualMaintenance)",
+    "aggregate": "Start a build of this cube now",
+    "service": "Run this job now",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleRow:
+    schedule: Schedule
+    label: str
+    next_fires: tuple[str, ...]
+    can_activate: bool
+    can_deactivate: bool
+    run_hint: str
+
+
+def visibility(user: User) -> reports.Visibility:
+    return reports.Visibility(orgs=None if user.is_admin else user.orgs, services=user.is_admin)
+
+
+def may_see(user: User, family: str, org_id: str | None) -> bool:
+    """Service jobs belong to no org and are for administrators; the rest go by org."""
+    if family == "service":
+        return user.is_admin
+    return org_id is not None and user.can_see(org_id)
+
+
+def label(family: str, org_id: str | None, project_id: str | None, cube_id: str | None,
+          name: str | None) -> str:
+    if family == "maintenance":
+        return f"maintenance of {org_id}"
+    if family == "aggregate":
+        return f"build {org_id}/{project_id}/{cube_id}"
+    return name or "service job"
+
+
+def next_fires(schedule: Schedule) -> tuple[str, ...]:
+    """The next few fire times in the schedule's own zone, where its cron is read."""
+    if not schedule.active or schedule.next_fire_at is None:
+        return ()
+    tz = load_zone(schedule.timezone)
+    cron = parse(schedule.cron)
+    times = [schedule.next_fire_at]
+    for later in cron.iter_after(schedule.next_fire_at, tz):
+        if len(times) == NEXT_FIRES:
+            break
+        times.append(later)
+    return tuple(datetime.fromtimestamp(t, tz).strftime("%Y-%m-%d %H:%M:%S %Z") for t in times)
+
+
+def row(schedule: Schedule) -> ScheduleRow:
+    # Seeds 000 and 002 can only delete (deactivate) a schedule; a service job goes both ways.
+    return ScheduleRow(
+        schedule=schedule,
+        label=label(schedule.family, schedule.org_id, schedule.project_id, schedule.cube_id, schedule.name),
+        next_fires=next_fires(schedule),
+        can_activate=schedule.family == "service" and not schedule.active,
+        can_deactivate=schedule.active,
+        run_hint=RUN_HINTS[schedule.family])
+
+
+async def visible_schedules(core: Core, user: User) -> list[Schedule]:
+    found = []
+    for family in FAMILIES:
+        if family == "service" and not user.is_admin:
+            continue
+        found += [s for s in await schedule_store.list_family(core.db, family)
+                  if may_see(user, s.family, s.org_id)]
+    return found
+
+
+async def visible_orgs(core: Core, user: User) -> list[str]:
+    return await account_store.list_orgs(core.db) if user.is_admin else list(user.orgs)
+
+
+def _choice(request: web.Request, name: str, allowed: list[str] | tuple[str, ...]) -> str | None:
+    value = request.query.get(name, "")
+    if value == "":
+        return None
+    if value not in allowed:
+        raise ValidationError(name, f"must be one of {', '.join(allowed)}")
+    return value
+
+
+def _org(request: web.Request, orgs: list[str]) -> str | None:
+    """An org filter: one the user may see, else 404 as the API answers."""
+    value = request.query.get("org", "")
+    if value == "":
+        return None
+    if value not in orgs:
+        raise NotFound("organization", value)
+    return value
+
+
+def _page_number(request: web.Request) -> int:
+    raw = request.query.get("page", "1")
+    if not raw.isdigit() or not 1 <= int(raw) <= 100_000:
+        raise ValidationError("page", "must be a positive integer")
+    return int(raw)
+
+
+def _failure(request: web.Request, session: Session, exc: ScheddError) -> web.Response:
+    status = status_for(exc)
+    message = str(exc) if status != 500 else "internal error"
+    return page(request, "error.html", {"session": session, "status": status, "title": "Not done",
+                                        "message": message}, status=status, private=True)
+
+
+def _page_links(request: web.Request, number: int, more: bool) -> dict[str, str | None]:
+    def link(n: int) -> str:
+        return request.path + "?" + urlencode({**request.query, "page": str(n)})
+    return {"prev": link(number - 1) if number > 1 else None, "next": link(number + 1) if more else None}
+
+
+@routes.get("/ui")
+@operator
+async def dashboard(request: web.Request, session: Session) -> web.Response:
+    """Schedules of every family the user may see, with the last day's charts."""
+    core, user = request.app[CORE], session.user
+    try:
+        family = _choice(request, "family", FAMILIES)
+        orgs = await visible_orgs(core, user)
+        org = _org(request, orgs)
+        active = _choice(request, "active", ("yes", "no"))
+        number = _page_number(request)
+    except ScheddError as exc:
+        return _failure(request, session, exc)
+    schedules = [s for s in await visible_schedules(core, user)
+                 if (family is None or s.family == family) and (org is None or s.org_id == org)
+                 and (active is None or s.active == (active == "yes"))]
+    shown = schedules[(number - 1) * PAGE_SIZE: number * PAGE_SIZE]
+    now = core.clock.now()
+    start = charts.window_start(now)
+    seen = visibility(user)
+    tz = zone(request)
+    return page(request, "dashboard.html", {
+        "session": session,
+        "notice": NOTICES.get(request.query.get("notice", "")),
+        "rows": [row(s) for s in shown],
+        "total": len(schedules),
+        "pages": max(1, math.ceil(len(schedules) / PAGE_SIZE)),
+        "number": number,
+        "links": _page_links(request, number, number * PAGE_SIZE < len(schedules)),
+        "families": [f for f in FAMILIES if f != "service" or user.is_admin],
+        "orgs": orgs,
+        "filters": {"family": family or "", "org": org or "", "active": active or ""},
+        "outcomes": charts.outcome_chart(await reports.outcomes_by_hour(core.db, seen, since=start),
+                                         start=start, zone=tz),
+        "delays": charts.delay_chart(await reports.delays_by_hour(core.db, seen, since=start),
+                                     start=start, zone=tz),
+    }, private=True)
+
+
+@routes.get("/ui/runs")
+@operator
+async def runs(request: web.Request, session: Session) -> web.Response:
+    """Run history of every family, newest first, by family, org and status."""
+    core, user = request.app[CORE], session.user
+    try:
+        family = _choice(request, "family", FAMILIES)
+        orgs = await visible_orgs(core, user)
+        org = _org(request, orgs)
+        state = _choice(request, "status", RUN_STATES)
+        number = _page_number(request)
+    except ScheddError as exc:
+        return _failure(request, session, exc)
+    found = await reports.list_runs(core.db, visibility(user), family=family, org_id=org, state=state,
+                                    limit=PAGE_SIZE + 1, offset=(number - 1) * PAGE_SIZE)
+    more, found = len(found) > PAGE_SIZE, found[:PAGE_SIZE]
+    schedules = await schedule_store.get_many(core.db, sorted({r.schedule_id for r in found if r.schedule_id}))
+    return page(request, "runs.html", {
+        "session": session,
+        "runs": [(r, run_label(r, schedules.get(r.schedule_id or 0))) for r in found],
+        "families": [f for f in FAMILIES if f != "service" or user.is_admin],
+        "orgs": orgs,
+        "states": RUN_STATES,
+        "filters": {"family": family or "", "org": org or "", "status": state or ""},
+        "number": number,
+        "links": _page_links(request, number, more),
+    }, private=True)
+
+
+def run_label(run: Run, schedule: Schedule | None) -> str:
+    return label(run.family, run.org_id, run.project_id, run.cube_id, schedule.name if schedule else None)
+
+
+@routes.get(r"/ui/runs/{uid:[0-9a-f-]{36}}")
+@operator
+async def run_page(request: web.Request, session: Session) -> web.Response:
+    core = request.app[CORE]
+    run = await run_store.get_by_uid(core.db, request.match_info["uid"])
+    if run is None or not may_see(session.user, run.family, run.org_id):
+        return _failure(request, session, NotFound("run", request.match_info["uid"]))
+    schedule = await schedule_store.get(core.db, run.schedule_id) if run.schedule_id else None
+    delay = run.started_at - run.due_at if run.started_at is not None and run.due_at is not None else None
+    return page(request, "run.html", {
+        "session": session,
+        "notice": NOTICES.get(request.query.get("notice", "")),
+        "run": run,
+        "schedule": schedule,
+        "label": run_label(run, schedule),
+        "delay": delay,
+        "payloads": run.complete or any(v is not None for v in (
+            run.request_payload, run.response_status, run.response_body)),
+    }, private=True)
+
+
+async def _schedule(request: web.Request, session: Session) -> Schedule:
+    schedule = await schedule_store.get(request.app[CORE].db, int(request.match_info["id"]))
+    if schedule is None or not may_see(session.user, schedule.family, schedule.org_id):
+        raise NotFound("schedule", request.match_info["id"])
+    return schedule
+
+
+async def start_run(core: Core, user: User, schedule: Schedule, *, at: float) -> RunRef:
+    """Run now through the family's own service function (the API's run-now)."""
+    if schedule.family == "maintenance":
+        return await maintenance.run_now(core, user, schedule.org_id or "", at=at)
+    if schedule.family == "aggregate":
+        return await aggregate.execute(
+            core, user, schedule.org_id or "", schedule.project_id or "", schedule.cube_id or "",
+            full_build=schedule.full_build, at=at)
+    return await jobs.run_now(core, schedule.id, at=at)
+
+
+async def set_active(core: Core, user: User, schedule: Schedule, active: bool, *, at: float) -> None:
+    """(De)activate through the API's service functions: 000/002 delete, 003 a whole-job update."""
+    if schedule.family == "service":
+        body: dict[str, Any] = job_detail(core, await jobs.get_job(core, schedule.id))
+        body["jobStatus"] = "Active" if active else "Inactive"
+        await jobs.update_job(core, user, body, at=at)
+    elif active:
+        raise ValidationError("active", "a maintenance or build schedule cannot be reactivated; create a new one")
+    elif schedule.family == "maintenance":
+        await maintenance.delete_schedule(core, user, schedule.org_id or "", schedule.uid, at=at)
+    else:
+        await aggregate.delete_schedule(core, user, schedule.org_id or "", schedule.project_id or "",
+                                        schedule.cube_id or "", schedule.uid, at=at)
+
+
+@routes.post(r"/ui/schedules/{id:\d{1,18}}/run")
+@operator
+async def run_now(request: web.Request, session: Session) -> web.StreamResponse:
+    core = request.app[CORE]
+    try:
+        schedule = await _schedule(request, session)
+        ref = await start_run(core, session.user, schedule, at=core.clock.now())
+    except ScheddError as exc:
+        return _failure(request, session, exc)
+    notice = "skipped" if ref.state == "skipped" else "started"
+    raise web.HTTPSeeOther(f"/ui/runs/{ref.uid}?notice={notice}" if ref.id else f"/ui?notice={notice}")
+
+
+@routes.post(r"/ui/schedules/{id:\d{1,18}}/{action:activate|deactivate}")
+@operator
+async def activate(request: web.Request, session: Session) -> web.StreamResponse:
+    core = request.app[CORE]
+    active = request.match_info["action"] == "activate"
+    try:
+        schedule = await _schedule(request, session)
+        await set_active(core, session.user, schedule, active, at=core.clock.now())
+    except ScheddError as exc:
+        return _failure(request, session, exc)
+    raise web.HTTPSeeOther(f"/ui?notice={'activated' if active else 'deactivated'}")
