@@ -49,6 +49,11 @@ LOCAL_TIME: Schema = {"type": ["string", "null"], "pattern": r"^\d{4}-\d\d-\d\d 
                       "description": "YYYY-MM-DD HH:MM:SS in the daemon's time zone"}
 IDENT: Schema = {"type": "string", "pattern": r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"}
 RUN_STATES = ["queued", "inprogress", "done", "failed", "canceled", "skipped", "interrupted"]
+WINDOW_STATUSES = ["scheduled", "in-progress", "succeed", "failed", "canceled"]
+SERVICE_STATUSES = ["up", "degraded", "down"]
+PROD_TIME: Schema = {"type": "string", "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}$",
+                     "description": "YYYY-MM-DDTHH:MM in the daemon's time zone"}
+NULLABLE_PROD_TIME: Schema = {**PROD_TIME, "type": ["string", "null"]}
 
 
 @dataclass(frozen=True)
@@ -242,6 +247,38 @@ SCHEMAS: dict[str, Schema] = {
         triggerType=STRING, requestPayload=NULLABLE_STRING, responseStatus={"type": ["integer", "null"]},
         responseBody=NULLABLE_STRING, errorMessage=NULLABLE_STRING, skipReason=NULLABLE_STRING,
         windowId={"type": ["integer", "null"]})]},
+    # 004: Prod-Manager's maintenance API.
+    "ProdError": obj(("message", "reasons"), message=STRING,
+                     reasons={"type": "object", "additionalProperties": array(STRING)}),
+    "MaintenanceEvent": obj(("creation_date", "content", "internal", "type"), creation_date=PROD_TIME,
+                            content=STRING, internal={"enum": [0, 1]},
+                            type={"enum": ["create", "update", "comment"]}),
+    "Maintenance": obj(
+        ("id", "name", "status", "scope", "service", "service_status", "scheduled_start_date",
+         "scheduled_end_date", "events", "links"),
+        id=INTEGER, name=STRING, description=NULLABLE_STRING, external_reference=NULLABLE_STRING,
+        external_link=NULLABLE_STRING, status={"enum": WINDOW_STATUSES}, scope=INTEGER, service=INTEGER,
+        service_status={"enum": SERVICE_STATUSES}, creation_date=PROD_TIME, scheduled_start_date=PROD_TIME,
+        scheduled_end_date=PROD_TIME, start_date=NULLABLE_PROD_TIME, end_date=NULLABLE_PROD_TIME,
+        events=array(ref("MaintenanceEvent")),
+        links=obj(("self", "scope", "service", "calendar"), self=STRING, scope=STRING, service=STRING,
+                  calendar=STRING)),
+    "MaintenancePage": obj(("items",), items=array(ref("Maintenance"))),
+    "MaintenanceInput": obj(
+        ("scope", "service", "name", "service_status", "scheduled_start_date", "scheduled_end_date"),
+        scope={"type": ["integer", "string"], "description": "scope id"},
+        service={"type": ["integer", "string"], "description": "service id, of that scope"},
+        name={"type": "string", "maxLength": 255}, description=STRING, external_reference=STRING,
+        external_link={"type": "string", "description": "an http(s) URL"},
+        service_status={"enum": SERVICE_STATUSES}, status={"enum": WINDOW_STATUSES},
+        scheduled_start_date=PROD_TIME, scheduled_end_date=PROD_TIME, start_date=PROD_TIME,
+        end_date=PROD_TIME),
+    "Comment": obj(("comment",), comment=STRING, internal={"enum": [0, 1, "0", "1"]}),
+    "Scope": obj(("id", "name"), id=INTEGER, name=STRING, links={"type": "object"}),
+    "Service": obj(("id", "name"), id=INTEGER, name=STRING, scope={"type": ["integer", "null"]},
+                   links={"type": "object"}),
+    "ScopePage": obj(("items",), items=array(ref("Scope"))),
+    "ServicePage": obj(("items",), items=array(ref("Service"))),
 }
 
 
@@ -424,7 +461,78 @@ JOBS = [
          {200: Answer("The run", ref("JobRunDetail")), **errors(VOLT_ERROR, 400, 401, 404)}),
 ]
 
-TABLES: tuple[list[Op], ...] = (OPS, MAINTENANCE, AGGREGATE, JOBS)
+# -- seed 004: maintenance windows (Prod-Manager) --------------------------------------------
+
+_WINDOW_IDS = {"id": {"type": "integer", "minimum": 0, "maximum": 999_999_999_999_999_999}}
+PROD_ERROR = ref("ProdError")
+_MOVED = "Found: `Location` names the maintenance"
+_PAGING = {name: text for name, text in (
+    ("X-Page", "this page"), ("X-Per-Page", "items per page"), ("X-Total", "matching maintenances"),
+    ("X-Total-Pages", "pages"), ("X-Prev-Page", "previous page, when there is one"),
+    ("X-Next-Page", "next page, when there is one"))}
+_WINDOW_FILTERS = (
+    Param("status", "query", {"enum": WINDOW_STATUSES}), Param("scope", "query", {"type": "integer"}),
+    Param("service", "query", {"type": "integer"}), Param("service_status", "query", {"enum": SERVICE_STATUSES}),
+    Param("external_reference", "query", STRING),
+    *(Param(name, "query", PROD_TIME) for name in ("start_before", "start_after", "end_before", "end_after")),
+    Param("page", "query", {"type": "integer", "minimum": 1, "default": 1}),
+    Param("per_page", "query", {"type": "integer", "minimum": 1, "maximum": 50, "default": 20}),
+)
+
+
+def _window(method: str, path: str, op_id: str, summary: str, answers: dict[int, Answer], *,
+            auth: bool = True, params: tuple[Param, ...] = (), body: Body | None = None,
+            description: str = "") -> Op:
+    return Op(method, path, op_id, summary, "maintenance windows", answers,
+              path_params(path, _WINDOW_IDS) + params, body, auth=auth, description=description)
+
+
+def _prod_errors(*codes: int) -> dict[int, Answer]:
+    return {code: Answer(ERROR_TEXT.get(code, "Invalid input; `reasons` names each field"), PROD_ERROR)
+            for code in (*codes, 500)}
+
+
+_PUBLIC = "Public: without a token, internal events are left out."
+_ICS = Answer("An iCalendar (RFC 5545) document", STRING, media="text/calendar")
+WINDOWS = [
+    _window("GET", "/api/maintenance", "listMaintenances", "Maintenances, newest scheduled start first",
+            {200: Answer("A page", ref("MaintenancePage"), headers=_PAGING), **_prod_errors(400, 401)},
+            auth=False, params=_WINDOW_FILTERS, description=_PUBLIC),
+    _window("GET", "/api/maintenance/calendar", "maintenanceCalendarFeed",
+            "Every maintenance that has not ended, as an iCalendar feed to subscribe to",
+            {200: _ICS, **_prod_errors()}, auth=False),
+    _window("GET", "/api/maintenance/{id}", "getMaintenance", "One maintenance with its timeline",
+            {200: Answer("The maintenance", ref("Maintenance")), **_prod_errors(401, 404)},
+            auth=False, description=_PUBLIC),
+    _window("POST", "/api/maintenance/create", "createMaintenance", "Create a maintenance",
+            {302: Answer(_MOVED, headers={"Location": "/api/maintenance/{id}"}),
+             **_prod_errors(400, 401, 413)},
+            body=Body(ref("MaintenanceInput"), (FORM, JSON))),
+    _window("POST", "/api/maintenance/{id}/update", "updateMaintenance",
+            "Replace a maintenance (status may be set by hand, e.g. canceled)",
+            {302: Answer(_MOVED, headers={"Location": "/api/maintenance/{id}"}),
+             **_prod_errors(400, 401, 404, 413)},
+            body=Body({"allOf": [ref("MaintenanceInput"), {"required": ["status"]}]}, (FORM, JSON))),
+    _window("POST", "/api/maintenance/{id}/delete", "deleteMaintenance", "Delete a maintenance",
+            {302: Answer("Found: `Location` is /api/maintenance", headers={"Location": "/api/maintenance"}),
+             **_prod_errors(401, 404)}),
+    _window("POST", "/api/maintenance/{id}/comment", "commentMaintenance", "Add a comment (internal 0/1)",
+            {302: Answer(_MOVED, headers={"Location": "/api/maintenance/{id}"}),
+             **_prod_errors(400, 401, 404, 413)},
+            body=Body(ref("Comment"), (FORM, JSON))),
+    _window("GET", "/api/maintenance/{id}/calendar", "maintenanceCalendar", "One maintenance as an iCalendar event",
+            {200: _ICS, **_prod_errors(404)}, auth=False),
+    _window("GET", "/api/scope", "listScopes", "The scopes of the config",
+            {200: Answer("Scopes", ref("ScopePage")), **_prod_errors()}, auth=False),
+    _window("GET", "/api/scope/{id}", "getScope", "One scope",
+            {200: Answer("The scope", ref("Scope")), **_prod_errors(404)}, auth=False),
+    _window("GET", "/api/service", "listServices", "The services of the config that have an id",
+            {200: Answer("Services", ref("ServicePage")), **_prod_errors()}, auth=False),
+    _window("GET", "/api/service/{id}", "getService", "One service",
+            {200: Answer("The service", ref("Service")), **_prod_errors(404)}, auth=False),
+]
+
+TABLES: tuple[list[Op], ...] = (OPS, MAINTENANCE, AGGREGATE, JOBS, WINDOWS)
 
 
 def operations() -> list[Op]:
@@ -443,7 +551,8 @@ def document() -> dict[str, Any]:
             "title": "schedd",
             "version": __version__,
             "description": "A scheduler daemon for one host. Paths and payloads follow the seed "
-                           "documents (AtScale aggregate maintenance and creation, Volt MX jobs).",
+                           "documents (AtScale aggregate maintenance and creation, Volt MX jobs, "
+                           "Prod-Manager maintenance windows).",
         },
         "servers": [{"url": "/"}],
         "tags": [{"name": name} for name in dict.fromkeys(op.tag for op in operations())],
