@@ -8,6 +8,7 @@ called, and its outcome is committed after; a fire that does not run is committe
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import uuid
@@ -206,7 +207,7 @@ class Runner:
             ids = [await run_store.op_insert(conn, row) for row in new_rows]
             for schedule, next_fire_at in next_fires:
                 await schedule_store.op_set_next(conn, schedule.id, next_fire_at)
-            for index, active in starts:
+            for _, active in starts:
                 if active.schedule is not None:
                     await schedule_store.op_record_start(conn, active.schedule.id, active.uid, at, active.state)
             return ids
@@ -344,7 +345,7 @@ class Runner:
         row = self._skip_row(
             schedule, None, at, "maintenance", f"service under maintenance window {window_id}",
             window_id=window_id)
-        row = run_store.NewRun(**{**_fields(row), "trigger": trigger})
+        row = dataclasses.replace(row, trigger=trigger)
         if history_level(schedule.history_strategy, "skipped") == "none":
             return RunRef(0, row.uid, "skipped", window_id)
         run_id = await self.db.write(lambda conn: run_store.op_insert(conn, row))
@@ -541,7 +542,7 @@ class Runner:
     async def sweep_retention(self, at: float) -> int:
         """Delete runs older than each job's retention period, a small batch per write."""
         total = 0
-        for schedule_id, days in await schedule_store.retention_list(self.db):
+        for schedule_id, days in await schedule_store.retention_list(self.db, at):
             while True:
                 deleted = await run_store.delete_older(self.db, schedule_id, at - days * 86400.0, RETENTION_BATCH)
                 total += deleted
@@ -597,10 +598,6 @@ def _service_name(schedule: Schedule | None) -> str | None:
     if schedule is None:
         return None
     return (schedule.spec.get("jobServiceInfo") or {}).get("serviceName")
-
-
-def _fields(row: run_store.NewRun) -> dict[str, object]:
-    return {name: getattr(row, name) for name in row.__dataclass_fields__}
 
 
 def _iso(at: float | None) -> str:

@@ -10,17 +10,14 @@ from typing import Any
 import aiosqlite
 
 from schedd.errors import Conflict, NotFound
-from schedd.store.db import Database
+from schedd.store.db import Database, inserted_id, written_row
 
-COLUMNS = (
-    "uid", "family", "org_id", "project_id", "cube_id", "name", "description", "cron",
-    "cron_normalized", "timezone", "full_build", "spec", "active", "next_fire_at",
-    "misfire_policy", "overlap_policy", "timeout", "retries", "history_strategy",
-    "retention_days", "created_by", "created_at", "updated_by", "updated_at",
-)
-# Creates a schedule.
+# Creates a schedule; the values in the order of `NewSchedule.values()`.
 SQL_INSERT = (
-    f"INSERT INTO schedules ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
+    "INSERT INTO schedules (uid, family, org_id, project_id, cube_id, name, description, cron,"
+    " cron_normalized, timezone, full_build, spec, active, next_fire_at, misfire_policy, overlap_policy,"
+    " timeout, retries, history_strategy, retention_days, created_by, created_at, updated_by, updated_at)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 # Replaces the definition of a schedule, keeping its counters and history.
 SQL_REPLACE = (
@@ -62,8 +59,13 @@ UPDATE schedules SET success_count = success_count + :ok, fail_count = fail_coun
 WHERE id = :id"""
 # Records that a run of a schedule started (for `latest_execution`).
 SQL_RECORD_START = "UPDATE schedules SET last_run_uid = ?, last_run_at = ?, last_run_status = ? WHERE id = ?"
-# Schedules whose history has a retention period to enforce.
-SQL_RETENTION_LIST = "SELECT id, retention_days FROM schedules WHERE retention_days > 0"
+# Schedules that hold runs older than their retention period (every period is >= 1 day,
+# so only runs older than a day are looked at, through the index on runs.created_at).
+SQL_RETENTION_LIST = """
+SELECT s.id, s.retention_days FROM runs r JOIN schedules s ON s.id = r.schedule_id
+WHERE r.created_at < :at - 86400 AND s.retention_days > 0
+  AND r.created_at < :at - s.retention_days * 86400.0
+GROUP BY s.id"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,8 +197,7 @@ async def insert(db: Database, new: NewSchedule) -> Schedule:
             cur = await conn.execute(SQL_INSERT, new.values())
         except sqlite3.IntegrityError as exc:
             raise _name_taken(exc, new.name) from exc
-        row = await (await conn.execute(SQL_GET, (cur.lastrowid,))).fetchone()
-        return Schedule.from_row(row)
+        return Schedule.from_row(await written_row(conn, SQL_GET, (inserted_id(cur),)))
 
     return await db.write(op)
 
@@ -216,8 +217,7 @@ async def replace(db: Database, schedule_id: int, new: NewSchedule, *, by: str |
             raise _name_taken(exc, new.name) from exc
         if cur.rowcount == 0:
             raise NotFound("job", schedule_id)
-        row = await (await conn.execute(SQL_GET, (schedule_id,))).fetchone()
-        return Schedule.from_row(row)
+        return Schedule.from_row(await written_row(conn, SQL_GET, (schedule_id,)))
 
     return await db.write(op)
 
@@ -272,8 +272,9 @@ async def delete(db: Database, schedule_id: int) -> bool:
     return await db.execute(SQL_DELETE, (schedule_id,)) > 0
 
 
-async def retention_list(db: Database) -> list[tuple[int, int]]:
-    return [(row[0], row[1]) for row in await db.fetchall(SQL_RETENTION_LIST)]
+async def retention_list(db: Database, at: float) -> list[tuple[int, int]]:
+    """(id, retention days) of the schedules with runs to delete at `at`."""
+    return [(row[0], row[1]) for row in await db.fetchall(SQL_RETENTION_LIST, {"at": at})]
 
 
 # -- pieces of a larger transaction (the runner composes these in one write) ---------
