@@ -7,9 +7,9 @@ file never holds a secret that would let its reader log in.
 from __future__ import annotations
 
 import asyncio
-import functools
 import base64
 import binascii
+import functools
 import hashlib
 import hmac
 import logging
@@ -37,7 +37,7 @@ PASSWORD_MIN, PASSWORD_MAX = 8, 1024
 NAME_MAX = 128
 EMAIL_MAX = 254
 
-TOKEN_PREFIX = "sd_"
+TOKEN_PREFIX = "sd_"  # noqa: S105 - a public marker that every token starts with, not a secret
 # The config has one TTL, for access tokens; a refresh token outlives a session.
 REFRESH_TTL = 30 * 86400.0
 # Bounds the memory an attacker can make the failure counts use (one entry per userid).
@@ -259,9 +259,10 @@ class Accounts:
         if user is None:
             raise Unauthorized(INVALID_LOGIN)
         access_expires_at = at + self.config.token_ttl
-        access = await self._issue(user.id, "access", None, at, access_expires_at)
         refresh_expires_at = at + max(REFRESH_TTL, self.config.token_ttl)
-        refresh = await self._issue(user.id, "refresh", None, at, refresh_expires_at)
+        # One commit for both: a login the database refuses half-way leaves no token behind.
+        access, refresh = await self._issue(
+            user.id, [("access", access_expires_at), ("refresh", refresh_expires_at)], None, at)
         return LoginResult(user, access, access_expires_at, refresh)
 
     async def authenticate(self, token: str, *, at: float) -> User:
@@ -291,7 +292,8 @@ class Accounts:
         if name is not None and not 1 <= len(name) <= NAME_MAX:
             raise ValidationError("name", f"must be 1-{NAME_MAX} characters")
         user = await store.get_user(self.db, username)
-        return await self._issue(user.id, "access", name, at, at + ttl)
+        (token,) = await self._issue(user.id, [("access", at + ttl)], name, at)
+        return token
 
     async def create_user(
         self,
@@ -325,12 +327,14 @@ class Accounts:
     async def ensure_default_org(self, at: float) -> None:
         await store.ensure_org(self.db, DEFAULT_ORG, at)
 
-    async def _issue(self, user_id: int, kind: str, name: str | None, at: float, expires_at: float) -> str:
-        token = new_token()
-        await store.add_token(
-            self.db, user_id, hash_token(token), kind=kind, name=name, at=at, expires_at=expires_at
-        )
-        return token
+    async def _issue(
+        self, user_id: int, kinds: list[tuple[str, float]], name: str | None, at: float
+    ) -> list[str]:
+        """New tokens of the given (kind, expires_at), stored as hashes in one commit."""
+        tokens = [new_token() for _ in kinds]
+        rows = [(hash_token(token), kind, expires_at) for token, (kind, expires_at) in zip(tokens, kinds, strict=True)]
+        await store.add_tokens(self.db, user_id, rows, name=name, at=at)
+        return tokens
 
     async def _lookup(self, token: str) -> store.TokenRecord | None:
         # Anything not shaped like our tokens is rejected without touching the database.

@@ -274,7 +274,7 @@ def _base_url(value: object, key: str) -> str:
         raise ConfigError(key, f"{url!r} must not contain spaces or control characters")
     parts = urllib.parse.urlsplit(url)
     try:
-        parts.port
+        _ = parts.port  # reading the port is what checks it
     except ValueError:
         raise ConfigError(key, f"{url!r} has an invalid port") from None
     if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
@@ -384,7 +384,8 @@ def _unique_id(seen: dict[int, str], ident: int | None, key: str, section: str, 
 
 
 def _scopes(data: object) -> Mapping[str, ScopeConfig]:
-    scopes, ids = {}, {}
+    scopes: dict[str, ScopeConfig] = {}
+    ids: dict[int, str] = {}
     for name, body in _named_tables(data, "scopes").items():
         key = f"scopes.{name}"
         t = _Table(body, key, _keys(ScopeConfig, skip=("name",)))
@@ -397,7 +398,8 @@ def _scopes(data: object) -> Mapping[str, ScopeConfig]:
 
 
 def _services(data: object, scopes: Mapping[str, ScopeConfig]) -> Mapping[str, ServiceConfig]:
-    services, ids = {}, {}
+    services: dict[str, ServiceConfig] = {}
+    ids: dict[int, str] = {}
     for name, body in _named_tables(data, "services").items():
         key = f"services.{name}"
         t, d = _Table(body, key, _keys(ServiceConfig, skip=("name",))), ServiceConfig(name)
@@ -413,7 +415,8 @@ def _services(data: object, scopes: Mapping[str, ScopeConfig]) -> Mapping[str, S
             if service.scope not in scopes:
                 raise ConfigError(f"{key}.scope", f"no [scopes.{service.scope}] is declared")
             if service.id is None:
-                raise ConfigError(f"{key}.id", "is required when scope is given (maintenance windows name the service by id)")
+                raise ConfigError(
+                    f"{key}.id", "is required when scope is given (maintenance windows name the service by id)")
         _unique_id(ids, service.id, key, "services", name)
         services[name] = service
     return types.MappingProxyType(services)
@@ -442,7 +445,7 @@ def from_dict(data: Mapping) -> Config:
     )
 
 
-def _record_dict(record: object, durations: tuple[str, ...] = (), skip: tuple[str, ...] = ()) -> dict:
+def _record_dict(record: Any, durations: tuple[str, ...] = (), skip: tuple[str, ...] = ()) -> dict:
     """A record's fields for TOML: None and empty tuples left out, durations spelt "12h"."""
     out: dict[str, Any] = {}
     for f in fields(record):

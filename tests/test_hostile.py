@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 SCOPES = {"platform": {"id": 1}}
@@ -41,7 +43,8 @@ def _cases():
         for field in good:
             for label, value in [("huge string", big), ("array", [1] * 10_000), ("object", {"a": {"b": 1}}),
                                  ("float", 1.5), ("null", None), ("bool", True), ("sql", "'; DROP TABLE runs;--"),
-                                 ("nul byte", "a\x00b"), ("crlf", "a\r\nb")]:
+                                 ("nul byte", "a\x00b"), ("crlf", "a\r\nb"), ("huge number string", "9" * 5000),
+                                 ("superscript digit", "\u00b2"), ("huge int", 10**30)]:
                 yield pytest.param(path, {**good, field: value}, id=f"{path.split('/')[1]}-{field}-{label}")
 
 
@@ -150,3 +153,158 @@ async def test_sql_metacharacters_in_text_are_stored_literally(api):
     assert body["name"] == name
     response, body = await api.call("GET", "/api/maintenance?external_reference=' OR 1=1 --", None)
     assert response.status == 200 and body["items"] == []
+
+
+# -- seed 003: service-call jobs ---------------------------------------------------------------
+
+JOBS = "/admin/api/jobs/job"
+JOB = {"jobName": "nightly", "jobFrequency": "0 0 4 ? * * *", "description": "d", "jobStatus": "Active",
+       "historyStrategy": "FULL", "retentionPeriod": "30",
+       "jobFrequencyInfo": {"frequencyType": 2, "minuteValues": [0], "hourValues": [4]},
+       "jobServiceInfo": {"version": "1.0", "serviceType": "intSer", "serviceName": "jsonservices",
+                          "objectName": "", "operationName": "metadatajson", "requestheaderMap": {"X-A": "1"},
+                          "serviceExecutionType": "SERVER_URL", "postData": "{}",
+                          "operationSecurityLevel": "public"}}
+WRONG = [("huge string", "x" * 200_000), ("huge number string", "9" * 5000), ("array", [1] * 10_000),
+         ("object", {"a": {"b": 1}}), ("float", 1.5), ("bool", True), ("int", 10**30), ("nul byte", "a\x00b"),
+         ("crlf", "a\r\nb")]
+# A value the field may legitimately hold, so the case is not "wrong" for it.
+FITS = {("jobServiceInfo.postData", "object"), ("jobFrequencyInfo", "object"), ("description", "crlf")}
+
+
+def _with(body: dict, field: str, value) -> dict:
+    body = json.loads(json.dumps(body))
+    outer, _, inner = field.partition(".")
+    if inner:
+        body[outer][inner] = value
+    else:
+        body[outer] = value
+    return body
+
+
+def _job_cases():
+    fields = [*(k for k in JOB if k != "jobServiceInfo"), "jobServiceInfo",
+              *(f"jobServiceInfo.{k}" for k in JOB["jobServiceInfo"])]
+    for field in fields:
+        for label, value in WRONG:
+            if (field, label) in FITS:
+                continue
+            yield pytest.param(field, value, id=f"{field}-{label}")
+
+
+async def job_snapshot(api) -> tuple:
+    _, jobs = await api.call("GET", JOBS)
+    details = [(await api.call("GET", f"{JOBS}/{job['jobId']}"))[1] for job in jobs]
+    return await snapshot(api), details
+
+
+async def still_serving_jobs(api) -> None:
+    response, _ = await api.call("GET", "/healthz", None)
+    assert response.status == 200
+    response, body = await api.call("GET", JOBS)
+    assert response.status == 200 and isinstance(body, list)
+
+
+@pytest.fixture
+async def job_api(api):
+    response, body = await api.call("POST", JOBS, json=JOB)
+    assert response.status == 200, body
+    api.job_id = body["result"]["jobId"]
+    return api
+
+
+@pytest.mark.parametrize(("field", "value"), list(_job_cases()))
+async def test_job_fields_with_wrong_types_or_absurd_sizes_are_400(job_api, field, value):
+    api = job_api
+    before = await job_snapshot(api)
+    body = _with({**JOB, "jobName": "other", "jobId": api.job_id}, field, value)
+    for method in ("POST", "PUT"):
+        response, answer = await api.call(method, JOBS, json=body)
+        assert response.status == 400, (method, answer)
+        assert answer["status"] == "FAIL" and answer["result"]["field"].startswith(field.split(".")[0]), answer
+        assert len(answer["message"]) < 300
+    assert await job_snapshot(api) == before
+    await still_serving_jobs(api)
+
+
+@pytest.mark.parametrize(("headers", "why"), [
+    ({"X-A\r\nX-Injected": "1"}, "CRLF in a name"), ({"X-A": "1\r\nX-Injected: 1"}, "CRLF in a value"),
+    ({"X-A": "1\nX-Injected: 1"}, "LF in a value"), ({"X-A": "1\r"}, "CR in a value"),
+    ({"X-A": "a\x00b"}, "NUL in a value"), ({"X-A\n": "1"}, "LF in a name"), ({"X A": "1"}, "space in a name"),
+    ({"X-A:": "1"}, "colon in a name"), ({"": "1"}, "empty name"), ({"Host": "evil"}, "Host"),
+    ({"content-length": "0"}, "Content-Length"), ({"Transfer-Encoding": "chunked"}, "hop-by-hop"),
+    ({"Proxy-Authorization": "x"}, "proxy header"), ({"X-A": 1}, "a number as value"),
+    ({f"X-{i}": "v" for i in range(1000)}, "a thousand headers"), ({"X-" + "a" * 10_000: "v"}, "huge name"),
+    ({"X-A": "v" * 100_000}, "huge value"),
+])
+async def test_request_header_map_refuses_injection_and_forbidden_headers(job_api, headers, why):
+    api = job_api
+    before = await job_snapshot(api)
+    for method in ("POST", "PUT"):
+        body = _with({**JOB, "jobName": "other", "jobId": api.job_id}, "jobServiceInfo.requestheaderMap", headers)
+        response, answer = await api.call(method, JOBS, json=body)
+        assert response.status == 400, (why, method, answer)
+        assert answer["result"]["field"] == "jobServiceInfo.requestheaderMap"
+    assert await job_snapshot(api) == before
+    await still_serving_jobs(api)
+
+
+@pytest.mark.parametrize("operation", [
+    "http://evil/x", "https://evil", "//evil", "//evil/x", "a@b", "@evil", "..", "../x", "a/../../x", "a/..",
+    "./x", "a//b", "/abs", "%2e%2e", "%2e%2e/x", "a%2f..", "..\\x", "\\\\evil\\x", "a\\b", "\u2024\u2024",
+    "\uff0e\uff0e/x", "a\u3002evil", "evil.com:80", "a?x=1", "a#x", "a b", "a\r\nb", "a\x00", "", "x" * 201,
+    "ftp://evil", "http:evil", "\u0430pi",
+])
+async def test_operation_names_that_would_leave_the_service_are_400(job_api, operation):
+    api = job_api
+    before = await job_snapshot(api)
+    for method in ("POST", "PUT"):
+        body = _with({**JOB, "jobName": "other", "jobId": api.job_id}, "jobServiceInfo.operationName", operation)
+        response, answer = await api.call(method, JOBS, json=body)
+        assert response.status == 400, (operation, method, answer)
+        assert answer["result"]["field"] == "jobServiceInfo.operationName"
+    assert await job_snapshot(api) == before
+    await still_serving_jobs(api)
+
+
+async def test_post_data_of_10_mb_is_413(job_api):
+    api = job_api
+    before = await job_snapshot(api)
+    for method in ("POST", "PUT"):
+        body = _with({**JOB, "jobName": "other", "jobId": api.job_id}, "jobServiceInfo.postData",
+                     json.dumps({"blob": "x" * 10_000_000}))
+        response, answer = await api.call(method, JOBS, json=body)
+        assert response.status == 413, answer
+        assert answer["status"] == "FAIL"
+    assert await job_snapshot(api) == before
+    await still_serving_jobs(api)
+
+
+@pytest.mark.parametrize(("field", "value"), [
+    ("jobFrequency", "0 " + ",".join(str(i % 60) for i in range(5000)) + " * * * ?"),
+    ("jobFrequency", "0 0 " + ",".join(str(i % 24) for i in range(5000)) + " * * ?"),
+    ("jobFrequencyInfo", {"frequencyType": 2, "minuteValues": [i % 60 for i in range(5000)], "hourValues": [4]}),
+    ("jobFrequencyInfo", {"frequencyType": 2, "minuteValues": [0], "hourValues": [4], "x": ["y"] * 5000}),
+])
+async def test_a_frequency_of_5000_items_is_400(job_api, field, value):
+    api = job_api
+    before = await job_snapshot(api)
+    body = {**JOB, "jobName": "other", "jobId": api.job_id, field: value}
+    if field == "jobFrequencyInfo":
+        body.pop("jobFrequency")
+    for method in ("POST", "PUT"):
+        response, answer = await api.call(method, JOBS, json=body)
+        assert response.status == 400, answer
+        assert answer["result"]["field"].startswith(field)
+    assert await job_snapshot(api) == before
+    await still_serving_jobs(api)
+
+
+@pytest.mark.parametrize("job_id", ["9" * 19, "-1", "1.5", "0x10", "\u0661", "1 OR 1=1", True, [1], {"a": 1}, 1.5])
+async def test_hostile_job_ids_in_a_put_are_400_or_404(job_api, job_id):
+    api = job_api
+    before = await job_snapshot(api)
+    response, answer = await api.call("PUT", JOBS, json={**JOB, "jobId": job_id})
+    assert response.status in (400, 404), answer
+    assert await job_snapshot(api) == before
+    await still_serving_jobs(api)

@@ -14,10 +14,19 @@ from schedd import metrics
 from schedd import web as web_views
 from schedd.accounts import Accounts
 from schedd.api import aggregate, auth, jobs, maintenance, ops, windows
-from schedd.api.common import ACCOUNTS, CORE, REQUEST_ID, Handler
+from schedd.api.common import ACCOUNTS, CORE, REQUEST_ID, ErrorRenderer, Handler
 from schedd.core import Core
+from schedd.errors import ScheddError
 
 log = logging.getLogger("schedd.http")
+
+# A path no route matches still answers in the envelope of the family whose prefix it has.
+FAMILY_PREFIXES: tuple[tuple[tuple[str, ...], ErrorRenderer], ...] = (
+    (("/admin/api/jobs", "/authService"), jobs.render_error),
+    (("/api/maintenance", "/api/scope", "/api/service"), windows.render_error),
+    (("/aggregates", "/api/1.0/aggregates"), maintenance.render_error),
+    (("/org", "/api/1.0/org"), aggregate.render_error),
+)
 
 
 @web.middleware
@@ -47,12 +56,33 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
     return response
 
 
+@web.middleware
+async def unmatched(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """404 and 405 of the router in the family's JSON envelope instead of aiohttp's plain text."""
+    error = request.match_info.http_exception
+    render = None if error is None else _family_renderer(request.path)
+    if error is None or render is None:
+        return await handler(request)
+    message = f"{error.status}: {error.reason}"
+    response = render(request, error.status, message, ScheddError(message))
+    if "Allow" in error.headers:
+        response.headers["Allow"] = error.headers["Allow"]
+    return response
+
+
+def _family_renderer(path: str) -> ErrorRenderer | None:
+    for prefixes, render in FAMILY_PREFIXES:
+        if any(path == prefix or path.startswith(prefix + "/") for prefix in prefixes):
+            return render
+    return None
+
+
 def make_app(core: Core, *, manage_core: bool = True, run_loop: bool = True) -> web.Application:
     """The HTTP API over `core`; with `manage_core` the app starts and stops it.
 
     Tests pass `run_loop=False` and drive the engine with the test clock.
     """
-    app = web.Application(middlewares=[observe], client_max_size=core.config.server.max_body)
+    app = web.Application(middlewares=[observe, unmatched], client_max_size=core.config.server.max_body)
     app[CORE] = core
     app[ACCOUNTS] = Accounts(core.db, core.config.auth)
     web_views.setup(app)

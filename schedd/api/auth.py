@@ -18,8 +18,9 @@ def fail(status: int, message: str, result: Any = None) -> web.Response:
 
 
 def render_error(request: web.Request, status: int, message: str, exc: ScheddError) -> web.Response:
-    result = {"field": exc.field, "reason": exc.reason} if isinstance(exc, ValidationError) else None
-    return fail(status, message if result is None else f"{exc.field} is invalid", result)
+    if isinstance(exc, ValidationError):
+        return fail(status, f"{exc.field} is invalid", {"field": exc.field, "reason": exc.reason})
+    return fail(status, message)
 
 
 @routes.post("/authService/accounts/login")
@@ -27,9 +28,10 @@ def render_error(request: web.Request, status: int, message: str, exc: ScheddErr
 async def login(request: web.Request) -> web.Response:
     body = await read_body(request)
     userid, password = body.get("userid"), body.get("password")
-    for name, value in (("userid", userid), ("password", password)):
-        if not isinstance(value, str) or not value:
-            raise ValidationError(name, "is required")
+    if not isinstance(userid, str) or not userid:
+        raise ValidationError("userid", "is required")
+    if not isinstance(password, str) or not password:
+        raise ValidationError("password", "is required")
     core = request.app[CORE]
     result = await request.app[ACCOUNTS].login(userid, password, at=core.clock.now())
     user = result.user

@@ -29,7 +29,7 @@ log = logging.getLogger("schedd.api")
 CORE = web.AppKey("core", Core)
 ACCOUNTS = web.AppKey("accounts", Accounts)
 REQUEST_ID = web.RequestKey("request_id", str)
-USER = web.RequestKey("user", object)
+USER: web.RequestKey[User | None] = web.RequestKey("user")
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
 IDENT_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")

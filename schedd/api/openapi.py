@@ -43,6 +43,7 @@ STRING: Schema = {"type": "string"}
 INTEGER: Schema = {"type": "integer"}
 BOOLEAN: Schema = {"type": "boolean"}
 NULLABLE_STRING: Schema = {"type": ["string", "null"]}
+SHORT_TEXT: Schema = {"type": ["string", "null"], "maxLength": 200}
 RFC3339: Schema = {"type": "string", "format": "date-time",
                    "description": "UTC with microseconds; 0001-01-01T00:00:00Z when it has not happened yet"}
 LOCAL_TIME: Schema = {"type": ["string", "null"], "pattern": r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$",
@@ -160,7 +161,8 @@ SCHEMAS: dict[str, Schema] = {
         timezone=STRING, next_execution=RFC3339),
     "MaintenanceScheduleInput": obj(
         ("time_expression",),
-        time_expression={"type": "string", "description": "Quartz (seconds first) or 5-field Unix cron"},
+        time_expression={"type": "string", "minLength": 1,
+                         "description": "Quartz (seconds first) or 5-field Unix cron"},
         scheduler_type={"const": "time-based"}, timezone={"type": "string", "description": "IANA zone"}),
     "ErrorInformation": obj(message=STRING, exitCode=INTEGER, timeout=BOOLEAN),
     "MaintenanceRun": obj(
@@ -184,7 +186,7 @@ SCHEMAS: dict[str, Schema] = {
         project_id=STRING, time_expression=STRING, timezone=STRING, active=BOOLEAN,
         next_execution={"type": ["string", "null"], "format": "date-time"}),
     "CubeScheduleInput": obj(
-        ("time_expression",), time_expression=STRING, path={"const": "aggregate/create"},
+        ("time_expression",), time_expression={"type": "string", "minLength": 1}, path={"const": "aggregate/create"},
         full_build={"type": "boolean", "default": True}, timezone=STRING),
     "Build": obj(
         ("id", "organizationId", "projectId", "cubeId", "status", "batchType"),
@@ -201,7 +203,8 @@ SCHEMAS: dict[str, Schema] = {
     "VoltResult": obj(
         ("status", "result", "message", "token"), status={"enum": ["SUCCESS", "FAIL"]}, result={},
         message=NULLABLE_STRING, token={"type": "null"}),
-    "Login": obj(("userid", "password"), userid=STRING, password={"type": "string", "format": "password"}),
+    "Login": obj(("userid", "password"), userid={"type": "string", "minLength": 1},
+                 password={"type": "string", "minLength": 1, "format": "password"}),
     "LoginAnswer": obj(
         ("profile", "claims_token", "refresh_token"),
         profile=obj(userid=STRING, email=STRING, firstname=STRING, lastname=STRING,
@@ -216,23 +219,26 @@ SCHEMAS: dict[str, Schema] = {
         jobStatus={"enum": ["Active", "Inactive"]}, jobHistoryTotal=INTEGER, jobHistorySuccessCount=INTEGER,
         jobHistoryFailCount=INTEGER, jobHistorySucPercentage=INTEGER, jobHistoryFailPercentage=INTEGER,
         jobLastRunStatus=NULLABLE_STRING, jobNextRunTime=LOCAL_TIME),
+    # GET shows every documented key, null where the job was created without it.
     "JobServiceInfo": obj(
-        ("serviceName", "operationName", "serviceExecutionType"), version=STRING,
+        ("serviceName", "operationName", "serviceExecutionType"), version=SHORT_TEXT,
         serviceType={"enum": ["intSer", "objSer", "orchSer"]},
         serviceName={"type": "string", "description": "a [services.NAME] of the config"},
-        objectName=STRING, operationName={"type": "string", "pattern": r"^[A-Za-z0-9._~/-]{1,200}$"},
-        requestheaderMap={"type": "object", "additionalProperties": STRING},
+        objectName=SHORT_TEXT, operationName={"type": "string", "pattern": r"^[A-Za-z0-9._~/-]{1,200}$"},
+        requestheaderMap={"type": "object", "maxProperties": 50,
+                          "additionalProperties": {"type": "string", "maxLength": 8192}},
         serviceExecutionType={"const": "SERVER_URL"},
-        postData={"type": ["string", "object"], "description": "JSON text or object, POSTed to the service"},
-        operationSecurityLevel=STRING),
+        postData={"type": ["string", "object", "null"], "description": "JSON text or object, POSTed to the service"},
+        operationSecurityLevel=SHORT_TEXT),
     "JobFrequencyInfo": obj(
         ("frequencyType",), frequencyType={"enum": [1, 2, 3, 4],
                                            "description": "1 hour-, 2 day-, 3 week-, 4 month-based"},
         minuteValues=array(INTEGER), hourValues=array(INTEGER), dayValues=array(INTEGER),
         dateValues=array({"type": ["integer", "string"]})),
     "Job": obj(
-        ("jobName", "jobServiceInfo"), jobId=INTEGER, jobName={"type": "string", "maxLength": 100},
-        description=NULLABLE_STRING, jobFrequency={"type": ["string", "null"], "description": "cron"},
+        ("jobName", "jobServiceInfo"), jobId=INTEGER, jobName={"type": "string", "minLength": 1, "maxLength": 100},
+        description={"type": ["string", "null"], "maxLength": 1000},
+        jobFrequency={"type": ["string", "null"], "description": "cron"},
         jobServiceInfo=ref("JobServiceInfo"), jobStatus={"enum": ["Active", "Inactive"]},
         historyStrategy={"enum": ["OFF", "MINIMAL", "ERROR", "FULL"]},
         retentionPeriod={"type": ["string", "integer"], "description": "days, 1-3650"},
@@ -268,12 +274,12 @@ SCHEMAS: dict[str, Schema] = {
         ("scope", "service", "name", "service_status", "scheduled_start_date", "scheduled_end_date"),
         scope={"type": ["integer", "string"], "description": "scope id"},
         service={"type": ["integer", "string"], "description": "service id, of that scope"},
-        name={"type": "string", "maxLength": 255}, description=STRING, external_reference=STRING,
+        name={"type": "string", "minLength": 1, "maxLength": 255}, description=STRING, external_reference=STRING,
         external_link={"type": "string", "description": "an http(s) URL"},
         service_status={"enum": SERVICE_STATUSES}, status={"enum": WINDOW_STATUSES},
         scheduled_start_date=PROD_TIME, scheduled_end_date=PROD_TIME, start_date=PROD_TIME,
         end_date=PROD_TIME),
-    "Comment": obj(("comment",), comment=STRING, internal={"enum": [0, 1, "0", "1"]}),
+    "Comment": obj(("comment",), comment={"type": "string", "minLength": 1}, internal={"enum": [0, 1, "0", "1"]}),
     "Scope": obj(("id", "name"), id=INTEGER, name=STRING, links={"type": "object"}),
     "Service": obj(("id", "name"), id=INTEGER, name=STRING, scope={"type": ["integer", "null"]},
                    links={"type": "object"}),
@@ -298,7 +304,8 @@ ERROR_TEXT = {400: "Invalid input; the message names the parameter", 401: "Missi
               404: "Unknown, or not visible to the caller", 409: "A run is already queued or in progress",
               413: "Body larger than [server] max_body", 429: "Too many failed logins",
               500: "Internal error; the message carries the request id",
-              503: "The executor is disabled in the config"}
+              503: "Not now: the executor is disabled in the config, or the database cannot be written"
+                   " (disk full); nothing was changed"}
 
 
 def errors(envelope: Schema, *codes: int) -> dict[int, Answer]:
@@ -309,7 +316,7 @@ ENGINE_ERROR = engine({"type": "null"})
 DESIGN_ERROR = design({"type": "null"})
 VOLT_ERROR = volt({"type": ["object", "null"], "properties": {"field": STRING, "reason": STRING}})
 PAGE = (Param("limit", "query", {"type": "integer", "minimum": 1, "maximum": 1000, "default": 10}),
-        Param("offset", "query", {"type": "integer", "minimum": 0, "default": 0}))
+        Param("offset", "query", {"type": "integer", "minimum": 0, "maximum": 10**9, "default": 0}))
 STATUS_FILTER = Param("status", "query", {"enum": RUN_STATES})
 
 # -- ops ----------------------------------------------------------------------------------
@@ -418,7 +425,8 @@ AGGREGATE = served_under_api_1_0([
 
 # -- seed 003: Volt MX admin-console jobs --------------------------------------------------
 
-_JOB_IDS = {"jobId": {"type": "integer", "minimum": 0}, "jobRunId": {"type": "integer", "minimum": 0}}
+_JOB_ID = {"type": "integer", "minimum": 0, "maximum": 999_999_999_999_999_999}
+_JOB_IDS = {"jobId": _JOB_ID, "jobRunId": _JOB_ID}
 _JOBS = "/admin/api/jobs"
 
 
@@ -455,7 +463,7 @@ JOBS = [
     _job("GET", _JOBS + "/history/{jobId}", "jobHistory", "The job's runs, newest first",
          {200: Answer("Runs", array(ref("JobRun"))), **errors(VOLT_ERROR, 400, 401, 404)},
          params=(Param("limit", "query", {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}),
-                 Param("offset", "query", {"type": "integer", "minimum": 0, "default": 0}))),
+                 Param("offset", "query", {"type": "integer", "minimum": 0, "maximum": 10**9, "default": 0}))),
     _job("GET", _JOBS + "/history/{jobId}/{jobRunId}", "jobRun",
          "One run; under FULL with its request and response (each cut at 64 KiB)",
          {200: Answer("The run", ref("JobRunDetail")), **errors(VOLT_ERROR, 400, 401, 404)}),
@@ -536,7 +544,14 @@ TABLES: tuple[list[Op], ...] = (OPS, MAINTENANCE, AGGREGATE, JOBS, WINDOWS)
 
 
 def operations() -> list[Op]:
-    return [op for table in TABLES for op in table]
+    return [_may_be_unavailable(op) for table in TABLES for op in table]
+
+
+def _may_be_unavailable(op: Op) -> Op:
+    """Every write can meet a full disk: a 503 in the envelope of the operation's 500."""
+    if op.method == "GET" or 503 in op.answers or 500 not in op.answers:
+        return op
+    return replace(op, answers={**op.answers, 503: Answer(ERROR_TEXT[503], op.answers[500].schema)})
 
 
 @functools.cache

@@ -190,7 +190,7 @@ async def get_scope(request: web.Request) -> web.Response:
 @handler
 async def list_services(request: web.Request) -> web.Response:
     services = sorted((s for s in request.app[CORE].config.services.values() if s.id is not None),
-                      key=lambda s: s.id)
+                      key=lambda s: s.id or 0)
     return json_response({"items": [_service_object(request, s) for s in services]})
 
 

@@ -72,9 +72,10 @@ def _fill(match: re.Match[str], values: dict[str, str | None]) -> str:
     name = match.group(1)
     if name not in values:
         raise LookupError(f"unknown placeholder {{{name}}}")
-    if values[name] is None:
+    value = values[name]
+    if value is None:
         raise LookupError(f"placeholder {{{name}}} has no value for this run")
-    return values[name]
+    return value
 
 
 def _environment(ctx: RunContext) -> dict[str, str]:
@@ -87,8 +88,10 @@ def _environment(ctx: RunContext) -> dict[str, str]:
     return env
 
 
-async def _read_tail(stream: asyncio.StreamReader) -> str:
+async def _read_tail(stream: asyncio.StreamReader | None) -> str:
     """Read to EOF keeping the last PAYLOAD_LIMIT bytes: a failure explains itself at the end."""
+    if stream is None:
+        return ""
     kept = bytearray()
     dropped = 0
     while chunk := await stream.read(_CHUNK):

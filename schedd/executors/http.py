@@ -114,6 +114,6 @@ def _reason(exc: aiohttp.ClientError) -> str:
     if isinstance(exc, aiohttp.ClientConnectorError):
         # asyncio words a refusal as "Connect call failed (...)"; the errno says it plainly.
         code = exc.os_error.errno
-        why = os.strerror(code).lower() if code in errno.errorcode else str(exc.os_error)
+        why = os.strerror(code).lower() if code is not None and code in errno.errorcode else str(exc.os_error)
         return f"cannot connect to {exc.host}:{exc.port}: {why}"
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__

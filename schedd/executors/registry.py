@@ -68,7 +68,7 @@ class Executors:
         """The run timeout the runner enforces (by cancelling `run`) for a family."""
         if family in ("maintenance", "aggregate"):
             return getattr(self._config.executors, family).timeout
-        if family == "service" and service_name in self._config.services:
+        if family == "service" and service_name is not None and service_name in self._config.services:
             return self._config.services[service_name].timeout
         if family == "service":
             return 30.0

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
 from schedd.core import Core
-from schedd.cron import CronExpr, CronError, load_zone, parse
+from schedd.cron import CronError, CronExpr, load_zone, parse
 from schedd.errors import NotFound, ValidationError
 from schedd.store import accounts as account_store
 from schedd.store.accounts import User

@@ -35,6 +35,11 @@ SERVICE_TYPES = ("intSer", "objSer", "orchSer")
 EXECUTION_TYPE = "SERVER_URL"
 JOB_STATUSES = ("Active", "Inactive")
 MAX_NAME = 100
+MAX_DESCRIPTION = 1000
+MAX_TEXT = 200
+MAX_HEADERS, MAX_HEADER_NAME, MAX_HEADER_VALUE = 50, 256, 8192
+# Stored as sent beside a cron; a real one is a few lists of at most 60 small numbers.
+MAX_FREQUENCY_INFO = 2048
 RETENTION_RANGE = (1, 3650)
 DEFAULT_RETENTION = 30
 DEFAULT_STRATEGY = "MINIMAL"
@@ -65,7 +70,7 @@ class JobDefinition:
 
     def new_schedule(self, *, user: User, at: float, like: Schedule | None = None) -> NewSchedule:
         """The row to store; `like` carries over the policies of the job being replaced."""
-        extra = {} if like is None else {
+        extra: dict[str, Any] = {} if like is None else {
             "misfire_policy": like.misfire_policy, "overlap_policy": like.overlap_policy,
             "timeout": like.timeout, "retries": like.retries,
         }
@@ -93,8 +98,8 @@ def validate(core: Core, body: Mapping[str, Any], *, at: float) -> JobDefinition
     """Check a whole job document (create and update alike); the first fault is raised."""
     name = _name(body.get("jobName"))
     description = body.get("description")
-    if description is not None and not isinstance(description, str):
-        raise ValidationError("description", "must be a string")
+    if description is not None:
+        _text(description, "description", MAX_DESCRIPTION, lines=True)
     expression, info = _frequency(body.get("jobFrequency"), body.get(FREQUENCY_INFO))
     when = timing(core, expression, None, at=at, field="jobFrequency")
     if info is None:
@@ -125,6 +130,25 @@ def _name(value: object) -> str:
     return value
 
 
+def _text(value: object, field: str, limit: int, *, lines: bool = False) -> None:
+    """A free-text field: a string of at most `limit` characters, no control characters but line breaks."""
+    if not isinstance(value, str):
+        raise ValidationError(field, "must be a string")
+    if len(value) > limit:
+        raise ValidationError(field, f"must be at most {limit} characters")
+    allowed = "\t\r\n" if lines else ""
+    if any((ch < " " or ch == "\x7f") and ch not in allowed for ch in value):
+        raise ValidationError(field, "must not contain control characters")
+
+
+def _frequency_info(info: object) -> dict[str, Any]:
+    if not isinstance(info, dict):
+        raise ValidationError(FREQUENCY_INFO, "must be an object")
+    if len(json.dumps(info)) > MAX_FREQUENCY_INFO:
+        raise ValidationError(FREQUENCY_INFO, f"must be at most {MAX_FREQUENCY_INFO} characters as JSON")
+    return info
+
+
 def _frequency(expression: object, info: object) -> tuple[str, dict[str, Any] | None]:
     """The cron to schedule by, and the frequency info to store (None: derive it).
 
@@ -134,17 +158,17 @@ def _frequency(expression: object, info: object) -> tuple[str, dict[str, Any] | 
     if _given(expression):
         if not isinstance(expression, str):
             raise ValidationError("jobFrequency", "must be a string holding a cron expression")
-        if info is not None and not isinstance(info, dict):
-            raise ValidationError(FREQUENCY_INFO, "must be an object")
+        kept = None if info is None else _frequency_info(info)
         try:
             parse(expression)
         except ValidationError as exc:
             raise exc.under("jobFrequency") from exc
-        return expression, info
+        return expression, kept
     if info is None:
         raise ValidationError(
             "jobFrequency", f"jobFrequency (a cron expression) or {FREQUENCY_INFO} is required")
-    return frequency_to_cron(info), dict(info)  # type: ignore[arg-type]  # checked there
+    checked = _frequency_info(info)
+    return frequency_to_cron(checked), dict(checked)
 
 
 def _service_info(core: Core, value: object) -> dict[str, Any]:
@@ -179,9 +203,17 @@ def _service_info(core: Core, value: object) -> dict[str, Any]:
         headers = {}
     if not isinstance(headers, dict):
         raise ValidationError(field("requestheaderMap"), "must be an object of header names to strings")
+    if len(headers) > MAX_HEADERS:
+        raise ValidationError(field("requestheaderMap"), f"must hold at most {MAX_HEADERS} headers")
     for header, text in headers.items():
+        if len(header) > MAX_HEADER_NAME:
+            raise ValidationError(field("requestheaderMap"),
+                                  f"header names must be at most {MAX_HEADER_NAME} characters")
         if not isinstance(text, str):
             raise ValidationError(field("requestheaderMap"), f"header {header!r}: the value must be a string")
+        if len(text) > MAX_HEADER_VALUE:
+            raise ValidationError(field("requestheaderMap"),
+                                  f"header {header!r}: the value must be at most {MAX_HEADER_VALUE} characters")
     try:
         merge_headers((), headers.items())
     except ValueError as exc:
@@ -195,25 +227,27 @@ def _service_info(core: Core, value: object) -> dict[str, Any]:
     elif post_data is not None and not isinstance(post_data, dict):
         raise ValidationError(field("postData"), "must be a JSON string or an object")
     for key in _TEXT_KEYS:
-        if value.get(key) is not None and not isinstance(value[key], str):
-            raise ValidationError(field(key), "must be a string")
+        if value.get(key) is not None:
+            _text(value[key], field(key), MAX_TEXT)
     return {**{key: value.get(key) for key in SERVICE_KEYS}, "requestheaderMap": headers}
 
 
 def _choice(value: object, field: str, allowed: tuple[str, ...], default: str) -> str:
     if not _given(value):
         return default
-    if value not in allowed:
+    if not isinstance(value, str) or value not in allowed:
         raise ValidationError(field, f"must be one of {', '.join(allowed)}")
-    return value  # type: ignore[return-value]  # one of `allowed`
+    return value
 
 
 def _retention(value: object) -> int:
     low, high = RETENTION_RANGE
     if not _given(value):
         return DEFAULT_RETENTION
-    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
-        days = int(value.strip())
+    text = value.strip() if isinstance(value, str) else ""
+    # The length bound keeps int() away from strings of thousands of digits.
+    if text.isascii() and text.isdigit() and len(text) <= 9:
+        days = int(text)
     elif isinstance(value, int) and not isinstance(value, bool):
         days = value
     else:

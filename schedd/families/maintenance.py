@@ -66,7 +66,7 @@ async def current_run(core: Core, user: User, org_id: str) -> Run | None:
     await check_org(core, user, org_id)
     open_runs = await run_store.open_for_key(core.db, maintenance_key(org_id))
     running = [r for r in open_runs if r.state == "inprogress"]
-    return (running or open_runs or [None])[0]
+    return (running or open_runs)[0] if open_runs else None
 
 
 async def history(

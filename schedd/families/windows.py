@@ -122,8 +122,10 @@ def _text(data: Mapping[str, Any], name: str, reasons: dict[str, list[str]], *, 
 
 def _int(data: Mapping[str, Any], name: str, reasons: dict[str, list[str]]) -> int | None:
     value = data.get(name)
-    if isinstance(value, str) and value.strip().isdigit():
-        value = int(value)
+    text = value.strip() if isinstance(value, str) else ""
+    # ASCII digits only (int() refuses "²"), and few enough that int() accepts them.
+    if text.isascii() and text.isdigit() and len(text) <= 18:
+        value = int(text)
     if not isinstance(value, int) or isinstance(value, bool):
         reasons.setdefault(name, []).append("This field is required and must be an integer id.")
         return None
@@ -246,10 +248,9 @@ class Windows:
             reasons.setdefault("service", []).append(f"No service with id {service_id}.")
         if scope is not None and service is not None and service.scope != scope.name:
             reasons.setdefault("service", []).append(f"Service {service_id} does not belong to scope {scope_id}.")
-        if reasons:
-            raise Invalid(reasons)
-        assert name and scope_id is not None and service_id is not None and service_status
-        assert start is not None and end is not None
+        if (reasons or not name or scope_id is None or service_id is None or not service_status
+                or start is None or end is None):
+            raise Invalid(reasons)  # every missing value has a reason, so it is never empty here
         return Window(
             id=current.id if current else 0, name=name, description=description,
             external_reference=reference, external_link=link,

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import aiosqlite
 
 from schedd.errors import Conflict, NotFound
-from schedd.store.db import Database
+from schedd.store.db import Database, inserted_id
 
 # Creates an organization unless it exists.
 SQL_ORG_ENSURE = "INSERT INTO orgs (id, created_at) VALUES (?, ?) ON CONFLICT (id) DO NOTHING"
@@ -119,7 +120,7 @@ async def create_user(
             cur = await conn.execute(SQL_USER_INSERT, (name, email, password_hash, int(is_admin), at))
         except sqlite3.IntegrityError as exc:
             raise Conflict(f"user {name!r} already exists") from exc
-        user_id = cur.lastrowid
+        user_id = inserted_id(cur)
         for org in orgs:
             await conn.execute(SQL_ORG_ENSURE, (org, at))
             await conn.execute(SQL_MEMBER_ADD, (user_id, org))
@@ -148,10 +149,16 @@ async def find_password_hash(db: Database, name: str) -> str | None:
     return None if row is None else row["password_hash"]
 
 
-async def add_token(
-    db: Database, user_id: int, token_hash: bytes, *, kind: str, name: str | None, at: float, expires_at: float
-) -> int:
-    return await db.execute(SQL_TOKEN_INSERT, (user_id, token_hash, kind, name, at, expires_at))
+async def add_tokens(
+    db: Database, user_id: int, tokens: Sequence[tuple[bytes, str, float]], *, name: str | None, at: float
+) -> None:
+    """Store tokens as (hash, kind, expires_at) rows, all in one commit."""
+
+    async def op(conn: aiosqlite.Connection) -> None:
+        for token_hash, kind, expires_at in tokens:
+            await conn.execute(SQL_TOKEN_INSERT, (user_id, token_hash, kind, name, at, expires_at))
+
+    await db.write(op)
 
 
 async def lookup_token(db: Database, token_hash: bytes) -> TokenRecord | None:

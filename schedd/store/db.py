@@ -121,8 +121,9 @@ class Database:
 
     async def migrate(self) -> list[int]:
         """Apply the migrations this file lacks; returns the versions applied."""
-        assert self._writer is not None
         conn = self._writer
+        if conn is None:
+            raise StoreError("database is not open")
         await conn.execute(SQL_CREATE_MIGRATIONS)
         applied = {row[0] for row in await conn.execute_fetchall(SQL_APPLIED)}
         done = []
@@ -147,10 +148,13 @@ class Database:
     # -- reads -----------------------------------------------------------------------
 
     async def fetchall(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[sqlite3.Row]:
-        assert self._reader is not None, "database is not open"
+        if self._reader is None:
+            raise StoreError("database is not open")
         try:
             return list(await self._reader.execute_fetchall(sql, params))
         except sqlite3.Error as exc:
+            if _is_full(exc):
+                raise Unavailable(f"database cannot be read: {exc}") from exc
             raise StoreError(f"read failed: {exc}") from exc
 
     async def fetchone(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> sqlite3.Row | None:
@@ -174,7 +178,7 @@ class Database:
 
         async def op(conn: aiosqlite.Connection) -> int:
             cur = await conn.execute(sql, params)
-            return cur.lastrowid if sql.lstrip()[:6].upper() == "INSERT" else cur.rowcount
+            return inserted_id(cur) if sql.lstrip()[:6].upper() == "INSERT" else cur.rowcount
 
         return await self.write(op)
 
@@ -201,17 +205,20 @@ class Database:
                 for item in batch:
                     await self._commit([item])
             elif not batch[0][1].done():
+                if _is_full(exc):
+                    log.error("action=write_failed error=%r", str(exc))
                 batch[0][1].set_exception(self._translate(exc))
             return
         if self._on_commit is not None:
             self._on_commit(len(batch), time.perf_counter() - started)
-        for (_, fut), result in zip(batch, results):
+        for (_, fut), result in zip(batch, results, strict=True):
             if not fut.done():
                 fut.set_result(result)
 
     async def _transaction(self, ops: Iterable[WriteOp[Any]]) -> list[Any]:
         conn = self._writer
-        assert conn is not None
+        if conn is None:
+            raise StoreError("database is not open")
         await conn.execute("BEGIN IMMEDIATE")
         try:
             results = [await op(conn) for op in ops]
@@ -227,11 +234,30 @@ class Database:
 
     @staticmethod
     def _translate(exc: BaseException) -> BaseException:
+        translated: BaseException
         if _is_full(exc):
-            return Unavailable(f"database is not writable: {exc}")
-        if isinstance(exc, sqlite3.Error):
-            return StoreError(f"write failed: {exc}")
-        return exc
+            translated = Unavailable(f"database is not writable: {exc}")
+        elif isinstance(exc, sqlite3.Error):
+            translated = StoreError(f"write failed: {exc}")
+        else:
+            return exc
+        translated.__cause__ = exc
+        return translated
+
+
+def inserted_id(cur: aiosqlite.Cursor) -> int:
+    """The rowid an INSERT just made."""
+    if cur.lastrowid is None:
+        raise StoreError("an insert gave no row id")
+    return cur.lastrowid
+
+
+async def written_row(conn: aiosqlite.Connection, sql: str, params: Sequence[Any]) -> sqlite3.Row:
+    """A row the current write transaction has just made or changed, read back."""
+    row = await (await conn.execute(sql, params)).fetchone()
+    if row is None:
+        raise StoreError("a row written in this transaction is not there")
+    return row
 
 
 def backup(source: str | Path, target: str | Path, progress: Callable[[int, int], None] | None = None) -> None:

@@ -12,29 +12,33 @@ from dataclasses import dataclass
 from schedd.store.db import Database
 from schedd.store.runs import Run
 
-# Which runs a caller may see: its orgs (or every org), service jobs for administrators only.
-_VISIBLE = """
-  AND (:all_orgs OR org_id IN (SELECT value FROM json_each(:orgs)))
-  AND (:services OR family != 'service')"""
+# Each statement ends its WHERE with the caller's visibility: its orgs (or every org),
+# service jobs for administrators only.
 # A page of runs of every family, newest first, optionally by family, org and state.
-SQL_LIST = f"""
+SQL_LIST = """
 SELECT * FROM runs
 WHERE (:family IS NULL OR family = :family)
   AND (:org_id IS NULL OR org_id = :org_id)
-  AND (:state IS NULL OR state = :state){_VISIBLE}
+  AND (:state IS NULL OR state = :state)
+  AND (:all_orgs OR org_id IN (SELECT value FROM json_each(:orgs)))
+  AND (:services OR family != 'service')
 ORDER BY id DESC LIMIT :limit OFFSET :offset"""
 # Runs created since a time, counted by hour (0 = the first hour) and state.
-SQL_OUTCOMES = f"""
+SQL_OUTCOMES = """
 SELECT CAST((created_at - :since) / 3600 AS INTEGER) AS hour, state, count(*) AS runs
 FROM runs
-WHERE created_at >= :since{_VISIBLE}
+WHERE created_at >= :since
+  AND (:all_orgs OR org_id IN (SELECT value FROM json_each(:orgs)))
+  AND (:services OR family != 'service')
 GROUP BY hour, state"""
 # Start delay (start minus due time) of scheduled runs created since a time, by hour.
-SQL_DELAYS = f"""
+SQL_DELAYS = """
 SELECT CAST((created_at - :since) / 3600 AS INTEGER) AS hour, count(*) AS runs,
        avg(started_at - due_at) AS mean, max(started_at - due_at) AS worst
 FROM runs
-WHERE created_at >= :since AND due_at IS NOT NULL AND started_at IS NOT NULL{_VISIBLE}
+WHERE created_at >= :since AND due_at IS NOT NULL AND started_at IS NOT NULL
+  AND (:all_orgs OR org_id IN (SELECT value FROM json_each(:orgs)))
+  AND (:services OR family != 'service')
 GROUP BY hour"""
 
 

@@ -8,20 +8,16 @@ from typing import Any
 
 import aiosqlite
 
-from schedd.store.db import Database
+from schedd.store.db import Database, inserted_id
 
 OPEN_STATES = ("queued", "inprogress")
 END_STATES = ("done", "failed", "canceled", "skipped", "interrupted")
 
-_INSERT_COLUMNS = (
-    "uid", "family", "schedule_id", "overlap_key", "org_id", "project_id", "cube_id",
-    "trigger", "state", "full_build", "cron", "due_at", "fires", "created_at", "started_at",
-    "ended_at", "attempt", "error", "skip_reason", "window_id",
-)
-# Records a run (or a skip) as it is created.
+# Records a run (or a skip) as it is created; the values in the order of `NewRun.values()`.
 SQL_INSERT = (
-    f"INSERT INTO runs ({', '.join(_INSERT_COLUMNS)})"
-    f" VALUES ({', '.join('?' * len(_INSERT_COLUMNS))})"
+    "INSERT INTO runs (uid, family, schedule_id, overlap_key, org_id, project_id, cube_id, trigger, state,"
+    " full_build, cron, due_at, fires, created_at, started_at, ended_at, attempt, error, skip_reason, window_id)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 # Marks a queued run as started.
 SQL_START = "UPDATE runs SET state = 'inprogress', started_at = ? WHERE id = ? AND state = 'queued'"
@@ -180,9 +176,7 @@ class Finish:
 # -- pieces of a larger transaction ------------------------------------------------
 
 async def op_insert(conn: aiosqlite.Connection, new: NewRun) -> int:
-    cur = await conn.execute(SQL_INSERT, new.values())
-    assert cur.lastrowid is not None
-    return cur.lastrowid
+    return inserted_id(await conn.execute(SQL_INSERT, new.values()))
 
 
 async def op_start(conn: aiosqlite.Connection, run_id: int, at: float) -> bool:

@@ -9,10 +9,11 @@ from typing import Any
 
 import aiosqlite
 
-from schedd.store.db import Database
+from schedd.store.db import Database, inserted_id, written_row
 
 OPEN_STATUSES = ("scheduled", "in-progress")
 
+# The fields a window's values() gives, in the order SQL_INSERT and SQL_UPDATE name them.
 _FIELDS = (
     "name", "description", "external_reference", "external_link", "status", "scope_id",
     "service_id", "service_status", "scheduled_start_date", "scheduled_end_date", "start_date",
@@ -20,11 +21,16 @@ _FIELDS = (
 )
 # Creates a window.
 SQL_INSERT = (
-    f"INSERT INTO windows (creation_date, {', '.join(_FIELDS)})"
-    f" VALUES (?, {', '.join('?' * len(_FIELDS))})"
+    "INSERT INTO windows (creation_date, name, description, external_reference, external_link, status,"
+    " scope_id, service_id, service_status, scheduled_start_date, scheduled_end_date, start_date, end_date)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 # Rewrites every field of a window.
-SQL_UPDATE = f"UPDATE windows SET {', '.join(f'{name} = ?' for name in _FIELDS)} WHERE id = ?"
+SQL_UPDATE = (
+    "UPDATE windows SET name = ?, description = ?, external_reference = ?, external_link = ?, status = ?,"
+    " scope_id = ?, service_id = ?, service_status = ?, scheduled_start_date = ?, scheduled_end_date = ?,"
+    " start_date = ?, end_date = ? WHERE id = ?"
+)
 # Deletes a window (its events go with it).
 SQL_DELETE = "DELETE FROM windows WHERE id = ?"
 # One window by id.
@@ -42,8 +48,22 @@ SELECT * FROM window_events
 WHERE window_id IN (SELECT value FROM json_each(?)) AND (? OR internal = 0) ORDER BY id"""
 # Windows that still move on their own (start-up arms their timers).
 SQL_OPEN = "SELECT * FROM windows WHERE status IN ('scheduled', 'in-progress')"
-# The filter every listing shares.
-_WHERE = """
+# A page of windows matching the filters, newest scheduled start first.
+SQL_LIST = """
+SELECT * FROM windows
+WHERE (:status IS NULL OR status = :status)
+  AND (:scope IS NULL OR scope_id = :scope)
+  AND (:service IS NULL OR service_id = :service)
+  AND (:service_status IS NULL OR service_status = :service_status)
+  AND (:external_reference IS NULL OR external_reference = :external_reference)
+  AND (:start_before IS NULL OR scheduled_start_date < :start_before)
+  AND (:start_after IS NULL OR scheduled_start_date > :start_after)
+  AND (:end_before IS NULL OR scheduled_end_date < :end_before)
+  AND (:end_after IS NULL OR scheduled_end_date > :end_after)
+ORDER BY scheduled_start_date DESC, id DESC LIMIT :limit OFFSET :offset"""
+# How many windows match the filters (the same filters as SQL_LIST).
+SQL_COUNT = """
+SELECT count(*) FROM windows
 WHERE (:status IS NULL OR status = :status)
   AND (:scope IS NULL OR scope_id = :scope)
   AND (:service IS NULL OR service_id = :service)
@@ -53,10 +73,6 @@ WHERE (:status IS NULL OR status = :status)
   AND (:start_after IS NULL OR scheduled_start_date > :start_after)
   AND (:end_before IS NULL OR scheduled_end_date < :end_before)
   AND (:end_after IS NULL OR scheduled_end_date > :end_after)"""
-# A page of windows matching the filters, newest scheduled start first.
-SQL_LIST = f"SELECT * FROM windows {_WHERE} ORDER BY scheduled_start_date DESC, id DESC LIMIT :limit OFFSET :offset"
-# How many windows match the filters.
-SQL_COUNT = f"SELECT count(*) FROM windows {_WHERE}"
 
 FILTERS = (
     "status", "scope", "service", "service_status", "external_reference", "start_before",
@@ -132,10 +148,9 @@ async def insert(db: Database, window: Window, event: NewEvent, *, at: float) ->
 
     async def op(conn: aiosqlite.Connection) -> Window:
         cur = await conn.execute(SQL_INSERT, (at, *window.values()))
-        window_id = cur.lastrowid
+        window_id = inserted_id(cur)
         await conn.execute(SQL_EVENT_INSERT, (window_id, at, event.content, int(event.internal), event.type))
-        row = await (await conn.execute(SQL_GET, (window_id,))).fetchone()
-        return Window.from_row(row, await _events(conn, window_id))
+        return Window.from_row(await written_row(conn, SQL_GET, (window_id,)), await _events(conn, window_id))
 
     return await db.write(op)
 
@@ -149,8 +164,7 @@ async def save(db: Database, window: Window, events: list[NewEvent], *, at: floa
             return None
         for event in events:
             await conn.execute(SQL_EVENT_INSERT, (window.id, at, event.content, int(event.internal), event.type))
-        row = await (await conn.execute(SQL_GET, (window.id,))).fetchone()
-        return Window.from_row(row, await _events(conn, window.id))
+        return Window.from_row(await written_row(conn, SQL_GET, (window.id,)), await _events(conn, window.id))
 
     return await db.write(op)
 
@@ -184,7 +198,7 @@ async def list_page(
 ) -> tuple[list[Window], int]:
     """A page of windows with their timelines, and the total that match."""
     params = {name: filters.get(name) for name in FILTERS}
-    total = (await db.fetchone(SQL_COUNT, params))[0]
+    total = (await db.fetchall(SQL_COUNT, params))[0][0]
     rows = await db.fetchall(SQL_LIST, {**params, "limit": limit, "offset": offset})
     if not rows:
         return [], total

@@ -25,12 +25,12 @@ from schedd.families.common import RUN_STATES
 from schedd.metrics import FAMILIES
 from schedd.runner import RunRef
 from schedd.store import accounts as account_store
+from schedd.store import reports
 from schedd.store import runs as run_store
 from schedd.store import schedules as schedule_store
 from schedd.store.accounts import User
 from schedd.store.runs import Run
 from schedd.store.schedules import Schedule
-from schedd.store import reports
 from schedd.web import charts
 from schedd.web.render import page, zone
 from schedd.web.session import Session, operator
