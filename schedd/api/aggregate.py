@@ -5,13 +5,16 @@ Every path is served bare and under /api/1.0.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
 
 from schedd.api.common import (
     CORE,
-    IDENT_RE,
+    Handler,
+    bare_and_v1,
+    check_ident,
     current_user,
     ident,
     json_response,
@@ -21,13 +24,12 @@ from schedd.api.common import (
     with_envelope,
 )
 from schedd.api.maintenance import error_information
-from schedd.errors import ScheddError, ValidationError
+from schedd.errors import ScheddError
 from schedd.families import aggregate
 from schedd.store.runs import Run
 from schedd.store.schedules import Schedule
 
 routes = web.RouteTableDef()
-PREFIXES = ("", "/api/1.0")
 CUBE = "/org/{orgId}/project/{projectId}/cube/{cubeId}/aggregates-creation"
 I18N = {400: "response.bad_request", 401: "response.unauthorized", 404: "response.not_found",
         409: "response.conflict"}
@@ -84,13 +86,8 @@ def build_object(run: Run, estimate: int) -> dict[str, Any]:
     }
 
 
-def _routes(method: str, path: str):
-    def register(fn):
-        for prefix in PREFIXES:
-            routes.route(method, prefix + path)(fn)
-        return fn
-
-    return register
+def _routes(method: str, path: str) -> Callable[[Handler], Handler]:
+    return bare_and_v1(routes, method, path)
 
 
 def _cube(request: web.Request) -> tuple[str, str, str]:
@@ -99,11 +96,7 @@ def _cube(request: web.Request) -> tuple[str, str, str]:
 
 def _optional_ident(request: web.Request, name: str) -> str | None:
     value = request.query.get(name)
-    if value is None or value == "":
-        return None
-    if not IDENT_RE.fullmatch(value):
-        raise ValidationError(name, "must be 1-128 characters of A-Z a-z 0-9 . _ - starting with a letter or digit")
-    return value
+    return check_ident(value, name) if value else None
 
 
 @_routes("GET", "/org/{orgId}/aggregates-creation/builds/history")

@@ -139,12 +139,27 @@ async def admin_user(request: web.Request) -> User:
     return user
 
 
-def ident(request: web.Request, name: str) -> str:
-    """A path identifier (orgId, projectId, cubeId) checked as API-NOTES says."""
-    value = request.match_info[name]
+def check_ident(value: str, name: str) -> str:
+    """An identifier (orgId, projectId, cubeId) checked as API-NOTES says."""
     if not IDENT_RE.fullmatch(value):
         raise ValidationError(name, "must be 1-128 characters of A-Z a-z 0-9 . _ - starting with a letter or digit")
     return value
+
+
+def ident(request: web.Request, name: str) -> str:
+    """A path identifier, checked."""
+    return check_ident(request.match_info[name], name)
+
+
+def bare_and_v1(table: web.RouteTableDef, method: str, path: str) -> Callable[[Handler], Handler]:
+    """Register a handler at `path` and at `/api/1.0` + `path` (seeds 000-002, API-NOTES)."""
+
+    def register(handler: Handler) -> Handler:
+        for prefix in ("", "/api/1.0"):
+            table.route(method, prefix + path)(handler)
+        return handler
+
+    return register
 
 
 async def read_body(request: web.Request) -> dict[str, Any]:

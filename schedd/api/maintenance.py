@@ -5,12 +5,15 @@ Every path is served bare and under /api/1.0.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
 
 from schedd.api.common import (
     CORE,
+    Handler,
+    bare_and_v1,
     current_user,
     ident,
     json_response,
@@ -25,7 +28,6 @@ from schedd.store.runs import Run
 from schedd.store.schedules import Schedule
 
 routes = web.RouteTableDef()
-PREFIXES = ("", "/api/1.0")
 
 
 def envelope(request: web.Request, response: Any, *, code: int = 200, message: str = "success",
@@ -98,13 +100,8 @@ def _active_filter(request: web.Request) -> bool | None:
     raise ValidationError("active", "must be true or false")
 
 
-def _routes(method: str, path: str):
-    def register(fn):
-        for prefix in PREFIXES:
-            routes.route(method, prefix + path)(fn)
-        return fn
-
-    return register
+def _routes(method: str, path: str) -> Callable[[Handler], Handler]:
+    return bare_and_v1(routes, method, path)
 
 
 @_routes("GET", "/aggregates/maintenance/scheduler/jobs/orgId/{orgId}")

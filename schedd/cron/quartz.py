@@ -167,7 +167,7 @@ def parse_quartz(parts: list[str]) -> ParsedFields:
         parts = [*parts, "*"]
     norm: list[str] = []
     sets: list[set[int]] = []
-    for text, f in zip(parts[:3], _FIELDS[:3]):
+    for text, f in zip(parts[:3], _FIELDS[:3], strict=True):
         values, t = _list(text, f)
         sets.append(values)
         norm.append(t)

@@ -93,7 +93,7 @@ def _normalize(text: str, f: Field) -> str:
 def parse_unix(parts: list[str]) -> ParsedFields:
     """The fields of a 5-field expression, upper-cased and split; CronError names the field at fault."""
     sets = []
-    for text, f in zip(parts[:2], _FIELDS[:2]):
+    for text, f in zip(parts[:2], _FIELDS[:2], strict=True):
         sets.append(_parse(text, f))
     dom_items = _parse(parts[2], _DOM)
     months = _parse(parts[3], _MONTH)
@@ -115,7 +115,7 @@ def parse_unix(parts: list[str]) -> ParsedFields:
         dom = None
     if parts[4] == "*":
         dow = None
-    norm = [_normalize(p, f) for p, f in zip(parts, _FIELDS)]
+    norm = [_normalize(p, f) for p, f in zip(parts, _FIELDS, strict=True)]
     fixed = not parts[0].startswith("*") and not parts[1].startswith("*")
     sets = [{0}, *sets, months]
     return ParsedFields("unix", norm, sets, None, dom, dow, both=both, fixed_time=fixed)
