@@ -48,22 +48,8 @@ SELECT * FROM window_events
 WHERE window_id IN (SELECT value FROM json_each(?)) AND (? OR internal = 0) ORDER BY id"""
 # Windows that still move on their own (start-up arms their timers).
 SQL_OPEN = "SELECT * FROM windows WHERE status IN ('scheduled', 'in-progress')"
-# A page of windows matching the filters, newest scheduled start first.
-SQL_LIST = """
-SELECT * FROM windows
-WHERE (:status IS NULL OR status = :status)
-  AND (:scope IS NULL OR scope_id = :scope)
-  AND (:service IS NULL OR service_id = :service)
-  AND (:service_status IS NULL OR service_status = :service_status)
-  AND (:external_reference IS NULL OR external_reference = :external_reference)
-  AND (:start_before IS NULL OR scheduled_start_date < :start_before)
-  AND (:start_after IS NULL OR scheduled_start_date > :start_after)
-  AND (:end_before IS NULL OR scheduled_end_date < :end_before)
-  AND (:end_after IS NULL OR scheduled_end_date > :end_after)
-ORDER BY scheduled_start_date DESC, id DESC LIMIT :limit OFFSET :offset"""
-# How many windows match the filters (the same filters as SQL_LIST).
-SQL_COUNT = """
-SELECT count(*) FROM windows
+# The filters every listing shares (constant text; the values are bound parameters).
+_WHERE = """
 WHERE (:status IS NULL OR status = :status)
   AND (:scope IS NULL OR scope_id = :scope)
   AND (:service IS NULL OR service_id = :service)
@@ -73,6 +59,11 @@ WHERE (:status IS NULL OR status = :status)
   AND (:start_after IS NULL OR scheduled_start_date > :start_after)
   AND (:end_before IS NULL OR scheduled_end_date < :end_before)
   AND (:end_after IS NULL OR scheduled_end_date > :end_after)"""
+# A page of windows matching the filters, newest scheduled start first.
+_ORDER = "ORDER BY scheduled_start_date DESC, id DESC LIMIT :limit OFFSET :offset"
+SQL_LIST = f"SELECT * FROM windows {_WHERE}\n{_ORDER}"  # noqa: S608 - built from constants only
+# How many windows match the filters.
+SQL_COUNT = f"SELECT count(*) FROM windows {_WHERE}"  # noqa: S608 - built from constants only
 
 FILTERS = (
     "status", "scope", "service", "service_status", "external_reference", "start_before",
