@@ -16,8 +16,6 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-import aiosqlite
-
 from schedd import metrics
 from schedd.clock import Clock
 from schedd.cron import load_zone, parse
@@ -28,7 +26,7 @@ from schedd.executors.registry import Executors
 from schedd.policy import counts_as, history_level, plan_fires, retry_delay
 from schedd.store import runs as run_store
 from schedd.store import schedules as schedule_store
-from schedd.store.db import Database
+from schedd.store.db import Database, WriteConnection
 from schedd.store.schedules import Schedule
 
 log = logging.getLogger("schedd.runner")
@@ -139,7 +137,7 @@ class Runner:
     async def recover(self, at: float) -> int:
         """Mark runs a crash left open as interrupted and arm every schedule; returns how many runs."""
 
-        async def op(conn: aiosqlite.Connection) -> list[tuple[int, int | None, str]]:
+        async def op(conn: WriteConnection) -> list[tuple[int, int | None, str]]:
             closed = await run_store.op_interrupt_open(conn, at, INTERRUPTED_BY_CRASH)
             for _, schedule_id, uid in closed:
                 if schedule_id is not None:
@@ -203,7 +201,7 @@ class Runner:
                         starts.append((len(new_rows), active))
                     new_rows.append(row)
 
-        async def op(conn: aiosqlite.Connection) -> list[int]:
+        async def op(conn: WriteConnection) -> list[int]:
             ids = [await run_store.op_insert(conn, row) for row in new_rows]
             for schedule, next_fire_at in next_fires:
                 await schedule_store.op_set_next(conn, schedule.id, next_fire_at)
@@ -326,7 +324,7 @@ class Runner:
             project_id=project_id, cube_id=cube_id, full_build=full_build,
             cron=schedule.cron if schedule else None, started_at=None if active.queued else at)
 
-        async def op(conn: aiosqlite.Connection) -> int:
+        async def op(conn: WriteConnection) -> int:
             run_id = await run_store.op_insert(conn, row)
             if schedule is not None:
                 await schedule_store.op_record_start(conn, schedule.id, active.uid, at, active.state)
@@ -501,7 +499,7 @@ class Runner:
         ok, failed = counts_as(state)
         schedule_id = active.schedule.id if active.schedule else None
 
-        async def op(conn: aiosqlite.Connection) -> None:
+        async def op(conn: WriteConnection) -> None:
             if level == "none":
                 await run_store.op_delete(conn, active.run_id)
             else:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
 
 import pytest
 
@@ -66,21 +67,31 @@ async def test_acknowledged_write_is_on_disk_for_another_connection(db, tmp_path
 
 
 async def test_reads_do_not_wait_for_a_slow_write(db):
-    started = asyncio.Event()
-    release = asyncio.Event()
+    started = threading.Event()
+    release = threading.Event()
 
     async def slow(conn):
         await conn.execute("INSERT INTO orgs (id, created_at) VALUES ('slow', 0)")
         started.set()
-        await release.wait()
+        release.wait(10)  # holds the writer's thread inside its open transaction
 
     writer = asyncio.create_task(db.write(slow))
-    await started.wait()
+    assert await asyncio.to_thread(started.wait, 10)
     rows = await asyncio.wait_for(db.fetchall("SELECT id FROM orgs"), 2)
     assert rows == []  # the read saw the last committed state, without waiting
     release.set()
     await writer
     assert [r[0] for r in await db.fetchall("SELECT id FROM orgs")] == ["slow"]
+
+
+async def test_a_write_op_may_await_only_its_connection(db):
+    async def wrong(conn):
+        await asyncio.sleep(0)  # yields to an event loop, which the writer's thread does not run
+
+    with pytest.raises(RuntimeError, match="awaited something other"):
+        await db.write(wrong)
+    await db.execute("INSERT INTO orgs (id, created_at) VALUES ('after', 0)")  # the writer goes on
+    assert [r[0] for r in await db.fetchall("SELECT id FROM orgs")] == ["after"]
 
 
 async def test_full_database_answers_unavailable_and_recovers(db):

@@ -6,10 +6,8 @@ import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import aiosqlite
-
 from schedd.errors import Conflict, NotFound
-from schedd.store.db import Database, inserted_id
+from schedd.store.db import Database, WriteConnection, inserted_id
 
 # Creates an organization unless it exists.
 SQL_ORG_ENSURE = "INSERT INTO orgs (id, created_at) VALUES (?, ?) ON CONFLICT (id) DO NOTHING"
@@ -88,7 +86,7 @@ async def ensure_org(db: Database, org_id: str, at: float) -> None:
 async def create_org(db: Database, org_id: str, at: float) -> bool:
     """Create an organization; False when it already existed."""
 
-    async def op(conn: aiosqlite.Connection) -> bool:
+    async def op(conn: WriteConnection) -> bool:
         cur = await conn.execute(SQL_ORG_ENSURE, (org_id, at))
         return cur.rowcount > 0
 
@@ -115,7 +113,7 @@ async def create_user(
 ) -> int:
     """Create a user and its memberships, creating missing orgs; Conflict if the name is taken."""
 
-    async def op(conn: aiosqlite.Connection) -> int:
+    async def op(conn: WriteConnection) -> int:
         try:
             cur = await conn.execute(SQL_USER_INSERT, (name, email, password_hash, int(is_admin), at))
         except sqlite3.IntegrityError as exc:
@@ -154,7 +152,7 @@ async def add_tokens(
 ) -> None:
     """Store tokens as (hash, kind, expires_at) rows, all in one commit."""
 
-    async def op(conn: aiosqlite.Connection) -> None:
+    async def op(conn: WriteConnection) -> None:
         for token_hash, kind, expires_at in tokens:
             await conn.execute(SQL_TOKEN_INSERT, (user_id, token_hash, kind, name, at, expires_at))
 

@@ -6,9 +6,7 @@ import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
-import aiosqlite
-
-from schedd.store.db import Database, inserted_id
+from schedd.store.db import Database, WriteConnection, inserted_id
 
 OPEN_STATES = ("queued", "inprogress")
 END_STATES = ("done", "failed", "canceled", "skipped", "interrupted")
@@ -175,15 +173,15 @@ class Finish:
 
 # -- pieces of a larger transaction ------------------------------------------------
 
-async def op_insert(conn: aiosqlite.Connection, new: NewRun) -> int:
+async def op_insert(conn: WriteConnection, new: NewRun) -> int:
     return inserted_id(await conn.execute(SQL_INSERT, new.values()))
 
 
-async def op_start(conn: aiosqlite.Connection, run_id: int, at: float) -> bool:
+async def op_start(conn: WriteConnection, run_id: int, at: float) -> bool:
     return (await conn.execute(SQL_START, (at, run_id))).rowcount > 0
 
 
-async def op_finish(conn: aiosqlite.Connection, run_id: int, finish: Finish) -> None:
+async def op_finish(conn: WriteConnection, run_id: int, finish: Finish) -> None:
     await conn.execute(SQL_FINISH, {
         "id": run_id, "state": finish.state, "ended_at": finish.ended_at,
         "attempt": finish.attempt, "error": finish.error,
@@ -193,13 +191,13 @@ async def op_finish(conn: aiosqlite.Connection, run_id: int, finish: Finish) -> 
     })
 
 
-async def op_delete(conn: aiosqlite.Connection, run_id: int) -> None:
+async def op_delete(conn: WriteConnection, run_id: int) -> None:
     await conn.execute(SQL_DELETE, (run_id,))
 
 
 # -- whole operations --------------------------------------------------------------
 
-async def op_interrupt_open(conn: aiosqlite.Connection, at: float, error: str) -> list[tuple[int, int | None, str]]:
+async def op_interrupt_open(conn: WriteConnection, at: float, error: str) -> list[tuple[int, int | None, str]]:
     """Close runs a crash left open; returns (run id, schedule id, uid) of each."""
     rows = await (await conn.execute(SQL_INTERRUPT_OPEN, {"at": at, "error": error})).fetchall()
     return [(row[0], row[1], row[2]) for row in rows]

@@ -7,10 +7,8 @@ import sqlite3
 from dataclasses import dataclass, field
 from typing import Any
 
-import aiosqlite
-
 from schedd.errors import Conflict, NotFound
-from schedd.store.db import Database, inserted_id, written_row
+from schedd.store.db import Database, WriteConnection, inserted_id, written_row
 
 # Creates a schedule; the values in the order of `NewSchedule.values()`.
 SQL_INSERT = (
@@ -192,7 +190,7 @@ def _opt_int(value: bool | None) -> int | None:
 async def insert(db: Database, new: NewSchedule) -> Schedule:
     """Create a schedule; Conflict when a service job's name is taken."""
 
-    async def op(conn: aiosqlite.Connection) -> Schedule:
+    async def op(conn: WriteConnection) -> Schedule:
         try:
             cur = await conn.execute(SQL_INSERT, new.values())
         except sqlite3.IntegrityError as exc:
@@ -205,7 +203,7 @@ async def insert(db: Database, new: NewSchedule) -> Schedule:
 async def replace(db: Database, schedule_id: int, new: NewSchedule, *, by: str | None, at: float) -> Schedule:
     """Replace a schedule's definition (seed 003 PUT); counters and history stay."""
 
-    async def op(conn: aiosqlite.Connection) -> Schedule:
+    async def op(conn: WriteConnection) -> Schedule:
         try:
             cur = await conn.execute(SQL_REPLACE, (
                 new.name, new.description, new.cron, new.cron_normalized, new.timezone,
@@ -279,16 +277,16 @@ async def retention_list(db: Database, at: float) -> list[tuple[int, int]]:
 
 # -- pieces of a larger transaction (the runner composes these in one write) ---------
 
-async def op_set_next(conn: aiosqlite.Connection, schedule_id: int, next_fire_at: float | None) -> None:
+async def op_set_next(conn: WriteConnection, schedule_id: int, next_fire_at: float | None) -> None:
     await conn.execute(SQL_SET_NEXT, (next_fire_at, schedule_id))
 
 
-async def op_record_start(conn: aiosqlite.Connection, schedule_id: int, run_uid: str, at: float, status: str) -> None:
+async def op_record_start(conn: WriteConnection, schedule_id: int, run_uid: str, at: float, status: str) -> None:
     await conn.execute(SQL_RECORD_START, (run_uid, at, status, schedule_id))
 
 
 async def op_record_outcome(
-    conn: aiosqlite.Connection, schedule_id: int, *, ok: bool, counted: bool, status: str, run_uid: str, at: float
+    conn: WriteConnection, schedule_id: int, *, ok: bool, counted: bool, status: str, run_uid: str, at: float
 ) -> None:
     await conn.execute(SQL_RECORD_OUTCOME, {
         "id": schedule_id, "ok": int(ok and counted), "failed": int(counted and not ok),

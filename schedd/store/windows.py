@@ -7,9 +7,7 @@ import sqlite3
 from dataclasses import dataclass, replace
 from typing import Any
 
-import aiosqlite
-
-from schedd.store.db import Database, inserted_id, written_row
+from schedd.store.db import Database, WriteConnection, inserted_id, written_row
 
 OPEN_STATUSES = ("scheduled", "in-progress")
 
@@ -129,7 +127,7 @@ class NewEvent:
     internal: bool = False
 
 
-async def _events(conn: aiosqlite.Connection, window_id: int) -> tuple[Event, ...]:
+async def _events(conn: WriteConnection, window_id: int) -> tuple[Event, ...]:
     rows = await (await conn.execute(SQL_EVENTS, (window_id, True))).fetchall()
     return tuple(Event.from_row(row) for row in rows)
 
@@ -137,7 +135,7 @@ async def _events(conn: aiosqlite.Connection, window_id: int) -> tuple[Event, ..
 async def insert(db: Database, window: Window, event: NewEvent, *, at: float) -> Window:
     """Create a window with its first event."""
 
-    async def op(conn: aiosqlite.Connection) -> Window:
+    async def op(conn: WriteConnection) -> Window:
         cur = await conn.execute(SQL_INSERT, (at, *window.values()))
         window_id = inserted_id(cur)
         await conn.execute(SQL_EVENT_INSERT, (window_id, at, event.content, int(event.internal), event.type))
@@ -149,7 +147,7 @@ async def insert(db: Database, window: Window, event: NewEvent, *, at: float) ->
 async def save(db: Database, window: Window, events: list[NewEvent], *, at: float) -> Window | None:
     """Rewrite a window and append events in one transaction; None if it is gone."""
 
-    async def op(conn: aiosqlite.Connection) -> Window | None:
+    async def op(conn: WriteConnection) -> Window | None:
         cur = await conn.execute(SQL_UPDATE, (*window.values(), window.id))
         if cur.rowcount == 0:
             return None
@@ -163,7 +161,7 @@ async def save(db: Database, window: Window, events: list[NewEvent], *, at: floa
 async def add_event(db: Database, window_id: int, event: NewEvent, *, at: float) -> bool:
     """Append an event; False if the window does not exist."""
 
-    async def op(conn: aiosqlite.Connection) -> bool:
+    async def op(conn: WriteConnection) -> bool:
         if await (await conn.execute(SQL_GET, (window_id,))).fetchone() is None:
             return False
         await conn.execute(SQL_EVENT_INSERT, (window_id, at, event.content, int(event.internal), event.type))
