@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from schedd.store.db import Database
 from schedd.store.runs import Run
+from schedd.store.schedules import Schedule
 
 # Each statement ends its WHERE with the caller's visibility: its orgs (or every org),
 # service jobs for administrators only.
@@ -40,6 +41,17 @@ WHERE created_at >= :since AND due_at IS NOT NULL AND started_at IS NOT NULL
   AND (:all_orgs OR org_id IN (SELECT value FROM json_each(:orgs)))
   AND (:services OR family != 'service')
 GROUP BY hour"""
+# Schedules of every family by family, org and active flag (constant text; values bound).
+_SCHEDULES_WHERE = """
+WHERE (:family IS NULL OR family = :family)
+  AND (:org_id IS NULL OR org_id = :org_id)
+  AND (:active IS NULL OR active = :active)
+  AND (:all_orgs OR org_id IN (SELECT value FROM json_each(:orgs)))
+  AND (:services OR family != 'service')"""
+# A page of those schedules, oldest first.
+SQL_SCHEDULES = f"SELECT * FROM schedules {_SCHEDULES_WHERE} ORDER BY id LIMIT :limit OFFSET :offset"  # noqa: S608
+# How many schedules the same filters match.
+SQL_SCHEDULES_COUNT = f"SELECT count(*) FROM schedules {_SCHEDULES_WHERE}"  # noqa: S608
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,3 +95,15 @@ async def delays_by_hour(db: Database, seen: Visibility, *, since: float) -> lis
     rows = await db.fetchall(SQL_DELAYS, {"since": since, **seen.params()})
     return [HourDelay(row["hour"], row["runs"], max(0.0, row["mean"]), max(0.0, row["worst"]))
             for row in rows]
+
+
+async def list_schedules(
+    db: Database, seen: Visibility, *, family: str | None, org_id: str | None, active: bool | None,
+    limit: int, offset: int,
+) -> tuple[list[Schedule], int]:
+    """A page of the schedules the caller may see, and how many match in all."""
+    params = {"family": family, "org_id": org_id, "active": None if active is None else int(active),
+              **seen.params()}
+    total = await db.fetchone(SQL_SCHEDULES_COUNT, params)
+    rows = await db.fetchall(SQL_SCHEDULES, {**params, "limit": limit, "offset": offset})
+    return [Schedule.from_row(row) for row in rows], int(total[0]) if total else 0

@@ -109,16 +109,6 @@ def row(schedule: Schedule) -> ScheduleRow:
         run_hint=RUN_HINTS[schedule.family])
 
 
-async def visible_schedules(core: Core, user: User) -> list[Schedule]:
-    found = []
-    for family in FAMILIES:
-        if family == "service" and not user.is_admin:
-            continue
-        found += [s for s in await schedule_store.list_family(core.db, family)
-                  if may_see(user, s.family, s.org_id)]
-    return found
-
-
 async def visible_orgs(core: Core, user: User) -> list[str]:
     return await account_store.list_orgs(core.db) if user.is_admin else list(user.orgs)
 
@@ -175,22 +165,20 @@ async def dashboard(request: web.Request, session: Session) -> web.Response:
         number = _page_number(request)
     except ScheddError as exc:
         return _failure(request, session, exc)
-    schedules = [s for s in await visible_schedules(core, user)
-                 if (family is None or s.family == family) and (org is None or s.org_id == org)
-                 and (active is None or s.active == (active == "yes"))]
-    shown = schedules[(number - 1) * PAGE_SIZE: number * PAGE_SIZE]
-    now = core.clock.now()
-    start = charts.window_start(now)
     seen = visibility(user)
+    shown, total = await reports.list_schedules(
+        core.db, seen, family=family, org_id=org, active=None if active is None else active == "yes",
+        limit=PAGE_SIZE, offset=(number - 1) * PAGE_SIZE)
+    start = charts.window_start(core.clock.now())
     tz = zone(request)
     return page(request, "dashboard.html", {
         "session": session,
         "notice": NOTICES.get(request.query.get("notice", "")),
         "rows": [row(s) for s in shown],
-        "total": len(schedules),
-        "pages": max(1, math.ceil(len(schedules) / PAGE_SIZE)),
+        "total": total,
+        "pages": max(1, math.ceil(total / PAGE_SIZE)),
         "number": number,
-        "links": _page_links(request, number, number * PAGE_SIZE < len(schedules)),
+        "links": _page_links(request, number, number * PAGE_SIZE < total),
         "families": [f for f in FAMILIES if f != "service" or user.is_admin],
         "orgs": orgs,
         "filters": {"family": family or "", "org": org or "", "active": active or ""},
