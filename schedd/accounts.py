@@ -42,6 +42,11 @@ TOKEN_PREFIX = "sd_"  # noqa: S105 - a public marker that every token starts wit
 REFRESH_TTL = 30 * 86400.0
 # Bounds the memory an attacker can make the failure counts use (one entry per userid).
 THROTTLE_CAPACITY = 10_000
+# A live access token's user is remembered this long, so most requests cost no database
+# read for auth. Revocation through this process takes effect at once; a change made by
+# another process (the CLI) is seen within this time.
+TOKEN_CACHE_SECONDS = 10.0
+TOKEN_CACHE_SIZE = 10_000
 DEFAULT_ORG = "default"
 
 _TOKEN_SHAPE = re.compile(r"sd_[A-Za-z0-9_-]{43}")
@@ -235,6 +240,7 @@ class Accounts:
         self.throttle = LoginThrottle(auth_config.login_max_failures, auth_config.login_lockout)
         # An unknown userid is checked against this, so it costs what a wrong password costs.
         self._dummy_hash = _dummy_hash()
+        self._live: dict[bytes, tuple[User, float, float]] = {}  # digest -> (user, expires_at, cached until)
 
     def reconfigure(self, auth_config: AuthConfig) -> None:
         """New token lifetime and throttling limits (a config reload); counts so far are kept."""
@@ -267,6 +273,12 @@ class Accounts:
 
     async def authenticate(self, token: str, *, at: float) -> User:
         """The user behind a live access token; Unauthorized for anything else."""
+        cached = self._live.get(hash_token(token)) if _TOKEN_SHAPE.fullmatch(token) else None
+        if cached is not None and at < cached[2]:
+            user, expires_at, _ = cached
+            if at >= expires_at:
+                raise Unauthorized("token expired")
+            return user
         record = await self._lookup(token)
         if record is None or record.kind != "access":
             raise Unauthorized("invalid token")
@@ -274,13 +286,18 @@ class Accounts:
             raise Unauthorized("token revoked")
         if at >= record.expires_at:
             raise Unauthorized("token expired")
+        if len(self._live) >= TOKEN_CACHE_SIZE:
+            self._live.clear()
+        self._live[record.token_hash] = (record.user, record.expires_at, at + TOKEN_CACHE_SECONDS)
         return record.user
 
     async def revoke(self, token: str, *, at: float) -> bool:
         """Revoke a token of either kind; False when it is unknown or already revoked."""
         if _TOKEN_SHAPE.fullmatch(token) is None:
             return False
-        return await store.revoke_token(self.db, hash_token(token), at)
+        digest = hash_token(token)
+        self._live.pop(digest, None)
+        return await store.revoke_token(self.db, digest, at)
 
     async def create_token(
         self, username: str, *, ttl: float | None, at: float, name: str | None = None

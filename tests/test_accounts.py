@@ -416,3 +416,31 @@ async def test_scrypt_runs_off_the_event_loop(accounts: Accounts, monkeypatch: p
     monkeypatch.setattr(accounts_module, "verify_password", spy)
     await accounts.login("alice", PASSWORD, at=NOW)
     assert threads and loop_thread not in threads
+
+
+async def test_a_remembered_token_is_refused_at_once_when_revoked_here(accounts: Accounts) -> None:
+    result = await accounts.login("alice", PASSWORD, at=NOW)
+    assert (await accounts.authenticate(result.access_token, at=NOW + 1)).name == "alice"
+    assert await accounts.revoke(result.access_token, at=NOW + 2)
+    with pytest.raises(Unauthorized, match="revoked"):
+        await accounts.authenticate(result.access_token, at=NOW + 3)
+
+
+async def test_a_token_revoked_by_another_process_is_refused_within_the_cache_time(
+        accounts: Accounts, db: Database) -> None:
+    from schedd.accounts import TOKEN_CACHE_SECONDS, hash_token
+
+    result = await accounts.login("alice", PASSWORD, at=NOW)
+    await accounts.authenticate(result.access_token, at=NOW + 1)
+    await db.execute("UPDATE tokens SET revoked_at = ? WHERE token_hash = ?",
+                     (NOW + 2, hash_token(result.access_token)))  # as the CLI would, elsewhere
+    await accounts.authenticate(result.access_token, at=NOW + 2)  # still remembered
+    with pytest.raises(Unauthorized, match="revoked"):
+        await accounts.authenticate(result.access_token, at=NOW + 1 + TOKEN_CACHE_SECONDS)
+
+
+async def test_a_remembered_token_still_expires_on_time(accounts: Accounts) -> None:
+    token = await accounts.create_token("alice", ttl=5, at=NOW)
+    await accounts.authenticate(token, at=NOW + 1)
+    with pytest.raises(Unauthorized, match="expired"):
+        await accounts.authenticate(token, at=NOW + 5)
