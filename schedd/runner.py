@@ -201,13 +201,13 @@ class Runner:
                         starts.append((len(new_rows), active))
                     new_rows.append(row)
 
+        # The last run each schedule started in this batch, written with its next fire time.
+        started = {a.schedule.id: (a.uid, a.state) for _, a in starts if a.schedule is not None}
+
         async def op(conn: WriteConnection) -> list[int]:
             ids = [await run_store.op_insert(conn, row) for row in new_rows]
             for schedule, next_fire_at in next_fires:
-                await schedule_store.op_set_next(conn, schedule.id, next_fire_at)
-            for _, active in starts:
-                if active.schedule is not None:
-                    await schedule_store.op_record_start(conn, active.schedule.id, active.uid, at, active.state)
+                await schedule_store.op_fired(conn, schedule.id, next_fire_at, started.get(schedule.id), at)
             return ids
 
         try:

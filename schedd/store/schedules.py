@@ -44,6 +44,10 @@ SQL_LIST_FAMILY = "SELECT * FROM schedules WHERE family = ? ORDER BY id"
 SQL_DUE_INDEX = "SELECT id, next_fire_at FROM schedules WHERE active = 1 AND next_fire_at IS NOT NULL"
 # Moves a schedule's next fire time.
 SQL_SET_NEXT = "UPDATE schedules SET next_fire_at = ? WHERE id = ?"
+# Moves a schedule's next fire time and records the run its fire started, in one statement.
+SQL_SET_NEXT_STARTED = (
+    "UPDATE schedules SET next_fire_at = ?, last_run_uid = ?, last_run_at = ?, last_run_status = ? WHERE id = ?"
+)
 # Activates or deactivates a schedule, with its next fire time.
 SQL_SET_ACTIVE = (
     "UPDATE schedules SET active = ?, next_fire_at = ?, updated_by = ?, updated_at = ? WHERE id = ?"
@@ -277,8 +281,14 @@ async def retention_list(db: Database, at: float) -> list[tuple[int, int]]:
 
 # -- pieces of a larger transaction (the runner composes these in one write) ---------
 
-async def op_set_next(conn: WriteConnection, schedule_id: int, next_fire_at: float | None) -> None:
-    await conn.execute(SQL_SET_NEXT, (next_fire_at, schedule_id))
+async def op_fired(
+    conn: WriteConnection, schedule_id: int, next_fire_at: float | None, started: tuple[str, str] | None, at: float
+) -> None:
+    """A fire was handled: the next fire time, and `(run_uid, status)` of the run it started, if any."""
+    if started is None:
+        await conn.execute(SQL_SET_NEXT, (next_fire_at, schedule_id))
+    else:
+        await conn.execute(SQL_SET_NEXT_STARTED, (next_fire_at, started[0], at, started[1], schedule_id))
 
 
 async def op_record_start(conn: WriteConnection, schedule_id: int, run_uid: str, at: float, status: str) -> None:
