@@ -1,11 +1,11 @@
-# ruff: noqa: S101, S105, S310, S603, S608 - a benchmark: it runs its own daemon, CLI and wrk on a
+# ruff: noqa: S101, S105, S310, S603, S607, S608 - a benchmark: it runs its own daemon, CLI and wrk on a
 # throwaway database with a throwaway password, and calls 127.0.0.1 only.
 """HTTP API benchmark: `schedd serve` in its own process under a load client (issue "API bench").
 
-    .venv/bin/python benchmarks/api_bench.py                  # 1M rows, 1/16/64 conns, 5 s cells, medians of 3 (~7.5 min)
+    .venv/bin/python benchmarks/api_bench.py                  # 1M rows, 1/16/64 conns, 5 s cells, 3 runs (~7.5 min)
     .venv/bin/python benchmarks/api_bench.py --quick          # smoke run, well under a minute
     .venv/bin/python benchmarks/api_bench.py --ops history_org,history_job --conns 1,64 --repeat 1
-    .venv/bin/python benchmarks/api_bench.py --client wrk     # GETs driven by wrk (C) instead of aiohttp
+    .venv/bin/python benchmarks/api_bench.py --client wrk     # requests driven by wrk (C) instead of aiohttp
     .venv/bin/python benchmarks/api_bench.py --ops run_job    # seed-003 run-now (not in the default set)
     .venv/bin/python benchmarks/api_bench.py --analyse /tmp/schedd-api-profile-create_job-64.txt
 
@@ -172,6 +172,67 @@ def request_maker(spec: dict[str, Any]):
     return lambda: ("GET", url, None)
 
 
+def parse_writer_totals(text: str) -> tuple[float, float, float]:
+    """(commits, writes, commit seconds) from the text of the daemon's /metrics."""
+    found = dict(re.findall(r"^(schedd_writer_\w+_(?:sum|count)) ([0-9.e+]+)$", text, re.M))
+    return (float(found.get("schedd_writer_batch_size_count", 0)),
+            float(found.get("schedd_writer_batch_size_sum", 0)),
+            float(found.get("schedd_writer_commit_seconds_sum", 0)))
+
+
+def writer_totals_now(base: str) -> tuple[float, float, float]:
+    with urllib.request.urlopen(f"{base}/metrics", timeout=10) as r:
+        return parse_writer_totals(r.read().decode())
+
+
+def wrk_script(spec: dict[str, Any], threads: int, start: int, prefix: str) -> str:
+    """The wrk Lua script of a cell: the same requests as `request_maker`, numbered across threads."""
+    op = spec["op"]
+    path = {
+        "create_schedule": f"/aggregates/maintenance/scheduler/jobs/orgId/{CREATE_ORG}",
+        "create_job": "/admin/api/jobs/job",
+        "list": f"/aggregates/maintenance/scheduler/jobs/orgId/{LIST_ORG}",
+        "history_org": f"/aggregates/maintenance/orgId/{HIST_ORG}/history?limit=10",
+        "history_job": f"/admin/api/jobs/history/{spec['history_job']}?limit=100",
+    }.get(op)
+    body = "nil"
+    if op == "create_schedule":
+        body = lua_string(json.dumps({"time_expression": FAR_CRON, "scheduler_type": "time-based"}))
+    elif op == "create_job":
+        template = lua_string(json.dumps(job_body("@NAME@")))
+        body = f"(string.gsub({template}, '@NAME@', {lua_string(prefix)} .. '-' .. n))"
+    if op == "run_now":
+        target = (f"string.format('/api/1.0/aggregates/maintenance/orgId/{RUN_ORG.replace('{:06d}', '%06d')}"
+                  f"/run-immediately', n % {spec['orgs']})")
+    elif op == "run_job":
+        target = "'/admin/api/jobs/job/run/' .. pool[n % #pool + 1]"
+    else:
+        target = lua_string(path or "")
+    method = OPS[op][0]
+    return (
+        f"local pool = {{{', '.join(str(j) for j in spec['pool']) if op == 'run_job' else ''}}}\n"
+        "local threads_made = 0\n"
+        "function setup(thread)\n  thread:set('tid', threads_made)\n  threads_made = threads_made + 1\nend\n"
+        "local count = 0\n"
+        "function request()\n"
+        f"  local n = {start} + tid + count * {threads}\n"
+        "  count = count + 1\n"
+        f"  return wrk.format('{method}', {target}, nil, {body})\n"
+        "end\n"
+        "function done(summary, latency, requests)\n"
+        "  io.write(string.format('WRK %d %d %d %d %d %d\\n', summary.requests, summary.duration,\n"
+        "    latency:percentile(50), latency:percentile(99), latency.max,\n"
+        "    summary.errors.status + summary.errors.connect + summary.errors.read\n"
+        "    + summary.errors.write + summary.errors.timeout))\n"
+        "end\n"
+    )
+
+
+def lua_string(text: str) -> str:
+    """A Lua string literal (the text has no newline)."""
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
 async def client_run(spec: dict[str, Any]) -> dict[str, Any]:
     """Closed loop: `conns` workers, each on its own keep-alive connection, for warm-up + window."""
     import aiohttp
@@ -212,11 +273,7 @@ async def client_run(spec: dict[str, Any]) -> dict[str, Any]:
         async def writer_totals() -> tuple[float, float, float]:
             """(commits, writes, commit seconds) so far, from the daemon's /metrics (own connection)."""
             async with aiohttp.ClientSession() as own, own.get(f"{spec['base']}/metrics") as r:
-                text = await r.text()
-            found = dict(re.findall(r"^(schedd_writer_\w+_(?:sum|count)) ([0-9.e+]+)$", text, re.M))
-            return (float(found.get("schedd_writer_batch_size_count", 0)),
-                    float(found.get("schedd_writer_batch_size_sum", 0)),
-                    float(found.get("schedd_writer_commit_seconds_sum", 0)))
+                return parse_writer_totals(await r.text())
 
         def cpu_marks(suffix: str) -> None:
             marks["srv" + suffix], marks["cli" + suffix] = proc_cpu(spec["daemon_pid"]), time.process_time()
@@ -458,7 +515,7 @@ class Bench:
         seconds = self.args.seconds if seconds is None else seconds
         warmup = self.args.warmup if warmup is None else warmup
         spec = self.spec(op, conns, warmup, seconds)
-        if self.args.client == "wrk" and OPS[op][0] == "GET":
+        if self.args.client == "wrk":
             result = self.wrk_cell(spec)
         else:
             out = subprocess.run([sys.executable, __file__, "--child-client", json.dumps(spec)],
@@ -472,26 +529,28 @@ class Bench:
         return result
 
     def wrk_cell(self, spec: dict[str, Any]) -> dict[str, Any]:
-        """A GET cell driven by wrk: a warm-up run, then the measured run."""
-        script = self.work / "report.lua"
-        script.write_text(
-            "done = function(summary, latency, requests)\n"
-            "  io.write(string.format('WRK %d %d %d %d %d %d\\n', summary.requests, summary.duration,\n"
-            "    latency:percentile(50), latency:percentile(99), latency.max,\n"
-            "    summary.errors.status + summary.errors.connect + summary.errors.read\n"
-            "    + summary.errors.write + summary.errors.timeout))\n"
-            "end\n")
-        _, url, _ = request_maker(spec)()
+        """A cell driven by wrk (C, a few % of a CPU): a warm-up run, then the measured run."""
         conns = spec["conns"]
-        base = ["wrk", "-t", str(min(conns, 2)), "-c", str(conns), "-H",
-                f"X-VoltMX-Authorization: {spec['token']}", "-s", str(script)]
-        subprocess.run([*base, "-d", f"{max(1, round(spec['warmup']))}s", url], capture_output=True, check=True)
+        threads = min(conns, 2)
+        headers = ["-H", f"X-VoltMX-Authorization: {spec['token']}", "-H", "Content-Type: application/json"]
+
+        def run(label: str, seconds: float, start: int) -> tuple[subprocess.CompletedProcess[str], int]:
+            script = self.work / f"wrk-{label}.lua"
+            script.write_text(wrk_script(spec, threads, start, f"{spec['prefix']}{label}"))
+            out = subprocess.run(["wrk", "-t", str(threads), "-c", str(conns), *headers, "-s", str(script),
+                                  "-d", f"{max(1, round(seconds))}s", spec["base"]],
+                                 capture_output=True, text=True, check=True)
+            fields = next(ln for ln in out.stdout.splitlines() if ln.startswith("WRK ")).split()[1:]
+            return out, int(fields[0]) + conns  # requests answered + those still in flight at the end
+
+        _, warm_issued = run("w", spec["warmup"], spec["start"])
+        w0 = writer_totals_now(spec["base"])
         children0 = os.times()
         srv0, stub0, all0 = proc_cpu(spec["daemon_pid"]), proc_cpu(spec["stub_pid"]), machine_busy()
-        out = subprocess.run([*base, "-d", f"{max(1, round(spec['seconds']))}s", url], capture_output=True,
-                             text=True, check=True)
+        out, issued = run("m", spec["seconds"], spec["start"] + warm_issued)
         srv1, stub1, all1 = proc_cpu(spec["daemon_pid"]), proc_cpu(spec["stub_pid"]), machine_busy()
         children1 = os.times()
+        commits, writes, commit_s = (b - a for a, b in zip(w0, writer_totals_now(spec["base"]), strict=True))
         fields = next(ln for ln in out.stdout.splitlines() if ln.startswith("WRK ")).split()[1:]
         n, duration_us, p50, p99, worst, errors = (int(x) for x in fields)
         seconds = duration_us / 1e6
@@ -500,9 +559,9 @@ class Bench:
         return {
             "other_cpu": (all1 - all0) - (srv1 - srv0) - (stub1 - stub0) - wrk_cpu,
             "n": n, "rps": n / seconds, "p50": p50 / 1000, "p99": p99 / 1000, "max": worst / 1000,
-            "statuses": {"200": n - errors, **({"error": errors} if errors else {})}, "issued": 0,
-            "srv_cpu": srv1 - srv0, "seconds": seconds, "client": "wrk",
-            "cli_cpu": wrk_cpu,
+            "statuses": {"2xx": n - errors, **({"error": errors} if errors else {})},
+            "issued": warm_issued + issued, "srv_cpu": srv1 - srv0, "seconds": seconds, "client": "wrk",
+            "cli_cpu": wrk_cpu, "commits": commits, "writes": writes, "commit_s": commit_s,
         }
 
     def open_runs(self) -> int:
@@ -799,7 +858,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--ops", default=",".join(op for op in OPS if op != "run_job"),
                    help=f"operations, from {', '.join(OPS)} (all but run_job by default)")
     p.add_argument("--client", choices=("aiohttp", "wrk"), default="aiohttp",
-                   help="load client of the GET cells (POSTs always use aiohttp)")
+                   help="load client: aiohttp (Python, closed loop), or wrk (C, lighter on the shared CPUs)")
     p.add_argument("--list-size", type=int, default=20, help="schedules in the org the `list` cells read")
     p.add_argument("--pool-jobs", type=int, default=None, help="jobs `run_job` cycles through (1000)")
     p.add_argument("--run-orgs", type=int, default=None, help="orgs `run_now` cycles through (60000)")
@@ -885,8 +944,7 @@ def main(argv: list[str]) -> None:
         "",
         (f"Database: {facts['runs']:,} runs ({facts['org_runs']:,} in org {HIST_ORG}, {facts['job_runs']:,} of "
          f"the history job), {facts['orgs']:,} orgs, {facts['db_mb']:.0f} MiB. Load client: "
-         f"{args.client if args.client == 'wrk' else 'aiohttp'} for GETs, aiohttp for POSTs, default asyncio "
-         f"loop; {os.cpu_count()} CPUs shared by daemon, client and stub. Whole run {elapsed / 60:.1f} min."),
+         f"{args.client}; {os.cpu_count()} CPUs shared by daemon, client and stub. Whole run {elapsed / 60:.1f} min."),
         "",
         *table(results, args.ops_list, args.conns_list),
         "",

@@ -157,7 +157,7 @@ def _serve(args: argparse.Namespace) -> int:
         if isinstance(outcome, int):
             return outcome
         ready_fd = outcome.ready_fd
-    logs.setup(config.logging.format, config.logging.level, target=target)
+    logs.setup(config.logging.format, config.logging.level, target=target, background=True)
     notifier = daemon.Notifier.from_environ(ready_fd=ready_fd)
     try:
         return asyncio.run(serve(config, config_path=config_path, db_path=db_path, host=args.host,
@@ -171,6 +171,7 @@ def _serve(args: argparse.Namespace) -> int:
         raise
     finally:
         notifier.close()
+        logs.shutdown()
 
 
 def _log_target(args: argparse.Namespace) -> str | None:

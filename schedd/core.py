@@ -38,6 +38,8 @@ class Core:
             misfire_max=sched.misfire_max, retention_sweep=sched.retention_sweep)
         self._loop_task: asyncio.Task[None] | None = None
         self.ready = False
+        self.known_orgs: set[str] = set()
+        """Orgs seen in the database; orgs are never deleted, so a hit needs no read."""
         self.startup: list[Callable[[float], Awaitable[None]]] = []
         """Run by `start()` after recovery, before the loop: families arm their own timers."""
         self._install_families()

@@ -6,10 +6,12 @@ follow the convention is shown as `action=log msg="..."` so that no line lacks o
 
 from __future__ import annotations
 
+import atexit
 import json
 import logging
 import logging.handlers
 import os
+import queue
 import re
 import sys
 import time
@@ -90,25 +92,59 @@ SYSLOG_SOCKET = "/dev/log"
 
 _target: TextIO | str | None = None
 _handler: logging.Handler | None = None
+_listener: logging.handlers.QueueListener | None = None
+_queue: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
+
+
+class _Enqueue(logging.handlers.QueueHandler):
+    """Hands each record to the log thread as it is: formatting and writing happen there.
+
+    The arguments of schedd's log calls are strings and numbers, which nothing changes after
+    the call, so the record needs no copy.
+    """
+
+    def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
+        return record
 
 
 def setup(fmt: str = "logfmt", level: str = "INFO", stream: TextIO | None = None, *,
-          target: str | None = None) -> None:
+          target: str | None = None, background: bool = False) -> None:
     """Send every log line to `stream` (default stderr), or to the file `target`, or to syslog.
 
     The target is remembered: `reconfigure()` changes format and level and reopens it.
+    With `background` (the daemon), lines are formatted and written by a thread of their
+    own, so a slow disk or journal never holds up the event loop; `shutdown()` (also run at
+    exit) writes what is still queued.
     """
     global _target
     _target = target if target is not None else stream
-    reconfigure(fmt, level)
+    if background and _listener is None:
+        atexit.register(shutdown)
+        reconfigure(fmt, level, _start=True)
+    else:
+        reconfigure(fmt, level)
 
 
-def reconfigure(fmt: str, level: str) -> None:
+def shutdown() -> None:
+    """Write every queued line and stop the log thread (logging goes on, in the caller's thread)."""
+    global _listener
+    if _listener is None:
+        return
+    listener, _listener = _listener, None
+    listener.stop()
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    if _handler is not None:
+        root.addHandler(_handler)
+
+
+def reconfigure(fmt: str, level: str, *, _start: bool = False) -> None:
     """New format and level on the target of the last `setup()` (a log file is reopened).
 
     The new handler is made before the old one goes, so a failure leaves logging as it was.
     """
-    global _handler
+    global _handler, _listener
     formatter: logging.Formatter = JsonFormatter() if fmt == "json" else LogfmtFormatter()
     handler: logging.Handler
     if _target == SYSLOG:
@@ -122,11 +158,19 @@ def reconfigure(fmt: str, level: str) -> None:
         handler = logging.StreamHandler(_target or sys.stderr)
     handler.setFormatter(formatter)
     root = logging.getLogger()
+    background = _start or _listener is not None
+    if _listener is not None:
+        _listener.stop()  # writes what the old handler still has queued
     for old in list(root.handlers):
         root.removeHandler(old)
     if _handler is not None:
         _handler.close()
     _handler = handler
-    root.addHandler(handler)
+    if background:
+        _listener = logging.handlers.QueueListener(_queue, handler)
+        _listener.start()
+        root.addHandler(_Enqueue(_queue))
+    else:
+        root.addHandler(handler)
     root.setLevel(level.upper())
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)

@@ -150,7 +150,10 @@ def test_daemon_notifies_ready_watchdog_reload_and_stopping(daemon_factory, fake
 
     ready = fake_systemd.wait_for("READY")
     # READY=1 promises: database open, heap loaded, listener bound.
-    daemon.port = int(re.search(r"action=listening .*port=(\d+)", daemon.log.read_text()).group(1))
+    # Log lines are written by the daemon's log thread: the line may land just after READY.
+    listening = wait_until(lambda: re.search(r"action=listening .*port=(\d+)", daemon.log.read_text()),
+                           what="listening line")
+    daemon.port = int(listening.group(1))
     status, body = daemon.request("GET", "/readyz")
     assert status == 200 and body["ready"] is True
     assert re.fullmatch(r"\d+ timers armed, 0 runs in flight, 0 queued", ready["STATUS"])
@@ -278,7 +281,8 @@ def test_serve_daemon_detaches_writes_the_pidfile_and_stops_cleanly_on_sigterm(d
     assert out.stdout == "" and time.monotonic() - started < 30
     pid = int(pidfile.read_text())
     assert pid != os.getpid() and daemon_mod.pidfile_owner(str(pidfile)) == pid
-    daemon.port = int(re.search(r"action=listening .*port=(\d+)", log.read_text()).group(1))
+    daemon.port = int(wait_until(lambda: re.search(r"action=listening .*port=(\d+)", log.read_text()),
+                                 what="listening line").group(1))
     assert daemon.request("GET", "/healthz") == (200, {"status": "ok"})
     assert daemon.login()
 

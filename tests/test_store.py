@@ -49,6 +49,19 @@ async def test_writes_queued_in_one_turn_commit_together(db):
     assert len(await schedules.list_scope(db, "maintenance", "default")) == 50
 
 
+@pytest.mark.parametrize("fields", [
+    {},
+    dict(family="service", org_id=None, name="nightly", description="d", spec={"b": [1, 2], "a": {"x": None}},
+         full_build=True, active=False, next_fire_at=None, misfire_policy="skip", overlap_policy="allow",
+         timeout=2.5, retries=3, history_strategy="FULL", retention_days=7, created_by="alice"),
+    dict(family="aggregate", project_id="p", cube_id="c", full_build=False),
+])
+async def test_insert_answers_exactly_what_a_later_read_gives(db, fields):
+    await db.execute("INSERT INTO orgs (id, created_at) VALUES ('default', 0)")
+    made = await schedules.insert(db, new_schedule("same", **fields))
+    assert made == await schedules.get(db, made.id)
+
+
 async def test_a_failing_write_fails_alone(db):
     await db.execute("INSERT INTO orgs (id, created_at) VALUES ('default', 0)")
     good = [schedules.insert(db, new_schedule(f"g{i}")) for i in range(5)]

@@ -16,8 +16,13 @@ RUN_STATES = ("queued", "inprogress", "done", "failed", "canceled", "skipped", "
 
 async def check_org(core: Core, user: User, org_id: str) -> None:
     """404 alike for an org that does not exist and one the caller may not see."""
-    if not user.can_see(org_id) or not await account_store.org_exists(core.db, org_id):
+    if not user.can_see(org_id):
         raise NotFound("organization", org_id)
+    if org_id in core.known_orgs:
+        return
+    if not await account_store.org_exists(core.db, org_id):
+        raise NotFound("organization", org_id)
+    core.known_orgs.add(org_id)
 
 
 @dataclass(frozen=True, slots=True)

@@ -159,6 +159,21 @@ class Schedule:
             updated_at=row["updated_at"],
         )
 
+    @classmethod
+    def from_new(cls, schedule_id: int, new: NewSchedule) -> Schedule:
+        """The row `insert` has just written, without reading it back."""
+        return cls(
+            id=schedule_id, uid=new.uid, family=new.family, org_id=new.org_id, project_id=new.project_id,
+            cube_id=new.cube_id, name=new.name, description=new.description, cron=new.cron,
+            cron_normalized=new.cron_normalized, timezone=new.timezone, full_build=new.full_build,
+            spec=dict(new.spec) if new.spec else {}, active=new.active, next_fire_at=new.next_fire_at,
+            misfire_policy=new.misfire_policy, overlap_policy=new.overlap_policy, timeout=new.timeout,
+            retries=new.retries, history_strategy=new.history_strategy, retention_days=new.retention_days,
+            success_count=0, fail_count=0, last_run_uid=None, last_run_at=None, last_run_status=None,
+            created_by=new.created_by, created_at=new.created_at, updated_by=new.created_by,
+            updated_at=new.created_at,
+        )
+
     @property
     def overlap_key(self) -> str:
         """What "the same job" means for overlap: the org, the cube, or the job itself."""
@@ -199,7 +214,7 @@ async def insert(db: Database, new: NewSchedule) -> Schedule:
             cur = await conn.execute(SQL_INSERT, new.values())
         except sqlite3.IntegrityError as exc:
             raise _name_taken(exc, new.name) from exc
-        return Schedule.from_row(await written_row(conn, SQL_GET, (inserted_id(cur),)))
+        return Schedule.from_new(inserted_id(cur), new)
 
     return await db.write(op)
 
