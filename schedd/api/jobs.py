@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
@@ -18,7 +19,7 @@ from schedd.core import Core
 from schedd.cron import load_zone
 from schedd.errors import ScheddError, ValidationError
 from schedd.families import jobs
-from schedd.store.runs import Run
+from schedd.store.runs import Run, RunSummary
 from schedd.store.schedules import Schedule
 
 routes = web.RouteTableDef()
@@ -45,10 +46,14 @@ def success(result: Any = None, headers: dict[str, str] | None = None) -> web.Re
                          headers=headers)
 
 
-def local_time(core: Core, at: float | None) -> str | None:
+def daemon_zone(core: Core) -> ZoneInfo:
+    """The zone the seed's dates are shown in (the config's; a reload may change it)."""
+    return load_zone(core.config.scheduler.timezone)
+
+
+def local_time(zone: ZoneInfo, at: float | None) -> str | None:
     if at is None:
         return None
-    zone = load_zone(core.config.scheduler.timezone)
     return datetime.fromtimestamp(at, zone).strftime("%Y-%m-%d %H:%M:%S")
 
 
@@ -59,6 +64,7 @@ def _percent(part: int, whole: int) -> int:
 
 def job_summary(core: Core, job: jobs.Job) -> dict[str, Any]:
     s = job.schedule
+    zone = daemon_zone(core)
     counted = s.success_count + s.fail_count
     success = _percent(s.success_count, counted)
     return {
@@ -67,7 +73,7 @@ def job_summary(core: Core, job: jobs.Job) -> dict[str, Any]:
         "description": s.description,
         "cronExpression": s.cron,
         "updatedUser": s.updated_by,
-        "updatedDate": local_time(core, s.updated_at),
+        "updatedDate": local_time(zone, s.updated_at),
         "jobStatus": _status(s),
         "jobHistoryTotal": job.kept,
         "jobHistorySuccessCount": s.success_count,
@@ -75,12 +81,13 @@ def job_summary(core: Core, job: jobs.Job) -> dict[str, Any]:
         "jobHistorySucPercentage": success,
         "jobHistoryFailPercentage": 100 - success if counted else 0,
         "jobLastRunStatus": EXECUTION_STATUS.get(s.last_run_status or ""),
-        "jobNextRunTime": local_time(core, s.next_fire_at) if s.active else None,
+        "jobNextRunTime": local_time(zone, s.next_fire_at) if s.active else None,
     }
 
 
 def job_detail(core: Core, job: jobs.Job) -> dict[str, Any]:
     s = job.schedule
+    zone = daemon_zone(core)
     return {
         "jobId": s.id,
         "jobName": s.name,
@@ -91,9 +98,9 @@ def job_detail(core: Core, job: jobs.Job) -> dict[str, Any]:
         "retentionPeriod": str(s.retention_days),
         "jobFrequencyInfo": s.spec.get(jobs.FREQUENCY_INFO),
         "description": s.description,
-        "jobNextRunTime": local_time(core, s.next_fire_at) if s.active else None,
+        "jobNextRunTime": local_time(zone, s.next_fire_at) if s.active else None,
         "updatedUser": s.updated_by,
-        "updatedDate": local_time(core, s.updated_at),
+        "updatedDate": local_time(zone, s.updated_at),
     }
 
 
@@ -101,14 +108,14 @@ def _status(schedule: Schedule) -> str:
     return "Active" if schedule.active else "Inactive"
 
 
-def run_summary(core: Core, run: Run) -> dict[str, Any]:
+def run_summary(zone: ZoneInfo, run: Run | RunSummary) -> dict[str, Any]:
     # A skipped fire never started: it is shown as starting and ending when it was handled.
     started = run.created_at if run.state == "skipped" and run.started_at is None else run.started_at
     ended = run.ended_at
     return {
         "jobRunId": run.id,
-        "jobStartTime": local_time(core, started),
-        "jobEndTime": local_time(core, ended),
+        "jobStartTime": local_time(zone, started),
+        "jobEndTime": local_time(zone, ended),
         "jobDuration": round((ended - started) * 1000) if started is not None and ended is not None else 0,
         "executionFrequency": run.cron,
         "executionStatus": EXECUTION_STATUS.get(run.state, run.state),
@@ -118,7 +125,7 @@ def run_summary(core: Core, run: Run) -> dict[str, Any]:
 
 def run_detail(core: Core, run: Run) -> dict[str, Any]:
     return {
-        **run_summary(core, run),
+        **run_summary(daemon_zone(core), run),
         "triggerType": run.trigger,
         "requestPayload": run.request_payload,
         "responseStatus": run.response_status,
@@ -194,7 +201,8 @@ async def history(request: web.Request) -> web.Response:
     limit = query_int(request, "limit", 100, 1, 1000)
     offset = query_int(request, "offset", 0, 0, 10**9)
     found = await jobs.history(core, _job_id(request), limit=limit, offset=offset)
-    return json_response([run_summary(core, run) for run in found])
+    zone = daemon_zone(core)
+    return json_response([run_summary(zone, run) for run in found])
 
 
 @routes.get(BASE + "/history/{jobId}/{jobRunId}")

@@ -24,7 +24,7 @@ from schedd.runner import RunRef
 from schedd.store import runs as run_store
 from schedd.store import schedules as schedule_store
 from schedd.store.accounts import User
-from schedd.store.runs import Run
+from schedd.store.runs import Run, RunSummary
 from schedd.store.schedules import NewSchedule, Schedule
 
 FAMILY = "service"
@@ -329,9 +329,9 @@ async def run_now(core: Core, ident: int, *, at: float) -> RunRef:
     return await core.runner.run_now(FAMILY, schedule.overlap_key, RUN_NOW, at=at, schedule=schedule)
 
 
-async def history(core: Core, ident: int, *, limit: int, offset: int) -> list[Run]:
+async def history(core: Core, ident: int, *, limit: int, offset: int) -> list[RunSummary]:
     schedule = await _schedule(core, ident)
-    return await run_store.list_schedule(core.db, schedule.id, limit=limit, offset=offset)
+    return await run_store.list_schedule_summaries(core.db, schedule.id, limit=limit, offset=offset)
 
 
 async def run_detail(core: Core, ident: int, run_id: int) -> Run:
