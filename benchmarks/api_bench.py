@@ -7,6 +7,7 @@
     .venv/bin/python benchmarks/api_bench.py --ops history_org,history_job --conns 1,64 --repeat 1
     .venv/bin/python benchmarks/api_bench.py --client wrk     # requests driven by wrk (C) instead of aiohttp
     .venv/bin/python benchmarks/api_bench.py --ops run_job    # seed-003 run-now (not in the default set)
+    .venv/bin/python benchmarks/api_bench.py --schedules 10000,100000,1000000   # how each cell grows
     .venv/bin/python benchmarks/api_bench.py --analyse /tmp/schedd-api-profile-create_job-64.txt
 
 Set-up (not timed): a fresh SQLite file, an admin user and a token through the CLI
@@ -30,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import calendar
 import itertools
 import json
 import math
@@ -56,6 +58,7 @@ USER = "bench"
 LIST_ORG = "bench-list"      # holds --list-size schedules, read by the `list` cells
 HIST_ORG = "bench-hist"      # holds --rows maintenance runs, read by `history_org`
 CREATE_ORG = "bench-create"  # where `create_schedule` puts its schedules
+HELD_ORG = "bench-held"    # idle schedules of `--schedules` (never read, never fired)
 RUN_ORG = "rn-{:06d}"        # fresh orgs for `run_now` (one maintenance run per org at a time)
 CLI_ORGS = 3                 # run-now orgs made with `schedd org add`; the rest are bulk-inserted
 SERVICE = "stub"
@@ -427,6 +430,39 @@ def bulk_insert(db: Path, rows: int, job_id: int, run_orgs: int, now: float) -> 
     return counts
 
 
+def add_idle_schedules(db: Path, total: int, now: float) -> int:
+    """Maintenance schedules in org `bench-held` up to `total`, firing on 1 January only (at spread minutes)."""
+    conn = sqlite3.connect(db, isolation_level=None)
+    conn.execute("PRAGMA synchronous=OFF")
+    conn.execute("PRAGMA cache_size=-262144")
+    have = conn.execute("SELECT count(*) FROM schedules WHERE org_id = ?", (HELD_ORG,)).fetchone()[0]
+    year = time.gmtime(now).tm_year + 1
+    jan1 = calendar.timegm((year, 1, 1, 0, 0, 0))
+
+    def rows():
+        for i in range(have, total):
+            hour, minute = (i // 60) % 24, i % 60
+            yield (str(uuid.uuid4()), HELD_ORG, f"0 {minute} {hour} 1 1 ? *", jan1 + hour * 3600 + minute * 60, now)
+
+    conn.execute("BEGIN")
+    conn.execute("INSERT INTO orgs (id, created_at) VALUES (?, ?) ON CONFLICT (id) DO NOTHING", (HELD_ORG, now))
+    conn.executemany(
+        "INSERT INTO schedules (uid, family, org_id, cron, cron_normalized, timezone, full_build, active,"
+        " next_fire_at, retention_days, created_by, created_at, updated_by, updated_at)"
+        " VALUES (?1, 'maintenance', ?2, ?3, ?3, 'UTC', 0, 1, ?4, 0, 'bench', ?5, 'bench', ?5)", rows())
+    conn.execute("COMMIT")
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.close()
+    return max(0, total - have)
+
+
+def proc_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return math.nan
+
+
 class Bench:
     def __init__(self, args: argparse.Namespace, work: Path) -> None:
         self.args = args
@@ -491,6 +527,20 @@ class Bench:
             f"{counts['job_runs']:,} of job {self.history_job}), {counts['orgs']:,} orgs, "
             f"{facts['db_mb']:.0f} MiB; CLI+API {facts['setup_api_s']:.1f} s, "
             f"bulk insert {facts['insert_s']:.1f} s, daemon restart {facts['restart_s']:.1f} s")
+        return facts
+
+    def hold(self, total: int) -> dict[str, Any]:
+        """Grow the idle schedules to `total` (bulk insert), restart the daemon so its heap holds them."""
+        self.daemon.stop()
+        started = time.perf_counter()
+        added = add_idle_schedules(self.db, total, time.time())
+        inserted = time.perf_counter()
+        self.daemon.start()
+        ready = time.perf_counter()
+        facts = {"held": total, "added": added, "insert_s": inserted - started, "restart_s": ready - inserted,
+                 "rss_mb": proc_rss_mb(self.daemon.pid), "db_mb": self.db.stat().st_size / 2**20}
+        log(f"holding {total:,} idle schedules (+{added:,} in {facts['insert_s']:.1f} s); daemon ready in "
+            f"{facts['restart_s']:.1f} s, RSS {facts['rss_mb']:.0f} MB, database {facts['db_mb']:.0f} MiB")
         return facts
 
     def close(self) -> None:
@@ -760,6 +810,32 @@ def table(results: dict[tuple[str, int], list[dict[str, Any]]], ops: list[str], 
     return lines
 
 
+def sized_tables(by_size: dict[int, dict[tuple[str, int], list[dict[str, Any]]]], held: list[dict[str, Any]],
+                 args: argparse.Namespace) -> list[str]:
+    """The main table per number of idle schedules held, and how each cell grows with it."""
+    lines: list[str] = []
+    facts = {h["held"]: h for h in held}
+    for size, results in by_size.items():
+        if size:
+            h = facts[size]
+            lines += [f"Holding {size:,} idle schedules (daemon RSS after restart {h['rss_mb']:.0f} MB, "
+                      f"ready in {h['restart_s']:.1f} s, database {h['db_mb']:.0f} MiB):", ""]
+        lines += [*table(results, args.ops_list, args.conns_list), ""]
+    if len(by_size) > 1:
+        sizes = list(by_size)
+        lines += ["How each cell grows with the idle schedules held (req/s; p99 ms):", "",
+                  "| operation | conns | " + " | ".join(f"{n:,} held" for n in sizes) + " |",
+                  "| --- | ---: |" + " ---: |" * len(sizes)]
+        for op in args.ops_list:
+            for c in args.conns_list:
+                cells = [summarise(by_size[n][(op, c)]) for n in sizes if by_size[n].get((op, c))]
+                if len(cells) == len(sizes):
+                    lines.append(f"| {op} | {c} | " + " | ".join(f"{x['rps']:.0f}; {x['p99']:.1f}" for x in cells)
+                                 + " |")
+        lines.append("")
+    return lines
+
+
 def context_table(results: dict[tuple[str, int], list[dict[str, Any]]], ops: list[str],
                   conns: list[int]) -> list[str]:
     """What else happened in each cell: CPU of each party, the writer, backlog, spread of the runs."""
@@ -859,6 +935,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                    help=f"operations, from {', '.join(OPS)} (all but run_job by default)")
     p.add_argument("--client", choices=("aiohttp", "wrk"), default="aiohttp",
                    help="load client: aiohttp (Python, closed loop), or wrk (C, lighter on the shared CPUs)")
+    p.add_argument("--schedules", default="",
+                   help="N,N,...: run every cell again with N idle schedules held (bulk-inserted, in the heap)")
     p.add_argument("--list-size", type=int, default=20, help="schedules in the org the `list` cells read")
     p.add_argument("--pool-jobs", type=int, default=None, help="jobs `run_job` cycles through (1000)")
     p.add_argument("--run-orgs", type=int, default=None, help="orgs `run_now` cycles through (60000)")
@@ -882,6 +960,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         if getattr(args, key) is None:
             setattr(args, key, value)
     args.conns_list = [int(c) for c in str(args.conns).split(",")]
+    args.schedules_list = sorted(int(n) for n in args.schedules.split(",") if n.strip())
     args.ops_list = [o.strip() for o in args.ops.split(",") if o.strip()]
     for op in args.ops_list:
         if op not in OPS:
@@ -889,6 +968,22 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     if args.client == "wrk" and shutil.which("wrk") is None:
         p.error("--client wrk: wrk is not installed (apt-get install -y wrk)")
     return args
+
+
+def run_cells(bench: Bench, args: argparse.Namespace, results: dict[tuple[str, int], list[dict[str, Any]]]) -> None:
+    """Every cell `--repeat` times, repeats outermost, into `results`."""
+    for rep in range(args.repeat):
+        for op in args.ops_list:
+            for c in args.conns_list:
+                r = bench.cell(op, c)
+                results[(op, c)].append(r)
+                bad = {k: v for k, v in r["statuses"].items() if not k.startswith("2")}
+                log(f"run {rep + 1}/{args.repeat} {op:<15} conns={c:<3} {r['rps']:7.0f} req/s  "
+                    f"p50 {r['p50']:7.2f} ms  p99 {r['p99']:7.2f} ms  daemon CPU "
+                    f"{100 * r['srv_cpu'] / r['seconds']:3.0f}%  client CPU "
+                    f"{100 * r['cli_cpu'] / r['seconds']:3.0f}%  "
+                    f"others {max(0.0, 100 * r['other_cpu'] / r['seconds']):3.0f}%"
+                    f"{'  non-2xx ' + str(bad) if bad else ''}")
 
 
 def main(argv: list[str]) -> None:
@@ -905,22 +1000,17 @@ def main(argv: list[str]) -> None:
     work.mkdir(parents=True, exist_ok=True)
     bench = Bench(args, work)
     t0 = time.perf_counter()
-    results: dict[tuple[str, int], list[dict[str, Any]]] = defaultdict(list)
+    results: dict[tuple[str, int], list[dict[str, Any]]] = {}
     profiles: list[dict[str, Any]] = []
+    by_size: dict[int, dict[tuple[str, int], list[dict[str, Any]]]] = {}
+    held: list[dict[str, Any]] = []
     try:
         facts = bench.setup()
-        for rep in range(args.repeat):
-            for op in args.ops_list:
-                for c in args.conns_list:
-                    r = bench.cell(op, c)
-                    results[(op, c)].append(r)
-                    bad = {k: v for k, v in r["statuses"].items() if not k.startswith("2")}
-                    log(f"run {rep + 1}/{args.repeat} {op:<15} conns={c:<3} {r['rps']:7.0f} req/s  "
-                        f"p50 {r['p50']:7.2f} ms  p99 {r['p99']:7.2f} ms  daemon CPU "
-                        f"{100 * r['srv_cpu'] / r['seconds']:3.0f}%  client CPU "
-                        f"{100 * r['cli_cpu'] / r['seconds']:3.0f}%  "
-                        f"others {max(0.0, 100 * r['other_cpu'] / r['seconds']):3.0f}%"
-                        f"{'  non-2xx ' + str(bad) if bad else ''}")
+        for size in args.schedules_list or [0]:
+            if size:
+                held.append(bench.hold(size))
+            results = by_size[size] = defaultdict(list)
+            run_cells(bench, args, results)
         verdicts = goals(results, args.conns_list)
         if args.profile == "auto":
             todo = []
@@ -946,8 +1036,7 @@ def main(argv: list[str]) -> None:
          f"the history job), {facts['orgs']:,} orgs, {facts['db_mb']:.0f} MiB. Load client: "
          f"{args.client}; {os.cpu_count()} CPUs shared by daemon, client and stub. Whole run {elapsed / 60:.1f} min."),
         "",
-        *table(results, args.ops_list, args.conns_list),
-        "",
+        *sized_tables(by_size, held, args),
         "Context (medians): CPU is the share of one CPU; others' = every other process on the machine.",
         "",
         *context_table(results, args.ops_list, args.conns_list),
@@ -963,7 +1052,8 @@ def main(argv: list[str]) -> None:
     if args.json:
         Path(args.json).write_text(json.dumps({
             "args": {k: v for k, v in vars(args).items()}, "facts": facts,
-            "results": {f"{op}@{c}": runs for (op, c), runs in results.items()}, "profiles": profiles,
+            "held": held, "profiles": profiles,
+            "results": {f"{op}@{c}@{size}": runs for size, found in by_size.items() for (op, c), runs in found.items()},
         }, indent=1, default=str))
     if args.keep or args.workdir:
         log(f"work directory kept: {work}")

@@ -3,6 +3,11 @@
     .venv/bin/python benchmarks/engine_bench.py                     # everything, medians of 3
     .venv/bin/python benchmarks/engine_bench.py --quick             # smoke run, about a minute
     .venv/bin/python benchmarks/engine_bench.py --only ready --sizes 10000,100000,1000000
+    .venv/bin/python benchmarks/engine_bench.py --only delay,durable --held 10000,100000,1000000
+
+`--held N[,N...]` adds a "growth" table: schedd's delay and durable runs again, once per N,
+with the database and the engine heap also holding N idle schedules (daily crons, the
+earliest an hour ahead, as in the "ready" databases). APScheduler is not run again.
 
 Every measurement runs in a fresh child process of this script (`--child SPEC`), so the
 RSS and the caches of one configuration never leak into the next; the child prints one
@@ -41,6 +46,8 @@ UTC = timezone.utc
 SLOT_LEAD = 60  # minutes: the earliest daily fire is an hour ahead, so nothing fires during a run
 SLOTS = 1440 - SLOT_LEAD  # one daily fire time per minute, over the rest of the next 24 hours
 WARMUP = 2  # seconds of fires left out of the start-delay window
+HELD_PER_SECOND = 200_000  # idle schedules loaded per second at worst: the delay run's first fire waits for them
+IDLE_UID_BASE = 1 << 40  # uids of the idle schedules of --held start here, clear of the firing ones
 SERVICE = "stub"
 OPERATION = "ping"
 SERVICE_SPEC = json.dumps(
@@ -100,21 +107,24 @@ def slot_of(i: int, n: int) -> int:
 
 # --------------------------------------------------------------------------- schedd set-up
 
-def build_schedd_db(path: Path, rows: Iterator[tuple[Any, ...]]) -> None:
-    """A schedd database from the packaged migrations, filled with one executemany (set-up)."""
+def build_schedd_db(path: Path, rows: Iterator[tuple[Any, ...]], base: str | None = None) -> None:
+    """A schedd database from the packaged migrations, or a copy of `base`, plus one executemany (set-up)."""
     from schedd.store import db as store_db
     from schedd.store import schedules as schedule_store
 
     if path.exists():
         path.unlink()
+    if base is not None:
+        shutil.copyfile(base, path)
     conn = sqlite3.connect(path, isolation_level=None)
     conn.execute("PRAGMA journal_mode=OFF")
     conn.execute("PRAGMA synchronous=OFF")
-    conn.execute(store_db.SQL_CREATE_MIGRATIONS)
-    for m in store_db.migrations():
-        conn.executescript(m.sql)
-        conn.execute("INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
-                     (m.version, m.name, time.time()))
+    if base is None:
+        conn.execute(store_db.SQL_CREATE_MIGRATIONS)
+        for m in store_db.migrations():
+            conn.executescript(m.sql)
+            conn.execute("INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+                         (m.version, m.name, time.time()))
     conn.execute("BEGIN")
     conn.execute("INSERT INTO orgs (id, created_at) VALUES ('default', 0) ON CONFLICT DO NOTHING")
     conn.executemany(schedule_store.SQL_INSERT, rows)
@@ -124,21 +134,21 @@ def build_schedd_db(path: Path, rows: Iterator[tuple[Any, ...]]) -> None:
 
 
 def service_rows(n: int, at: float, *, cron_of: Callable[[int], str], next_of: Callable[[int], float],
-                 prefix: str = "job", retention_days: int = 30) -> Iterator[tuple[Any, ...]]:
+                 prefix: str = "job", retention_days: int = 30, uid_base: int = 0) -> Iterator[tuple[Any, ...]]:
     """Rows of `schedules` (in schedule_store.COLUMNS order) for n service jobs."""
     from schedd.cron import parse
 
     for i in range(n):
         cron = cron_of(i)
         yield (
-            f"00000000-0000-4000-8000-{i:012x}", "service", "default", None, None,
+            f"00000000-0000-4000-8000-{uid_base + i:012x}", "service", "default", None, None,
             f"{prefix}-{i:07d}", None, cron, parse(cron).normalized, "UTC", None, SERVICE_SPEC, 1,
             next_of(i), "fire_once", "forbid", None, 0, "MINIMAL", retention_days, "bench", at,
             "bench", at,
         )
 
 
-def daily_service_rows(n: int, at: float) -> Iterator[tuple[Any, ...]]:
+def daily_service_rows(n: int, at: float, *, prefix: str = "job", uid_base: int = 0) -> Iterator[tuple[Any, ...]]:
     from schedd.cron import load_zone, parse
 
     slots, fires = slot_plan(n, at)
@@ -146,7 +156,8 @@ def daily_service_rows(n: int, at: float) -> Iterator[tuple[Any, ...]]:
     zone = load_zone("UTC")
     if any(parse(cron).next_after(at, zone) != fire for cron, fire in zip(crons, fires, strict=True)):
         raise RuntimeError("schedd and the slot plan disagree on a next fire time")
-    return service_rows(n, at, cron_of=lambda i: crons[slot_of(i, n)], next_of=lambda i: fires[slot_of(i, n)])
+    return service_rows(n, at, cron_of=lambda i: crons[slot_of(i, n)], next_of=lambda i: fires[slot_of(i, n)],
+                        prefix=prefix, uid_base=uid_base)
 
 
 def bench_config(**scheduler: Any) -> Any:
@@ -333,21 +344,28 @@ async def ready_aps_sqlalchemy(spec: dict[str, Any]) -> dict[str, Any]:
 # --------------------------------------------------------------------------- child: start delay
 
 async def delay_schedd(spec: dict[str, Any]) -> dict[str, Any]:
-    """A real Core on the wall clock: N service jobs every second, calling the stub server."""
+    """A real Core on the wall clock: N service jobs every second, calling the stub server.
+
+    With `held`, the database is a copy of `base` (that many idle schedules) plus the N.
+    """
     from schedd import config as config_mod
     from schedd.core import Core
 
-    n, seconds = spec["jobs"], spec["seconds"]
+    n, seconds, held = spec["jobs"], spec["seconds"], spec.get("held", 0)
     db = Path(spec["workdir"]) / f"delay-{os.getpid()}.db"
-    first = math.floor(time.time()) + 2
+    first = math.floor(time.time()) + 2 + math.ceil(held / HELD_PER_SECOND)
     build_schedd_db(db, service_rows(n, time.time(), cron_of=lambda i: "* * * * * ?",
-                                     next_of=lambda i: float(first), retention_days=0))
+                                     next_of=lambda i: float(first), retention_days=0), spec.get("base"))
     config = config_mod.from_dict({
         "scheduler": {"max_concurrent_runs": spec["max_concurrent"]},
         "services": {SERVICE: {"base_url": spec["url"], "timeout": 10}},
     })
     core = Core(config, db_path=str(db))
     await core.start(run_loop=True)
+    if len(core.engine) != held + n + 1:  # every schedule plus the retention sweep
+        raise RuntimeError(f"heap holds {len(core.engine)} timers, expected {held + n + 1}")
+    if time.time() > first + WARMUP:
+        raise RuntimeError("the engine was loaded after the warm-up fires: the window would include the load")
     entered: list[tuple[int, float]] = []
     real_get = core.executors.get
     noop = NoopExecutor()
@@ -527,17 +545,24 @@ async def delay_floor(spec: dict[str, Any]) -> dict[str, Any]:
 # --------------------------------------------------------------------------- child: durable runs
 
 async def durable_schedd(spec: dict[str, Any]) -> dict[str, Any]:
-    """Runs recorded end to end: run_now (committed inprogress), no-op executor, outcome committed."""
+    """Runs recorded end to end: run_now (committed inprogress), no-op executor, outcome committed.
+
+    With `held`, the database is a copy of `base` (that many idle schedules) plus the clients'.
+    """
     from schedd import metrics
     from schedd.core import Core
     from schedd.store import schedules as schedule_store
 
-    clients, seconds = spec["clients"], spec["seconds"]
+    clients, seconds, held = spec["clients"], spec["seconds"], spec.get("held", 0)
     db = Path(spec["workdir"]) / f"durable-{os.getpid()}.db"
-    build_schedd_db(db, daily_service_rows(clients, time.time()))
+    build_schedd_db(db, daily_service_rows(clients, time.time()), spec.get("base"))
     core = Core(bench_config(max_concurrent_runs=clients), db_path=str(db))
     await core.start(run_loop=True)
-    schedules = await schedule_store.list_family(core.db, "service")
+    ids = list(range(held + 1, held + clients + 1))  # the held schedules come first in the file
+    schedules = list((await schedule_store.get_many(core.db, ids)).values())
+    if len(schedules) != clients or len(core.engine) != held + clients + 1:
+        raise RuntimeError(f"{len(schedules)} client schedules and {len(core.engine)} timers, "
+                           f"expected {clients} and {held + clients + 1}")
 
     noop = NoopExecutor()
     core.executors.get = lambda ctx: noop  # type: ignore[method-assign]
@@ -817,30 +842,67 @@ def bench_ready(args: argparse.Namespace, work: Path, results: Results, dbs: dic
                     {"kind": "ready_aps_sqlalchemy", "db": str(dbs[f"aps-{n}"]), "n": n})
 
 
+def delay_specs(args: argparse.Namespace, work: Path, url: str) -> dict[str, dict[str, Any]]:
+    """The spec of each delay child, by system."""
+    common = {"jobs": args.jobs, "seconds": args.seconds, "url": url, "workdir": str(work),
+              "executor": args.executor}
+    return {"schedd": {"kind": "delay_schedd", "max_concurrent": args.max_concurrent, **common},
+            "aps-memory": {"kind": "delay_aps", **common},
+            "floor": {"kind": "delay_floor", **common}}
+
+
+def durable_specs(args: argparse.Namespace, work: Path) -> dict[str, tuple[int, dict[str, Any]]]:
+    """The size and spec of each durable child, by system."""
+    return {"schedd": (args.clients, {"kind": "durable_schedd", "clients": args.clients,
+                                      "seconds": args.durable_seconds, "workdir": str(work)}),
+            "aps-memory": (args.aps_jobs, {"kind": "durable_aps", "store": "memory", "jobs": args.aps_jobs,
+                                           "workdir": str(work)}),
+            "aps-sqlalchemy": (args.aps_sqla_jobs, {"kind": "durable_aps", "store": "sqlalchemy",
+                                                    "jobs": args.aps_sqla_jobs, "workdir": str(work)})}
+
+
 def bench_delay(args: argparse.Namespace, work: Path, results: Results) -> None:
     stub = Stub()
     try:
-        common = {"jobs": args.jobs, "seconds": args.seconds, "url": stub.url, "workdir": str(work),
-                  "executor": args.executor}
+        specs = delay_specs(args, work, stub.url)
         for _ in range(args.repeat):
-            measure(results, "delay", "schedd", args.jobs,
-                    {"kind": "delay_schedd", "max_concurrent": args.max_concurrent, **common})
-            measure(results, "delay", "aps-memory", args.jobs, {"kind": "delay_aps", **common})
-            measure(results, "delay", "floor", args.jobs, {"kind": "delay_floor", **common})
+            for system, spec in specs.items():
+                measure(results, "delay", system, args.jobs, spec)
     finally:
         stub.close()
 
 
 def bench_durable(args: argparse.Namespace, work: Path, results: Results) -> None:
+    specs = durable_specs(args, work)
     for _ in range(args.repeat):
-        measure(results, "durable", "schedd", args.clients,
-                {"kind": "durable_schedd", "clients": args.clients, "seconds": args.durable_seconds,
-                 "workdir": str(work)})
-        measure(results, "durable", "aps-memory", args.aps_jobs,
-                {"kind": "durable_aps", "store": "memory", "jobs": args.aps_jobs, "workdir": str(work)})
-        measure(results, "durable", "aps-sqlalchemy", args.aps_sqla_jobs,
-                {"kind": "durable_aps", "store": "sqlalchemy", "jobs": args.aps_sqla_jobs,
-                 "workdir": str(work)})
+        for system, (size, spec) in specs.items():
+            measure(results, "durable", system, size, spec)
+
+
+def bench_growth(args: argparse.Namespace, work: Path, results: Results) -> None:
+    """schedd's delay and durable runs again, the database and the heap also holding N idle schedules.
+
+    The N schedules are built once per N (set-up, like the "ready" databases, just before
+    that N's runs so that none comes due), and each child runs on a copy of them.
+    """
+    stub = Stub() if "delay" in args.only else None
+    try:
+        for n in args.held:
+            started = time.perf_counter()
+            db = work / f"held-{n}.db"
+            build_schedd_db(db, daily_service_rows(n, time.time(), prefix="idle", uid_base=IDLE_UID_BASE))
+            log(f"set-up: {n} idle schedules for schedd in {time.perf_counter() - started:.1f} s")
+            held = {"held": n, "base": str(db)}
+            for _ in range(args.repeat):
+                if "durable" in args.only:
+                    spec = durable_specs(args, work)["schedd"][1]
+                    measure(results, "durable-held", "schedd", n, {**spec, **held})
+                if stub is not None:
+                    spec = delay_specs(args, work, stub.url)["schedd"]
+                    measure(results, "delay-held", "schedd", n, {**spec, **held})
+    finally:
+        if stub is not None:
+            stub.close()
 
 
 def bench_adddelete(args: argparse.Namespace, work: Path, results: Results, dbs: dict[str, Path]) -> None:
@@ -947,8 +1009,23 @@ def adddelete_section(args: argparse.Namespace, r: Results) -> list[str]:
                    f"add+delete ratio {large:,} / {small:,}"], rows)]
 
 
+def growth_section(args: argparse.Namespace, r: Results) -> list[str]:
+    cases = [(0, ("delay", "schedd", args.jobs), ("durable", "schedd", args.clients))]
+    cases += [(n, ("delay-held", "schedd", n), ("durable-held", "schedd", n)) for n in args.held]
+    rows = []
+    for n, delay, durable in cases:
+        d, u = r.formatter(*delay), r.formatter(*durable)
+        rss = d("rss_mb") if r.count(*delay) else u("rss_mb")
+        rows.append([f"{n:,}", d("first_ms"), d("p50_ms"), d("p99_ms"), d("max_ms"), d("missed"), u("per_s"), rss])
+    return [f"Growth: schedd with N idle schedules also in the database and the heap; delay as above "
+            f"({args.jobs:,} jobs every second, ms), durable as above ({args.clients} run-now clients); "
+            f"RSS at the end of the delay run (of the durable run without one)",
+            table(["idle schedules held", "delay first of second", "p50", "p99", "max", "fires not run",
+                   "durable runs/s", "RSS MB"], rows)]
+
+
 SECTIONS = {"ready": ready_section, "delay": delay_section, "durable": durable_section,
-            "adddelete": adddelete_section}
+            "adddelete": adddelete_section, "growth": growth_section}
 
 
 def report(args: argparse.Namespace, results: Results) -> str:
@@ -956,8 +1033,9 @@ def report(args: argparse.Namespace, results: Results) -> str:
     out = [f"Medians of {args.repeat} run(s), each in a fresh process; {os.cpu_count()} CPUs; "
            f"Python {sys.version.split()[0]}; 1-minute load average at the end of the runs "
            f"{fmt(min(loads, default=math.nan))} to {fmt(max(loads, default=math.nan))}.", ""]
+    shown = [*args.only, "growth"] if args.held else args.only
     for name, section in SECTIONS.items():
-        if name in args.only:
+        if name in shown:
             out += [*section(args, results), ""]
     return "\n".join(out)
 
@@ -983,6 +1061,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--aps-memory-cap", type=int, default=100_000,
                    help="largest size the MemoryJobStore ready run adds job by job")
     p.add_argument("--ops", type=int, default=1000, help="schedules added then deleted in the add/delete run")
+    p.add_argument("--held", default="", metavar="N[,N...]",
+                   help="comma-separated N: also run schedd's delay and durable figures with N idle schedules "
+                        "in the database and the heap, once per N (the growth table; default: none)")
     p.add_argument("--workdir", default=None, help="where the databases go (default: a new temporary directory)")
     p.add_argument("--keep", action="store_true", help="keep the work directory")
     p.add_argument("--json", default=None, help="also write every raw result to this file")
@@ -991,10 +1072,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         args.sizes, args.seconds, args.repeat = "1000,10000", 5, 1
         args.durable_seconds, args.aps_jobs, args.aps_sqla_jobs, args.ops = 2, 2000, 500, 200
     args.sizes = sorted(int(s) for s in str(args.sizes).split(","))
+    args.held = sorted({int(s) for s in args.held.split(",")}) if args.held else []
     args.only = [s.strip() for s in args.only.split(",")]
     unknown = set(args.only) - {"ready", "delay", "durable", "adddelete"}
     if unknown:
         p.error(f"--only: unknown benchmark(s) {', '.join(sorted(unknown))}")
+    if args.held and (min(args.held) < 1 or not {"delay", "durable"} & set(args.only)):
+        p.error("--held: positive sizes, with delay or durable in --only")
     return args
 
 
@@ -1020,6 +1104,8 @@ def main(argv: list[str]) -> None:
             bench_durable(args, work, results)
         if "delay" in args.only:
             bench_delay(args, work, results)
+        if args.held:
+            bench_growth(args, work, results)
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
