@@ -16,7 +16,7 @@ import heapq
 import itertools
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 
 from schedd.clock import Clock
 
@@ -74,13 +74,22 @@ class Engine:
         if self._live.pop(make_key(kind, ident), None) is not None:
             self._maybe_rebuild()
 
-    def load(self, kind: int, timers: list[tuple[int, float]]) -> None:
+    def load(self, kind: int, timers: Iterable[tuple[int, float]]) -> None:
         """Bulk-arm timers at start-up: one heapify, no per-timer sift."""
+        self.add_unordered(kind, timers)
+        self.restore_order()
+
+    def add_unordered(self, kind: int, timers: Iterable[tuple[int, float]]) -> None:
+        """Arm timers without keeping the heap in order: `restore_order()` must follow before
+        the loop runs (start-up, in chunks, before one heapify)."""
+        live, heap, seqs = self._live, self._heap, self._seq
         for ident, due in timers:
-            key = make_key(kind, ident)
-            seq = next(self._seq)
-            self._live[key] = seq
-            self._heap.append((due, seq, key))
+            key = (ident << KIND_BITS) | kind
+            seq = next(seqs)
+            live[key] = seq
+            heap.append((due, seq, key))
+
+    def restore_order(self) -> None:
         heapq.heapify(self._heap)
         self._wake.set()
 

@@ -148,7 +148,9 @@ class Runner:
         closed = await self.db.write(op)
         for run_id, _, uid in closed:
             log.warning("action=run_interrupted run_id=%d run=%s reason=crash", run_id, uid)
-        self.engine.load(CRON, await schedule_store.due_index(self.db))
+        async for chunk in schedule_store.due_index(self.db):
+            self.engine.add_unordered(CRON, chunk)
+        self.engine.restore_order()
         self.engine.set(HOUSEKEEPING, RETENTION_SWEEP, at + min(60.0, self.retention_sweep))
         metrics.HEAP_SIZE.set(len(self.engine))
         return len(closed)

@@ -17,7 +17,7 @@ import asyncio
 import logging
 import sqlite3
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
 from pathlib import Path
@@ -236,6 +236,26 @@ class Database:
             raise StoreError("database is not open")
         try:
             return list(await self._reader.execute_fetchall(sql, params))
+        except sqlite3.Error as exc:
+            if _is_full(exc):
+                raise Unavailable(f"database cannot be read: {exc}") from exc
+            raise StoreError(f"read failed: {exc}") from exc
+
+    async def chunks(
+        self, sql: str, params: Sequence[Any] | dict[str, Any] = (), size: int = 50_000
+    ) -> AsyncIterator[list[tuple[Any, ...]]]:
+        """The rows of a large read, `size` at a time, as plain tuples.
+
+        For reads of the whole table (the heap at start-up): the caller keeps what it needs
+        of each chunk and drops the rest before the next, so a million rows never sit in
+        memory twice.
+        """
+        if self._reader is None:
+            raise StoreError("database is not open")
+        try:
+            async with self._reader.execute(sql, params) as cursor:
+                while rows := await cursor.fetchmany(size):
+                    yield [tuple(row) for row in rows]
         except sqlite3.Error as exc:
             if _is_full(exc):
                 raise Unavailable(f"database cannot be read: {exc}") from exc

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -274,9 +275,9 @@ async def list_family(db: Database, family: str) -> list[Schedule]:
     return [Schedule.from_row(row) for row in await db.fetchall(SQL_LIST_FAMILY, (family,))]
 
 
-async def due_index(db: Database) -> list[tuple[int, float]]:
-    """(id, next_fire_at) of every active schedule: all the engine loads at start."""
-    return [(row[0], row[1]) for row in await db.fetchall(SQL_DUE_INDEX)]
+def due_index(db: Database) -> AsyncIterator[list[tuple[int, float]]]:
+    """(id, next_fire_at) of every active schedule, in chunks: all the engine loads at start."""
+    return db.chunks(SQL_DUE_INDEX)
 
 
 async def set_active(
