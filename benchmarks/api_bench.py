@@ -591,7 +591,9 @@ class Bench:
                                   "-d", f"{max(1, round(seconds))}s", spec["base"]],
                                  capture_output=True, text=True, check=True)
             fields = next(ln for ln in out.stdout.splitlines() if ln.startswith("WRK ")).split()[1:]
-            return out, int(fields[0]) + conns  # requests answered + those still in flight at the end
+            # The numbers handed out: each thread takes every `threads`-th one, and one thread may
+            # have sent nearly all the requests, plus those still in flight at the end.
+            return out, threads * (int(fields[0]) + conns)
 
         _, warm_issued = run("w", spec["warmup"], spec["start"])
         w0 = writer_totals_now(spec["base"])
