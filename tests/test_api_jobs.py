@@ -8,11 +8,16 @@ import json
 import re
 import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import pytest
 from aiohttp import web
+from hypothesis import example, given
+from hypothesis import strategies as st
 
+from schedd.api.common import local_seconds
+from schedd.cron import load_zone
 from schedd.executors import PAYLOAD_LIMIT
 from schedd.store import runs as run_store
 from tests.conftest import T0
@@ -725,3 +730,20 @@ async def test_a_run_of_another_job_is_not_found(api, service):
     (run,) = await history(api, first)
     response, body = await api.call("GET", f"/admin/api/jobs/history/{second}/{run['jobRunId']}")
     assert response.status == 404 and body["status"] == "FAIL"
+
+
+ZONES = ("UTC", "America/New_York", "Europe/Berlin", "Europe/London", "Australia/Lord_Howe", "Pacific/Chatham",
+         "Asia/Kathmandu", "America/St_Johns", "Africa/Casablanca", "Africa/Monrovia", "Asia/Tehran")
+
+
+@given(st.sampled_from(ZONES), st.floats(min_value=0, max_value=2**33, allow_nan=False, allow_infinity=False))
+@example("Europe/Berlin", 1_774_746_000.0)  # 2026-03-29 01:00 UTC: clocks jump from 02:00 to 03:00
+@example("Europe/Berlin", 1_774_745_999.9999996)  # rounds up onto the jump
+@example("Europe/Berlin", 1_792_890_000.0)  # 2026-10-25 01:00 UTC: 03:00 back to 02:00
+@example("America/New_York", 1_793_599_199.5)
+@example("Australia/Lord_Howe", 1_775_316_600.0)  # a 30-minute shift
+@example("Africa/Monrovia", 63_593_069.5)  # 1972-01-07: -00:44:30 to UTC, in the middle of a quarter hour
+@example("Africa/Monrovia", 63_593_070.0)
+def test_local_times_are_formatted_exactly_as_datetime_formats_them(zone, at):
+    tz = load_zone(zone)
+    assert local_seconds(tz, at) == datetime.fromtimestamp(at, tz).strftime("%Y-%m-%d %H:%M:%S")

@@ -10,6 +10,7 @@ import re
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
@@ -58,6 +59,34 @@ def rfc3339(at: float | None) -> str:
     hour, second = divmod(second, 3600)
     minute, second = divmod(second, 60)
     return f"{_utc_date(day)}T{hour:02d}:{minute:02d}:{second:02d}.{micro:06d}Z"
+
+
+def local_seconds(zone: ZoneInfo, at: float) -> str:
+    """`YYYY-MM-DD HH:MM:SS` of `at` in `zone`: the text of `datetime.fromtimestamp(at, zone)`
+    with `%Y-%m-%d %H:%M:%S`, at a third of the cost (seed 003 pages show two per row)."""
+    whole = math.floor(at)
+    if round((at - whole) * 1e6) == 1_000_000:  # datetime rounds to microseconds first
+        whole += 1
+    offset = _steady_offset(zone, whole // _OFFSET_SPAN)
+    if offset is None:  # the zone changes its offset within this quarter hour
+        return datetime.fromtimestamp(whole, zone).strftime("%Y-%m-%d %H:%M:%S")
+    day, second = divmod(whole + offset, 86400)
+    hour, second = divmod(second, 3600)
+    minute, second = divmod(second, 60)
+    return f"{_utc_date(day)} {hour:02d}:{minute:02d}:{second:02d}"
+
+
+_OFFSET_SPAN = 900
+
+
+@functools.lru_cache(maxsize=4096)
+def _steady_offset(zone: ZoneInfo, span: int) -> int | None:
+    """The UTC offset (s) of `zone` through the quarter hour `span`, or None if it changes in it."""
+    first = datetime.fromtimestamp(span * _OFFSET_SPAN, zone).utcoffset()
+    last = datetime.fromtimestamp(span * _OFFSET_SPAN + _OFFSET_SPAN - 1, zone).utcoffset()
+    if first is None or first != last:
+        return None
+    return int(first.total_seconds())
 
 
 @functools.lru_cache(maxsize=1024)

@@ -7,14 +7,21 @@ the bare object or array the seed shows; every error the FAIL envelope. Dates ar
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
 from schedd.api import auth
-from schedd.api.common import CORE, admin_user, json_response, query_int, read_body, with_envelope
+from schedd.api.common import (
+    CORE,
+    admin_user,
+    json_response,
+    local_seconds,
+    query_int,
+    read_body,
+    with_envelope,
+)
 from schedd.core import Core
 from schedd.cron import load_zone
 from schedd.errors import ScheddError, ValidationError
@@ -52,9 +59,7 @@ def daemon_zone(core: Core) -> ZoneInfo:
 
 
 def local_time(zone: ZoneInfo, at: float | None) -> str | None:
-    if at is None:
-        return None
-    return datetime.fromtimestamp(at, zone).strftime("%Y-%m-%d %H:%M:%S")
+    return None if at is None else local_seconds(zone, at)
 
 
 def _percent(part: int, whole: int) -> int:
