@@ -131,12 +131,12 @@ def shutdown() -> None:
     if _listener is None:
         return
     listener, _listener = _listener, None
-    listener.stop()
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)
     if _handler is not None:
-        root.addHandler(_handler)
+        root.addHandler(_handler)  # new lines go straight out; the thread writes what is queued
+    listener.stop()
 
 
 def reconfigure(fmt: str, level: str, *, _start: bool = False) -> None:

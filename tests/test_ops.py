@@ -451,3 +451,39 @@ def logging_record(message: str, *args):
     import logging
 
     return logging.LogRecord("asyncio", logging.ERROR, __file__, 1, message, args, None)
+
+
+def test_background_logging_writes_every_line_by_shutdown_even_from_other_threads(tmp_path):
+    import logging
+    import threading
+
+    target = tmp_path / "bg.log"
+    root = logging.getLogger()
+    saved_handlers, saved_level = list(root.handlers), root.level
+    try:
+        logs.setup("logfmt", "INFO", target=str(target), background=True)
+        log = logging.getLogger("schedd.test")
+
+        def burst(name: str) -> None:
+            for i in range(2000):
+                log.info("action=burst thread=%s i=%d", name, i)
+
+        threads = [threading.Thread(target=burst, args=(f"t{n}",)) for n in range(4)]
+        for t in threads:
+            t.start()
+        burst("main")
+        for t in threads:
+            t.join()
+        logs.shutdown()
+        log.info("action=after_shutdown")  # logging goes on, written at once
+        lines = target.read_text().splitlines()
+        assert len([ln for ln in lines if "action=burst" in ln]) == 5 * 2000
+        assert lines[-1].endswith("action=after_shutdown")
+    finally:
+        logs.shutdown()
+        for handler in list(root.handlers):
+            root.removeHandler(handler)
+            handler.close()
+        for handler in saved_handlers:
+            root.addHandler(handler)
+        root.setLevel(saved_level)
