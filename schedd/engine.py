@@ -84,7 +84,7 @@ class Engine:
         the loop runs (start-up, in chunks, before one heapify)."""
         live, heap, seqs = self._live, self._heap, self._seq
         for ident, due in timers:
-            key = (ident << KIND_BITS) | kind
+            key = make_key(kind, ident)
             seq = next(seqs)
             live[key] = seq
             heap.append((due, seq, key))

@@ -96,14 +96,21 @@ _listener: logging.handlers.QueueListener | None = None
 _queue: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
 
 
-class _Enqueue(logging.handlers.QueueHandler):
-    """Hands each record to the log thread as it is: formatting and writing happen there.
+_PLAIN = (str, int, float, type(None))
 
-    The arguments of schedd's log calls are strings and numbers, which nothing changes after
-    the call, so the record needs no copy.
+
+class _Enqueue(logging.handlers.QueueHandler):
+    """Hands each record to the log thread: formatting and writing happen there.
+
+    schedd's own log calls pass strings and numbers, which nothing can change after the
+    call, so their records go as they are; a record with any other argument (a library's)
+    has its message made here, from the objects as they are now.
     """
 
     def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
+        args = record.args
+        if args and not all(isinstance(a, _PLAIN) for a in (args.values() if isinstance(args, dict) else args)):
+            record.msg, record.args = record.getMessage(), None
         return record
 
 

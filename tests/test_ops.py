@@ -474,10 +474,14 @@ def test_background_logging_writes_every_line_by_shutdown_even_from_other_thread
         burst("main")
         for t in threads:
             t.join()
+        changing = ["as logged"]
+        log.info("action=library_object value=%s", changing)  # not a plain value: formatted at the call
+        changing[0] = "changed afterwards"
         logs.shutdown()
         log.info("action=after_shutdown")  # logging goes on, written at once
         lines = target.read_text().splitlines()
         assert len([ln for ln in lines if "action=burst" in ln]) == 5 * 2000
+        assert any("as logged" in ln for ln in lines) and not any("changed afterwards" in ln for ln in lines)
         assert lines[-1].endswith("action=after_shutdown")
     finally:
         logs.shutdown()
