@@ -535,11 +535,16 @@ class Bench:
         started = time.perf_counter()
         added = add_idle_schedules(self.db, total, time.time())
         inserted = time.perf_counter()
+        conn = sqlite3.connect(f"file:{self.db}?mode=ro", uri=True)
+        schedules = conn.execute("SELECT count(*) FROM schedules").fetchone()[0]
+        conn.close()
         self.daemon.start()
         ready = time.perf_counter()
-        facts = {"held": total, "added": added, "insert_s": inserted - started, "restart_s": ready - inserted,
+        facts = {"held": total, "added": added, "schedules": schedules, "insert_s": inserted - started,
+                 "restart_s": ready - inserted,
                  "rss_mb": proc_rss_mb(self.daemon.pid), "db_mb": self.db.stat().st_size / 2**20}
-        log(f"holding {total:,} idle schedules (+{added:,} in {facts['insert_s']:.1f} s); daemon ready in "
+        log(f"holding {total:,} idle schedules (+{added:,} in {facts['insert_s']:.1f} s; {schedules:,} schedules "
+            f"in all, with those earlier cells created); daemon ready in "
             f"{facts['restart_s']:.1f} s, RSS {facts['rss_mb']:.0f} MB, database {facts['db_mb']:.0f} MiB")
         return facts
 
@@ -820,7 +825,8 @@ def sized_tables(by_size: dict[int, dict[tuple[str, int], list[dict[str, Any]]]]
     for size, results in by_size.items():
         if size:
             h = facts[size]
-            lines += [f"Holding {size:,} idle schedules (daemon RSS after restart {h['rss_mb']:.0f} MB, "
+            lines += [f"Holding {size:,} idle schedules, {h['schedules']:,} in all with those earlier create cells "
+                      f"made (daemon RSS after restart {h['rss_mb']:.0f} MB, "
                       f"ready in {h['restart_s']:.1f} s, database {h['db_mb']:.0f} MiB):", ""]
         lines += [*table(results, args.ops_list, args.conns_list), ""]
     if len(by_size) > 1:
