@@ -273,7 +273,4 @@ def test_a_forged_cross_site_form_post_is_refused_and_changes_nothing(daemon, to
     assert job_id in [s["job_id"] for s in listed["response"]]
     _, after = daemon.request("GET", "/aggregates/maintenance/orgId/default/history?limit=1000", token=token)
     assert after["response"]["data"] == before["response"]["data"]
-    deadline = time.monotonic() + 10  # the daemon's log thread writes the line
-    while "action=web_post_refused" not in daemon.log.read_text() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert "action=web_post_refused" in daemon.log.read_text()
+    assert daemon.wait_for(lambda: "action=web_post_refused" in daemon.log.read_text())  # written by the log thread
