@@ -7,7 +7,11 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from typing import Protocol
+
+JUMP_THRESHOLD = 1.0
+"""A step of the wall clock larger than this (seconds) is a clock jump; NTP slewing is far smaller."""
 
 
 class Clock(Protocol):
@@ -76,3 +80,26 @@ class TestClock:
             finally:
                 moved.cancel()
                 woken.cancel()
+
+
+async def watch_jumps(
+    on_jump: Callable[[float], None],
+    *,
+    every: float = 1.0,
+    threshold: float = JUMP_THRESHOLD,
+    wall: Callable[[], float] = time.time,
+    monotonic: Callable[[], float] = time.monotonic,
+) -> None:
+    """Call `on_jump(seconds)` whenever the wall clock stepped against the monotonic clock.
+
+    The offset between the two clocks stays put however long a check is delayed; it
+    changes only when someone (an admin, NTP stepping, a resumed VM) sets the wall clock.
+    A positive step means the clock moved forward.
+    """
+    offset = wall() - monotonic()
+    while True:
+        await asyncio.sleep(every)
+        now = wall() - monotonic()
+        step, offset = now - offset, now
+        if abs(step) > threshold:
+            on_jump(step)

@@ -11,8 +11,9 @@ from schedd.clock import Clock, WallClock
 from schedd.config import Config, default_db_path
 from schedd.engine import Engine
 from schedd.executors.registry import Executors
-from schedd.runner import Runner
+from schedd.runner import Active, Runner
 from schedd.store import accounts as account_store
+from schedd.store import schedules as schedule_store
 from schedd.store.db import Database
 
 log = logging.getLogger("schedd.core")
@@ -43,6 +44,9 @@ class Core:
         self.startup: list[Callable[[float], Awaitable[None]]] = []
         """Run by `start()` after recovery, before the loop: families arm their own timers."""
         self._install_families()
+        self._last_success: dict[str, float] = {}
+        self.history_loaded: asyncio.Task[None] | None = None
+        self.runner.after_run.append(self._note_success)
 
     def _install_families(self) -> None:
         """Let the families hook into the runner (imported here: they import this module)."""
@@ -64,13 +68,34 @@ class Core:
         else:
             self.engine.loaded = True
         self.ready = True
+        # A scan of every schedule: done beside the loop, so that it does not delay READY.
+        self.history_loaded = asyncio.create_task(self._load_last_success(), name="schedd-last-success")
         log.info(
             "action=core_started db=%s timers=%d interrupted_runs=%d",
             self.db.path, len(self.engine), interrupted)
 
+    def _set_last_success(self, family: str, at: float) -> None:
+        if at > self._last_success.get(family, float("-inf")):
+            self._last_success[family] = at
+            metrics.LAST_SUCCESS.labels(family).set(at)
+
+    async def _note_success(self, active: Active, state: str) -> None:
+        if state == "done":
+            self._set_last_success(active.family, self.clock.now())
+
+    async def _load_last_success(self) -> None:
+        """The metric of each family's latest success, as the database remembers it."""
+        try:
+            for family, at in (await schedule_store.last_success(self.db)).items():
+                self._set_last_success(family, at)
+        except Exception as exc:  # a metric only: the daemon runs on without it
+            log.error("action=last_success_not_loaded error=%r", str(exc))
+
     async def stop(self) -> tuple[int, int]:
         """Stop firing, let runs finish within shutdown_grace, interrupt the rest, close."""
         self.ready = False
+        if self.history_loaded is not None:
+            await asyncio.gather(self.history_loaded, return_exceptions=True)
         self.engine.stop()
         if self._loop_task is not None:
             await asyncio.gather(self._loop_task, return_exceptions=True)

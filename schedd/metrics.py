@@ -1,19 +1,36 @@
 """Every Prometheus instrument of schedd, defined once, in one registry.
 
-No instrument is labelled by job id: 100k jobs must not mean 100k series.
+No instrument is labelled by job id: 100k jobs must not mean 100k series. Every label
+combination of the counters exists from the start at 0, so `increase()` sees the first
+event; the `_created` series prometheus-client would add are not exported (no rule or
+panel reads them). `etc/prometheus/schedd-rules.yml` alerts on these series.
 """
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+import os
+
+import prometheus_client
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
+
+from schedd import __version__
+
+prometheus_client.disable_created_metrics()
 
 REGISTRY = CollectorRegistry(auto_describe=True)
+ProcessCollector(registry=REGISTRY)  # process_start_time_seconds tells restarts apart
 
 FAMILIES = ("maintenance", "aggregate", "service")
+RUN_STATES = ("done", "failed", "canceled", "interrupted")
+RUN_KINDS = ("scheduled", "manual")
+SKIP_REASONS = ("overlap", "misfire", "maintenance")
 
+BUILD_INFO = Gauge(
+    "schedd_build_info", "Always 1; the version of schedd in its label.", ["version"], registry=REGISTRY,
+)
 RUNS = Counter(
-    "schedd_runs", "Runs finished, by job family and outcome state.",
-    ["family", "state"], registry=REGISTRY,
+    "schedd_runs", "Runs finished, by job family, outcome state and kind (scheduled fire or run now).",
+    ["family", "state", "kind"], registry=REGISTRY,
 )
 FIRES = Counter(
     "schedd_fires", "Schedule fires handled (each due fire counts once), by family.",
@@ -61,6 +78,64 @@ HTTP_LATENCY = Histogram(
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1),
     registry=REGISTRY,
 )
+
+
+LAST_SUCCESS = Gauge(
+    "schedd_last_success_timestamp_seconds",
+    "End of the latest successful run of the family (known from the database at start).",
+    ["family"], registry=REGISTRY,
+)
+READY = Gauge("schedd_ready", "1 when /readyz answers ready (database, timers, engine loop), else 0.",
+              registry=REGISTRY)
+MAX_CONCURRENT = Gauge("schedd_max_concurrent_runs", "Concurrency slots ([scheduler] max_concurrent_runs).",
+                       registry=REGISTRY)
+DATABASE_SIZE = Gauge("schedd_database_size_bytes", "Size of the SQLite database file and its WAL.",
+                      registry=REGISTRY)
+FILESYSTEM_AVAIL = Gauge(
+    "schedd_database_filesystem_avail_bytes",
+    "Bytes available to schedd on the filesystem of the database.", registry=REGISTRY,
+)
+FILESYSTEM_SIZE = Gauge(
+    "schedd_database_filesystem_size_bytes", "Size of the filesystem of the database.", registry=REGISTRY,
+)
+CLOCK_JUMPS = Counter(
+    "schedd_clock_jumps", "Steps of the wall clock against the monotonic clock, by direction.",
+    ["direction"], registry=REGISTRY,
+)
+
+BUILD_INFO.labels(__version__).set(1)
+for _family in FAMILIES:
+    FIRES.labels(_family)
+    MISFIRES.labels(_family)
+    for _state in RUN_STATES:
+        for _kind in RUN_KINDS:
+            RUNS.labels(_family, _state, _kind)
+    for _reason in SKIP_REASONS:
+        SKIPS.labels(_family, _reason)
+for _direction in ("forward", "backward"):
+    CLOCK_JUMPS.labels(_direction)
+
+
+def run_kind(due_at: float | None) -> str:
+    """`scheduled` for a run of a due fire, `manual` for a run now."""
+    return "manual" if due_at is None else "scheduled"
+
+
+def observe_database(path: str) -> None:
+    """Sizes of the database file (with its WAL) and of its filesystem, read at scrape time."""
+    size = 0
+    for name in (path, path + "-wal"):
+        try:
+            size += os.stat(name).st_size
+        except OSError:
+            pass
+    DATABASE_SIZE.set(size)
+    try:
+        fs = os.statvfs(os.path.dirname(os.path.abspath(path)))
+    except OSError:
+        return
+    FILESYSTEM_AVAIL.set(fs.f_bavail * fs.f_frsize)
+    FILESYSTEM_SIZE.set(fs.f_blocks * fs.f_frsize)
 
 
 def observe_commit(batch: int, seconds: float) -> None:

@@ -517,7 +517,7 @@ class Runner:
             # The run stays open in the database and is closed as interrupted at start-up.
             log.error("action=finish_not_recorded run=%s state=%s error=%r", active.uid, state, str(exc))
         active.state = state
-        metrics.RUNS.labels(active.family, state).inc()
+        metrics.RUNS.labels(active.family, state, metrics.run_kind(active.due_at)).inc()
         log.info(
             "action=run_end run=%s family=%s state=%s error=%r", active.uid, active.family, state,
             outcome.error or "")

@@ -27,15 +27,19 @@ async def healthz(request: web.Request) -> web.Response:
     return json_response({"status": "ok"})
 
 
-@routes.get("/readyz")
-async def readyz(request: web.Request) -> web.Response:
-    core = request.app[CORE]
+def readiness(core: Core) -> tuple[bool, dict[str, bool]]:
+    """Whether the daemon is ready, and each check it is made of."""
     checks = {
         "database": core.db.is_open,
         "heap_loaded": core.engine.loaded,
         "loop": engine_turning(core),
     }
-    ready = core.ready and all(checks.values())
+    return core.ready and all(checks.values()), checks
+
+
+@routes.get("/readyz")
+async def readyz(request: web.Request) -> web.Response:
+    ready, checks = readiness(request.app[CORE])
     return json_response({"ready": ready, "checks": checks}, status=200 if ready else 503)
 
 
@@ -45,6 +49,9 @@ async def prometheus(request: web.Request) -> web.Response:
     metrics.HEAP_SIZE.set(len(core.engine))
     metrics.IN_FLIGHT.set(core.runner.in_flight)
     metrics.QUEUED.set(core.runner.queued)
+    metrics.MAX_CONCURRENT.set(core.runner.max_concurrent)
+    metrics.READY.set(1 if readiness(core)[0] else 0)
+    metrics.observe_database(core.db.path)
     body = generate_latest(metrics.REGISTRY)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 

@@ -62,6 +62,10 @@ UPDATE schedules SET success_count = success_count + :ok, fail_count = fail_coun
 WHERE id = :id"""
 # Records that a run of a schedule started (for `latest_execution`).
 SQL_RECORD_START = "UPDATE schedules SET last_run_uid = ?, last_run_at = ?, last_run_status = ? WHERE id = ?"
+# When each family's latest run that ended well ended, as far as the schedules remember it.
+SQL_LAST_SUCCESS = (
+    "SELECT family, MAX(last_run_at) FROM schedules WHERE last_run_status = 'done' GROUP BY family"
+)
 # Schedules that hold runs older than their retention period (every period is >= 1 day,
 # so only runs older than a day are looked at, through the index on runs.created_at).
 SQL_RETENTION_LIST = """
@@ -293,6 +297,11 @@ async def delete(db: Database, schedule_id: int) -> bool:
 async def retention_list(db: Database, at: float) -> list[tuple[int, int]]:
     """(id, retention days) of the schedules with runs to delete at `at`."""
     return [(row[0], row[1]) for row in await db.fetchall(SQL_RETENTION_LIST, {"at": at})]
+
+
+async def last_success(db: Database) -> dict[str, float]:
+    """Family -> end of its latest successful run that a schedule records (for the metrics at start)."""
+    return {row[0]: row[1] for row in await db.fetchall(SQL_LAST_SUCCESS) if row[1] is not None}
 
 
 # -- pieces of a larger transaction (the runner composes these in one write) ---------
