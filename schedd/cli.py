@@ -299,9 +299,13 @@ def _cron_next(args: argparse.Namespace) -> int:
         after = start.timestamp()
     else:
         after = _now()
-    for n, fire in enumerate(cron.iter_after(after, tz)):
-        if n >= args.count:
+    shown = 0
+    for fire in cron.iter_after(after, tz):
+        if shown >= args.count:
             break
         print(datetime.fromtimestamp(fire, tz).isoformat())
+        shown += 1
+    if not shown:
+        raise ScheddError(f"no fire time after {datetime.fromtimestamp(after, tz).isoformat(timespec='seconds')}")
     return 0
 

@@ -240,6 +240,8 @@ BAD_CREATES = [
     ({"time_expression": 5, "scheduler_type": "time-based"}, "time_expression", ""),
     ({"time_expression": "0 0 4 ? * * *", "scheduler_type": "event-based"}, "scheduler_type", "time-based"),
     ({"time_expression": "0 0 4 ? * * *", "timezone": "Mars/Olympus"}, "timezone", "Mars/Olympus"),
+    ({"time_expression": "@reboot", "scheduler_type": "time-based"}, "time_expression", "no boot to attach it to"),
+    ({"time_expression": "0 0 0 @daily * ?", "scheduler_type": "time-based"}, "time_expression", "Unix-only"),
 ]
 
 
@@ -251,6 +253,16 @@ async def test_bad_create_is_400_naming_the_field_and_creates_nothing(api, body,
     assert answer["status"]["message"].startswith(f"{field}:"), answer
     assert reason in answer["status"]["message"]
     assert await count_schedules(api) == 0
+
+
+async def test_cronie_macros_and_sunday_ranges_make_schedules(api):
+    response, body = await create(api, time_expression="@weekly")
+    assert response.status == 200, body
+    assert body["response"]["time_expression"] == "@weekly"
+    assert body["response"]["next_execution"] == "2026-01-04T00:00:00.000000Z"  # the first Sunday
+    response, body = await create(api, time_expression="0 6 * * SAT-SUN")
+    assert response.status == 200, body
+    assert body["response"]["next_execution"] == "2026-01-03T06:00:00.000000Z"
 
 
 @pytest.mark.parametrize("raw", [b"{not json", b"[1, 2]", b"\xff\xfe", b"[" * 100_000])

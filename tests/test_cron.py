@@ -220,6 +220,75 @@ class TestUnix:
         assert fires("0 0 * * 0", UTC, NOW, 5) == fires("0 0 * * 7", UTC, NOW, 5) == fires("0 0 * * SUN", UTC, NOW, 5)
 
 
+class TestCronieSyntax:
+    """cronie's additions to the Unix dialect: day-of-week ranges ending on Sunday as 0, and macros."""
+
+    @pytest.mark.parametrize("row", FIXTURE["unix_cronie"], ids=case_id)
+    def test_matches_croniter_and_cronsim(self, row):
+        check_row(row)
+
+    @pytest.mark.parametrize("row", FIXTURE["unix_cronie"][::4], ids=case_id)
+    def test_fires_as_its_plain_spelling(self, row):
+        start = at(row["start"])
+        zone = load_zone(row["zone"])
+        assert fires(row["expr"], zone, start, 20) == fires(row["cronsim_expr"], zone, start, 20)
+
+    @pytest.mark.parametrize(
+        "expr, normalized",
+        [
+            ("0 0 * * MON-SUN", "0 0 * * 1-0"), ("0 0 * * 5-0", "0 0 * * 5-0"), ("@hourly", "0 * * * *"),
+            ("@daily", "0 0 * * *"), ("@midnight", "0 0 * * *"), ("@weekly", "0 0 * * 0"),
+            ("@monthly", "0 0 1 * *"), ("@yearly", "0 0 1 1 *"), ("@annually", "0 0 1 1 *"), ("  @DAILY ", "0 0 * * *"),
+        ],
+    )
+    def test_a_macro_is_unix_and_keeps_its_spelling(self, expr, normalized):
+        cron = parse(expr)
+        assert (cron.expr, cron.dialect, cron.normalized) == (expr.strip(), "unix", normalized)
+
+    def test_hourly_follows_real_time_and_daily_a_fixed_time_across_dst(self):
+        """As cronie: the hour of @hourly is `*`, so both passes of the repeated hour fire."""
+        fall_back = at("2026-11-01T04:30:00Z")  # 00:30 EDT; 01:00-01:59 happens twice
+        assert [local(t, NY) for t in fires("@hourly", NY, fall_back, 3)] == [
+            "2026-11-01T01:00:00-04:00", "2026-11-01T01:00:00-05:00", "2026-11-01T02:00:00-05:00"]
+        assert fires("@daily", NY, fall_back, 2) == fires("0 0 * * *", NY, fall_back, 2)
+
+    def test_reboot_is_refused_saying_why(self):
+        with pytest.raises(CronError) as err:
+            parse("@reboot")
+        assert err.value.field == "expression"
+        assert "no boot to attach it to" in str(err.value) and "@daily" in str(err.value)
+
+    @pytest.mark.parametrize(
+        "expr, reason",
+        [
+            ("@fortnightly", "unknown macro '@fortnightly'; the macros are @hourly, @daily, @midnight, @weekly, "
+                             "@monthly, @yearly, @annually"),
+            ("@daily *", "a macro such as @daily stands alone, without other fields"),
+            ("0 0 0 @daily * ?", "macros such as @daily are Unix-only and stand alone; a Quartz expression has no "
+                                 "macros (in Quartz, @daily is '0 0 0 * * ?')"),
+            ("@hourly * * * * ? *", "macros such as @hourly are Unix-only and stand alone; a Quartz expression has "
+                                    "no macros (in Quartz, @hourly is '0 0 * * * ?')"),
+            ("daily", "has 1 field; expected 5 (Unix) or 6-7 (Quartz: seconds first)"),
+            ("0 0 * *", "has 4 fields; expected 5 (Unix) or 6-7 (Quartz: seconds first)"),
+        ],
+    )
+    def test_misused_macros_and_field_counts_say_what_is_wrong(self, expr, reason):
+        with pytest.raises(CronError) as err:
+            parse(expr)
+        assert (err.value.field, err.value.reason) == ("expression", reason)
+
+    @pytest.mark.parametrize("expr", ["0 0 * * 6-1", "0 0 * * SAT-MON", "0 0 * * 0-6-0", "0 0 0 ? * MON-0"])
+    def test_only_sunday_may_end_a_range_below_its_start(self, expr):
+        """cronie reads an end of 0 as 7; other reversed ranges stay errors (in Quartz they wrap)."""
+        if expr.count(" ") == 5:
+            with pytest.raises(CronError):
+                parse(expr)  # Quartz's day-of-week is 1-7: no 0 at all
+            return
+        with pytest.raises(CronError) as err:
+            parse(expr)
+        assert err.value.field == "day-of-week"
+
+
 class TestDST:
     """Wall-clock fields across DST changes, as cronie and cronsim do (DESIGN.md), not as Quartz does."""
 
@@ -309,3 +378,33 @@ class TestZones:
         with pytest.raises(ValidationError) as err:
             load_zone("Mars/Base")
         assert str(err.value) == "timezone: unknown time zone 'Mars/Base'"
+
+
+class TestCronNextCommand:
+    """`schedd cron next`, through the CLI's entry point."""
+
+    def test_an_expression_with_no_fire_time_left_says_so_and_exits_2(self, capsys):
+        from schedd.cli import main
+
+        assert main(["cron", "next", "0 0 12 ? * * 1999", "--after", "2026-01-01T00:00:00Z"]) == 2
+        out = capsys.readouterr()
+        assert out.out == ""
+        assert out.err == "schedd: no fire time after 2026-01-01T00:00:00+00:00\n"
+
+    def test_fire_times_before_the_end_are_printed_and_the_command_succeeds(self, capsys):
+        from schedd.cli import main
+
+        assert main(["cron", "next", "0 0 0 1 1 ? 2026-2027", "--after", "2026-01-01T00:00:00Z", "--count", "5"]) == 0
+        assert capsys.readouterr().out == "2027-01-01T00:00:00+00:00\n"
+
+    def test_macros_and_sunday_ranges_are_read_as_cronie_reads_them(self, capsys):
+        from schedd.cli import main
+
+        assert main(["cron", "next", "@weekly", "--after", "2026-01-01T00:00:00Z", "--count", "2"]) == 0
+        assert capsys.readouterr().out == "2026-01-04T00:00:00+00:00\n2026-01-11T00:00:00+00:00\n"
+        assert main(["cron", "next", "0 9 * * FRI-0", "--after", "2026-01-01T00:00:00Z", "--count", "3"]) == 0
+        assert capsys.readouterr().out.split() == [
+            "2026-01-02T09:00:00+00:00", "2026-01-03T09:00:00+00:00", "2026-01-04T09:00:00+00:00"]
+        assert main(["cron", "next", "@reboot"]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("schedd: expression: @reboot is not a time") and err.count("\n") == 1

@@ -2,7 +2,9 @@
 
 Two dialects, told apart by the number of fields: Quartz (6 or 7, seconds first,
 day-of-week 1-7 = SUN-SAT, `?` `L` `W` `#`) answers what Quartz 2.3.2 answers, and Unix
-(5, minute first, day-of-week 0-7) what cronsim answers. Fields are wall-clock fields;
+(5, minute first, day-of-week 0-7) what cronsim answers, with cronie's additions (a
+day-of-week range ending on Sunday as 0, and the macros `@hourly` to `@yearly`, alone;
+`@reboot` is refused). Fields are wall-clock fields;
 DST changes are resolved as cronie does (see `CronExpr.next_after`).
 
 schedd owns the evaluation (per-field lookup tables and a per-month day table, no croniter):

@@ -20,7 +20,7 @@ from schedd.cron.fields import (
     next_table,
 )
 from schedd.cron.quartz import parse_quartz
-from schedd.cron.unix import parse_unix
+from schedd.cron.unix import parse_macro, parse_unix
 from schedd.cron.zones import T_MIN, first_instant, zone_table
 
 MAX_EXPRESSION_LENGTH = 1024
@@ -199,8 +199,29 @@ def _parse(expr: str) -> CronExpr:
     if not text.isascii() or any(ch < " " and ch != "\t" or ch == "\x7f" for ch in text):
         raise err("expression", "holds characters other than printable ASCII")
     parts = text.upper().split()
+    macro = next((part for part in parts if part.startswith("@")), None)
+    if macro is not None:
+        if len(parts) == 1:
+            return _build(text, parse_macro(macro))
+        raise err("expression", _macro_misplaced(macro.lower(), len(parts)))
     if len(parts) == 5:
         return _build(text, parse_unix(parts))
     if len(parts) in (6, 7):
         return _build(text, parse_quartz(parts))
-    raise err("expression", f"has {len(parts)} fields; expected 5 (Unix) or 6-7 (Quartz: seconds first)")
+    fields = "field" if len(parts) == 1 else "fields"
+    raise err("expression", f"has {len(parts)} {fields}; expected 5 (Unix) or 6-7 (Quartz: seconds first)")
+
+
+# What each macro is in Quartz's fields, for the message that refuses a macro among them.
+_QUARTZ_OF_MACRO = {
+    "@HOURLY": "0 0 * * * ?", "@DAILY": "0 0 0 * * ?", "@MIDNIGHT": "0 0 0 * * ?", "@WEEKLY": "0 0 0 ? * SUN",
+    "@MONTHLY": "0 0 0 1 * ?", "@YEARLY": "0 0 0 1 1 ?", "@ANNUALLY": "0 0 0 1 1 ?",
+}
+
+
+def _macro_misplaced(macro: str, count: int) -> str:
+    if count in (6, 7):
+        quartz = _QUARTZ_OF_MACRO.get(macro.upper())
+        instead = f" (in Quartz, {macro} is {quartz!r})" if quartz else ""
+        return f"macros such as {macro} are Unix-only and stand alone; a Quartz expression has no macros{instead}"
+    return f"a macro such as {macro} stands alone, without other fields"

@@ -1,4 +1,6 @@
-"""The Unix dialect (5 fields, minute first, day-of-week 0-7): its fields and grammar, as cronsim reads them."""
+"""The Unix dialect (5 fields, minute first, day-of-week 0-7): its fields and grammar, as cronsim reads them,
+with what cronie adds: a day-of-week range may end on Sunday as 0 (`5-0`, `MON-SUN`), and the
+macros `@hourly` to `@yearly` stand for their five fields."""
 
 from __future__ import annotations
 
@@ -31,6 +33,22 @@ _WEEKDAY = {d: (d + 6) % 7 for d in range(8)}
 # Unix terms follow cronsim's reading, which is what the Unix dialect promises.
 _LAST = -1
 _LAST_WEEKDAY = -2
+
+# cronie's macros and the fields each one sets (its entry.c).
+MACROS = {
+    "@HOURLY": "0 * * * *",
+    "@DAILY": "0 0 * * *",
+    "@MIDNIGHT": "0 0 * * *",
+    "@WEEKLY": "0 0 * * 0",
+    "@MONTHLY": "0 0 1 * *",
+    "@YEARLY": "0 0 1 1 *",
+    "@ANNUALLY": "0 0 1 1 *",
+}
+REBOOT_REFUSED = (
+    "@reboot is not a time: cron runs such a job when the cron daemon starts, and a schedd "
+    "schedule has no boot to attach it to (schedules outlive restarts, and a restart is not a boot); "
+    "give a time such as @daily instead"
+)
 
 
 def _int(tok: str, f: Field) -> int:
@@ -73,6 +91,8 @@ def _parse(s: str, f: Field) -> set:
     if "-" in s:
         a_txt, b_txt = s.split("-", 1)
         a, b = _int(a_txt, f), _int(b_txt, f)
+        if f is _DOW and b == 0 < a:
+            b = 7  # cronie: a range may end on Sunday written as 0 (5-0, MON-SUN)
         if b < a:
             raise err(f, f"the range {a}-{b} ends before it starts")
         return set(range(a, b + 1))
@@ -119,3 +139,14 @@ def parse_unix(parts: list[str]) -> ParsedFields:
     fixed = not parts[0].startswith("*") and not parts[1].startswith("*")
     sets = [{0}, *sets, months]
     return ParsedFields("unix", norm, sets, None, dom, dow, both=both, fixed_time=fixed)
+
+
+def parse_macro(word: str) -> ParsedFields:
+    """The fields of a cronie macro (`@daily`, upper-cased); `@reboot` and unknown ones are refused."""
+    if word == "@REBOOT":
+        raise err("expression", REBOOT_REFUSED)
+    fields = MACROS.get(word)
+    if fields is None:
+        known = ", ".join(m.lower() for m in MACROS)
+        raise err("expression", f"unknown macro {word.lower()!r}; the macros are {known}")
+    return parse_unix(fields.split())

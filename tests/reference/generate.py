@@ -1,9 +1,10 @@
-"""Regenerate cron_fixture.json from the real implementations: Quartz 2.3.2 and cronsim.
+"""Regenerate cron_fixture.json from the real implementations: Quartz 2.3.2, cronsim and croniter.
 
 Run from the repository root (needs Java 11+, Debian's libquartz2-java and libslf4j-java,
-and cronsim in the venv; see README.md beside this file):
+and cronsim and croniter in the venv; see README.md beside this file):
 
     .venv/bin/python tests/reference/generate.py
+    .venv/bin/python tests/reference/generate.py --only unix_cronie   # that section alone, no Java
 
 The output is deterministic (seeded random cases, fixed start instants), so a rerun with
 the same Quartz, cronsim and tz database rewrites the same file.
@@ -21,6 +22,7 @@ from importlib.metadata import version
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from croniter import croniter
 from cronsim import CronSim, CronSimError
 
 HERE = Path(__file__).resolve().parent
@@ -386,6 +388,51 @@ def random_unix(rng: random.Random) -> str:
     return f"{minute} {hour} {dom} {month} {dow}"
 
 
+# --------------------------------------------------------------------------- cronie's additions (croniter, cronsim)
+
+# cronie's syntax that cronsim refuses, each with the spelling cronsim reads the same way:
+# a day-of-week range ending on Sunday as 0 (cronie reads the 0 as 7), and the macros
+# (cronie's entry.c sets the fields given here).
+CRONIE_SYNTAX = [
+    ("0 0 * * MON-SUN", "0 0 * * 1-7"), ("0 0 * * 5-0", "0 0 * * 5-7"), ("0 0 * * 1-0", "0 0 * * 1-7"),
+    ("0 0 * * SAT-SUN", "0 0 * * 6-7"), ("15 6 * * fri-sun", "15 6 * * 5-7"), ("30 9 * * 1-0/2", "30 9 * * 1-7/2"),
+    ("0 0 * * MON-SUN/3", "0 0 * * 1-7/3"), ("0 12 13 * 5-0", "0 12 13 * 5-7"), ("0 0 * * 1-3,6-0", "0 0 * * 1-3,6-7"),
+    ("@hourly", "0 * * * *"), ("@daily", "0 0 * * *"), ("@midnight", "0 0 * * *"), ("@weekly", "0 0 * * 0"),
+    ("@monthly", "0 0 1 * *"), ("@yearly", "0 0 1 1 *"), ("@annually", "0 0 1 1 *"), ("@Daily", "0 0 * * *"),
+]
+CRONIE_ZONES = [
+    ("UTC", "2026-01-01T00:00:00Z"),
+    ("Asia/Kolkata", "2026-06-15T08:10:00Z"),
+    ("America/New_York", "2026-03-07T12:00:00Z"),  # spring forward on 2026-03-08
+    ("America/New_York", "2026-10-31T12:00:00Z"),  # fall back on 2026-11-01
+]
+
+
+def croniter_fires(expr: str, zone: str, start: float, count: int) -> list[float]:
+    it = croniter(expr, datetime.fromtimestamp(start, ZoneInfo(zone)))
+    return [it.get_next(datetime).timestamp() for _ in range(count)]
+
+
+def unix_cronie() -> list[dict]:
+    """Rows for cronie's additions: croniter's answers, which must equal cronsim's for the plain
+    spelling; across a DST change only cronsim's (croniter fires a fixed hour twice at fall back)."""
+    rows = []
+    for expr, plain in CRONIE_SYNTAX:
+        for zone, start in CRONIE_ZONES:
+            fires = cronsim_fires(plain, zone, at(start), FIRES)
+            case = row(expr, zone, at(start), fires, True)
+            case["cronsim_expr"] = plain
+            if transitions(zone, at(start), fires[-1] + 1):
+                case["oracle"] = "cronsim"
+            else:
+                other = croniter_fires(expr, zone, at(start), FIRES)
+                if other != fires:
+                    sys.exit(f"croniter and cronsim differ on {expr!r} / {plain!r} in {zone}: {other} {fires}")
+                case["oracle"] = "croniter, cronsim"
+            rows.append(case)
+    return rows
+
+
 # --------------------------------------------------------------------------- DST (cronsim)
 
 DST_ZONES = ["America/New_York", "Europe/Berlin", "Europe/London", "Australia/Lord_Howe", "Pacific/Chatham"]
@@ -607,6 +654,7 @@ def main() -> None:
             "quartz_fires": [iso(t) for t in qfires],
         })
     fixture["quartz_dst_wrong"] = wrong
+    add_unix_cronie(fixture)
 
     OUT.write_text(dump(fixture))
     counts = {k: len(v) for k, v in fixture.items() if isinstance(v, list)}
@@ -614,5 +662,23 @@ def main() -> None:
     print(f"wrote {OUT} ({OUT.stat().st_size} bytes): {counts}")
 
 
+def add_unix_cronie(fixture: dict) -> None:
+    fixture["croniter"] = version("croniter")
+    fixture["unix_cronie"] = unix_cronie()
+
+
+def only_unix_cronie() -> None:
+    """Rewrite the cronie section of the existing fixture (needs no Java)."""
+    fixture = json.loads(OUT.read_text())
+    add_unix_cronie(fixture)
+    OUT.write_text(dump(fixture))
+    print(f"wrote {OUT}: {len(fixture['unix_cronie'])} unix_cronie rows")
+
+
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:] == ["--only", "unix_cronie"]:
+        only_unix_cronie()
+    elif sys.argv[1:]:
+        sys.exit("usage: generate.py [--only unix_cronie]")
+    else:
+        main()
