@@ -360,14 +360,23 @@ class Daemon:
         self.proc = None
 
     def call(self, method: str, path: str, token: str, body: Any = None) -> Any:
+        return self.exchange(method, path, token, body)[0]
+
+    def exchange(self, method: str, path: str, token: str, body: Any = None) -> tuple[Any, Any]:
+        """The parsed answer and the response headers."""
         data = None if body is None else json.dumps(body).encode()
         req = urllib.request.Request(self.base + path, data=data, method=method, headers={
             "X-VoltMX-Authorization": token, "Content-Type": "application/json"})
         try:
             with urllib.request.urlopen(req, timeout=30) as response:
-                return json.loads(response.read() or b"null")
+                return json.loads(response.read() or b"null"), response.headers
         except urllib.error.HTTPError as err:
             raise SystemExit(f"{method} {path}: {err.code} {err.read()[:500]!r}") from err
+
+    def create_job(self, token: str, body: Any) -> int:
+        """A new admin-console job; its id is at the end of the answer's `Location`."""
+        _, headers = self.exchange("POST", "/admin/api/jobs/job", token, body)
+        return int(headers["Location"].rsplit("/", 1)[1])
 
 
 def schedd_cli(*args: str, stdin: str | None = None) -> str:
@@ -508,10 +517,8 @@ class Bench:
         for _ in range(args.list_size):
             d.call("POST", f"/aggregates/maintenance/scheduler/jobs/orgId/{LIST_ORG}", self.token,
                    {"time_expression": FAR_CRON, "scheduler_type": "time-based"})
-        self.history_job = d.call("POST", "/admin/api/jobs/job", self.token,
-                                  job_body("bench-history"))["result"]["jobId"]
-        self.pool = [d.call("POST", "/admin/api/jobs/job", self.token, job_body(f"bench-pool-{i}"))
-                     ["result"]["jobId"] for i in range(args.pool_jobs)]
+        self.history_job = d.create_job(self.token, job_body("bench-history"))
+        self.pool = [d.create_job(self.token, job_body(f"bench-pool-{i}")) for i in range(args.pool_jobs)]
         d.stop()
         api_done = time.perf_counter()
 

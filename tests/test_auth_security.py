@@ -290,9 +290,9 @@ async def test_another_orgs_user_can_neither_read_nor_change_its_data(api, op):
                          ids=lambda op: f"{op.method} {op.path}")
 async def test_non_admins_get_401_on_every_job_route(api, op, who):
     response, body = await api.call("POST", JOBS, "admin", json=JOB)
-    job_id = body["result"]["jobId"]
+    job_id = int(response.headers["Location"].rsplit("/", 1)[1])
     response, body = await api.call("POST", f"{JOBS}/run/{job_id}", "admin")
-    run_id = body["result"]["jobRunId"]
+    run_id = int(response.headers["Location"].rsplit("/", 1)[1])
     await api.settle()
     before = await _rows(api)
     path = op.path.replace("{jobId}", str(job_id)).replace("{jobRunId}", str(run_id))

@@ -67,10 +67,16 @@ def test_equivalent_spellings_have_frequency_info_that_fires_the_same(cron, info
     assert list_fires(derived) == list_fires(cron)
 
 
+def test_a_single_second_is_left_out_of_the_frequency_info_as_volt_mx_does():
+    assert cron_to_frequency(parse("41 5 * * * ? *")) == {"frequencyType": 1, "minuteValues": [5]}
+    assert cron_to_frequency(parse("19 0 * * * ? *")) == {"frequencyType": 1, "minuteValues": [0]}
+    assert cron_to_frequency(parse("30 0 4 * * ?")) == {"frequencyType": 2, "hourValues": [4], "minuteValues": [0]}
+
+
 @pytest.mark.parametrize(
     "cron",
     [
-        "30 0 4 * * ?",  # seconds not 0
+        "*/30 0 4 * * ?",  # more than one second
         "0 0 4 * 1 ?",  # a month
         "0 0 4 * * ? 2026",  # a year
         "0 0 4 L-3 * ?",

@@ -141,7 +141,7 @@ async def api(make_api):
     api.spy = Spy()
     api.core.executors.get = lambda ctx: api.spy  # type: ignore[method-assign]
     response, body = await api.call("POST", "/admin/api/jobs/job", json=job(-1))
-    api.job_id = body["result"]["jobId"]
+    api.job_id = int(response.headers["Location"].rsplit("/", 1)[1])
     response, _ = await api.call("POST", "/api/maintenance/create", json=WINDOW, allow_redirects=False)
     api.window_id = int(response.headers["Location"].rsplit("/", 1)[1])
     return api

@@ -79,9 +79,9 @@ class Target:
         cube = self.call("POST", "/org/default/project/p1/cube/c1/aggregates-creation/scheduler",
                          VALID_BODIES["createCubeSchedule"]).json()["response"]["job_id"]
         self.made += 1
-        job = self.call("POST", "/admin/api/jobs/job", {**JOB, "jobName": f"fuzzed {self.made}"}).json()
-        job = job["result"]["jobId"]
-        run = self.call("POST", f"/admin/api/jobs/job/run/{job}").json()["result"]["jobRunId"]
+        made = self.call("POST", "/admin/api/jobs/job", {**JOB, "jobName": f"fuzzed {self.made}"})
+        job = made.headers["Location"].rsplit("/", 1)[1]
+        run = self.call("POST", f"/admin/api/jobs/job/run/{job}").headers["Location"].rsplit("/", 1)[1]
         window = self.call("POST", "/api/maintenance/create", WINDOW).headers["Location"].rsplit("/", 1)[1]
         return {"orgId": "default", "projectId": "p1", "cubeId": "c1", "maintenanceJob": maint, "cubeJob": cube,
                 "adminJob": job, "jobRunId": run, "id": int(window)}

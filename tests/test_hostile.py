@@ -209,7 +209,7 @@ async def still_serving_jobs(api) -> None:
 async def job_api(api):
     response, body = await api.call("POST", JOBS, json=JOB)
     assert response.status == 200, body
-    api.job_id = body["result"]["jobId"]
+    api.job_id = int(response.headers["Location"].rsplit("/", 1)[1])
     return api
 
 

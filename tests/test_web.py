@@ -371,7 +371,7 @@ async def test_a_user_sees_and_acts_on_its_own_orgs_only(api, browser):
 async def test_service_jobs_are_for_administrators_only(api, browser):
     response, body = await api.call("POST", "/admin/api/jobs/job", "admin", json=JOB)
     assert response.status == 200, body
-    ident = body["result"]["jobId"]
+    ident = int(response.headers["Location"].rsplit("/", 1)[1])
     await browser.login("alice")
     _, page = await browser.get("/ui")
     assert "nightly-export" not in page and '<option value="service"' not in page
@@ -384,8 +384,8 @@ async def test_service_jobs_are_for_administrators_only(api, browser):
 
 
 async def test_a_service_job_is_deactivated_and_activated_through_the_job_update(api, browser):
-    _, body = await api.call("POST", "/admin/api/jobs/job", "admin", json=JOB)
-    ident = body["result"]["jobId"]
+    response, _ = await api.call("POST", "/admin/api/jobs/job", "admin", json=JOB)
+    ident = int(response.headers["Location"].rsplit("/", 1)[1])
     await browser.login("admin")
     response, _ = await browser.post(f"/ui/schedules/{ident}/deactivate", {"csrf": await browser.csrf()})
     assert response.status == 303
@@ -408,10 +408,10 @@ async def test_a_run_under_full_history_shows_its_payloads_escaped(make_api, aio
     api = await make_api(scopes=SCOPES, services={
         **SERVICES, "jsonservices": {**SERVICES["jsonservices"], "base_url": f"http://127.0.0.1:{server.port}/api"}})
     browser = Operator(api)
-    _, body = await api.call("POST", "/admin/api/jobs/job", "admin", json={
+    response, _ = await api.call("POST", "/admin/api/jobs/job", "admin", json={
         **JOB, "historyStrategy": "FULL",
         "jobServiceInfo": {**JOB["jobServiceInfo"], "postData": '{"q": "<b>x</b>"}'}})
-    ident = body["result"]["jobId"]
+    ident = int(response.headers["Location"].rsplit("/", 1)[1])
     await browser.login("admin")
     response, _ = await browser.post(f"/ui/schedules/{ident}/run", {"csrf": await browser.csrf()})
     location = response.headers["Location"]

@@ -1,8 +1,9 @@
 """Seed 003: Volt MX admin-console jobs under /admin/api/jobs, for administrators only.
 
-Mutations answer `{"status": "SUCCESS", "result", "message": null, "token": null}`; GETs
-the bare object or array the seed shows; every error the FAIL envelope. Dates are
-`YYYY-MM-DD HH:MM:SS` in the daemon's time zone.
+Mutations answer exactly the seed's `{"status": "SUCCESS", "result": null, "message": null,
+"token": null}`; what they made is named by a `Location` header (the new job, the new run's
+history entry). GETs answer the bare object or array the seed shows; every error the FAIL
+envelope. Dates are `YYYY-MM-DD HH:MM:SS` in the daemon's time zone.
 """
 
 from __future__ import annotations
@@ -48,8 +49,8 @@ def render_error(request: web.Request, status: int, message: str, exc: ScheddErr
 handler = with_envelope(render_error)
 
 
-def success(result: Any = None, headers: dict[str, str] | None = None) -> web.Response:
-    return json_response({"status": "SUCCESS", "result": result, "message": None, "token": None},
+def success(headers: dict[str, str] | None = None) -> web.Response:
+    return json_response({"status": "SUCCESS", "result": None, "message": None, "token": None},
                          headers=headers)
 
 
@@ -168,7 +169,7 @@ async def create_job(request: web.Request) -> web.Response:
     user = await admin_user(request)
     core = request.app[CORE]
     schedule = await jobs.create_job(core, user, await read_body(request), at=core.clock.now())
-    return success({"jobId": schedule.id}, headers={"Location": f"{BASE}/job/{schedule.id}"})
+    return success(headers={"Location": f"{BASE}/job/{schedule.id}"})
 
 
 @routes.put(BASE + "/job")
@@ -194,8 +195,10 @@ async def delete_job(request: web.Request) -> web.Response:
 async def run_job(request: web.Request) -> web.Response:
     await admin_user(request)
     core = request.app[CORE]
-    ref = await jobs.run_now(core, _job_id(request), at=core.clock.now())
-    return success({"jobRunId": ref.id or None, "executionStatus": EXECUTION_STATUS[ref.state]})
+    job_id = _job_id(request)
+    ref = await jobs.run_now(core, job_id, at=core.clock.now())
+    # A run the job's history keeps has an entry to point at (a skip under OFF has none).
+    return success(headers={"Location": f"{BASE}/history/{job_id}/{ref.id}"} if ref.id else None)
 
 
 @routes.get(BASE + "/history/{jobId}")

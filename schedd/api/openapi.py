@@ -446,7 +446,7 @@ JOBS = [
     _job("GET", _JOBS + "/job/{jobId}", "getJob", "One job", _ONE_JOB),
     _job("GET", _JOBS + "/job{jobId}", "getJobGlued", "One job", _ONE_JOB, description=_GLUED),
     _job("POST", _JOBS + "/job", "createJob", "Create a job (a jobId in the body is ignored)",
-         {200: Answer("SUCCESS with the new id", volt(obj(("jobId",), jobId=INTEGER)),
+         {200: Answer("SUCCESS; `Location` names the new job", volt({"type": "null"}),
                       headers={"Location": "/admin/api/jobs/job/{jobId}"}),
           **errors(VOLT_ERROR, 400, 401, 409, 413)},
          body=Body(ref("Job"))),
@@ -457,8 +457,9 @@ JOBS = [
     _job("DELETE", _JOBS + "/job{jobId}", "deleteJobGlued", "Delete a job and its history", _DELETED,
          description=_GLUED),
     _job("POST", _JOBS + "/job/run/{jobId}", "runJobNow", "Run a job now (also an Inactive one)",
-         {200: Answer("SUCCESS with the run", volt(obj(
-             jobRunId={"type": ["integer", "null"]}, executionStatus=STRING))),
+         {200: Answer("SUCCESS; `Location` names the run's history entry (absent for a skip that the job's "
+                      "history strategy OFF does not keep)", volt({"type": "null"}),
+                      headers={"Location": "/admin/api/jobs/history/{jobId}/{jobRunId}"}),
           **errors(VOLT_ERROR, 400, 401, 404, 409)}),
     _job("GET", _JOBS + "/history/{jobId}", "jobHistory", "The job's runs, newest first",
          {200: Answer("Runs", array(ref("JobRun"))), **errors(VOLT_ERROR, 400, 401, 404)},

@@ -77,8 +77,12 @@ def _plain(side: DaySide | None) -> TypeGuard[DaySide]:
 
 
 def cron_to_frequency(expr: CronExpr) -> dict | None:
-    """The `jobFrequencyInfo` of `expr` when it has one of the four shapes, else None."""
-    if _members(expr.second_table) != [0] or expr.years is not None or len(_members(expr.month_table)) != 12:
+    """The `jobFrequencyInfo` of `expr` when it has one of the four shapes, else None.
+
+    A single second is left out, as Volt MX does (its `41 5 * * * ? *` has the info of
+    minute 5, every hour): the info describes the minutes and hours, the cron stays the schedule.
+    """
+    if len(_members(expr.second_table)) != 1 or expr.years is not None or len(_members(expr.month_table)) != 12:
         return None
     dom, dow = expr.dom, expr.dow
     minutes = _members(expr.minute_table)
