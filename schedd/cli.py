@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import getpass
 import logging
 import os
@@ -97,7 +98,17 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--after", help="ISO-8601 start, exclusive (default now)")
     p.add_argument("--count", type=int, default=5, help="how many fire times (default 5)")
     p.set_defaults(func=_cron_next)
+
+    # A command group without its action (`schedd config`) shows that group's help.
+    for group in sub.choices.values():
+        if group.get_default("func") is None:
+            group.set_defaults(func=functools.partial(_group_help, group))
     return parser
+
+
+def _group_help(group: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    group.print_help(sys.stderr)
+    return 2
 
 
 # -- helpers ---------------------------------------------------------------------------
@@ -143,8 +154,8 @@ def _serve(args: argparse.Namespace) -> int:
         raise ScheddError("--pidfile is only for --daemon")
     # Every path is made absolute before a detached daemon moves to "/"; the config path is
     # kept for SIGHUP, which reads the file again.
+    config = config_mod.resolve(args.config)
     config_path = args.config or os.environ.get("SCHEDD_CONFIG") or None
-    config = config_mod.resolve(config_path)
     config_path = config_path and os.path.abspath(config_path)
     db_path = os.path.abspath(args.db or config_mod.default_db_path(config))
     unix_socket = args.unix_socket or config.server.unix_socket
@@ -207,7 +218,13 @@ def _config_check(args: argparse.Namespace) -> int:
 
 def _db_migrate(args: argparse.Namespace) -> int:
     async def work(db: Any, config: config_mod.Config) -> int:
-        print(f"{db.path}: schema up to date")
+        applied = ", ".join(f"{version:04d}" for version in db.applied)
+        if db.applied and db.applied[0] == 1:
+            print(f"{db.path}: created the schema (migrations {applied})")
+        elif db.applied:
+            print(f"{db.path}: applied migrations {applied}")
+        else:
+            print(f"{db.path}: schema up to date")
         return 0
 
     return _with_db(args, work)

@@ -6,7 +6,6 @@ a raw mapping. A rejected value raises `ConfigError` whose field is the dotted k
 
 from __future__ import annotations
 
-import logging
 import math
 import os
 import re
@@ -25,6 +24,10 @@ from schedd.errors import ValidationError
 
 class ConfigError(ValidationError):
     """A configuration value was rejected; `field` is its dotted key."""
+
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+"""The `[logging] level` values, any case."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -342,7 +345,7 @@ def _logging(data: object) -> LoggingConfig:
     t, d = _Table(data, "logging", _keys(LoggingConfig)), LoggingConfig()
     return LoggingConfig(
         format=t.get("format", d.format, _choice("logfmt", "json")),
-        level=t.get("level", d.level, _choice(*logging.getLevelNamesMapping())),
+        level=t.get("level", d.level, _choice(*LOG_LEVELS)),
     )
 
 
@@ -521,9 +524,21 @@ def write_default(path: str | os.PathLike) -> None:
 
 
 def resolve(path: str | None) -> Config:
-    """The configuration from `path`, else from $SCHEDD_CONFIG, else the defaults."""
-    path = path or os.environ.get("SCHEDD_CONFIG")
-    return load(path) if path else default()
+    """The configuration from `path` (--config), else from $SCHEDD_CONFIG, else the defaults.
+
+    A file that cannot be read is reported under the flag or variable that named it.
+    """
+    source = "--config"
+    if not path:
+        path, source = os.environ.get("SCHEDD_CONFIG"), "SCHEDD_CONFIG"
+    if not path:
+        return default()
+    try:
+        return load(path)
+    except ConfigError as exc:
+        if exc.field == "path":
+            raise ConfigError(source, exc.reason) from exc
+        raise
 
 
 def default_db_path(config: Config) -> str:

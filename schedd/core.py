@@ -44,6 +44,8 @@ class Core:
         self.startup: list[Callable[[float], Awaitable[None]]] = []
         """Run by `start()` after recovery, before the loop: families arm their own timers."""
         self._install_families()
+        self.stopped: tuple[int, int] | None = None
+        """(runs finished, runs interrupted) by `stop()`, once it returned."""
         self._last_success: dict[str, float] = {}
         self.history_loaded: asyncio.Task[None] | None = None
         self.runner.after_run.append(self._note_success)
@@ -104,6 +106,7 @@ class Core:
         finished, interrupted = await self.runner.shutdown(self.config.scheduler.shutdown_grace)
         await self.executors.close()
         await self.db.close()
+        self.stopped = (finished, interrupted)
         return finished, interrupted
 
     def reconfigure(self, config: Config) -> None:

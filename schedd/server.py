@@ -74,6 +74,8 @@ async def serve(
              core.config.scheduler.shutdown_grace, core.runner.in_flight)
     await _cancel(background)
     await runner.cleanup()
+    finished, interrupted = core.stopped or (0, 0)
+    log.info("action=stopped runs_finished=%d runs_interrupted=%d", finished, interrupted)
     # Pinging until the end: a shutdown that waits for runs is not a stall. A second
     # TERM or INT meanwhile changes nothing (systemd's TimeoutStopSec ends a stuck stop).
     await _cancel([keep_alive] if keep_alive else [])

@@ -356,8 +356,10 @@ def test_resolve_without_path_or_schedd_config_gives_the_defaults(monkeypatch):
 
 def test_resolve_reports_a_missing_schedd_config_file(tmp_path, monkeypatch):
     monkeypatch.setenv("SCHEDD_CONFIG", str(tmp_path / "nope.toml"))
-    with pytest.raises(ConfigError, match="^path: "):
+    with pytest.raises(ConfigError, match="^SCHEDD_CONFIG: cannot read "):
         config.resolve(None)
+    with pytest.raises(ConfigError, match="^--config: cannot read "):
+        config.resolve(str(tmp_path / "missing.toml"))
 
 
 DB_PATHS = [

@@ -102,5 +102,4 @@ async def _run_core(app: web.Application, *, run_loop: bool) -> AsyncIterator[No
     core = app[CORE]
     await core.start(run_loop=run_loop)
     yield
-    finished, interrupted = await core.stop()
-    log.info("action=stopped runs_finished=%d runs_interrupted=%d", finished, interrupted)
+    await core.stop()

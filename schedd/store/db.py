@@ -143,13 +143,15 @@ class Database:
         self._idle = asyncio.Event()
         self._idle.set()
         self._task: asyncio.Task[None] | None = None
+        self.applied: list[int] = []
+        """The migrations `open()` applied (all of them for a new file)."""
 
     # -- lifecycle -------------------------------------------------------------------
 
     async def open(self) -> None:
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="schedd-writer")
         await self._on_writer(self._connect_writer)
-        await self.migrate()
+        self.applied = await self.migrate()
         self._reader = await self._connect()
         await self._reader.execute("PRAGMA query_only=ON")
         self._task = asyncio.create_task(self._write_loop(), name="schedd-writer")
