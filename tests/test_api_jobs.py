@@ -167,7 +167,7 @@ async def history(api, job_id: int) -> list[dict[str, Any]]:
 # -- create, read, list ----------------------------------------------------------------
 
 
-async def test_create_answers_the_seeds_success_and_names_the_job_in_location(api):
+async def test_create_answers_volt_mx_success_and_names_the_job_in_location(api):
     response, body = await api.call("POST", JOBS, json=job())
     assert response.status == 200
     assert body == {"status": "SUCCESS", "result": None, "message": None, "token": None}

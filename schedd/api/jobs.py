@@ -1,8 +1,8 @@
 """Seed 003: Volt MX admin-console jobs under /admin/api/jobs, for administrators only.
 
-Mutations answer exactly the seed's `{"status": "SUCCESS", "result": null, "message": null,
+Mutations answer exactly Volt MX's `{"status": "SUCCESS", "result": null, "message": null,
 "token": null}`; what they made is named by a `Location` header (the new job, the new run's
-history entry). GETs answer the bare object or array the seed shows; every error the FAIL
+history entry). GETs answer the bare object or array Volt MX documents; every error the FAIL
 envelope. Dates are `YYYY-MM-DD HH:MM:SS` in the daemon's time zone.
 """
 
