@@ -41,6 +41,19 @@ WHERE family = :family AND org_id IS :org_id
 ORDER BY id"""
 # Every schedule of a family, oldest first.
 SQL_LIST_FAMILY = "SELECT * FROM schedules WHERE family = ? ORDER BY id"
+# A batch of a family's schedules in one org/project/cube (NULL where the family has none),
+# in id order after a given id: keyset paging, one index range per batch.
+SQL_SCOPE_BATCH = """
+SELECT * FROM schedules
+WHERE family = :family AND org_id IS :org_id AND project_id IS :project_id AND cube_id IS :cube_id
+  AND (:active IS NULL OR active = :active) AND id > :after
+ORDER BY id LIMIT :limit OFFSET :offset"""
+# The same batch with the number of runs each schedule has kept (seed 003's job list).
+SQL_SCOPE_BATCH_KEPT = """
+SELECT s.*, (SELECT count(*) FROM runs WHERE schedule_id = s.id) AS kept FROM schedules s
+WHERE family = :family AND org_id IS :org_id AND project_id IS :project_id AND cube_id IS :cube_id
+  AND (:active IS NULL OR active = :active) AND s.id > :after
+ORDER BY s.id LIMIT :limit OFFSET :offset"""
 # What the engine needs at start-up: every active schedule's key and next fire.
 SQL_DUE_INDEX = "SELECT id, next_fire_at FROM schedules WHERE active = 1 AND next_fire_at IS NOT NULL"
 # Moves a schedule's next fire time.
@@ -273,6 +286,50 @@ async def list_scope(
 
 async def list_family(db: Database, family: str) -> list[Schedule]:
     return [Schedule.from_row(row) for row in await db.fetchall(SQL_LIST_FAMILY, (family,))]
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """Where a batched list reads: a family, and its org/project/cube (None where the family has none)."""
+
+    family: str
+    org_id: str | None = None
+    project_id: str | None = None
+    cube_id: str | None = None
+    active: bool | None = None
+
+    def params(self) -> dict[str, Any]:
+        return {"family": self.family, "org_id": self.org_id, "project_id": self.project_id,
+                "cube_id": self.cube_id, "active": None if self.active is None else int(self.active)}
+
+
+BATCH = 500
+
+
+async def scope_batches(
+    db: Database, scope: Scope, *, offset: int = 0, limit: int | None = None, size: int = BATCH,
+    with_kept: bool = False,
+) -> AsyncIterator[list[tuple[Schedule, int]]]:
+    """The scope's schedules in id order from `offset` on (at most `limit`), `size` per read.
+
+    Each read is its own short query after the last id seen, so no cursor stays open
+    between batches and memory holds one batch. Each schedule comes with the number of
+    runs it has kept when `with_kept` is set (else 0).
+    """
+    sql = SQL_SCOPE_BATCH_KEPT if with_kept else SQL_SCOPE_BATCH
+    params = scope.params()
+    after, skip, left = -1, offset, limit
+    while left is None or left > 0:
+        wanted = size if left is None else min(size, left)
+        rows = await db.fetchall(sql, {**params, "after": after, "limit": wanted, "offset": skip})
+        if not rows:
+            return
+        yield [(Schedule.from_row(row), row["kept"] if with_kept else 0) for row in rows]
+        if len(rows) < wanted:
+            return
+        after, skip = rows[-1]["id"], 0
+        if left is not None:
+            left -= len(rows)
 
 
 def due_index(db: Database) -> AsyncIterator[list[tuple[int, float]]]:
