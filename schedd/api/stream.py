@@ -89,6 +89,10 @@ async def _stream(
     response.charset = "utf-8"
     response.headers["X-Request-Id"] = request.get(REQUEST_ID, "")
     await response.prepare(request)
+    if request.method == "HEAD":  # the status and headers a GET would have, and no body
+        await _aclose(batches)
+        await response.write_eof()
+        return response
     gate = request.app[STREAM_GATE]
     written = False
     try:

@@ -307,7 +307,7 @@ BATCH = 500
 
 
 async def scope_batches(
-    db: Database, scope: Scope, *, offset: int = 0, limit: int | None = None, size: int = BATCH,
+    db: Database, scope: Scope, *, offset: int = 0, limit: int | None = None, size: int | None = None,
     with_kept: bool = False,
 ) -> AsyncIterator[list[tuple[Schedule, int]]]:
     """The scope's schedules in id order from `offset` on (at most `limit`), `size` per read.
@@ -317,6 +317,7 @@ async def scope_batches(
     runs it has kept when `with_kept` is set (else 0).
     """
     sql = SQL_SCOPE_BATCH_KEPT if with_kept else SQL_SCOPE_BATCH
+    size = size or BATCH
     params = scope.params()
     after, skip, left = -1, offset, limit
     while left is None or left > 0:

@@ -210,8 +210,12 @@ async def list_page(
     return [Window.from_row(r, tuple(events.get(r["id"], ()))) for r in rows], total
 
 
-async def ending_after(db: Database, at: float, *, size: int = 500) -> AsyncIterator[list[Window]]:
+BATCH = 500
+
+
+async def ending_after(db: Database, at: float, *, size: int | None = None) -> AsyncIterator[list[Window]]:
     """The windows that end after `at`, by scheduled start, `size` at a time (without timelines)."""
+    size = size or BATCH
     start, last = float("-inf"), -1
     while True:
         rows = await db.fetchall(SQL_ENDING_AFTER_BATCH, {"end_after": at, "start": start, "id": last, "limit": size})
