@@ -237,7 +237,7 @@ def test_openapi_states_every_paging_parameter_with_its_default_and_maximum():
     document = openapi.document()
     paged = {}
     for path, methods in document["paths"].items():
-        for method, op in methods.items():
+        for _method, op in methods.items():
             for param in op.get("parameters", []):
                 if param["name"] in ("limit", "offset", "page", "per_page"):
                     assert "maximum" in param["schema"], (path, param)

@@ -1,10 +1,11 @@
 """Complete answers of any size, written as they are read: memory stays flat in the rows.
 
-A streamed list reads its rows in batches through the reader's thread (keyset paging in
-the store), turns a few dozen at a time into JSON or text, and writes each piece to a
-chunked response. Two gates keep the event loop free for everyone else: at most
-`STREAM_SLOTS` answers encode a piece in one loop turn (the others wait their turn, not
-the loop), and a piece is small enough to cost about a millisecond.
+A streamed list reads its rows in batches of a hundred through the reader's thread
+(keyset paging in the store), turns `ITEMS_PER_PIECE` at a time into JSON or text, and
+writes each piece to a chunked response. The event loop stays free for everyone else: a
+piece costs well under a millisecond, and at most `STREAM_SLOTS` answers encode a piece
+in one turn of the loop (the others wait their turn without holding it), so /healthz and
+the scheduler's own work never queue behind a long list.
 
 The first batch is read before the status line is sent, so a failure there still answers
 in the family's envelope. A failure after that can only cut the answer short: the
@@ -17,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable
 from typing import Any, TypeVar
 
 from aiohttp import web
@@ -28,17 +29,20 @@ T = TypeVar("T")
 log = logging.getLogger("schedd.api")
 
 STREAM_GATE = web.AppKey("stream_gate", asyncio.Semaphore)
-STREAM_SLOTS = 2
-ITEMS_PER_PIECE = 50
+STREAM_SLOTS = 1
+ITEMS_PER_PIECE = 25
 
 
 def setup(app: web.Application) -> None:
     app[STREAM_GATE] = asyncio.Semaphore(STREAM_SLOTS)
 
 
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+
+
 def dumps(value: Any) -> str:
-    """The one JSON encoding of every answer: compact, UTF-8 as is."""
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    """The one JSON encoding of every answer: compact, UTF-8 as is (`json.dumps` with those options)."""
+    return _ENCODER.encode(value)
 
 
 def envelope_parts(envelope: dict[str, Any], key: str) -> tuple[str, str]:
@@ -57,11 +61,11 @@ async def json_list(
 ) -> web.StreamResponse:
     """`head` + a JSON array of `render(item)` for every item of `batches` + `tail`."""
 
-    def pieces(batch: list[T]) -> Iterable[str]:
-        for start in range(0, len(batch), ITEMS_PER_PIECE):
-            yield ",".join(dumps(render(item)) for item in batch[start:start + ITEMS_PER_PIECE])
+    def encode(piece: list[T]) -> str:
+        # The items of a JSON array, comma-separated: the array's text without its brackets.
+        return dumps([render(item) for item in piece])[1:-1]
 
-    return await _stream(request, batches, pieces, opening=head + "[", separator=",", closing="]" + tail,
+    return await _stream(request, batches, encode, opening=head + "[", separator=",", closing="]" + tail,
                          content_type="application/json", headers=headers)
 
 
@@ -70,17 +74,12 @@ async def text(
     opening: str, closing: str, content_type: str, headers: dict[str, str] | None = None,
 ) -> web.StreamResponse:
     """`opening` + `render(piece)` for every piece of every batch + `closing` (e.g. iCalendar)."""
-
-    def pieces(batch: list[T]) -> Iterable[str]:
-        for start in range(0, len(batch), ITEMS_PER_PIECE):
-            yield render(batch[start:start + ITEMS_PER_PIECE])
-
-    return await _stream(request, batches, pieces, opening=opening, separator="", closing=closing,
+    return await _stream(request, batches, render, opening=opening, separator="", closing=closing,
                          content_type=content_type, headers=headers)
 
 
 async def _stream(
-    request: web.Request, batches: AsyncIterator[list[T]], pieces: Callable[[list[T]], Iterable[str]], *,
+    request: web.Request, batches: AsyncIterator[list[T]], encode: Callable[[list[T]], str], *,
     opening: str, separator: str, closing: str, content_type: str, headers: dict[str, str] | None,
 ) -> web.StreamResponse:
     first = await anext(batches, None)  # a failure here still answers in the envelope
@@ -99,13 +98,12 @@ async def _stream(
         await response.write(opening.encode("utf-8"))
         batch = first
         while batch is not None:
-            for piece in pieces(batch):
-                if not piece:
-                    continue
+            for start in range(0, len(batch), ITEMS_PER_PIECE):
                 async with gate:  # held over one turn of the loop: few encoders per turn
-                    data = ((separator if written else "") + piece).encode("utf-8")
+                    piece = encode(batch[start:start + ITEMS_PER_PIECE])
+                    data = ((separator if written and piece else "") + piece).encode("utf-8")
                     await asyncio.sleep(0)
-                written = True
+                written = written or bool(piece)
                 await response.write(data)
             batch = await anext(batches, None)
         await response.write(closing.encode("utf-8"))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,19 +41,23 @@ WHERE family = :family AND org_id IS :org_id
 ORDER BY id"""
 # Every schedule of a family, oldest first.
 SQL_LIST_FAMILY = "SELECT * FROM schedules WHERE family = ? ORDER BY id"
-# A batch of a family's schedules in one org/project/cube (NULL where the family has none),
-# in id order after a given id: keyset paging, one index range per batch.
-SQL_SCOPE_BATCH = """
-SELECT * FROM schedules
+# The columns of a Schedule, in the order of its fields (read by position: `Schedule.from_values`).
+SCHEDULE_COLUMNS = (
+    "id, uid, family, org_id, project_id, cube_id, name, description, cron, cron_normalized, timezone,"
+    " full_build, spec, active, next_fire_at, misfire_policy, overlap_policy, timeout, retries,"
+    " history_strategy, retention_days, success_count, fail_count, last_run_uid, last_run_at,"
+    " last_run_status, created_by, created_at, updated_by, updated_at"
+)
+# A batch of a family's schedules in one org/project/cube (NULL where the family has none), in
+# id order after a given id, with the number of runs each has kept when :kept is set (seed 003's
+# job list): keyset paging, one index range per batch.
+SQL_SCOPE_BATCH = f"""
+SELECT {SCHEDULE_COLUMNS},
+       CASE WHEN :kept THEN (SELECT count(*) FROM runs WHERE runs.schedule_id = schedules.id) ELSE 0 END
+FROM schedules
 WHERE family = :family AND org_id IS :org_id AND project_id IS :project_id AND cube_id IS :cube_id
   AND (:active IS NULL OR active = :active) AND id > :after
-ORDER BY id LIMIT :limit OFFSET :offset"""
-# The same batch with the number of runs each schedule has kept (seed 003's job list).
-SQL_SCOPE_BATCH_KEPT = """
-SELECT s.*, (SELECT count(*) FROM runs WHERE schedule_id = s.id) AS kept FROM schedules s
-WHERE family = :family AND org_id IS :org_id AND project_id IS :project_id AND cube_id IS :cube_id
-  AND (:active IS NULL OR active = :active) AND s.id > :after
-ORDER BY s.id LIMIT :limit OFFSET :offset"""
+ORDER BY id LIMIT :limit OFFSET :offset"""  # noqa: S608 - built from constants only
 # What the engine needs at start-up: every active schedule's key and next fire.
 SQL_DUE_INDEX = "SELECT id, next_fire_at FROM schedules WHERE active = 1 AND next_fire_at IS NOT NULL"
 # Moves a schedule's next fire time.
@@ -172,6 +176,15 @@ class Schedule:
             created_at=row["created_at"], updated_by=row["updated_by"],
             updated_at=row["updated_at"],
         )
+
+    @classmethod
+    def from_values(cls, v: Sequence[Any]) -> Schedule:
+        """A row of SCHEDULE_COLUMNS, by position: a fifth of the cost of `from_row` (long lists)."""
+        return cls(
+            v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9], v[10],
+            None if v[11] is None else bool(v[11]), json.loads(v[12]) if v[12] else {}, bool(v[13]),
+            v[14], v[15], v[16], v[17], v[18], v[19], v[20], v[21], v[22], v[23], v[24], v[25], v[26], v[27],
+            v[28], v[29])
 
     @classmethod
     def from_new(cls, schedule_id: int, new: NewSchedule) -> Schedule:
@@ -303,7 +316,7 @@ class Scope:
                 "cube_id": self.cube_id, "active": None if self.active is None else int(self.active)}
 
 
-BATCH = 500
+BATCH = 100
 
 
 async def scope_batches(
@@ -316,19 +329,18 @@ async def scope_batches(
     between batches and memory holds one batch. Each schedule comes with the number of
     runs it has kept when `with_kept` is set (else 0).
     """
-    sql = SQL_SCOPE_BATCH_KEPT if with_kept else SQL_SCOPE_BATCH
     size = size or BATCH
-    params = scope.params()
+    params = {**scope.params(), "kept": int(with_kept)}
     after, skip, left = -1, offset, limit
     while left is None or left > 0:
         wanted = size if left is None else min(size, left)
-        rows = await db.fetchall(sql, {**params, "after": after, "limit": wanted, "offset": skip})
+        rows = await db.fetchall(SQL_SCOPE_BATCH, {**params, "after": after, "limit": wanted, "offset": skip})
         if not rows:
             return
-        yield [(Schedule.from_row(row), row["kept"] if with_kept else 0) for row in rows]
+        yield [(Schedule.from_values(row), row[30]) for row in rows]
         if len(rows) < wanted:
             return
-        after, skip = rows[-1]["id"], 0
+        after, skip = rows[-1][0], 0
         if left is not None:
             left -= len(rows)
 

@@ -210,7 +210,7 @@ async def list_page(
     return [Window.from_row(r, tuple(events.get(r["id"], ()))) for r in rows], total
 
 
-BATCH = 500
+BATCH = 100
 
 
 async def ending_after(db: Database, at: float, *, size: int | None = None) -> AsyncIterator[list[Window]]:
