@@ -151,8 +151,8 @@ def run(args: argparse.Namespace) -> dict[str, float]:
             time.sleep(0.5)
             quiet = len(poller.latencies)
             started = time.perf_counter()
-            fetch = ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code} %{size_download} %{time_total}\\n",
-                     "-H", f"X-VoltMX-Authorization: {token}"] + [url] * args.rounds
+            fetch = ["curl", "-s", "-w", "%{http_code} %{size_download} %{time_total}\\n",
+                     "-H", f"X-VoltMX-Authorization: {token}"] + ["-o", "/dev/null", url] * args.rounds
             clients = [subprocess.Popen(fetch, stdout=subprocess.PIPE, text=True) for _ in range(args.clients)]
             results = [line.split() for client in clients for line in client.communicate()[0].splitlines()]
             elapsed = time.perf_counter() - started

@@ -14,10 +14,13 @@ import sqlite3
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import tomli_w
 
+from schedd import config as config_mod
+from schedd import listener
 from tests.test_e2e import PASSWORD, Daemon, schedd
 
 HEALTHZ = b"GET /healthz HTTP/1.1\r\nHost: schedd\r\n\r\n"
@@ -215,3 +218,21 @@ def test_accept_errors_are_logged_at_most_once_a_second_with_a_count(daemon):
     assert "out of system resource" not in log
     for sock in idle:
         sock.close()
+
+
+@pytest.mark.parametrize(("key", "value"), [
+    ("max_connections", 0), ("max_connections", "many"), ("reserved_fds", 3), ("listen_backlog", 0),
+    ("header_timeout", 0), ("body_timeout", "soon"), ("keepalive_timeout", -1),
+])
+def test_bad_connection_limits_are_refused_naming_the_key(key, value):
+    with pytest.raises(config_mod.ConfigError) as refused:
+        config_mod.from_dict({"server": {key: value}})
+    assert refused.value.field == f"server.{key}"
+
+
+def test_the_default_limits_fit_under_the_units_limit_nofile():
+    unit = (Path(__file__).resolve().parent.parent / "systemd" / "schedd.service").read_text()
+    limit = int(re.search(r"^LimitNOFILE=(\d+)$", unit, re.MULTILINE).group(1))
+    default = config_mod.default()
+    assert default.server.max_connections + listener.reserved_fds(default) <= limit
+    assert listener.reserved_fds(default) == 64 + 8 * default.scheduler.max_concurrent_runs
