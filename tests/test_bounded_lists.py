@@ -7,6 +7,7 @@ import json
 import uuid
 from typing import Any
 
+import aiohttp
 import pytest
 
 from schedd.api import aggregate as aggregate_api
@@ -258,3 +259,25 @@ async def test_the_openapi_document_is_encoded_once(api):
     second = await (await api.client.get("/api/openapi.json")).read()
     assert first == second == old_serializer(openapi.document())
     assert openapi.document_bytes() is openapi.document_bytes()
+
+
+async def test_a_failure_after_the_first_rows_cuts_the_answer_short_and_is_logged(api, small_batches, monkeypatch,
+                                                                                  caplog):
+    await add_schedules(api, "maintenance", 30, org_id="acme", full_build=False)
+    shown = maintenance_api.schedule_object
+    calls = []
+
+    def failing(schedule):
+        calls.append(schedule)
+        if len(calls) == 12:
+            raise RuntimeError("disk went away")
+        return shown(schedule)
+
+    monkeypatch.setattr(maintenance_api, "schedule_object", failing)
+    response = await api.client.get(SCHEDULES, headers=api.auth())
+    assert response.status == 200  # the status line went out with the first rows
+    with pytest.raises(aiohttp.ClientPayloadError):
+        await response.read()  # never a complete-looking body
+    assert "action=stream_failed" in caplog.text and "disk went away" in caplog.text
+    response, body = await api.call("GET", "/healthz", None)
+    assert response.status == 200
