@@ -36,6 +36,12 @@ class ServerConfig:
     port: int = 8470
     unix_socket: str | None = None
     max_body: int = 1048576
+    max_connections: int = 1024
+    reserved_fds: int | None = None  # None: 64 + 8 per [scheduler] max_concurrent_runs (see schedd.listener)
+    listen_backlog: int = 128
+    header_timeout: float = 10.0
+    body_timeout: float = 30.0
+    keepalive_timeout: float = 75.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,6 +156,13 @@ def parse_duration(value: object, key: str) -> float:
         raise ConfigError(key, f"{value!r} must not be negative")
     if seconds > _MAX_DURATION:
         raise ConfigError(key, f"{value!r} is longer than 100 years")
+    return seconds
+
+
+def _positive_duration(value: object, key: str) -> float:
+    seconds = parse_duration(value, key)
+    if seconds == 0:
+        raise ConfigError(key, "must be longer than 0 s")
     return seconds
 
 
@@ -309,6 +322,12 @@ def _server(data: object) -> ServerConfig:
         port=t.get("port", d.port, _integer(0, 65535)),
         unix_socket=t.get("unix_socket", d.unix_socket, _string),
         max_body=t.get("max_body", d.max_body, _integer(1)),
+        max_connections=t.get("max_connections", d.max_connections, _integer(1, 1_000_000)),
+        reserved_fds=t.get("reserved_fds", d.reserved_fds, _integer(16, 1_000_000)),
+        listen_backlog=t.get("listen_backlog", d.listen_backlog, _integer(1, 65535)),
+        header_timeout=t.get("header_timeout", d.header_timeout, _positive_duration),
+        body_timeout=t.get("body_timeout", d.body_timeout, _positive_duration),
+        keepalive_timeout=t.get("keepalive_timeout", d.keepalive_timeout, _positive_duration),
     )
 
 
@@ -469,7 +488,7 @@ def to_dict(config: Config) -> dict:
     """The TOML-writable form of `config`; `from_dict(to_dict(c)) == c`."""
     grace = ("misfire_grace", "shutdown_grace", "retention_sweep")
     out = {
-        "server": _record_dict(config.server),
+        "server": _record_dict(config.server, durations=("header_timeout", "body_timeout", "keepalive_timeout")),
         "database": _record_dict(config.database),
         "scheduler": _record_dict(config.scheduler, durations=grace),
         "auth": _record_dict(config.auth, durations=("token_ttl", "login_lockout")),

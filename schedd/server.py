@@ -15,7 +15,7 @@ from dataclasses import fields
 from aiohttp import web
 
 from schedd import config as config_mod
-from schedd import daemon, logs, metrics
+from schedd import daemon, listener, logs, metrics
 from schedd.api.app import make_app
 from schedd.api.common import ACCOUNTS
 from schedd.api.ops import engine_turning
@@ -41,14 +41,15 @@ async def serve(
     """Run until a stop signal; exit status 0 after a clean shutdown."""
     notifier = notifier or daemon.Notifier.from_environ()
     watchdog = daemon.watchdog_interval()
+    fds = listener.budget(config)
     core = Core(config, db_path=db_path)
     app = make_app(core)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    runner = web.AppRunner(app, handle_signals=False, **listener.handler_args(config.server))
     await runner.setup()  # starts the core: database open, runs recovered, heap loaded
     unix_socket = unix_socket or config.server.unix_socket
     try:
         await _listen(runner, core, host or config.server.host,
-                      config.server.port if port is None else port, unix_socket)
+                      config.server.port if port is None else port, unix_socket, fds.max_connections)
     except BaseException:
         await runner.cleanup()
         raise
@@ -93,22 +94,28 @@ def clock_jumped(seconds: float) -> None:
     log.warning("action=clock_jump seconds=%+.3f", seconds)
 
 
-async def _listen(runner: web.AppRunner, core: Core, host: str, port: int, unix_socket: str | None) -> None:
-    site: web.BaseSite
-    if unix_socket:
-        site, where = web.UnixSite(runner, unix_socket), unix_socket
-    else:
-        site, where = web.TCPSite(runner, host, port), f"{host}:{port}"
+async def _listen(runner: web.AppRunner, core: Core, host: str, port: int, unix_socket: str | None,
+                  max_connections: int) -> None:
+    server = core.config.server
+    where = unix_socket or f"{host}:{port}"
     try:
-        await site.start()
+        if unix_socket:
+            sockets = listener.bind_unix(unix_socket, server.listen_backlog)
+        else:
+            sockets = await listener.bind(host, port, server.listen_backlog)
     except OSError as exc:
         raise ScheddError(f"cannot listen on {where}: {exc.strerror or exc}") from exc
+    guard = listener.Guard(server, max_connections)
+    site = listener.BoundedSite(runner, sockets, guard, listener.handler_args(server))
+    await site.start()
     timers = len(core.engine)
     if unix_socket:
-        log.info("action=listening unix_socket=%s db=%s timers=%d", unix_socket, core.db.path, timers)
+        log.info("action=listening unix_socket=%s db=%s timers=%d max_connections=%d", unix_socket, core.db.path,
+                 timers, max_connections)
         return
-    actual = next((addr[1] for addr in runner.addresses if isinstance(addr, tuple)), port)
-    log.info("action=listening host=%s port=%d db=%s timers=%d", host, actual, core.db.path, timers)
+    actual = next((addr[1] for addr in site.addresses if isinstance(addr, tuple)), port)
+    log.info("action=listening host=%s port=%d db=%s timers=%d max_connections=%d", host, actual, core.db.path,
+             timers, max_connections)
 
 
 async def _cancel(tasks: list[asyncio.Task]) -> None:

@@ -248,8 +248,8 @@ async def test_writes_need_a_token(api, path):
     assert await count(api, "windows") == 1 and await count(api, "window_events") == 1
 
 
-@pytest.mark.parametrize("query", ["per_page=51", "per_page=0", "page=0", "page=x", "status=bogus",
-                                   "start_before=yesterday", "scope=-1"])
+@pytest.mark.parametrize("query", ["per_page=51", "per_page=-1", "page=0", "page=x", "page=10000001",
+                                   "status=bogus", "start_before=yesterday", "scope=-1"])
 async def test_bad_list_parameters_are_400(api, query):
     response, body = await api.call("GET", f"/api/maintenance?{query}", None)
     assert response.status == 400

@@ -10,6 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
+from schedd.api import paging, stream
 from schedd.api.common import (
     CORE,
     Handler,
@@ -18,7 +19,6 @@ from schedd.api.common import (
     current_user,
     ident,
     json_response,
-    query_int,
     read_body,
     rfc3339,
     with_envelope,
@@ -35,9 +35,12 @@ I18N = {400: "response.bad_request", 401: "response.unauthorized", 404: "respons
         409: "response.conflict"}
 
 
+def envelope_object(response: Any, *, i18n: str = "response.ok", message: str = "OK") -> dict[str, Any]:
+    return {"response": response, "status": {"i18n_message": i18n, "message": message}}
+
+
 def envelope(response: Any, *, status: int = 200, i18n: str = "response.ok", message: str = "OK") -> web.Response:
-    return json_response({"response": response, "status": {"i18n_message": i18n, "message": message}},
-                         status=status)
+    return json_response(envelope_object(response, i18n=i18n, message=message), status=status)
 
 
 def render_error(request: web.Request, status: int, message: str, exc: ScheddError) -> web.Response:
@@ -105,8 +108,7 @@ async def builds_history(request: web.Request) -> web.Response:
     user = await current_user(request)
     core = request.app[CORE]
     org_id = ident(request, "orgId")
-    limit = query_int(request, "limit", 10, 1, 1000)
-    offset = query_int(request, "offset", 0, 0, 10**9)
+    limit, offset = paging.BUILDS_HISTORY.page(request)
     found = await aggregate.builds(
         core, user, org_id, limit=limit, offset=offset,
         project_id=_optional_ident(request, "projectId"), cube_id=_optional_ident(request, "cubeId"),
@@ -122,10 +124,14 @@ async def builds_history(request: web.Request) -> web.Response:
 
 @_routes("GET", CUBE + "/scheduler")
 @handler
-async def list_schedules(request: web.Request) -> web.Response:
+async def list_schedules(request: web.Request) -> web.StreamResponse:
+    """Every live schedule of the cube (the seed's list has no paging), streamed; `limit`/`offset` ask for a page."""
     user = await current_user(request)
-    found = await aggregate.list_schedules(request.app[CORE], user, *_cube(request))
-    return envelope([schedule_object(s) for s in found])
+    cube = _cube(request)
+    limit, offset = paging.SCHEDULE_LIST.parse(request)
+    batches = await aggregate.list_schedules(request.app[CORE], user, *cube, offset=offset, limit=limit)
+    head, tail = stream.envelope_parts(envelope_object(None), "response")
+    return await stream.json_list(request, batches, lambda item: schedule_object(item[0]), head=head, tail=tail)
 
 
 @_routes("POST", CUBE + "/scheduler")
@@ -167,8 +173,9 @@ async def delete_schedule(request: web.Request) -> web.Response:
 @handler
 async def schedule_history(request: web.Request) -> web.Response:
     user = await current_user(request)
+    limit, offset = paging.CUBE_SCHEDULE_HISTORY.page(request)
     schedule, found = await aggregate.schedule_history(
-        request.app[CORE], user, *_cube(request), request.match_info["jobId"])
+        request.app[CORE], user, *_cube(request), request.match_info["jobId"], limit=limit, offset=offset)
     history = [{"executedAt": rfc3339(run.started_at or run.created_at), "id": run.uid, "jobId": schedule.uid}
                for run in found]
     return envelope({"history": history, "job_id": schedule.uid})

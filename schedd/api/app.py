@@ -14,7 +14,7 @@ from aiohttp import web
 from schedd import metrics
 from schedd import web as web_views
 from schedd.accounts import Accounts
-from schedd.api import aggregate, auth, jobs, maintenance, ops, windows
+from schedd.api import aggregate, auth, jobs, maintenance, ops, stream, windows
 from schedd.api.common import ACCOUNTS, CORE, REQUEST_ID, ErrorRenderer, Handler
 from schedd.core import Core
 from schedd.errors import ScheddError
@@ -90,6 +90,7 @@ def make_app(core: Core, *, manage_core: bool = True, run_loop: bool = True) -> 
     app[CORE] = core
     app[ACCOUNTS] = Accounts(core.db, core.config.auth)
     web_views.setup(app)
+    stream.setup(app)
     for routes in (ops.routes, auth.routes, maintenance.routes, aggregate.routes, jobs.routes,
                    web_views.routes, windows.routes):
         app.add_routes(routes)

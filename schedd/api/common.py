@@ -133,7 +133,7 @@ def with_envelope(render: ErrorRenderer) -> Callable[[Handler], Handler]:
                 return response
             except web.HTTPRequestEntityTooLarge as exc:
                 return render(request, 413, "request body is larger than the limit", ScheddError(exc.text))
-            except web.HTTPException:
+            except (web.HTTPException, ConnectionError):  # ConnectionError: the client is gone (or was cut off)
                 raise
             except Exception as exc:  # noqa: BLE001 - logged with the request id, never shown
                 return _internal(request, render, exc)

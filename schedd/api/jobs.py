@@ -13,13 +13,12 @@ from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
-from schedd.api import auth
+from schedd.api import auth, paging, stream
 from schedd.api.common import (
     CORE,
     admin_user,
     json_response,
     local_seconds,
-    query_int,
     read_body,
     with_envelope,
 )
@@ -68,9 +67,9 @@ def _percent(part: int, whole: int) -> int:
     return (200 * part + whole) // (2 * whole) if whole else 0
 
 
-def job_summary(core: Core, job: jobs.Job) -> dict[str, Any]:
+def job_summary(core: Core, job: jobs.Job, zone: ZoneInfo | None = None) -> dict[str, Any]:
     s = job.schedule
-    zone = daemon_zone(core)
+    zone = zone or daemon_zone(core)
     counted = s.success_count + s.fail_count
     success = _percent(s.success_count, counted)
     return {
@@ -148,10 +147,14 @@ def _job_id(request: web.Request) -> int:
 
 @routes.get(BASE + "/job")
 @handler
-async def list_jobs(request: web.Request) -> web.Response:
+async def list_jobs(request: web.Request) -> web.StreamResponse:
+    """Every job (the seed's list has no paging), streamed; `limit`/`offset` ask for a page."""
     await admin_user(request)
     core = request.app[CORE]
-    return json_response([job_summary(core, job) for job in await jobs.list_jobs(core)])
+    limit, offset = paging.JOB_LIST.parse(request)
+    zone = daemon_zone(core)
+    return await stream.json_list(request, jobs.list_jobs(core, offset=offset, limit=limit),
+                                  lambda item: job_summary(core, jobs.Job(*item), zone))
 
 
 @routes.get(BASE + "/job/{jobId}")
@@ -206,8 +209,7 @@ async def run_job(request: web.Request) -> web.Response:
 async def history(request: web.Request) -> web.Response:
     await admin_user(request)
     core = request.app[CORE]
-    limit = query_int(request, "limit", 100, 1, 1000)
-    offset = query_int(request, "offset", 0, 0, 10**9)
+    limit, offset = paging.JOB_HISTORY.page(request)
     found = await jobs.history(core, _job_id(request), limit=limit, offset=offset)
     zone = daemon_zone(core)
     return json_response([run_summary(zone, run) for run in found])

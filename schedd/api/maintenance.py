@@ -10,6 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
+from schedd.api import paging, stream
 from schedd.api.common import (
     CORE,
     Handler,
@@ -17,7 +18,6 @@ from schedd.api.common import (
     current_user,
     ident,
     json_response,
-    query_int,
     read_body,
     rfc3339,
     with_envelope,
@@ -30,14 +30,18 @@ from schedd.store.schedules import Schedule
 routes = web.RouteTableDef()
 
 
-def envelope(request: web.Request, response: Any, *, code: int = 200, message: str = "success",
-             status: int = 200) -> web.Response:
+def envelope_object(request: web.Request, response: Any, *, code: int = 200, message: str = "success") -> dict:
     """{"status": {"code", "message"}, "responseCreated", "response"}."""
-    return json_response({
+    return {
         "status": {"code": code, "message": message},
         "responseCreated": rfc3339(request.app[CORE].clock.now()),
         "response": response,
-    }, status=status)
+    }
+
+
+def envelope(request: web.Request, response: Any, *, code: int = 200, message: str = "success",
+             status: int = 200) -> web.Response:
+    return json_response(envelope_object(request, response, code=code, message=message), status=status)
 
 
 def render_error(request: web.Request, status: int, message: str, exc: ScheddError) -> web.Response:
@@ -106,11 +110,15 @@ def _routes(method: str, path: str) -> Callable[[Handler], Handler]:
 
 @_routes("GET", "/aggregates/maintenance/scheduler/jobs/orgId/{orgId}")
 @handler
-async def list_schedules(request: web.Request) -> web.Response:
+async def list_schedules(request: web.Request) -> web.StreamResponse:
+    """Every schedule of the org (the seed's list has no paging), streamed; `limit`/`offset` ask for a page."""
     user = await current_user(request)
     core = request.app[CORE]
-    found = await maintenance.list_schedules(core, user, ident(request, "orgId"), _active_filter(request))
-    return envelope(request, [schedule_object(s) for s in found])
+    org_id, active = ident(request, "orgId"), _active_filter(request)
+    limit, offset = paging.SCHEDULE_LIST.parse(request)
+    batches = await maintenance.list_schedules(core, user, org_id, active, offset=offset, limit=limit)
+    head, tail = stream.envelope_parts(envelope_object(request, None), "response")
+    return await stream.json_list(request, batches, lambda item: schedule_object(item[0]), head=head, tail=tail)
 
 
 @_routes("POST", "/aggregates/maintenance/scheduler/jobs/orgId/{orgId}")
@@ -170,8 +178,7 @@ async def current_job(request: web.Request) -> web.Response:
 @handler
 async def history(request: web.Request) -> web.Response:
     user = await current_user(request)
-    limit = query_int(request, "limit", 10, 1, 1000)
-    offset = query_int(request, "offset", 0, 0, 10**9)
+    limit, offset = paging.MAINTENANCE_HISTORY.page(request)
     found = await maintenance.history(
         request.app[CORE], user, ident(request, "orgId"), limit=limit, offset=offset,
         status=request.query.get("status"))

@@ -9,6 +9,7 @@ documentation fails the tests.
 from __future__ import annotations
 
 import functools
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -315,8 +316,24 @@ def errors(envelope: Schema, *codes: int) -> dict[int, Answer]:
 ENGINE_ERROR = engine({"type": "null"})
 DESIGN_ERROR = design({"type": "null"})
 VOLT_ERROR = volt({"type": ["object", "null"], "properties": {"field": STRING, "reason": STRING}})
-PAGE = (Param("limit", "query", {"type": "integer", "minimum": 1, "maximum": 1000, "default": 10}),
-        Param("offset", "query", {"type": "integer", "minimum": 0, "maximum": 10**9, "default": 0}))
+OFFSET = Param("offset", "query", {"type": "integer", "minimum": 0, "maximum": 10**9, "default": 0},
+               "rows to skip")
+
+
+def limit_offset(default: int, maximum: int) -> tuple[Param, Param]:
+    """A page of a history: `limit` rows (default and maximum stated) from `offset`, newest first."""
+    return (Param("limit", "query", {"type": "integer", "minimum": 1, "maximum": maximum, "default": default},
+                  f"rows per page, {default} unless given, at most {maximum}"), OFFSET)
+
+
+def streamed_limit_offset(maximum: int) -> tuple[Param, Param]:
+    """The complete lists: every row unless `limit` asks for a page."""
+    return (Param("limit", "query", {"type": "integer", "minimum": 1, "maximum": maximum},
+                  f"rows per page, at most {maximum}; absent: every row (the answer is streamed)"), OFFSET)
+
+
+PAGE = limit_offset(10, 1000)
+STREAMED = streamed_limit_offset(10_000)
 STATUS_FILTER = Param("status", "query", {"enum": RUN_STATES})
 
 # -- ops ----------------------------------------------------------------------------------
@@ -355,7 +372,7 @@ MAINTENANCE = served_under_api_1_0([
            {200: Answer("`200`/`success`", engine(array(ref("MaintenanceSchedule")))),
             **errors(ENGINE_ERROR, 400, 401, 404)},
            params=(Param("active", "query", {"type": "boolean"},
-                         "true: live schedules, false: deleted ones, absent: all"),)),
+                         "true: live schedules, false: deleted ones, absent: all"), *STREAMED)),
     _maint("POST", _SCHEDULES, "createMaintenanceSchedule",
            "Create a time-based maintenance schedule (fields in the body or the query; the body wins)",
            {200: Answer("`200`/`Time-based schedule successfully created.`",
@@ -403,7 +420,8 @@ AGGREGATE = served_under_api_1_0([
           {200: Answer("Builds", design(ref("BuildPage"))), **errors(DESIGN_ERROR, 400, 401, 404)},
           params=(*PAGE, Param("projectId", "query", IDENT), Param("cubeId", "query", IDENT), STATUS_FILTER)),
     _cube("GET", _CUBE + "/scheduler", "listCubeSchedules", "The cube's build schedules",
-          {200: Answer("Schedules", design(array(ref("CubeSchedule")))), **errors(DESIGN_ERROR, 400, 401, 404)}),
+          {200: Answer("Schedules", design(array(ref("CubeSchedule")))), **errors(DESIGN_ERROR, 400, 401, 404)},
+          params=STREAMED),
     _cube("POST", _CUBE + "/scheduler", "createCubeSchedule",
           "Create a build schedule (fields in the body or the query; the body wins)",
           {200: Answer("The schedule", design(ref("CubeSchedule"))),
@@ -420,7 +438,8 @@ AGGREGATE = served_under_api_1_0([
            **errors(DESIGN_ERROR, 400, 401, 404)}),
     _cube("GET", _CUBE + "/scheduler/history/jobId/{jobId}", "cubeScheduleHistory",
           "The builds a schedule started, newest first",
-          {200: Answer("History", design(ref("ScheduleHistory"))), **errors(DESIGN_ERROR, 400, 401, 404)}),
+          {200: Answer("History", design(ref("ScheduleHistory"))), **errors(DESIGN_ERROR, 400, 401, 404)},
+          params=limit_offset(1000, 1000)),
 ])
 
 # -- seed 003: Volt MX admin-console jobs --------------------------------------------------
@@ -442,7 +461,8 @@ _DELETED = {200: Answer("SUCCESS", volt({"type": "null"})), **errors(VOLT_ERROR,
 
 JOBS = [
     _job("GET", _JOBS + "/job", "listJobs", "All jobs",
-         {200: Answer("Job summaries", array(ref("JobSummary"))), **errors(VOLT_ERROR, 401)}),
+         {200: Answer("Job summaries", array(ref("JobSummary"))), **errors(VOLT_ERROR, 400, 401)},
+         params=STREAMED),
     _job("GET", _JOBS + "/job/{jobId}", "getJob", "One job", _ONE_JOB),
     _job("GET", _JOBS + "/job{jobId}", "getJobGlued", "One job", _ONE_JOB, description=_GLUED),
     _job("POST", _JOBS + "/job", "createJob", "Create a job (a jobId in the body is ignored)",
@@ -463,8 +483,7 @@ JOBS = [
           **errors(VOLT_ERROR, 400, 401, 404, 409)}),
     _job("GET", _JOBS + "/history/{jobId}", "jobHistory", "The job's runs, newest first",
          {200: Answer("Runs", array(ref("JobRun"))), **errors(VOLT_ERROR, 400, 401, 404)},
-         params=(Param("limit", "query", {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}),
-                 Param("offset", "query", {"type": "integer", "minimum": 0, "maximum": 10**9, "default": 0}))),
+         params=limit_offset(100, 1000)),
     _job("GET", _JOBS + "/history/{jobId}/{jobRunId}", "jobRun",
          "One run; under FULL with its request and response (each cut at 64 KiB)",
          {200: Answer("The run", ref("JobRunDetail")), **errors(VOLT_ERROR, 400, 401, 404)}),
@@ -476,16 +495,21 @@ _WINDOW_IDS = {"id": {"type": "integer", "minimum": 0, "maximum": 999_999_999_99
 PROD_ERROR = ref("ProdError")
 _MOVED = "Found: `Location` names the maintenance"
 _PAGING = {name: text for name, text in (
-    ("X-Page", "this page"), ("X-Per-Page", "items per page"), ("X-Total", "matching maintenances"),
+    ("X-Page", "this page"), ("X-Per-Page", "items per page"), ("X-Total", "matching items"),
     ("X-Total-Pages", "pages"), ("X-Prev-Page", "previous page, when there is one"),
     ("X-Next-Page", "next page, when there is one"))}
+PROD_PAGING = (
+    Param("page", "query", {"type": "integer", "minimum": 1, "maximum": 10_000_000, "default": 1},
+          "page number, 1 unless given, at most 10,000,000"),
+    Param("per_page", "query", {"type": "integer", "minimum": 0, "maximum": 50, "default": 20},
+          "items per page, 20 unless given, at most 50; 0 answers only the paging headers"),
+)
 _WINDOW_FILTERS = (
     Param("status", "query", {"enum": WINDOW_STATUSES}), Param("scope", "query", {"type": "integer"}),
     Param("service", "query", {"type": "integer"}), Param("service_status", "query", {"enum": SERVICE_STATUSES}),
     Param("external_reference", "query", STRING),
     *(Param(name, "query", PROD_TIME) for name in ("start_before", "start_after", "end_before", "end_after")),
-    Param("page", "query", {"type": "integer", "minimum": 1, "default": 1}),
-    Param("per_page", "query", {"type": "integer", "minimum": 1, "maximum": 50, "default": 20}),
+    *PROD_PAGING,
 )
 
 
@@ -532,11 +556,13 @@ WINDOWS = [
     _window("GET", "/api/maintenance/{id}/calendar", "maintenanceCalendar", "One maintenance as an iCalendar event",
             {200: _ICS, **_prod_errors(404)}, auth=False),
     _window("GET", "/api/scope", "listScopes", "The scopes of the config",
-            {200: Answer("Scopes", ref("ScopePage")), **_prod_errors()}, auth=False),
+            {200: Answer("A page of scopes", ref("ScopePage"), headers=_PAGING), **_prod_errors(400)}, auth=False,
+            params=PROD_PAGING),
     _window("GET", "/api/scope/{id}", "getScope", "One scope",
             {200: Answer("The scope", ref("Scope")), **_prod_errors(404)}, auth=False),
     _window("GET", "/api/service", "listServices", "The services of the config that have an id",
-            {200: Answer("Services", ref("ServicePage")), **_prod_errors()}, auth=False),
+            {200: Answer("A page of services", ref("ServicePage"), headers=_PAGING), **_prod_errors(400)},
+            auth=False, params=PROD_PAGING),
     _window("GET", "/api/service/{id}", "getService", "One service",
             {200: Answer("The service", ref("Service")), **_prod_errors(404)}, auth=False),
 ]
@@ -553,6 +579,12 @@ def _may_be_unavailable(op: Op) -> Op:
     if op.method == "GET" or 503 in op.answers or 500 not in op.answers:
         return op
     return replace(op, answers={**op.answers, 503: Answer(ERROR_TEXT[503], op.answers[500].schema)})
+
+
+@functools.cache
+def document_bytes() -> bytes:
+    """The document as the JSON its route answers, encoded once."""
+    return json.dumps(document(), separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
 @functools.cache

@@ -58,4 +58,4 @@ async def prometheus(request: web.Request) -> web.Response:
 
 @routes.get("/api/openapi.json")
 async def openapi_document(request: web.Request) -> web.Response:
-    return json_response(openapi.document())
+    return web.Response(body=openapi.document_bytes(), content_type="application/json")

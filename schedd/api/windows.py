@@ -6,13 +6,13 @@ and answer 302 to the resource, as Prod-Manager does. Bodies are forms or JSON.
 
 from __future__ import annotations
 
-import math
 from datetime import datetime, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
+from schedd.api import paging
 from schedd.api.common import CORE, current_user, json_response, optional_user, read_body, with_envelope
 from schedd.errors import NotFound, ScheddError, ValidationError
 from schedd.families.windows import Invalid, Windows, format_date
@@ -20,7 +20,6 @@ from schedd.store.windows import Window
 
 routes = web.RouteTableDef()
 ID = r"{id:[0-9]{1,18}}"
-PER_PAGE_MAX = 50
 
 
 def render_error(request: web.Request, status: int, message: str, exc: ScheddError) -> web.Response:
@@ -74,33 +73,16 @@ def _window_id(request: web.Request) -> int:
     return int(request.match_info["id"])
 
 
-def _page_param(request: web.Request, name: str, default: int, high: int | None) -> int:
-    raw = request.query.get(name, "")
-    if raw == "":
-        return default
-    if not raw.isdigit() or len(raw) > 9 or int(raw) < 1 or (high is not None and int(raw) > high):
-        bound = f"1-{high}" if high else "a positive integer"
-        raise ValidationError(name, f"must be {bound}")
-    return int(raw)
-
-
 @routes.get("/api/maintenance")
 @handler
 async def list_windows(request: web.Request) -> web.Response:
     user = await optional_user(request)
-    page = _page_param(request, "page", 1, None)
-    per_page = _page_param(request, "per_page", 20, PER_PAGE_MAX)
+    page = paging.page_per_page(request)
     windows = _windows(request)
-    found, total = await windows.list(request.query, page=page, per_page=per_page, internal=user is not None)
-    pages = max(1, math.ceil(total / per_page))
-    headers = {"X-Page": str(page), "X-Per-Page": str(per_page), "X-Total": str(total),
-               "X-Total-Pages": str(pages)}
-    if page > 1:
-        headers["X-Prev-Page"] = str(min(page - 1, pages))
-    if page < pages:
-        headers["X-Next-Page"] = str(page + 1)
+    found, total = await windows.list(request.query, page=page.page, per_page=page.per_page,
+                                      internal=user is not None)
     zone = windows.zone
-    return json_response({"items": [window_object(w, zone) for w in found]}, headers=headers)
+    return json_response({"items": [window_object(w, zone) for w in found]}, headers=page.headers(total))
 
 
 @routes.get(f"/api/maintenance/{ID}")
@@ -170,11 +152,18 @@ def _service_object(request: web.Request, service) -> dict[str, Any]:
                       "scope": f"/api/scope/{scope.id}" if scope else None}}
 
 
+def _paged(request: web.Request, items: list[dict[str, Any]]) -> web.Response:
+    """One page of a list held in memory (the config's scopes or services), paged as maintenances are."""
+    page = paging.page_per_page(request)
+    shown = items[page.offset:page.offset + page.limit]
+    return json_response({"items": shown}, headers=page.headers(len(items)))
+
+
 @routes.get("/api/scope")
 @handler
 async def list_scopes(request: web.Request) -> web.Response:
     scopes = sorted(request.app[CORE].config.scopes.values(), key=lambda s: s.id)
-    return json_response({"items": [_scope_object(s) for s in scopes]})
+    return _paged(request, [_scope_object(s) for s in scopes])
 
 
 @routes.get(f"/api/scope/{ID}")
@@ -191,7 +180,7 @@ async def get_scope(request: web.Request) -> web.Response:
 async def list_services(request: web.Request) -> web.Response:
     services = sorted((s for s in request.app[CORE].config.services.values() if s.id is not None),
                       key=lambda s: s.id or 0)
-    return json_response({"items": [_service_object(request, s) for s in services]})
+    return _paged(request, [_service_object(request, s) for s in services])
 
 
 @routes.get(f"/api/service/{ID}")
@@ -228,9 +217,18 @@ def _fold(line: str) -> str:
     return "\r\n".join(out)
 
 
-def calendar(windows: list[Window], *, at: float, host: str) -> str:
-    lines = ["BEGIN:VCALENDAR", "VERSION:2.0", "PRODID:-//schedd//maintenance windows//EN",
-             "CALSCALE:GREGORIAN", "METHOD:PUBLISH"]
+CALENDAR_HEAD = ["BEGIN:VCALENDAR", "VERSION:2.0", "PRODID:-//schedd//maintenance windows//EN",
+                 "CALSCALE:GREGORIAN", "METHOD:PUBLISH"]
+CALENDAR_TAIL = ["END:VCALENDAR"]
+
+
+def calendar_lines(lines: list[str]) -> str:
+    return "".join(_fold(line) + "\r\n" for line in lines)
+
+
+def calendar_events(windows: list[Window], *, at: float, host: str) -> str:
+    """The VEVENTs of `windows`, folded: the middle of a calendar, which a feed writes piece by piece."""
+    lines = []
     for window in windows:
         lines += [
             "BEGIN:VEVENT",
@@ -246,5 +244,8 @@ def calendar(windows: list[Window], *, at: float, host: str) -> str:
         if window.external_link:
             lines.append(f"URL:{window.external_link}")
         lines.append("END:VEVENT")
-    lines.append("END:VCALENDAR")
-    return "".join(_fold(line) + "\r\n" for line in lines)
+    return calendar_lines(lines)
+
+
+def calendar(windows: list[Window], *, at: float, host: str) -> str:
+    return calendar_lines(CALENDAR_HEAD) + calendar_events(windows, at=at, host=host) + calendar_lines(CALENDAR_TAIL)

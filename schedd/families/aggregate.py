@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import statistics
 import uuid
+from collections.abc import AsyncIterator
 
 from schedd.core import Core
 from schedd.errors import Conflict, NotFound, Unavailable, ValidationError
@@ -35,10 +36,14 @@ def parse_bool(value: object, field: str, default: bool) -> bool:
     raise ValidationError(field, "must be true or false")
 
 
-async def list_schedules(core: Core, user: User, org_id: str, project_id: str, cube_id: str) -> list[Schedule]:
+async def list_schedules(
+    core: Core, user: User, org_id: str, project_id: str, cube_id: str, *, offset: int = 0,
+    limit: int | None = None,
+) -> AsyncIterator[list[tuple[Schedule, int]]]:
+    """The cube's live schedules in creation order, in batches (checked before the first is read)."""
     await check_org(core, user, org_id)
-    return await schedule_store.list_scope(
-        core.db, FAMILY, org_id, project_id=project_id, cube_id=cube_id, active=True)
+    return schedule_store.scope_batches(
+        core.db, schedule_store.Scope(FAMILY, org_id, project_id, cube_id, active=True), offset=offset, limit=limit)
 
 
 async def create_schedule(
@@ -78,11 +83,11 @@ async def delete_schedule(
 
 
 async def schedule_history(
-    core: Core, user: User, org_id: str, project_id: str, cube_id: str, job_id: str
+    core: Core, user: User, org_id: str, project_id: str, cube_id: str, job_id: str, *, limit: int, offset: int,
 ) -> tuple[Schedule, list[Run]]:
     await check_org(core, user, org_id)
     schedule = await _schedule(core, org_id, project_id, cube_id, job_id)
-    return schedule, await run_store.list_schedule(core.db, schedule.id, limit=1000, offset=0)
+    return schedule, await run_store.list_schedule(core.db, schedule.id, limit=limit, offset=offset)
 
 
 async def execute(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -271,9 +271,10 @@ def job_id(value: object, field: str = "jobId") -> int:
 # -- actions -------------------------------------------------------------------------
 
 
-async def list_jobs(core: Core) -> list[Job]:
-    schedules = await schedule_store.list_family(core.db, FAMILY)
-    return [Job(s, await run_store.count_schedule(core.db, s.id)) for s in schedules]
+def list_jobs(core: Core, *, offset: int = 0, limit: int | None = None) -> AsyncIterator[list[tuple[Schedule, int]]]:
+    """Every job in id order with the runs it has kept, in batches read as they are needed."""
+    return schedule_store.scope_batches(
+        core.db, schedule_store.Scope(FAMILY), offset=offset, limit=limit, with_kept=True)
 
 
 async def _schedule(core: Core, ident: int) -> Schedule:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
 
 from schedd.core import Core
 from schedd.errors import NotFound, Unavailable, ValidationError
@@ -19,9 +20,13 @@ MANUAL = "ManualMaintenance"
 AFTER_FIRST_BUILD = "CubeUpdateMaintenance(FirstTimeCubeProcessed)"
 
 
-async def list_schedules(core: Core, user: User, org_id: str, active: bool | None) -> list[Schedule]:
+async def list_schedules(
+    core: Core, user: User, org_id: str, active: bool | None, *, offset: int = 0, limit: int | None = None,
+) -> AsyncIterator[list[tuple[Schedule, int]]]:
+    """The org's schedules in creation order, in batches (checked before the first is read)."""
     await check_org(core, user, org_id)
-    return await schedule_store.list_scope(core.db, FAMILY, org_id, active=active)
+    return schedule_store.scope_batches(
+        core.db, schedule_store.Scope(FAMILY, org_id, active=active), offset=offset, limit=limit)
 
 
 async def create_schedule(

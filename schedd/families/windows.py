@@ -9,9 +9,10 @@ skipped: the gate is an in-memory map kept in step with every change.
 
 from __future__ import annotations
 
+import builtins
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -311,10 +312,16 @@ class Windows:
         return window
 
     async def list(self, filters: Mapping[str, Any], *, page: int, per_page: int,
-                   internal: bool) -> tuple[list[Window], int]:
+                   internal: bool, timelines: bool = True) -> tuple[list[Window], int]:
+        """A page of the windows the filters match, and how many match; `per_page` 0 counts only."""
         return await store.list_page(
             self.core.db, self.filters(filters), limit=per_page, offset=(page - 1) * per_page,
-            internal=internal)
+            internal=internal, timelines=timelines)
+
+    def coming(self, at: float) -> AsyncIterator[builtins.list[Window]]:
+        """Every window that has not ended at `at` (its minute), by scheduled start, in batches."""
+        since = self.filters({"end_after": format_date(at, self.zone)})["end_after"]
+        return store.ending_after(self.core.db, since)
 
     def filters(self, query: Mapping[str, Any]) -> dict[str, Any]:
         """The seed's list filters, validated; dates in the daemon's zone."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,6 +41,23 @@ WHERE family = :family AND org_id IS :org_id
 ORDER BY id"""
 # Every schedule of a family, oldest first.
 SQL_LIST_FAMILY = "SELECT * FROM schedules WHERE family = ? ORDER BY id"
+# The columns of a Schedule, in the order of its fields (read by position: `Schedule.from_values`).
+SCHEDULE_COLUMNS = (
+    "id, uid, family, org_id, project_id, cube_id, name, description, cron, cron_normalized, timezone,"
+    " full_build, spec, active, next_fire_at, misfire_policy, overlap_policy, timeout, retries,"
+    " history_strategy, retention_days, success_count, fail_count, last_run_uid, last_run_at,"
+    " last_run_status, created_by, created_at, updated_by, updated_at"
+)
+# A batch of a family's schedules in one org/project/cube (NULL where the family has none), in
+# id order after a given id, with the number of runs each has kept when :kept is set (seed 003's
+# job list): keyset paging, one index range per batch.
+SQL_SCOPE_BATCH = f"""
+SELECT {SCHEDULE_COLUMNS},
+       CASE WHEN :kept THEN (SELECT count(*) FROM runs WHERE runs.schedule_id = schedules.id) ELSE 0 END
+FROM schedules
+WHERE family = :family AND org_id IS :org_id AND project_id IS :project_id AND cube_id IS :cube_id
+  AND (:active IS NULL OR active = :active) AND id > :after
+ORDER BY id LIMIT :limit OFFSET :offset"""  # noqa: S608 - built from constants only
 # What the engine needs at start-up: every active schedule's key and next fire.
 SQL_DUE_INDEX = "SELECT id, next_fire_at FROM schedules WHERE active = 1 AND next_fire_at IS NOT NULL"
 # Moves a schedule's next fire time.
@@ -165,6 +182,15 @@ class Schedule:
         )
 
     @classmethod
+    def from_values(cls, v: Sequence[Any]) -> Schedule:
+        """A row of SCHEDULE_COLUMNS, by position: a fifth of the cost of `from_row` (long lists)."""
+        return cls(
+            v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9], v[10],
+            None if v[11] is None else bool(v[11]), json.loads(v[12]) if v[12] else {}, bool(v[13]),
+            v[14], v[15], v[16], v[17], v[18], v[19], v[20], v[21], v[22], v[23], v[24], v[25], v[26], v[27],
+            v[28], v[29])
+
+    @classmethod
     def from_new(cls, schedule_id: int, new: NewSchedule) -> Schedule:
         """The row `insert` has just written, without reading it back."""
         return cls(
@@ -277,6 +303,50 @@ async def list_scope(
 
 async def list_family(db: Database, family: str) -> list[Schedule]:
     return [Schedule.from_row(row) for row in await db.fetchall(SQL_LIST_FAMILY, (family,))]
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """Where a batched list reads: a family, and its org/project/cube (None where the family has none)."""
+
+    family: str
+    org_id: str | None = None
+    project_id: str | None = None
+    cube_id: str | None = None
+    active: bool | None = None
+
+    def params(self) -> dict[str, Any]:
+        return {"family": self.family, "org_id": self.org_id, "project_id": self.project_id,
+                "cube_id": self.cube_id, "active": None if self.active is None else int(self.active)}
+
+
+BATCH = 100
+
+
+async def scope_batches(
+    db: Database, scope: Scope, *, offset: int = 0, limit: int | None = None, size: int | None = None,
+    with_kept: bool = False,
+) -> AsyncIterator[list[tuple[Schedule, int]]]:
+    """The scope's schedules in id order from `offset` on (at most `limit`), `size` per read.
+
+    Each read is its own short query after the last id seen, so no cursor stays open
+    between batches and memory holds one batch. Each schedule comes with the number of
+    runs it has kept when `with_kept` is set (else 0).
+    """
+    size = size or BATCH
+    params = {**scope.params(), "kept": int(with_kept)}
+    after, skip, left = -1, offset, limit
+    while left is None or left > 0:
+        wanted = size if left is None else min(size, left)
+        rows = await db.fetchall(SQL_SCOPE_BATCH, {**params, "after": after, "limit": wanted, "offset": skip})
+        if not rows:
+            return
+        yield [(Schedule.from_values(row), row[30]) for row in rows]
+        if len(rows) < wanted:
+            return
+        after, skip = rows[-1][0], 0
+        if left is not None:
+            left -= len(rows)
 
 
 def due_index(db: Database) -> AsyncIterator[list[tuple[int, float]]]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -62,6 +63,13 @@ _ORDER = "ORDER BY scheduled_start_date DESC, id DESC LIMIT :limit OFFSET :offse
 SQL_LIST = f"SELECT * FROM windows {_WHERE}\n{_ORDER}"  # noqa: S608 - built from constants only
 # How many windows match the filters.
 SQL_COUNT = f"SELECT count(*) FROM windows {_WHERE}"  # noqa: S608 - built from constants only
+
+# A batch of the windows that end after a time, by scheduled start then id, after a given
+# (start, id): the calendar feed reads every coming window this way, one batch at a time.
+SQL_ENDING_AFTER_BATCH = """
+SELECT * FROM windows
+WHERE scheduled_end_date > :end_after AND (scheduled_start_date, id) > (:start, :id)
+ORDER BY scheduled_start_date, id LIMIT :limit"""
 
 FILTERS = (
     "status", "scope", "service", "service_status", "external_reference", "start_before",
@@ -183,18 +191,40 @@ async def get(db: Database, window_id: int, *, internal: bool) -> Window | None:
 
 
 async def list_page(
-    db: Database, filters: dict[str, Any], *, limit: int, offset: int, internal: bool
+    db: Database, filters: dict[str, Any], *, limit: int, offset: int, internal: bool, timelines: bool = True,
 ) -> tuple[list[Window], int]:
-    """A page of windows with their timelines, and the total that match."""
+    """A page of windows with their timelines (unless `timelines` is False), and the total that match.
+
+    `limit` 0 reads only the total.
+    """
     params = {name: filters.get(name) for name in FILTERS}
     total = (await db.fetchall(SQL_COUNT, params))[0][0]
-    rows = await db.fetchall(SQL_LIST, {**params, "limit": limit, "offset": offset})
-    if not rows:
+    if limit == 0:
         return [], total
+    rows = await db.fetchall(SQL_LIST, {**params, "limit": limit, "offset": offset})
+    if not rows or not timelines:
+        return [Window.from_row(r) for r in rows], total
     events: dict[int, list[Event]] = {}
     for row in await db.fetchall(SQL_EVENTS_MANY, (json.dumps([r["id"] for r in rows]), internal)):
         events.setdefault(row["window_id"], []).append(Event.from_row(row))
     return [Window.from_row(r, tuple(events.get(r["id"], ()))) for r in rows], total
+
+
+BATCH = 100
+
+
+async def ending_after(db: Database, at: float, *, size: int | None = None) -> AsyncIterator[list[Window]]:
+    """The windows that end after `at`, by scheduled start, `size` at a time (without timelines)."""
+    size = size or BATCH
+    start, last = float("-inf"), -1
+    while True:
+        rows = await db.fetchall(SQL_ENDING_AFTER_BATCH, {"end_after": at, "start": start, "id": last, "limit": size})
+        if not rows:
+            return
+        yield [Window.from_row(row) for row in rows]
+        if len(rows) < size:
+            return
+        start, last = rows[-1]["scheduled_start_date"], rows[-1]["id"]
 
 
 async def open_windows(db: Database) -> list[Window]:

@@ -12,8 +12,9 @@ from typing import Any
 
 from aiohttp import web
 
+from schedd.api import stream
 from schedd.api.common import CORE
-from schedd.api.windows import calendar
+from schedd.api.windows import CALENDAR_HEAD, CALENDAR_TAIL, calendar_events, calendar_lines
 from schedd.config import ServiceConfig
 from schedd.errors import NotFound
 from schedd.families.windows import Windows, format_date
@@ -24,7 +25,6 @@ routes = web.RouteTableDef()
 
 RECENT_DAYS = 14
 SECTION_LIMIT = 100
-FEED_PAGE = 200
 # Worst first: a service under several windows at once shows the worst of them.
 SEVERITY = {"up": 0, "degraded": 1, "down": 2}
 
@@ -72,7 +72,8 @@ def scopes_view(windows: Windows, states: dict[int, ServiceState]) -> list[Scope
 
 
 async def _section(windows: Windows, **filters: str) -> list[Window]:
-    found, _ = await windows.list(filters, page=1, per_page=SECTION_LIMIT, internal=False)
+    """At most SECTION_LIMIT windows, without their timelines (the page shows none)."""
+    found, _ = await windows.list(filters, page=1, per_page=SECTION_LIMIT, internal=False, timelines=False)
     return found
 
 
@@ -131,29 +132,19 @@ async def maintenance_page(request: web.Request) -> web.Response:
 
 
 @routes.get("/api/maintenance/calendar")
-async def calendar_feed(request: web.Request) -> web.Response:
+async def calendar_feed(request: web.Request) -> web.StreamResponse:
     """Every window that has not ended yet, as one iCalendar a calendar app can subscribe to.
 
-    Canceled ones stay in the feed (STATUS:CANCELLED) so subscribers drop the event.
+    Canceled ones stay in the feed (STATUS:CANCELLED) so subscribers drop the event. The
+    feed is complete, read in batches and written as it is read.
     """
     core = request.app[CORE]
-    windows = core.windows
     now = core.clock.now()
-    since = format_date(now, windows.zone) or ""
-    found: list[Window] = []
-    page_number = 1
-    while True:
-        batch, total = await windows.list({"end_after": since}, page=page_number, per_page=FEED_PAGE, internal=False)
-        found += batch
-        if not batch or len(found) >= total:
-            break
-        page_number += 1
-    found.sort(key=lambda w: (w.scheduled_start_date, w.id))
-    body = calendar(found, at=now, host=request.host.split(":")[0] or "schedd")
-    return web.Response(body=body.encode("utf-8"), content_type="text/calendar", charset="utf-8", headers={
-        "Content-Disposition": 'inline; filename="maintenance.ics"',
-        "Cache-Control": "no-cache",
-    })
+    host = request.host.split(":")[0] or "schedd"
+    return await stream.text(
+        request, core.windows.coming(now), lambda windows: calendar_events(windows, at=now, host=host),
+        opening=calendar_lines(CALENDAR_HEAD), closing=calendar_lines(CALENDAR_TAIL), content_type="text/calendar",
+        headers={"Content-Disposition": 'inline; filename="maintenance.ics"', "Cache-Control": "no-cache"})
 
 
 @routes.get("/static/schedd.css")

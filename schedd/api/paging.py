@@ -1,0 +1,97 @@
+"""Paging of every list route, parsed in one place: each route's default and maximum are here.
+
+Seeds 000-003 page with `limit`/`offset`; Prod-Manager's family (seed 004) with
+`page`/`per_page`. The lists that the seeds answer in full (a schedule list, the job
+list) stay complete unless the caller asks for a page: they are streamed instead.
+A bad value is a 400 naming the parameter, in the family's envelope.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from schedd.api.common import query_int
+from schedd.errors import ValidationError
+
+MAX_OFFSET = 10**9
+
+
+@dataclass(frozen=True, slots=True)
+class Paging:
+    """One route's `limit`: its default (None: every row, streamed) and its maximum."""
+
+    default: int | None
+    maximum: int
+
+    def parse(self, request: web.Request) -> tuple[int | None, int]:
+        """(limit, offset) of the request; limit None means every row from offset on."""
+        raw = request.query.get("limit")
+        limit = self.default if raw is None or raw == "" else query_int(request, "limit", 0, 1, self.maximum)
+        return limit, query_int(request, "offset", 0, 0, MAX_OFFSET)
+
+    def page(self, request: web.Request) -> tuple[int, int]:
+        """(limit, offset) of a route that always answers a page."""
+        if self.default is None:
+            raise TypeError("a route without a default limit streams; use parse()")
+        limit, offset = self.parse(request)
+        return limit or self.default, offset
+
+
+# Run histories (seeds 001, 002, 003): pages of runs, newest first.
+MAINTENANCE_HISTORY = Paging(10, 1000)
+BUILDS_HISTORY = Paging(10, 1000)
+JOB_HISTORY = Paging(100, 1000)
+CUBE_SCHEDULE_HISTORY = Paging(1000, 1000)
+# Schedule and job lists (seeds 000, 002, 003): every row, streamed, unless a page is asked for.
+SCHEDULE_LIST = Paging(None, 10_000)
+JOB_LIST = Paging(None, 10_000)
+
+# Prod-Manager's paging (seed 004): `page` from 1, `per_page` up to 50; 0 answers only the headers.
+PAGE_MAX = 10_000_000
+PER_PAGE_DEFAULT = 20
+PER_PAGE_MAX = 50
+
+
+def _positive(request: web.Request, name: str, default: int, low: int, high: int) -> int:
+    raw = request.query.get(name, "")
+    if raw == "":
+        return default
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 9 or not low <= int(raw) <= high:
+        raise ValidationError(name, f"must be an integer from {low} to {high}")
+    return int(raw)
+
+
+@dataclass(frozen=True, slots=True)
+class PageHeaders:
+    """A Prod-Manager page: which one, its size, and what the headers say of the whole list."""
+
+    page: int
+    per_page: int
+
+    @property
+    def limit(self) -> int:
+        return self.per_page
+
+    @property
+    def offset(self) -> int:
+        return (self.page - 1) * self.per_page
+
+    def headers(self, total: int) -> dict[str, str]:
+        """X-Page, X-Per-Page, X-Total, X-Total-Pages, and X-Prev-Page/X-Next-Page where they exist."""
+        pages = max(1, math.ceil(total / self.per_page)) if self.per_page else 0
+        found = {"X-Page": str(self.page), "X-Per-Page": str(self.per_page), "X-Total": str(total),
+                 "X-Total-Pages": str(pages)}
+        if self.per_page and self.page > 1:
+            found["X-Prev-Page"] = str(min(self.page - 1, pages))
+        if self.page < pages:
+            found["X-Next-Page"] = str(self.page + 1)
+        return found
+
+
+def page_per_page(request: web.Request) -> PageHeaders:
+    """`page` (1-10,000,000, default 1) and `per_page` (0-50, default 20)."""
+    return PageHeaders(_positive(request, "page", 1, 1, PAGE_MAX),
+                       _positive(request, "per_page", PER_PAGE_DEFAULT, 0, PER_PAGE_MAX))
