@@ -16,11 +16,13 @@ from aiohttp import web
 from schedd.api.common import CORE, current_user, json_response, optional_user, read_body, with_envelope
 from schedd.errors import NotFound, ScheddError, ValidationError
 from schedd.families.windows import Invalid, Windows, format_date
+from schedd.inputs import parse_int
 from schedd.store.windows import Window
 
 routes = web.RouteTableDef()
 ID = r"{id:[0-9]{1,18}}"
 PER_PAGE_MAX = 50
+PAGE_MAX = 999_999_999
 
 
 def render_error(request: web.Request, status: int, message: str, exc: ScheddError) -> web.Response:
@@ -78,10 +80,11 @@ def _page_param(request: web.Request, name: str, default: int, high: int | None)
     raw = request.query.get(name, "")
     if raw == "":
         return default
-    if not raw.isdigit() or len(raw) > 9 or int(raw) < 1 or (high is not None and int(raw) > high):
+    try:
+        return parse_int(raw, name, 1, high or PAGE_MAX)
+    except ValidationError as exc:
         bound = f"1-{high}" if high else "a positive integer"
-        raise ValidationError(name, f"must be {bound}")
-    return int(raw)
+        raise ValidationError(name, f"must be {bound}") from exc
 
 
 @routes.get("/api/maintenance")
