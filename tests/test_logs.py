@@ -95,7 +95,8 @@ async def test_a_path_with_a_newline_and_fields_writes_no_forged_line(api, captu
     entries = [parse_logfmt(line) for line in lines(buffer)]
     assert not [e for e in entries if e["action"] == "web_login"], entries
     (http,) = [e for e in entries if e["action"] == "http"]
-    assert http["path"] == "/healthz\nts=2026-01-01T00:00:00.000Z level=info logger=schedd.web action=web_login user=admin"
+    assert http["path"] == ("/healthz\nts=2026-01-01T00:00:00.000Z level=info logger=schedd.web "
+                            "action=web_login user=admin")
     assert http["status"] == "404" and "user" not in http
 
 
