@@ -274,3 +274,16 @@ def test_no_handler_reads_the_request_around_the_input_layer():
             if forbidden.search(line):
                 offenders.append(f"{path.relative_to(root)}:{number}: {line.strip()}")
     assert not offenders, "\n".join(offenders)
+
+
+@pytest.mark.parametrize(("raw", "message"), [
+    (b"name=" + b"x" * 1_100_000, "request body is larger than the limit"),
+    (b"&".join(b"f%d=1" % i for i in range(1001)), "the form has more than 1000 fields"),
+])
+async def test_a_form_over_the_limits_is_a_413_in_the_routes_envelope(api, raw, message):
+    before = await snapshot(api)
+    response, answer = await api.call("POST", "/api/maintenance/create", "admin", data=raw, allow_redirects=False,
+                                      headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert response.status == 413, answer
+    assert answer["message"] == message, answer
+    assert await snapshot(api) == before

@@ -278,8 +278,7 @@ def _add_field(fields: dict[str, str], name: str, value: str, limit: int) -> Non
     if name in fields:
         raise ValidationError(name, "is given more than once")
     if 0 < limit <= len(fields):
-        raise web.HTTPRequestEntityTooLarge(limit, len(fields) + 1,
-                                            text=f"more than {limit} form fields")
+        raise web.HTTPRequestEntityTooLarge(limit, len(fields) + 1, text=f"more than {limit} fields")
     fields[name] = check_text(value, name)
 
 
