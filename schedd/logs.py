@@ -36,6 +36,8 @@ _KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _ACTION = re.compile(r"action=([A-Za-z0-9_.-]+)(?: |$)")
 _SPEC = re.compile(r"%(\([^)]*\))?[#0 +-]*(\*|[0-9]+)?(?:\.(\*|[0-9]+))?[hlL]?([diouxXeEfFgGcrsa%])")
 _MUST_QUOTE = re.compile(r'[ ="\\]')
+_BARE_ASCII = re.compile(r'[!#-<>-\[\]-~]+')  # printable ASCII but space, `"`, `=` and `\`
+_VERBATIM_SPEC = re.compile(r"%(?:s|d|i|g|\.[0-9]f|%)")
 _SHORT_ESCAPES = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
 _INTEGER, _REAL = frozenset("diu"), frozenset("eEfFgG")
 # Characters str.splitlines() breaks at that JSON leaves as they are: escaped in JSON lines.
@@ -50,9 +52,14 @@ def quote(value: object) -> str:
     value can never end the line, start a key or close its quotes.
     """
     text = value if isinstance(value, str) else str(value)
-    printable = text.isprintable()
-    if text and printable and not _MUST_QUOTE.search(text):
-        return text
+    if text.isascii():
+        if _BARE_ASCII.fullmatch(text):
+            return text
+        printable = text.isprintable()
+    else:
+        printable = text.isprintable()
+        if printable and text and not _MUST_QUOTE.search(text):
+            return text
     if printable:
         return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
     return '"' + "".join(ch if ch.isprintable() and ch not in '"\\' else _escape(ch) for ch in text) + '"'
@@ -74,13 +81,27 @@ def _ts(record: logging.LogRecord) -> str:
 
 @dataclass(frozen=True, slots=True)
 class _Slot:
-    """One `key=value` of a format string: its value template and the conversions in it."""
+    """One `key=value` of a format string: its value template and which arguments fill it."""
 
     key: str
     template: str
-    conversions: tuple[str, ...]
-    single: bool
-    """The value is exactly one conversion (`%d`, `%.1f`): its argument may stay a number."""
+    start: int
+    end: int
+    """The slot takes `args[start:end]`."""
+    single: str
+    """The conversion when the value is exactly one (`%s`, `%d`, `%.1f`), else "": its argument may stay
+    a number."""
+    literal: bool
+    """No `%` at all: the value is the template, whatever the arguments."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    slots: tuple[_Slot, ...]
+    arguments: int
+    verbatim: bool
+    """The format string is already logfmt as it stands (no `%r`, no key every line has, no literal
+    that needs quoting): with bare-safe arguments, `message % args` is the line's own text."""
 
 
 Field = tuple[str, str, Any]
@@ -88,11 +109,12 @@ Field = tuple[str, str, Any]
 
 
 @functools.lru_cache(maxsize=1024)
-def _slots(message: str) -> tuple[_Slot, ...] | None:
+def _plan(message: str) -> _Plan | None:
     """The `key=value` slots of a format string; None unless it is `action=NAME key=value...`."""
     if not _ACTION.match(message):
         return None
     slots = []
+    position = 0
     for token in message.split(" "):
         if not token:
             continue
@@ -107,9 +129,43 @@ def _slots(message: str) -> tuple[_Slot, ...] | None:
             if mapping or width == "*" or precision == "*":
                 return None
             conversions.append(conversion)
-        single = len(conversions) == 1 and _SPEC.fullmatch(template) is not None
-        slots.append(_Slot(key, template, tuple(conversions), single))
-    return tuple(slots)
+        single = conversions[0] if len(conversions) == 1 and _SPEC.fullmatch(template) else ""
+        slots.append(_Slot(key, template, position, position + len(conversions), single, "%" not in template))
+        position += len(conversions)
+    verbatim = all(slot.key not in BASE_KEYS and _bare_template(slot.template) for slot in slots)
+    return _Plan(tuple(slots), position, verbatim)
+
+
+def _bare_template(template: str) -> bool:
+    """Only conversions that print a bare argument as it is (no repr, width or padding), in bare text."""
+    if not all(_VERBATIM_SPEC.fullmatch(spec.group(0)) for spec in _SPEC.finditer(template)):
+        return False
+    literal = _SPEC.sub("", template)
+    return not literal or _BARE_ASCII.fullmatch(literal) is not None
+
+
+def _verbatim(record: logging.LogRecord) -> str | None:
+    """The message as logfmt text when neither it nor any argument can need a quote, else None."""
+    message, args = record.msg, record.args
+    if not isinstance(message, str) or isinstance(args, dict) or "schedd_fields" in record.__dict__:
+        return None
+    plan = _plan(message)
+    if plan is None or not plan.verbatim:
+        return None
+    values = tuple(args) if args else ()
+    if plan.arguments != len(values):
+        return None
+    for value in values:
+        kind = type(value)
+        if isinstance(value, str):
+            if kind is not str or _BARE_ASCII.fullmatch(value) is None:  # a subclass may print otherwise
+                return None
+        elif kind is not int and kind is not float:
+            return None
+    try:
+        return message % values if values else message
+    except (TypeError, ValueError, OverflowError):
+        return None
 
 
 def fields(record: logging.LogRecord) -> list[Field]:
@@ -124,45 +180,41 @@ def _structured(record: logging.LogRecord) -> list[Field] | None:
     message, args = record.msg, record.args
     if not isinstance(message, str) or isinstance(args, dict):
         return None
-    slots = _slots(message)
-    if slots is None:
+    plan = _plan(message)
+    if plan is None:
         return None
-    values = tuple(args or ())
-    if sum(len(slot.conversions) for slot in slots) != len(values):
+    values = tuple(args) if args else ()
+    if plan.arguments != len(values):
         return None
-    out: list[Field] = []
-    position = 0
     try:
-        for slot in slots:
-            taken = values[position:position + len(slot.conversions)]
-            position += len(slot.conversions)
-            out.append((slot.key, *_value(slot, taken, formatted=bool(values))))
+        if not values:
+            return [(slot.key, slot.template, slot.template) for slot in plan.slots]
+        return [(slot.key, slot.template, slot.template) if slot.literal else (slot.key, *_value(slot, values))
+                for slot in plan.slots]
     except (TypeError, ValueError, OverflowError):
         return None
-    return out
 
 
-def _value(slot: _Slot, args: tuple[Any, ...], *, formatted: bool) -> tuple[str, Any]:
+def _value(slot: _Slot, values: tuple[Any, ...]) -> tuple[str, Any]:
     """(text, JSON value) of one slot filled with its arguments."""
-    if not formatted:
-        return slot.template, slot.template
-    if slot.single:
-        conversion, arg = slot.conversions[0], args[0]
-        if conversion in "rs" and isinstance(arg, str):
+    conversion = slot.single
+    if conversion:
+        arg = values[slot.start]
+        if isinstance(arg, str) and conversion in "rs":
             return arg, arg
-        if conversion == "s" and arg is None:
-            return "None", None
-        if conversion == "s" and isinstance(arg, bool):
-            return str(arg), arg
-        if conversion == "s" and isinstance(arg, int | float) and math.isfinite(arg):
-            return str(arg), arg
-        if conversion in _INTEGER and isinstance(arg, int | float) and math.isfinite(arg):
-            text = slot.template % args
-            return text, int(text)
-        if conversion in _REAL and isinstance(arg, int | float) and math.isfinite(arg):
-            text = slot.template % args
-            return text, float(text)
-    text = slot.template % args
+        if conversion == "s":
+            if arg is None:
+                return "None", None
+            if isinstance(arg, int | float) and (isinstance(arg, int) or math.isfinite(arg)):
+                return str(arg), arg
+        elif isinstance(arg, int | float) and not isinstance(arg, bool) and math.isfinite(arg):
+            if conversion in _INTEGER:
+                text = slot.template % arg
+                return text, int(text)
+            if conversion in _REAL:
+                text = slot.template % arg
+                return text, float(text)
+    text = slot.template % values[slot.start:slot.end]
     return text, text
 
 
@@ -180,7 +232,11 @@ def _unstructured(record: logging.LogRecord) -> list[Field]:
 class LogfmtFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         parts = [f"ts={_ts(record)}", f"level={record.levelname.lower()}", f"logger={quote(record.name)}"]
-        parts += [f"{key}={quote(text)}" for key, text, _ in fields(record) if key not in BASE_KEYS]
+        verbatim = _verbatim(record)
+        if verbatim is not None:
+            parts.append(verbatim)
+        else:
+            parts += [f"{key}={quote(text)}" for key, text, _ in fields(record) if key not in BASE_KEYS]
         if record.exc_info:
             parts.append("exc=" + quote(self.formatException(record.exc_info)))
         return " ".join(parts)

@@ -151,6 +151,11 @@ def test_every_hostile_value_round_trips_through_a_logfmt_parser_and_json(value,
     loaded = json.loads(line)
     assert (loaded["value"], loaded["error"], loaded["count"]) == (value, value, number)
     assert loaded["ms"] == float("%.3f" % real)
+    # Without %r the line is the message itself whenever no value needs quoting: the same fields.
+    line = logs.LogfmtFormatter().format(record("action=plain value=%s count=%d ms=%.3f", value, number, real))
+    plain = parse_logfmt(line)
+    assert plain.pop("ts") and plain == {**{k: parsed[k] for k in ("level", "logger", "value", "count", "ms")},
+                                         "action": "plain"}
 
 
 def test_a_value_is_bare_only_when_that_is_unambiguous():
@@ -208,6 +213,6 @@ def test_every_log_call_of_schedd_is_structured_with_one_argument_per_conversion
     for where, call in calls:
         first = call.args[0] if call.args else None
         assert isinstance(first, ast.Constant) and isinstance(first.value, str), f"{where}: not a literal format"
-        slots = logs._slots(first.value)
-        assert slots is not None, f"{where}: {first.value!r} is not action=NAME key=value..."
-        assert sum(len(s.conversions) for s in slots) == len(call.args) - 1, f"{where}: arguments != conversions"
+        plan = logs._plan(first.value)
+        assert plan is not None, f"{where}: {first.value!r} is not action=NAME key=value..."
+        assert plan.arguments == len(call.args) - 1, f"{where}: arguments != conversions"
