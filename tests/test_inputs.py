@@ -287,3 +287,37 @@ async def test_a_form_over_the_limits_is_a_413_in_the_routes_envelope(api, raw, 
     assert response.status == 413, answer
     assert answer["message"] == message, answer
     assert await snapshot(api) == before
+
+
+def test_the_rule_itself_names_the_path_of_what_it_refuses():
+    from schedd.errors import ValidationError
+    from schedd.inputs import check_tree, parse_int, scrub
+
+    check_tree({"a": ["ok", {"b": "é\u2028"}], "n": 1})
+    for document, field, reason in [
+        ({"a": ["ok", {"b": "x\ud800"}]}, "a[1].b", "lone surrogate"),
+        ({"a": {"k\x00": 1}}, "a", "has a key that must not contain NUL"),
+        ({"\udc00": 1}, "body", "has a key"),
+        ({"h": {"X-" + "y" * 100: "\x00"}}, "h.X-" + "y" * 62, "NUL"),  # a long key is shown cut at 64
+    ]:
+        with pytest.raises(ValidationError) as info:
+            check_tree(document)
+        assert (info.value.field, reason in info.value.reason) == (field, True), info.value
+    assert parse_int("0042", "n", 0, 100) == 42
+    for raw in ("²", "٣", "５", "-1", "+1", " 1", "1_0", "", "9" * 19, "101"):
+        with pytest.raises(ValidationError):
+            parse_int(raw, "n", 0, 100)
+    assert scrub("a\ud800b\udfff") == "a\ufffdb\ufffd"
+
+
+async def test_the_families_apply_the_rule_to_what_they_are_given_directly(api):
+    from schedd.errors import ValidationError
+    from schedd.families import common, jobs
+
+    for expression, zone in (("0 0 4 ? * * *\x00", None), ("0 0 4 ? * * *", "UTC\ud800")):
+        with pytest.raises(ValidationError):
+            common.timing(api.core, expression, zone, at=0)
+    poisoned = {**JOB, "jobServiceInfo": {**JOB["jobServiceInfo"], "requestheaderMap": {"X": "\ud800"}}}
+    with pytest.raises(ValidationError) as info:
+        jobs.validate(api.core, poisoned, at=0)
+    assert info.value.field == "jobServiceInfo.requestheaderMap.X"
