@@ -321,3 +321,19 @@ async def test_the_families_apply_the_rule_to_what_they_are_given_directly(api):
     with pytest.raises(ValidationError) as info:
         jobs.validate(api.core, poisoned, at=0)
     assert info.value.field == "jobServiceInfo.requestheaderMap.X"
+
+
+@pytest.mark.parametrize("service", [{"postData": "\ud800"}, {"requestheaderMap": {"X": "a\udfff"}}])
+async def test_a_job_stored_with_a_lone_surrogate_fails_its_run_with_a_reason_and_its_history_reads(api, service):
+    response, created = await create_job(api, historyStrategy="FULL")
+    job_id = created["result"]["jobId"]
+    stored = await schedule_store.get(api.core.db, job_id)
+    poisoned = {**stored.spec, "jobServiceInfo": {**stored.spec["jobServiceInfo"], **service}}
+    await api.core.db.execute("UPDATE schedules SET spec = ? WHERE id = ?", (json.dumps(poisoned), job_id))
+    response, answer = await api.call("POST", f"/admin/api/jobs/job/run/{job_id}")
+    assert response.status == 200, answer
+    await api.settle()
+    response, detail = await api.call("GET", f"/admin/api/jobs/history/{job_id}/{answer['result']['jobRunId']}")
+    assert response.status == 200, detail
+    assert detail["executionStatus"] == "Fail"
+    assert detail["errorMessage"] == "postData or requestheaderMap is not valid UTF-8 text without NUL"
