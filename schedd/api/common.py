@@ -295,7 +295,7 @@ def _urlencoded(request: web.Request, raw: bytes) -> dict[str, str]:
         if not pair:
             continue
         name, _, value = pair.partition("=")
-        name = _decode_strictly(name, "body", plus=True)
+        name = check_text(_decode_strictly(name, "body", plus=True), "body")
         _add_field(fields, name, _decode_strictly(value, name or "body", plus=True), request.client_max_fields)
     return fields
 
