@@ -177,7 +177,7 @@ def _serve(args: argparse.Namespace) -> int:
         # main() prints a ScheddError on stderr: logged too where stderr is not the log.
         expected = isinstance(exc, (ScheddError, KeyboardInterrupt, SystemExit))
         if not expected or (target is not None and isinstance(exc, ScheddError)):
-            log.error("action=serve_failed error=%s", logs.quote(exc), exc_info=not expected)
+            log.error("action=serve_failed error=%s", str(exc), exc_info=not expected)
         notifier.failed(str(exc) or type(exc).__name__)
         raise
     finally:

@@ -2,77 +2,264 @@
 
 Every line starts with a stable `action=` name; a message from a library that does not
 follow the convention is shown as `action=log msg="..."` so that no line lacks one.
+
+Call sites keep the stdlib form `log.info("action=run_end run=%s state=%s", uid, state)`.
+The fields come from the format string, never from the rendered text: each `key=` of it
+takes the %-arguments of its own value, so no argument can add a key, a line or a quote.
+logfmt quotes a value when it must (space, `=`, quote, backslash, an empty value, any
+character that is not printable, escaped as in JSON); JSON gets the same fields, numbers
+as numbers (`%d`, `%.1f`, or a number passed to `%s`), and `%r` of a string is that string.
 """
 
 from __future__ import annotations
 
 import atexit
+import functools
 import json
 import logging
 import logging.handlers
+import math
 import os
 import queue
 import re
 import sys
 import time
-from typing import TextIO
+from dataclasses import dataclass
+from typing import Any, TextIO
 
-_PAIR = re.compile(r'(\w+)=("(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'|\S+)')
-_ACTION = re.compile(r"action=\S")
 UNSTRUCTURED = "log"
 """The action of a line whose message is not `action=... key=value...` (library messages)."""
+BASE_KEYS = ("ts", "level", "logger")
+"""Keys every line starts with; a message cannot set them."""
+
+_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_ACTION = re.compile(r"action=([A-Za-z0-9_.-]+)(?: |$)")
+_SPEC = re.compile(r"%(\([^)]*\))?[#0 +-]*(\*|[0-9]+)?(?:\.(\*|[0-9]+))?[hlL]?([diouxXeEfFgGcrsa%])")
+_MUST_QUOTE = re.compile(r'[ ="\\]')
+_BARE_ASCII = re.compile(r'[!#-<>-\[\]-~]+')  # printable ASCII but space, `"`, `=` and `\`
+_VERBATIM_SPEC = re.compile(r"%(?:s|d|i|g|\.[0-9]f|%)")
+_SHORT_ESCAPES = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+_INTEGER, _REAL = frozenset("diu"), frozenset("eEfFgG")
+# Characters str.splitlines() breaks at that JSON leaves as they are: escaped in JSON lines.
+_JSON_BREAKS = {"\u2028": "\\u2028", "\u2029": "\\u2029", "\x85": "\\u0085"}
 
 
 def quote(value: object) -> str:
-    """A logfmt value that survives spaces, quotes and newlines: a JSON string."""
-    return json.dumps(str(value), ensure_ascii=False)
+    """`value` as a logfmt value: bare when that is unambiguous, else a JSON-escaped quoted string.
+
+    A bare value is non-empty, printable, without space, `=`, `"` or `\\`; every other value
+    is quoted, with `"`, `\\`, line breaks and every unprintable character escaped, so that a
+    value can never end the line, start a key or close its quotes.
+    """
+    text = value if isinstance(value, str) else str(value)
+    if text.isascii():
+        if _BARE_ASCII.fullmatch(text):
+            return text
+        printable = text.isprintable()
+    else:
+        printable = text.isprintable()
+        if printable and text and not _MUST_QUOTE.search(text):
+            return text
+    if printable:
+        return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return '"' + "".join(ch if ch.isprintable() and ch not in '"\\' else _escape(ch) for ch in text) + '"'
+
+
+def _escape(ch: str) -> str:
+    if ch in _SHORT_ESCAPES:
+        return _SHORT_ESCAPES[ch]
+    code = ord(ch)
+    if code > 0xFFFF:  # a surrogate pair, as JSON writes it
+        high, low = divmod(code - 0x10000, 0x400)
+        return f"\\u{0xD800 + high:04x}\\u{0xDC00 + low:04x}"
+    return f"\\u{code:04x}"
 
 
 def _ts(record: logging.LogRecord) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z"
 
 
-def _structured(message: str) -> bool:
-    return _ACTION.match(message) is not None
+@dataclass(frozen=True, slots=True)
+class _Slot:
+    """One `key=value` of a format string: its value template and which arguments fill it."""
+
+    key: str
+    template: str
+    start: int
+    end: int
+    """The slot takes `args[start:end]`."""
+    single: str
+    """The conversion when the value is exactly one (`%s`, `%d`, `%.1f`), else "": its argument may stay
+    a number."""
+    literal: bool
+    """No `%` at all: the value is the template, whatever the arguments."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    slots: tuple[_Slot, ...]
+    arguments: int
+    verbatim: bool
+    """The format string is already logfmt as it stands (no `%r`, no key every line has, no literal
+    that needs quoting): with bare-safe arguments, `message % args` is the line's own text."""
+
+
+Field = tuple[str, str, Any]
+"""(key, the value as logfmt shows it before quoting, the value for JSON)."""
+
+
+@functools.lru_cache(maxsize=1024)
+def _plan(message: str) -> _Plan | None:
+    """The `key=value` slots of a format string; None unless it is `action=NAME key=value...`."""
+    if not _ACTION.match(message):
+        return None
+    slots = []
+    position = 0
+    for token in message.split(" "):
+        if not token:
+            continue
+        key, eq, template = token.partition("=")
+        if not eq or not _KEY.fullmatch(key):
+            return None
+        conversions = []
+        for spec in _SPEC.finditer(template):
+            mapping, width, precision, conversion = spec.groups()
+            if conversion == "%":
+                continue
+            if mapping or width == "*" or precision == "*":
+                return None
+            conversions.append(conversion)
+        single = conversions[0] if len(conversions) == 1 and _SPEC.fullmatch(template) else ""
+        slots.append(_Slot(key, template, position, position + len(conversions), single, "%" not in template))
+        position += len(conversions)
+    verbatim = all(slot.key not in BASE_KEYS and _bare_template(slot.template) for slot in slots)
+    return _Plan(tuple(slots), position, verbatim)
+
+
+def _bare_template(template: str) -> bool:
+    """Only conversions that print a bare argument as it is (no repr, width or padding), in bare text."""
+    if not all(_VERBATIM_SPEC.fullmatch(spec.group(0)) for spec in _SPEC.finditer(template)):
+        return False
+    literal = _SPEC.sub("", template)
+    return not literal or _BARE_ASCII.fullmatch(literal) is not None
+
+
+def _verbatim(record: logging.LogRecord) -> str | None:
+    """The message as logfmt text when neither it nor any argument can need a quote, else None."""
+    message, args = record.msg, record.args
+    if not isinstance(message, str) or isinstance(args, dict) or "schedd_fields" in record.__dict__:
+        return None
+    plan = _plan(message)
+    if plan is None or not plan.verbatim:
+        return None
+    values = tuple(args) if args else ()
+    if plan.arguments != len(values):
+        return None
+    for value in values:
+        kind = type(value)
+        if isinstance(value, str):
+            if kind is not str or _BARE_ASCII.fullmatch(value) is None:  # a subclass may print otherwise
+                return None
+        elif kind is not int and kind is not float:
+            return None
+    try:
+        return message % values if values else message
+    except (TypeError, ValueError, OverflowError):
+        return None
+
+
+def fields(record: logging.LogRecord) -> list[Field]:
+    """The fields of a record: from its format string and arguments, else `action=... msg=...`."""
+    stashed = getattr(record, "schedd_fields", None)
+    if stashed is not None:
+        return stashed
+    return _structured(record) or _unstructured(record)
+
+
+def _structured(record: logging.LogRecord) -> list[Field] | None:
+    message, args = record.msg, record.args
+    if not isinstance(message, str) or isinstance(args, dict):
+        return None
+    plan = _plan(message)
+    if plan is None:
+        return None
+    values = tuple(args) if args else ()
+    if plan.arguments != len(values):
+        return None
+    try:
+        if not values:
+            return [(slot.key, slot.template, slot.template) for slot in plan.slots]
+        return [(slot.key, slot.template, slot.template) if slot.literal else (slot.key, *_value(slot, values))
+                for slot in plan.slots]
+    except (TypeError, ValueError, OverflowError):
+        return None
+
+
+def _value(slot: _Slot, values: tuple[Any, ...]) -> tuple[str, Any]:
+    """(text, JSON value) of one slot filled with its arguments."""
+    conversion = slot.single
+    if conversion:
+        arg = values[slot.start]
+        if isinstance(arg, str) and conversion in "rs":
+            return arg, arg
+        if conversion == "s":
+            if arg is None:
+                return "None", None
+            if isinstance(arg, int | float) and (isinstance(arg, int) or math.isfinite(arg)):
+                return str(arg), arg
+        elif isinstance(arg, int | float) and not isinstance(arg, bool) and math.isfinite(arg):
+            if conversion in _INTEGER:
+                text = slot.template % arg
+                return text, int(text)
+            if conversion in _REAL:
+                text = slot.template % arg
+                return text, float(text)
+    text = slot.template % values[slot.start:slot.end]
+    return text, text
+
+
+def _unstructured(record: logging.LogRecord) -> list[Field]:
+    """`action=log msg=...` (or the format string's own literal action) with the whole message."""
+    try:
+        message = record.getMessage()
+    except Exception:  # noqa: BLE001 - a library's bad arguments must not lose the line
+        message = f"{record.msg!s} {record.args!r}"
+    found = _ACTION.match(record.msg) if isinstance(record.msg, str) else None
+    action = found.group(1) if found else UNSTRUCTURED
+    return [("action", action, action), ("msg", message, message)]
 
 
 class LogfmtFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        message = record.getMessage()
-        if not _structured(message):
-            message = f"action={UNSTRUCTURED} msg={quote(message)}"
-        line = f"ts={_ts(record)} level={record.levelname.lower()} logger={record.name} {message}"
+        parts = [f"ts={_ts(record)}", f"level={record.levelname.lower()}", f"logger={quote(record.name)}"]
+        verbatim = _verbatim(record)
+        if verbatim is not None:
+            parts.append(verbatim)
+        else:
+            parts += [f"{key}={quote(text)}" for key, text, _ in fields(record) if key not in BASE_KEYS]
         if record.exc_info:
-            line += " exc=" + quote(self.formatException(record.exc_info))
-        return line
-
-
-def _unquote(value: str) -> str:
-    if value[:1] == '"' and value[-1:] == '"':
-        try:
-            return str(json.loads(value))
-        except ValueError:
-            return value[1:-1]
-    if value[:1] == "'" and value[-1:] == "'":
-        return value[1:-1].replace("\\'", "'")
-    return value
+            parts.append("exc=" + quote(self.formatException(record.exc_info)))
+        return " ".join(parts)
 
 
 class JsonFormatter(logging.Formatter):
-    """The logfmt pairs of a message (`action=... run=...`) as JSON fields, values as strings."""
+    """The fields of a record as one JSON object: numbers as numbers, the rest as strings."""
 
     def format(self, record: logging.LogRecord) -> str:
-        message = record.getMessage()
-        entry: dict[str, object] = {"ts": _ts(record), "level": record.levelname.lower(), "logger": record.name}
-        if _structured(message):
-            for key, value in _PAIR.findall(message):
-                entry.setdefault(key, _unquote(value))
-        else:
-            entry["action"] = UNSTRUCTURED
-            entry["msg"] = message
+        entry: dict[str, Any] = {"ts": _ts(record), "level": record.levelname.lower(), "logger": record.name}
+        for key, _, value in fields(record):
+            entry.setdefault(key, value)
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
-        return json.dumps(entry, ensure_ascii=False)
+        line = json.dumps(entry, ensure_ascii=False)
+        try:
+            line.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate: only an ASCII escape can write it
+            line = json.dumps(entry)
+        for char, escaped in _JSON_BREAKS.items():
+            if char in line:
+                line = line.replace(char, escaped)
+        return line
 
 
 class _SyslogFormatter(logging.Formatter):
@@ -104,14 +291,22 @@ class _Enqueue(logging.handlers.QueueHandler):
 
     schedd's own log calls pass strings and numbers, which nothing can change after the
     call, so their records go as they are; a record with any other argument (a library's)
-    has its message made here, from the objects as they are now.
+    has its fields made here, from the objects as they are now, and its message with them.
     """
 
     def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
         args = record.args
         if args and not all(isinstance(a, _PLAIN) for a in (args.values() if isinstance(args, dict) else args)):
-            record.msg, record.args = record.getMessage(), None
+            record.__dict__["schedd_fields"] = fields(record)
+            record.msg, record.args = _message(record), None
         return record
+
+
+def _message(record: logging.LogRecord) -> str:
+    try:
+        return record.getMessage()
+    except Exception:  # noqa: BLE001 - a library's bad arguments must not lose the line
+        return f"{record.msg!s} {record.args!r}"
 
 
 def setup(fmt: str = "logfmt", level: str = "INFO", stream: TextIO | None = None, *,

@@ -152,7 +152,7 @@ class Reloader:
         try:
             new = config_mod.load(self.path) if self.path else config_mod.default()
         except config_mod.ConfigError as exc:
-            log.error("action=reload_refused config=%s error=%s", shown, logs.quote(exc))
+            log.error("action=reload_refused config=%s error=%s", shown, str(exc))
             return False
         old = self.core.config
         logs.reconfigure(new.logging.format, new.logging.level)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import itertools
 import logging
+import re
 import secrets
 import time
 from collections.abc import AsyncIterator
@@ -14,15 +15,29 @@ from aiohttp import web
 from schedd import metrics
 from schedd import web as web_views
 from schedd.accounts import Accounts
-from schedd.api import aggregate, auth, jobs, maintenance, ops, stream, windows
-from schedd.api.common import ACCOUNTS, CORE, REQUEST_ID, ErrorRenderer, Handler
+from schedd.api import aggregate, auth, jobs, maintenance, openapi, ops, stream, windows
+from schedd.api.common import (
+    ACCOUNTS,
+    CORE,
+    FORM_TYPES,
+    REQUEST_ID,
+    ErrorRenderer,
+    Handler,
+    check_request,
+    json_response,
+    read_form,
+    renderer_of,
+)
 from schedd.core import Core
-from schedd.errors import ScheddError
+from schedd.errors import ScheddError, ValidationError
+from schedd.web.render import error_page
 
 log = logging.getLogger("schedd.http")
 
 # Request ids: a random prefix per process and a counter, unique without a syscall per request.
 _request_ids = map(f"{secrets.token_hex(4)}{{:08x}}".format, itertools.count(1))
+# What a caller's X-Request-Id may be: nothing that could change a log line or a header.
+REQUEST_ID_RE = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 # A path no route matches still answers in the envelope of the family whose prefix it has.
 FAMILY_PREFIXES: tuple[tuple[tuple[str, ...], ErrorRenderer], ...] = (
@@ -36,7 +51,7 @@ FAMILY_PREFIXES: tuple[tuple[tuple[str, ...], ErrorRenderer], ...] = (
 @web.middleware
 async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Request id, one access log line, and metrics by route (never by raw path)."""
-    rid = request.headers.get("X-Request-Id", "")[:64] or next(_request_ids)
+    rid = request_id(request.headers.get("X-Request-Id"))
     request[REQUEST_ID] = rid
     started = time.perf_counter()
     status = 500
@@ -60,11 +75,53 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
     return response
 
 
+def request_id(sent: str | None) -> str:
+    """The caller's X-Request-Id if it is 1-64 of A-Z a-z 0-9 . _ -, else a new one (logged as is)."""
+    if sent is not None and REQUEST_ID_RE.fullmatch(sent):
+        return sent
+    return next(_request_ids)
+
+
+@web.middleware
+async def inputs(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every route's input passes one rule before its handler runs (schedd/inputs.py).
+
+    The path and query string must be UTF-8 text without NUL, and a form body must parse,
+    with text values: else a 400 in the route's own envelope. JSON bodies are checked by
+    `read_body`, the only way a handler reads one.
+    """
+    try:
+        check_request(request)
+        if request.body_exists and request.content_type in FORM_TYPES:
+            await read_form(request)
+    except ValidationError as exc:
+        return _renderer(request)(request, 400, str(exc), exc)
+    except web.HTTPRequestEntityTooLarge as exc:
+        too_many = "field" in (exc.text or "")  # aiohttp's and read_form's limit on the number of fields
+        message = f"the form has {exc.text}" if too_many else "request body is larger than the limit"
+        return _renderer(request)(request, 413, message, ScheddError(message))
+    return await handler(request)
+
+
+def _renderer(request: web.Request) -> ErrorRenderer:
+    """The envelope of the route: its handler's, else its family's by path, else a page or plain JSON."""
+    return (renderer_of(request.match_info.handler) or _family_renderer(request.path)
+            or _page_renderer(request.path) or _plain_error)
+
+
+def _page_renderer(path: str) -> ErrorRenderer | None:
+    return error_page if openapi.BROWSER_PAGES.match(path) else None
+
+
+def _plain_error(request: web.Request, status: int, message: str, exc: ScheddError) -> web.Response:
+    return json_response({"message": message}, status=status)
+
+
 @web.middleware
 async def unmatched(request: web.Request, handler: Handler) -> web.StreamResponse:
     """404 and 405 of the router in the family's JSON envelope instead of aiohttp's plain text."""
     error = request.match_info.http_exception
-    render = None if error is None else _family_renderer(request.path)
+    render = None if error is None else _family_renderer(request.path) or _page_renderer(request.path)
     if error is None or render is None:
         return await handler(request)
     message = f"{error.status}: {error.reason}"
@@ -86,7 +143,7 @@ def make_app(core: Core, *, manage_core: bool = True, run_loop: bool = True) -> 
 
     Tests pass `run_loop=False` and drive the engine with the test clock.
     """
-    app = web.Application(middlewares=[observe, unmatched], client_max_size=core.config.server.max_body)
+    app = web.Application(middlewares=[observe, unmatched, inputs], client_max_size=core.config.server.max_body)
     app[CORE] = core
     app[ACCOUNTS] = Accounts(core.db, core.config.auth)
     web_views.setup(app)

@@ -10,6 +10,7 @@ import re
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import unquote_to_bytes
 from zoneinfo import ZoneInfo
 
 from aiohttp import web
@@ -25,6 +26,7 @@ from schedd.errors import (
     Unavailable,
     ValidationError,
 )
+from schedd.inputs import check_text, check_tree, parse_int, text_fault
 from schedd.store.accounts import User
 
 log = logging.getLogger("schedd.api")
@@ -140,9 +142,18 @@ def with_envelope(render: ErrorRenderer) -> Callable[[Handler], Handler]:
 
         wrapped.__name__ = handler.__name__
         wrapped.__doc__ = handler.__doc__
+        _RENDERERS[wrapped] = render
         return wrapped
 
     return decorate
+
+
+_RENDERERS: dict[Handler, ErrorRenderer] = {}
+
+
+def renderer_of(handler: Handler) -> ErrorRenderer | None:
+    """The envelope a handler wrapped by `with_envelope` answers errors in."""
+    return _RENDERERS.get(handler)
 
 
 def _internal(request: web.Request, render: ErrorRenderer, exc: BaseException) -> web.StreamResponse:
@@ -214,14 +225,114 @@ def bare_and_v1(table: web.RouteTableDef, method: str, path: str) -> Callable[[H
     return register
 
 
+FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+_FORM: web.RequestKey[dict[str, str]] = web.RequestKey("form")
+
+
+def check_request(request: web.Request) -> None:
+    """The path and query string are UTF-8 text by the input rule; path parameters hold no NUL.
+
+    yarl decodes a bad percent-escape to U+FFFD without a word, so the raw text is decoded
+    here, strictly, before anything reads `request.query`.
+    """
+    _decode_strictly(request.raw_path.partition("?")[0], "path", plus=False)
+    for name, value in request.match_info.items():
+        check_text(value, name)
+    raw = request.rel_url.raw_query_string
+    if not raw:
+        return
+    for pair in raw.split("&"):
+        name, _, value = pair.partition("=")
+        field = check_text(_decode_strictly(name, "query", plus=True), "query")
+        check_text(_decode_strictly(value, field or "query", plus=True), field or "query")
+
+
+def _decode_strictly(raw: str, field: str, *, plus: bool) -> str:
+    data = unquote_to_bytes(raw.replace("+", " ") if plus else raw)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValidationError(field, "is not valid UTF-8 once percent-decoded") from exc
+
+
+async def read_form(request: web.Request) -> dict[str, str]:
+    """The fields of a form body (urlencoded or multipart), each name once, every value text.
+
+    Parsed once per request and kept: the middleware parses every form before the handler
+    runs, so a malformed one is a 400 in the route's envelope wherever it is sent. A body
+    of another type is no form: {}.
+    """
+    if _FORM in request:
+        return request[_FORM]
+    fields: dict[str, str] = {}
+    if request.body_exists and request.content_type == "multipart/form-data":
+        fields = await _multipart(request)
+    elif request.body_exists and request.content_type == "application/x-www-form-urlencoded":
+        fields = _urlencoded(request, await request.read())
+    request[_FORM] = fields
+    return fields
+
+
+def _add_field(fields: dict[str, str], name: str, value: str, limit: int) -> None:
+    check_text(name, "body")
+    if name in fields:
+        raise ValidationError(name, "is given more than once")
+    if 0 < limit <= len(fields):
+        raise web.HTTPRequestEntityTooLarge(limit, len(fields) + 1, text=f"more than {limit} fields")
+    fields[name] = check_text(value, name)
+
+
+def _urlencoded(request: web.Request, raw: bytes) -> dict[str, str]:
+    charset = (request.charset or "utf-8").lower()
+    if charset not in ("utf-8", "utf8"):
+        raise ValidationError("body", f"form charset must be utf-8, not {charset[:40]!r}")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValidationError("body", "is not valid UTF-8") from exc
+    fields: dict[str, str] = {}
+    for pair in text.strip().split("&"):
+        if not pair:
+            continue
+        name, _, value = pair.partition("=")
+        name = check_text(_decode_strictly(name, "body", plus=True), "body")
+        _add_field(fields, name, _decode_strictly(value, name or "body", plus=True), request.client_max_fields)
+    return fields
+
+
+async def _multipart(request: web.Request) -> dict[str, str]:
+    """aiohttp's parser (bounded by max_body and client_max_fields); whatever it fails on is a 400."""
+    try:
+        form = await request.post()
+    except web.HTTPRequestEntityTooLarge:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the client's bytes: every way they fail to parse is a 400
+        detail = str(exc)[:200] or type(exc).__name__
+        raise ValidationError("body", f"malformed multipart form: {detail}") from exc
+    fields: dict[str, str] = {}
+    for name, value in form.items():
+        if isinstance(value, web.FileField):
+            value.file.close()
+            raise ValidationError(name if not text_fault(name) else "body", "file uploads are not accepted")
+        if not isinstance(value, str):  # a part sent with a non-text Content-Type: its bytes as UTF-8
+            try:
+                value = bytes(value).decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise ValidationError(name if not text_fault(name) else "body", "is not valid UTF-8") from exc
+        _add_field(fields, name, value, request.client_max_fields)
+    return fields
+
+
 async def read_body(request: web.Request) -> dict[str, Any]:
-    """A JSON object or a form; {} for an empty body. Malformed input is a 400."""
+    """A JSON object or a form; {} for an empty body. Malformed input is a 400.
+
+    Every string of it, nested ones and keys included, passes the input rule
+    (schedd/inputs.py): nothing that breaks a later read can be stored.
+    """
     if not request.body_exists:
         return {}
-    ctype = request.content_type
-    if ctype in ("application/x-www-form-urlencoded", "multipart/form-data"):
-        form = await request.post()
-        return {key: value for key, value in form.items() if isinstance(value, str)}
+    if request.content_type in FORM_TYPES:
+        return dict(await read_form(request))
     raw = await request.read()
     if not raw.strip():
         return {}
@@ -237,23 +348,22 @@ async def read_body(request: web.Request) -> dict[str, Any]:
         raise ValidationError("body", f"malformed JSON: {exc}") from exc
     if not isinstance(data, dict):
         raise ValidationError("body", "must be a JSON object")
+    check_tree(data)
     return data
 
 
 def query_int(request: web.Request, name: str, default: int, low: int, high: int) -> int:
+    """The query parameter `name` as an integer in [low, high] written in ASCII digits; `default` when absent."""
     raw = request.query.get(name)
     if raw is None or raw == "":
         return default
-    try:
-        value = int(raw)
-    except ValueError as exc:
-        raise ValidationError(name, f"must be an integer from {low} to {high}") from exc
-    if not low <= value <= high:
-        raise ValidationError(name, f"{value} is out of range {low}-{high}")
-    return value
+    return parse_int(raw, name, low, high)
 
 
 def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
-    return web.Response(
-        body=json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode("utf-8"),
-        status=status, content_type="application/json", headers=headers)
+    text = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+    try:
+        body = text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate stored before the input rule: escaped, never a 500
+        body = json.dumps(data, separators=(",", ":")).encode("ascii")
+    return web.Response(body=body, status=status, content_type="application/json", headers=headers)

@@ -571,7 +571,20 @@ TABLES: tuple[list[Op], ...] = (OPS, MAINTENANCE, AGGREGATE, JOBS, WINDOWS)
 
 
 def operations() -> list[Op]:
-    return [_may_be_unavailable(op) for table in TABLES for op in table]
+    return [_may_be_refused(_may_be_unavailable(op)) for table in TABLES for op in table]
+
+
+INPUT_RULE = ("The path, query string or form is not UTF-8 text without NUL, or a form does not parse "
+              "(every route's input rule)")
+PLAIN_ERROR = obj(("message",), message=STRING)
+
+
+def _may_be_refused(op: Op) -> Op:
+    """Every route refuses input that breaks the input rule: a 400 in its envelope (plain JSON for ops)."""
+    if 400 in op.answers:
+        return op
+    error = op.answers[500].schema if 500 in op.answers else PLAIN_ERROR
+    return replace(op, answers={**op.answers, 400: Answer(INPUT_RULE, error)})
 
 
 def _may_be_unavailable(op: Op) -> Op:

@@ -14,6 +14,7 @@ from multidict import CIMultiDict
 from yarl import URL
 
 from schedd.executors import PAYLOAD_LIMIT, Outcome, RunContext, truncate
+from schedd.inputs import scrub, text_fault
 
 if TYPE_CHECKING:
     from schedd.config import ServiceConfig
@@ -34,6 +35,11 @@ class HttpExecutor:
 
     async def run(self, ctx: RunContext) -> Outcome:
         body = ctx.post_data or ""
+        if any(isinstance(text, str) and text_fault(text) for text in (body, *ctx.headers.keys(),
+                                                                           *ctx.headers.values())):
+            # Stored before the input rule: refused here, as the API refuses it now.
+            return Outcome(ok=False, error="postData or requestheaderMap is not valid UTF-8 text without NUL",
+                           request_payload=truncate(scrub(body)))
         payload = truncate(body)
         try:
             url = service_url(self._service.base_url or "", ctx.operation_name)

@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 from schedd.core import Core
 from schedd.cron import CronError, CronExpr, load_zone, parse
 from schedd.errors import NotFound, ValidationError
+from schedd.inputs import check_text
 from schedd.store import accounts as account_store
 from schedd.store.accounts import User
 
@@ -38,10 +39,12 @@ def timing(core: Core, expression: object, timezone: object, *, at: float,
     """Validate a schedule's cron and zone; the first fire must exist."""
     if not isinstance(expression, str) or not expression.strip():
         raise ValidationError(field, "is required (a cron expression such as '0 0 4 ? * * *')")
+    check_text(expression, field)
     if timezone is None or timezone == "":
         timezone = core.config.scheduler.timezone
     if not isinstance(timezone, str):
         raise ValidationError("timezone", "must be a string naming an IANA time zone")
+    check_text(timezone, "timezone")
     zone = load_zone(timezone)
     try:
         cron = parse(expression)

@@ -19,6 +19,7 @@ from schedd.cron import CronExpr, cron_to_frequency, frequency_to_cron, parse
 from schedd.errors import Conflict, NotFound, ValidationError
 from schedd.executors.http import merge_headers, service_url
 from schedd.families.common import timing
+from schedd.inputs import check_tree
 from schedd.policy import HISTORY_STRATEGIES
 from schedd.runner import RunRef
 from schedd.store import runs as run_store
@@ -95,7 +96,12 @@ class Job:
 
 
 def validate(core: Core, body: Mapping[str, Any], *, at: float) -> JobDefinition:
-    """Check a whole job document (create and update alike); the first fault is raised."""
+    """Check a whole job document (create and update alike); the first fault is raised.
+
+    Every string in it passes the input rule first, nested ones too (`requestheaderMap`
+    values, `jobFrequencyInfo`), so nothing stored can break a later read.
+    """
+    check_tree(body)
     name = _name(body.get("jobName"))
     description = body.get("description")
     if description is not None:
@@ -221,9 +227,10 @@ def _service_info(core: Core, value: object) -> dict[str, Any]:
     post_data = value.get("postData")
     if isinstance(post_data, str):
         try:
-            json.loads(post_data)
+            posted = json.loads(post_data)
         except (ValueError, RecursionError) as exc:
             raise ValidationError(field("postData"), f"is not valid JSON: {exc}") from exc
+        check_tree(posted, field("postData"))  # a "\ud800" escape in the JSON text
     elif post_data is not None and not isinstance(post_data, dict):
         raise ValidationError(field("postData"), "must be a JSON string or an object")
     for key in _TEXT_KEYS:

@@ -24,6 +24,7 @@ from schedd.core import Core
 from schedd.cron import load_zone
 from schedd.engine import WINDOW
 from schedd.errors import NotFound, ValidationError
+from schedd.inputs import MAX_DIGITS, parse_int, text_fault
 from schedd.store import windows as store
 from schedd.store.accounts import User
 from schedd.store.schedules import Schedule
@@ -115,10 +116,18 @@ def _text(data: Mapping[str, Any], name: str, reasons: dict[str, list[str]], *, 
     if not isinstance(value, str):
         reasons.setdefault(name, []).append("Must be a string.")
         return None
+    if (fault := text_fault(value)) is not None:
+        reasons.setdefault(name, []).append(_sentence(fault))
+        return None
     if len(value) > LIMITS[name]:
         reasons.setdefault(name, []).append(f"Must be at most {LIMITS[name]} characters.")
         return None
     return value
+
+
+def _sentence(reason: str) -> str:
+    """A reason of the input rule in the style of Prod-Manager's reasons."""
+    return reason[:1].upper() + reason[1:] + "."
 
 
 def _int(data: Mapping[str, Any], name: str, reasons: dict[str, list[str]]) -> int | None:
@@ -293,6 +302,8 @@ class Windows:
         text = data.get("comment")
         if not isinstance(text, str) or not text.strip():
             raise Invalid({"comment": ["This field is required."]})
+        if (fault := text_fault(text)) is not None:
+            raise Invalid({"comment": [_sentence(fault)]})
         if len(text) > 10_000:
             raise Invalid({"comment": ["Must be at most 10000 characters."]})
         internal = data.get("internal", 0)
@@ -334,9 +345,10 @@ class Windows:
                 found[name] = query[name]
         for name in ("scope", "service"):
             if query.get(name):
-                if not str(query[name]).isdigit() or len(str(query[name])) > 18:
-                    raise Invalid({name: ["Must be an integer id."]})
-                found[name] = int(query[name])
+                try:
+                    found[name] = parse_int(str(query[name]), name, 0, 10**MAX_DIGITS - 1)
+                except ValidationError as exc:
+                    raise Invalid({name: ["Must be an integer id."]}) from exc
         if query.get("external_reference"):
             found["external_reference"] = str(query["external_reference"])[:255]
         for name in ("start_before", "start_after", "end_before", "end_after"):

@@ -116,7 +116,7 @@ async def status(request: web.Request) -> web.Response:
     })
 
 
-@routes.get(r"/status/maintenance/{id:\d{1,18}}")
+@routes.get(r"/status/maintenance/{id:[0-9]{1,18}}")
 async def maintenance_page(request: web.Request) -> web.Response:
     windows = request.app[CORE].windows
     try:

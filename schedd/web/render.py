@@ -13,6 +13,8 @@ from aiohttp import web
 
 from schedd.api.common import CORE
 from schedd.cron import load_zone
+from schedd.errors import ScheddError
+from schedd.inputs import scrub
 from schedd.web.charts import format_seconds
 
 TEMPLATES = web.AppKey("web_templates", jinja2.Environment)
@@ -82,8 +84,21 @@ def page(request: web.Request, template: str, context: dict[str, Any], *, status
         precise=lambda at: precise_time(at, tz),
         zone_name=request.app[CORE].config.scheduler.timezone,
     )
-    response = web.Response(text=body, status=status, content_type="text/html", charset="utf-8")
+    try:
+        encoded = body.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate stored before the input rule: shown as U+FFFD
+        encoded = scrub(body).encode("utf-8")
+    response = web.Response(body=encoded, status=status, content_type="text/html", charset="utf-8")
     response.headers.update(HEADERS)
     # The operator view shows what only a session may see: no cache may keep it.
     response.headers["Cache-Control"] = "no-store" if private else "no-cache"
     return response
+
+
+TITLES = {400: "Bad request", 403: "Forbidden", 404: "Not found", 413: "Too large"}
+
+
+def error_page(request: web.Request, status: int, message: str, exc: ScheddError) -> web.Response:
+    """An error of a page route (the `ErrorRenderer` of /ui, /status): the error page."""
+    return page(request, "error.html", {"session": None, "status": status, "title": TITLES.get(status, "Error"),
+                                        "message": message}, status=status, private=True)

@@ -21,7 +21,7 @@ from urllib.parse import urlencode, urlsplit
 
 from aiohttp import web
 
-from schedd.api.common import ACCOUNTS, CORE
+from schedd.api.common import ACCOUNTS, CORE, read_form
 from schedd.errors import Throttled, Unauthorized
 from schedd.store.accounts import User
 from schedd.web.render import page
@@ -114,7 +114,7 @@ def operator(handler: OperatorHandler) -> Callable[[web.Request], Awaitable[web.
                 response.del_cookie(SESSION_COOKIE, path=UI)
             raise response
         if request.method == "POST":
-            form = await request.post()
+            form = await read_form(request)
             sent = form.get("csrf")
             if not isinstance(sent, str) or not hmac.compare_digest(sent.encode(), found.csrf.encode()):
                 return _forbidden(request, "The form's security token is missing or wrong; reload the page.")
@@ -154,7 +154,7 @@ async def login(request: web.Request) -> web.StreamResponse:
     """Check the form's origin and nonce, then the password; the session cookie holds the new token."""
     if not same_origin(request):
         return _forbidden(request, "This form was not sent from a schedd page (Origin/Referer check).")
-    form = await request.post()
+    form = await read_form(request)
     nonce = request.cookies.get(LOGIN_COOKIE, "")
     sent = form.get("csrf")
     if not nonce or not isinstance(sent, str) or not hmac.compare_digest(sent.encode(), csrf_for(nonce).encode()):

@@ -15,7 +15,7 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
-from schedd.api.common import CORE, status_for
+from schedd.api.common import CORE, query_int, status_for
 from schedd.api.jobs import job_detail
 from schedd.core import Core
 from schedd.cron import load_zone, parse
@@ -38,6 +38,7 @@ from schedd.web.session import Session, operator
 routes = web.RouteTableDef()
 
 PAGE_SIZE = 50
+MAX_PAGE = 100_000
 NEXT_FIRES = 3
 NOTICES = {
     "started": "Run started.",
@@ -133,10 +134,7 @@ def _org(request: web.Request, orgs: list[str]) -> str | None:
 
 
 def _page_number(request: web.Request) -> int:
-    raw = request.query.get("page", "1")
-    if not raw.isdigit() or not 1 <= int(raw) <= 100_000:
-        raise ValidationError("page", "must be a positive integer")
-    return int(raw)
+    return query_int(request, "page", 1, 1, MAX_PAGE)
 
 
 def _failure(request: web.Request, session: Session, exc: ScheddError) -> web.Response:
@@ -276,7 +274,7 @@ async def set_active(core: Core, user: User, schedule: Schedule, active: bool, *
                                         schedule.cube_id or "", schedule.uid, at=at)
 
 
-@routes.post(r"/ui/schedules/{id:\d{1,18}}/run")
+@routes.post(r"/ui/schedules/{id:[0-9]{1,18}}/run")
 @operator
 async def run_now(request: web.Request, session: Session) -> web.StreamResponse:
     core = request.app[CORE]
@@ -289,7 +287,7 @@ async def run_now(request: web.Request, session: Session) -> web.StreamResponse:
     raise web.HTTPSeeOther(f"/ui/runs/{ref.uid}?notice={notice}" if ref.id else f"/ui?notice={notice}")
 
 
-@routes.post(r"/ui/schedules/{id:\d{1,18}}/{action:activate|deactivate}")
+@routes.post(r"/ui/schedules/{id:[0-9]{1,18}}/{action:activate|deactivate}")
 @operator
 async def activate(request: web.Request, session: Session) -> web.StreamResponse:
     core = request.app[CORE]
