@@ -95,18 +95,22 @@ def budget(config: Config) -> Budget:
 
 
 class Throttled:
-    """A warning at most once per `interval` for one kind of event, with how many it stands for."""
+    """A warning at most once per `interval` for one kind of event, with how many it stands for.
 
-    def __init__(self, action: str, interval: float = 1.0) -> None:
-        self.action = action
+    `emit(count, total, *detail)` writes the line: each kind has its own literal format, so
+    its fields are structured and quoted by the log formatter like any other line.
+    """
+
+    def __init__(self, emit: Callable[..., None], interval: float = 1.0) -> None:
+        self.emit = emit
         self.interval = interval
         self.total = 0
         self._pending = 0
         self._last = float("-inf")
-        self._detail = ""
+        self._detail: tuple[Any, ...] = ()
         self._handle: asyncio.TimerHandle | None = None
 
-    def note(self, detail: str = "") -> None:
+    def note(self, *detail: Any) -> None:
         self.total += 1
         self._pending += 1
         self._detail = detail
@@ -122,8 +126,7 @@ class Throttled:
         self._handle = None
         if not self._pending:
             return
-        detail = f" {self._detail}" if self._detail else ""
-        log.warning("action=%s count=%d total=%d%s", self.action, self._pending, self.total, detail)
+        self.emit(self._pending, self.total, *self._detail)
         self._pending = 0
         self._last = asyncio.get_running_loop().time()
 
@@ -131,6 +134,18 @@ class Throttled:
         if self._handle is not None:
             self._handle.cancel()
             self._emit()
+
+
+def _log_accept_failed(count: int, total: int, error: str) -> None:
+    log.warning("action=accept_failed count=%d total=%d error=%s", count, total, error)
+
+
+def _log_timeout(count: int, total: int, phase: str, limit: float) -> None:
+    log.warning("action=http_timeout count=%d total=%d phase=%s limit=%gs", count, total, phase, limit)
+
+
+def _log_at_cap(count: int, total: int, max_connections: int) -> None:
+    log.warning("action=connections_at_cap count=%d total=%d max_connections=%d", count, total, max_connections)
 
 
 class Guard:
@@ -141,9 +156,9 @@ class Guard:
         self.max_connections = max_connections
         self.slots = asyncio.Semaphore(max_connections)
         self.open = 0
-        self.accept_errors = Throttled("accept_failed")
-        self.timeouts = Throttled("http_timeout")
-        self.waiting = Throttled("connections_at_cap")
+        self.accept_errors = Throttled(_log_accept_failed)
+        self.timeouts = Throttled(_log_timeout)
+        self.waiting = Throttled(_log_at_cap)
 
     def close(self) -> None:
         for throttled in (self.accept_errors, self.timeouts, self.waiting):
@@ -204,14 +219,14 @@ class GuardedHandler(web.RequestHandler):
 
     def _head_expired(self) -> None:
         self._head_timer = None
-        self._guard.timeouts.note(f"phase=headers limit={self._guard.config.header_timeout:g}s")
+        self._guard.timeouts.note("headers", self._guard.config.header_timeout)
         self.force_close()
 
     def _body_expired(self) -> None:
         self._body_timer = None
         if self._body is None or self._body.is_eof():
             return
-        self._guard.timeouts.note(f"phase=body limit={self._guard.config.body_timeout:g}s")
+        self._guard.timeouts.note("body", self._guard.config.body_timeout)
         self.force_close()
 
 
@@ -258,14 +273,14 @@ class BoundedSite(web.BaseSite):
         guard = self._guard
         while True:
             if guard.slots.locked():
-                guard.waiting.note(f"max_connections={guard.max_connections}")
+                guard.waiting.note(guard.max_connections)
             await guard.slots.acquire()
             try:
                 conn, _ = await loop.sock_accept(sock)
             except OSError as exc:
                 guard.slots.release()
                 if exc.errno in _OUT_OF_RESOURCES:
-                    guard.accept_errors.note(f"error={errno.errorcode.get(exc.errno or 0, exc.errno)}")
+                    guard.accept_errors.note(errno.errorcode.get(exc.errno or 0, str(exc.errno)))
                     await asyncio.sleep(ACCEPT_BACKOFF)
                 continue  # ECONNABORTED and the like: that client is gone, take the next
             except BaseException:
@@ -276,7 +291,7 @@ class BoundedSite(web.BaseSite):
             except OSError as exc:  # could not set the connection up: drop it, keep listening
                 conn.close()
                 guard.slots.release()
-                guard.accept_errors.note(f"error={exc.strerror or exc}")
+                guard.accept_errors.note(exc.strerror or str(exc))
 
 
 async def bind(host: str, port: int, backlog: int) -> list[socket.socket]:

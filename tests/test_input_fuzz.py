@@ -259,14 +259,14 @@ def record(server: Server, op: openapi.Op, request: Request, status: int, header
     elif op_id == "runMaintenanceNow":
         created.maintenance_runs.add(headers["X-Run-Id"])
     elif op_id == "createJob":
-        created.jobs[answer["result"]["jobId"]] = sent["jobName"]
+        created.jobs[int(headers["Location"].rsplit("/", 1)[1])] = sent["jobName"]
     elif op_id == "updateJob":
         created.jobs[int(str(sent["jobId"]))] = sent["jobName"]
     elif op_id in ("deleteJob", "deleteJobGlued"):
         created.jobs.pop(int(params["jobId"]), None)
         created.job_runs.pop(int(params["jobId"]), None)
-    elif op_id == "runJobNow" and answer["result"]["jobRunId"]:
-        created.job_runs.setdefault(int(params["jobId"]), set()).add(answer["result"]["jobRunId"])
+    elif op_id == "runJobNow" and "Location" in headers:
+        created.job_runs.setdefault(int(params["jobId"]), set()).add(int(headers["Location"].rsplit("/", 1)[1]))
     elif op_id == "createMaintenance":
         created.windows[int(headers["Location"].rsplit("/", 1)[1])] = form_text(sent["name"])
     elif op_id == "updateMaintenance":
@@ -284,16 +284,16 @@ def seed(server: Server, name: str) -> dict[str, list[str]]:
                               body=json.dumps({"time_expression": CRON}).encode(), media=openapi.JSON)
     _, _, cube = server.call("POST", "/org/default/project/p1/cube/c1/aggregates-creation/scheduler",
                              body=json.dumps(BODIES["createCubeSchedule"]).encode(), media=openapi.JSON)
-    _, _, job = server.call("POST", "/admin/api/jobs/job", body=json.dumps({**JOB, "jobName": name}).encode(),
+    _, job_headers, _ = server.call("POST", "/admin/api/jobs/job", body=json.dumps({**JOB, "jobName": name}).encode(),
                             media=openapi.JSON)
     _, headers, _ = server.call("POST", "/api/maintenance/create", body=json.dumps({**WINDOW, "name": name}).encode(),
                                 media=openapi.JSON)
     window = headers["Location"].rsplit("/", 1)[1]
     server.created.maintenance.add(maint["response"]["job_id"])
     server.created.cubes[cube["response"]["job_id"]] = ("default", "p1", "c1")
-    server.created.jobs[job["result"]["jobId"]] = name
+    job_id = job_headers["Location"].rsplit("/", 1)[1]
+    server.created.jobs[int(job_id)] = name
     server.created.windows[int(window)] = name
-    job_id = str(job["result"]["jobId"])
     return {"orgId": ["default"], "projectId": ["p1"], "cubeId": ["c1"], "id": [window, "1", "10"],
             "jobId": [maint["response"]["job_id"], cube["response"]["job_id"], job_id], "jobRunId": ["1"]}
 

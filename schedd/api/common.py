@@ -256,7 +256,7 @@ def _decode_strictly(raw: str, field: str, *, plus: bool) -> str:
 
 
 async def read_form(request: web.Request) -> dict[str, str]:
-    """The fields of a form body (urlencoded or multipart), each name once, every value text.
+    """The fields of a form body (urlencoded or multipart), the first value of each name, every value text.
 
     Parsed once per request and kept: the middleware parses every form before the handler
     runs, so a malformed one is a 400 in the route's envelope wherever it is sent. A body
@@ -275,11 +275,12 @@ async def read_form(request: web.Request) -> dict[str, str]:
 
 def _add_field(fields: dict[str, str], name: str, value: str, limit: int) -> None:
     check_text(name, "body")
+    check_text(value, name)
     if name in fields:
-        raise ValidationError(name, "is given more than once")
+        return  # the first value counts, as Prod-Manager's own forms read it (its client repeats `events`)
     if 0 < limit <= len(fields):
         raise web.HTTPRequestEntityTooLarge(limit, len(fields) + 1, text=f"more than {limit} fields")
-    fields[name] = check_text(value, name)
+    fields[name] = value
 
 
 def _urlencoded(request: web.Request, raw: bytes) -> dict[str, str]:

@@ -15,6 +15,7 @@ from aiohttp import web
 
 from schedd.api.common import query_int
 from schedd.errors import ValidationError
+from schedd.inputs import parse_int
 
 MAX_OFFSET = 10**9
 
@@ -59,9 +60,10 @@ def _positive(request: web.Request, name: str, default: int, low: int, high: int
     raw = request.query.get(name, "")
     if raw == "":
         return default
-    if not raw.isascii() or not raw.isdigit() or len(raw) > 9 or not low <= int(raw) <= high:
-        raise ValidationError(name, f"must be an integer from {low} to {high}")
-    return int(raw)
+    try:
+        return parse_int(raw, name, low, high)
+    except ValidationError as exc:
+        raise ValidationError(name, f"must be an integer from {low} to {high}") from exc
 
 
 @dataclass(frozen=True, slots=True)
