@@ -18,6 +18,7 @@ from schedd.accounts import Accounts
 from schedd.core import Core
 from schedd.errors import (
     Conflict,
+    Forbidden,
     NotFound,
     ScheddError,
     Throttled,
@@ -103,6 +104,8 @@ def status_for(exc: ScheddError) -> int:
         return 400
     if isinstance(exc, Unauthorized):
         return 401
+    if isinstance(exc, Forbidden):
+        return 403
     if isinstance(exc, NotFound):
         return 404
     if isinstance(exc, Conflict):
