@@ -383,6 +383,7 @@ class Windows:
         event = NewEvent(text, "comment", internal, author_id=user.id)
         if not await store.add_event(self.core.db, window_id, event, at=at):
             raise NotFound("maintenance", window_id)
+        log.info("action=window_commented window=%d internal=%d user=%s", window_id, internal, quote(user.name))
 
     # -- reads --
 
