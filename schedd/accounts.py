@@ -6,8 +6,10 @@ file never holds a secret that would let its reader log in.
 A login goes through three guards, so an attacker is slowed and the user is not:
 - failures are counted per source address and user id together: guessing from one
   address locks that address out of that user id, not the user out of it;
-- a budget of failed logins shared by every address: once spent, each attempt waits a
-  little (at most `login_max_delay`) before its password is checked; nobody is refused;
+- a budget of failed logins shared by every address: once spent, each attempt from an
+  address with failed (or unfinished) logins of late waits a little (at most
+  `login_max_delay`) before its password is checked; an address that has not failed
+  does not wait, and nobody is refused for it;
 - at most `login_hash_concurrency` scrypt computations at once, in worker threads, and
   the attempts waiting for one are served address by address in turn, so a flood from
   one address queues behind itself.
@@ -235,10 +237,10 @@ class FailureBudget:
     """A token bucket of failed logins shared by every address.
 
     It holds `capacity` tokens and gains `per_minute` a minute. Each attempt takes one (a
-    right password gives it back). While tokens remain an attempt goes at once; when none
-    is left it waits until the next one is due, but never more than `max_delay`: under a
-    flood every login slows down by a bounded delay, and no login is refused for it. The
-    debt is bounded the same way, so the budget is whole again soon after a flood ends.
+    right password gives it back). While tokens remain `take` says 0; when none is left,
+    the time until the next one is due, but never more than `max_delay`: under a flood
+    logins slow down by a bounded delay, and none is refused for it. The debt is bounded
+    the same way, so the budget is whole again soon after a flood ends.
     """
 
     def __init__(self, capacity: int, per_minute: int, max_delay: float) -> None:
@@ -265,6 +267,50 @@ class FailureBudget:
         """The attempt's password was right: its token returns."""
         self._refill(at)
         self.tokens = min(float(self.capacity), self.tokens + 1)
+
+
+@dataclass(slots=True)
+class _Mark:
+    count: int
+    last: float
+
+
+class AddressHistory:
+    """Source addresses with logins that failed, or are still being checked, of late.
+
+    Each attempt counts one until its password proves right; an address's count is
+    forgotten `window` seconds after its last attempt. At most `capacity` addresses are
+    kept, the stalest forgotten first.
+    """
+
+    def __init__(self, window: float, capacity: int = THROTTLE_CAPACITY) -> None:
+        self.window = window
+        self.capacity = capacity
+        self._marks: OrderedDict[str, _Mark] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._marks)
+
+    def unresolved(self, address: str, at: float) -> int:
+        """Attempts from `address` that failed or have not ended, within the window."""
+        mark = self._marks.get(address)
+        return 0 if mark is None or at - mark.last >= self.window else mark.count
+
+    def attempt(self, address: str, at: float) -> None:
+        mark = self._marks.get(address)
+        if mark is None or at - mark.last >= self.window:
+            mark = self._marks[address] = _Mark(0, at)
+        mark.count += 1
+        mark.last = max(mark.last, at)
+        self._marks.move_to_end(address)
+        while len(self._marks) > self.capacity:
+            self._marks.popitem(last=False)
+
+    def succeeded(self, address: str) -> None:
+        """One attempt proved right: it no longer counts (the failures do, until they expire)."""
+        mark = self._marks.get(address)
+        if mark is not None:
+            mark.count = max(0, mark.count - 1)
 
 
 T = TypeVar("T")
@@ -373,6 +419,7 @@ class Accounts:
         self.budget = FailureBudget(auth_config.login_budget, auth_config.login_budget_per_minute,
                                     auth_config.login_max_delay)
         self.hashing = HashSlots(auth_config.login_hash_concurrency)
+        self.addresses = AddressHistory(auth_config.login_lockout)
         self.delayed = 0  # attempts waiting out the budget's delay now
         # An unknown userid is checked against this, so it costs what a wrong password costs.
         self._dummy_hash = _dummy_hash()
@@ -386,6 +433,7 @@ class Accounts:
         self.budget.capacity = auth_config.login_budget
         self.budget.per_minute = auth_config.login_budget_per_minute
         self.budget.max_delay = auth_config.login_max_delay
+        self.addresses.window = auth_config.login_lockout
         self.hashing.resize(auth_config.login_hash_concurrency)
 
     async def login(self, userid: str, password: str, *, at: float, address: str = LOCAL_ADDRESS) -> LoginResult:
@@ -394,8 +442,11 @@ class Accounts:
         # Longer userids cannot name a user; cutting them bounds the throttle's memory.
         key = (address, userid[: NAME_MAX + 1])
         self.throttle.attempt(key, at)
+        # Only an address with failed or unfinished logins waits out a spent budget.
+        failed_before = self.addresses.unresolved(address, at) > 0
+        self.addresses.attempt(address, at)
         delay = self.budget.take(at)
-        if delay > 0:
+        if delay > 0 and failed_before:
             self.delayed += 1
             try:
                 await self.clock.sleep(delay)
@@ -409,6 +460,7 @@ class Accounts:
         if stored is None or not matches:
             raise Unauthorized(INVALID_LOGIN)
         self.throttle.succeeded(key)
+        self.addresses.succeeded(address)
         self.budget.give_back(at)
         user = await store.find_user(self.db, userid)
         if user is None:

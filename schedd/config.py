@@ -60,7 +60,7 @@ class AuthConfig:
     login_budget: int = 100  # failed logins, from every address together, before logins slow down
     login_budget_per_minute: int = 60
     login_max_delay: float = 2.0
-    login_hash_concurrency: int = 2
+    login_hash_concurrency: int = 1
     trusted_proxies: tuple[str, ...] = ()  # addresses/networks whose X-Forwarded-For is believed
 
 
