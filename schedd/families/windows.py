@@ -322,7 +322,7 @@ class Windows:
             names = {s.id: s.name for s in self.core.config.scopes.values()}
             missing = sorted(self.scopes_of(window) - access.scopes)
             shown = ", ".join(f"{names.get(i, '?')} ({i})" for i in missing)
-            raise Forbidden(f"no grant of scope {shown}: this maintenance window cannot be changed by you")
+            raise Forbidden(f"changing this maintenance window needs a grant of scope {shown}")
         return access.user
 
     # -- service functions that write --
