@@ -9,6 +9,8 @@ so a client bound to 127.0.0.2 reaches the test server as `request.remote == "12
 from __future__ import annotations
 
 import asyncio
+import html
+import re
 import threading
 import uuid
 from collections.abc import Callable
@@ -79,6 +81,27 @@ async def test_the_count_is_per_address_and_user_id(api, from_address, clock):
     assert (await from_address(api, Y, "alice", PASSWORD))[0] == 200
     clock.advance(61)
     assert (await from_address(api, X, "alice", PASSWORD))[0] == 200
+
+
+async def test_the_operator_view_login_is_counted_per_address_too(api):
+    """/ui/login goes through the same guard: a browser at X locked out of alice, alice at Y not."""
+    async def browser_login(address: str, password: str) -> int:
+        jar = aiohttp.CookieJar(unsafe=True)
+        async with aiohttp.ClientSession(cookie_jar=jar,
+                                         connector=aiohttp.TCPConnector(local_addr=(address, 0))) as session:
+            url = api.client.make_url("/ui/login")
+            async with session.get(url) as response:
+                csrf = re.search(r'name="csrf" value="([^"]+)"', await response.text())
+            assert csrf is not None
+            form = {"userid": "alice", "password": password, "csrf": html.unescape(csrf.group(1))}
+            async with session.post(url, data=form, allow_redirects=False,
+                                    headers={"Origin": f"http://{url.host}:{url.port}"}) as response:
+                return response.status
+
+    for i in range(5):
+        assert await browser_login(X, f"wrong {i}") == 401
+    assert await browser_login(X, PASSWORD) == 429
+    assert await browser_login(Y, PASSWORD) == 303
 
 
 async def test_x_forwarded_for_is_ignored_unless_the_proxy_is_trusted(api):

@@ -339,7 +339,11 @@ OPS = [
        {200: Answer("Tokens and profile", ref("LoginAnswer")),
         **errors(VOLT_ERROR, 400, 401),
         429: Answer(ERROR_TEXT[429], VOLT_ERROR, headers={"Retry-After": "seconds to wait"})},
-       body=Body(ref("Login"), (FORM, JSON)), auth=False),
+       body=Body(ref("Login"), (FORM, JSON)), auth=False,
+       description="Failed logins are counted per source address and user id: after `[auth] login_max_failures` "
+                   "that address gets 429 for that user id for `login_lockout`, while other addresses are not "
+                   "affected. Once the shared budget of failed logins is spent, addresses whose logins failed "
+                   "wait up to `login_max_delay` before the password is checked; none is refused for it."),
 ]
 
 # -- seeds 000 and 001: aggregate maintenance ---------------------------------------------
