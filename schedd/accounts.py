@@ -2,6 +2,17 @@
 
 Passwords are kept as scrypt hashes and tokens as SHA-256 digests, so the database
 file never holds a secret that would let its reader log in.
+
+A login goes through three guards, so an attacker is slowed and the user is not:
+- failures are counted per source address and user id together: guessing from one
+  address locks that address out of that user id, not the user out of it;
+- a budget of failed logins shared by every address: once spent, each attempt from an
+  address with failed (or unfinished) logins of late waits a little (at most
+  `login_max_delay`) before its password is checked; an address that has not failed
+  does not wait, and nobody is refused for it;
+- at most `login_hash_concurrency` scrypt computations at once, in worker threads, and
+  the attempts waiting for one are served address by address in turn, so a flood from
+  one address queues behind itself.
 """
 
 from __future__ import annotations
@@ -17,10 +28,12 @@ import math
 import re
 import secrets
 import unicodedata
-from collections import OrderedDict
-from collections.abc import Iterable
+from collections import OrderedDict, deque
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
+from typing import TypeVar
 
+from schedd.clock import Clock, WallClock
 from schedd.config import AuthConfig
 from schedd.errors import Throttled, Unauthorized, ValidationError
 from schedd.store import accounts as store
@@ -40,8 +53,10 @@ EMAIL_MAX = 254
 TOKEN_PREFIX = "sd_"  # noqa: S105 - a public marker that every token starts with, not a secret
 # The config has one TTL, for access tokens; a refresh token outlives a session.
 REFRESH_TTL = 30 * 86400.0
-# Bounds the memory an attacker can make the failure counts use (one entry per userid).
+# Bounds the memory an attacker can make the failure counts use (one entry per address and userid).
 THROTTLE_CAPACITY = 10_000
+# The address of a login that came over no network (the CLI, a test).
+LOCAL_ADDRESS = "local"
 # A live access token's user is remembered this long, so most requests cost no database
 # read for auth. Revocation through this process takes effect at once; a change made by
 # another process (the CLI) is seen within this time.
@@ -164,18 +179,19 @@ class _Attempts:
 
 
 class LoginThrottle:
-    """Counts login attempts per userid in memory and locks a userid out after too many."""
+    """Counts login attempts per key (source address and userid) in memory and locks a key
+    out after too many."""
 
     def __init__(self, max_failures: int, lockout: float, capacity: int = THROTTLE_CAPACITY) -> None:
         self.max_failures = max_failures
         self.lockout = lockout
         self.capacity = capacity
-        self._entries: OrderedDict[str, _Attempts] = OrderedDict()
+        self._entries: OrderedDict[Hashable, _Attempts] = OrderedDict()
 
     def __len__(self) -> int:
         return len(self._entries)
 
-    def attempt(self, key: str, at: float) -> None:
+    def attempt(self, key: Hashable, at: float) -> None:
         """Count one attempt, or raise Throttled while `key` is locked out.
 
         Counted before the password is checked, so attempts in flight at once count
@@ -195,9 +211,11 @@ class LoginThrottle:
         entry.count += 1
         if entry.count >= self.max_failures:
             entry.locked_until = at + self.lockout
-            log.warning("action=login_locked userid=%r until=%.0f", key, entry.locked_until)
+            address, userid = key if isinstance(key, tuple) else (None, key)
+            log.warning("action=login_locked address=%s userid=%s until=%.0f",
+                        address or "-", userid, entry.locked_until)
 
-    def succeeded(self, key: str) -> None:
+    def succeeded(self, key: Hashable) -> None:
         """Forget the attempts of `key` (its password was right)."""
         self._entries.pop(key, None)
 
@@ -212,6 +230,164 @@ class LoginThrottle:
         # evict the stalest unlocked entry first.
         victim = next((k for k, e in self._entries.items() if e.locked_until is None), None)
         del self._entries[victim if victim is not None else next(iter(self._entries))]
+
+
+class FailureBudget:
+    """A token bucket of failed logins shared by every address.
+
+    It holds `capacity` tokens and gains `per_minute` a minute. Each attempt takes one (a
+    right password gives it back). While tokens remain `take` says 0; when none is left,
+    the time until the next one is due, but never more than `max_delay`: under a flood
+    logins slow down by a bounded delay, and none is refused for it. The debt is bounded
+    the same way, so the budget is whole again soon after a flood ends.
+    """
+
+    def __init__(self, capacity: int, per_minute: int, max_delay: float) -> None:
+        self.capacity = capacity
+        self.per_minute = per_minute
+        self.max_delay = max_delay
+        self.tokens = float(capacity)
+        self.updated = 0.0  # the time the tokens were counted at (a full bucket needs no refill)
+
+    def _refill(self, at: float) -> None:
+        if at > self.updated:
+            self.tokens = min(float(self.capacity), self.tokens + (at - self.updated) * self.per_minute / 60.0)
+        self.updated = max(self.updated, at)
+
+    def take(self, at: float) -> float:
+        """Take a token for one attempt; the seconds the attempt must wait first (0 while tokens remain)."""
+        self._refill(at)
+        rate = self.per_minute / 60.0
+        delay = 0.0 if self.tokens >= 1 else min(self.max_delay, (1 - self.tokens) / rate)
+        self.tokens = max(self.tokens - 1, 1 - self.max_delay * rate)
+        return delay
+
+    def give_back(self, at: float) -> None:
+        """The attempt's password was right: its token returns."""
+        self._refill(at)
+        self.tokens = min(float(self.capacity), self.tokens + 1)
+
+
+@dataclass(slots=True)
+class _Mark:
+    count: int
+    last: float
+
+
+class AddressHistory:
+    """Source addresses with logins that failed, or are still being checked, of late.
+
+    Each attempt counts one until its password proves right; an address's count is
+    forgotten `window` seconds after its last attempt. At most `capacity` addresses are
+    kept, the stalest forgotten first.
+    """
+
+    def __init__(self, window: float, capacity: int = THROTTLE_CAPACITY) -> None:
+        self.window = window
+        self.capacity = capacity
+        self._marks: OrderedDict[str, _Mark] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._marks)
+
+    def unresolved(self, address: str, at: float) -> int:
+        """Attempts from `address` that failed or have not ended, within the window."""
+        mark = self._marks.get(address)
+        return 0 if mark is None or at - mark.last >= self.window else mark.count
+
+    def attempt(self, address: str, at: float) -> None:
+        mark = self._marks.get(address)
+        if mark is None or at - mark.last >= self.window:
+            mark = self._marks[address] = _Mark(0, at)
+        mark.count += 1
+        mark.last = max(mark.last, at)
+        self._marks.move_to_end(address)
+        while len(self._marks) > self.capacity:
+            self._marks.popitem(last=False)
+
+    def succeeded(self, address: str) -> None:
+        """One attempt proved right: it no longer counts (the failures do, until they expire)."""
+        mark = self._marks.get(address)
+        if mark is not None:
+            mark.count = max(0, mark.count - 1)
+
+
+T = TypeVar("T")
+
+
+class HashSlots:
+    """At most `limit` password hashes at once, each in a worker thread, off the event loop.
+
+    Attempts that wait for a slot are queued per key (the source address) and served one
+    key at a time in turn: 400 attempts from one address put a login from another behind
+    at most one of them, not behind all 400.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.active = 0
+        self.started = 0  # computations started since the process began
+        self._queues: OrderedDict[Hashable, deque[asyncio.Future[None]]] = OrderedDict()
+
+    @property
+    def waiting(self) -> int:
+        return sum(len(queue) for queue in self._queues.values())
+
+    async def run(self, key: Hashable, fn: Callable[..., T], *args: object) -> T:
+        """`fn(*args)` in a worker thread once a slot is free. The slot is held until the
+        thread ends, even if the caller stops waiting, so the limit holds."""
+        await self._acquire(key)
+        self.started += 1
+        work = asyncio.ensure_future(asyncio.to_thread(fn, *args))
+        work.add_done_callback(self._finished)
+        return await asyncio.shield(work)
+
+    def resize(self, limit: int) -> None:
+        self.limit = limit
+        self._hand_over()
+
+    async def _acquire(self, key: Hashable) -> None:
+        if self.active < self.limit and not self._queues:
+            self.active += 1
+            return
+        turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._queues.setdefault(key, deque()).append(turn)
+        try:
+            await turn
+        except asyncio.CancelledError:
+            if turn.done() and not turn.cancelled():
+                self._release()  # the slot was handed over as the caller gave up
+            else:
+                self._forget(key, turn)
+            raise
+
+    def _finished(self, work: asyncio.Future[T]) -> None:
+        if not work.cancelled():
+            work.exception()  # the caller may be gone: never leave an error unretrieved
+        self._release()
+
+    def _release(self) -> None:
+        self.active -= 1
+        self._hand_over()
+
+    def _hand_over(self) -> None:
+        while self.active < self.limit and self._queues:
+            key, queue = next(iter(self._queues.items()))
+            turn = queue.popleft()
+            if queue:
+                self._queues.move_to_end(key)
+            else:
+                del self._queues[key]
+            if not turn.done():
+                self.active += 1
+                turn.set_result(None)
+
+    def _forget(self, key: Hashable, turn: asyncio.Future[None]) -> None:
+        queue = self._queues.get(key)
+        if queue is not None and turn in queue:
+            queue.remove(turn)
+            if not queue:
+                del self._queues[key]
 
 
 # -- the service -------------------------------------------------------------------------
@@ -234,10 +410,16 @@ def _dummy_hash() -> str:
 class Accounts:
     """Users, orgs and tokens over the store; every method takes the time as `at`."""
 
-    def __init__(self, db: Database, auth_config: AuthConfig) -> None:
+    def __init__(self, db: Database, auth_config: AuthConfig, clock: Clock | None = None) -> None:
         self.db = db
         self.config = auth_config
+        self.clock: Clock = clock or WallClock()
         self.throttle = LoginThrottle(auth_config.login_max_failures, auth_config.login_lockout)
+        self.budget = FailureBudget(auth_config.login_budget, auth_config.login_budget_per_minute,
+                                    auth_config.login_max_delay)
+        self.hashing = HashSlots(auth_config.login_hash_concurrency)
+        self.addresses = AddressHistory(auth_config.login_lockout)
+        self.delayed = 0  # attempts waiting out the budget's delay now
         # An unknown userid is checked against this, so it costs what a wrong password costs.
         self._dummy_hash = _dummy_hash()
         self._live: dict[bytes, tuple[User, float, float]] = {}  # digest -> (user, expires_at, cached until)
@@ -247,20 +429,38 @@ class Accounts:
         self.config = auth_config
         self.throttle.max_failures = auth_config.login_max_failures
         self.throttle.lockout = auth_config.login_lockout
+        self.budget.capacity = auth_config.login_budget
+        self.budget.per_minute = auth_config.login_budget_per_minute
+        self.budget.max_delay = auth_config.login_max_delay
+        self.addresses.window = auth_config.login_lockout
+        self.hashing.resize(auth_config.login_hash_concurrency)
 
-    async def login(self, userid: str, password: str, *, at: float) -> LoginResult:
-        """Tokens for a right userid and password; Unauthorized otherwise, Throttled when locked out."""
+    async def login(self, userid: str, password: str, *, at: float, address: str = LOCAL_ADDRESS) -> LoginResult:
+        """Tokens for a right userid and password; Unauthorized otherwise, Throttled while this
+        address is locked out of this userid. `address` is the caller's source address."""
         # Longer userids cannot name a user; cutting them bounds the throttle's memory.
-        key = userid[: NAME_MAX + 1]
+        key = (address, userid[: NAME_MAX + 1])
         self.throttle.attempt(key, at)
+        # Only an address with failed or unfinished logins waits out a spent budget.
+        failed_before = self.addresses.unresolved(address, at) > 0
+        self.addresses.attempt(address, at)
+        delay = self.budget.take(at)
+        if delay > 0 and failed_before:
+            self.delayed += 1
+            try:
+                await self.clock.sleep(delay)
+            finally:
+                self.delayed -= 1
         stored = None
         if _name_problem(userid) is None:
             stored = await store.find_password_hash(self.db, userid)
         encoded = stored if stored is not None else self._dummy_hash
-        matches = await asyncio.to_thread(verify_password, password, encoded)
+        matches = await self.hashing.run(address, verify_password, password, encoded)
         if stored is None or not matches:
             raise Unauthorized(INVALID_LOGIN)
         self.throttle.succeeded(key)
+        self.addresses.succeeded(address)
+        self.budget.give_back(at)
         user = await store.find_user(self.db, userid)
         if user is None:
             raise Unauthorized(INVALID_LOGIN)

@@ -86,6 +86,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--email")
     p.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
 
+    _grant_parsers(userp, command)
+
     tokp = sub.add_parser("token", help="API tokens").add_subparsers(metavar="ACTION")
     p = command("create", _token_create, "print a new API token for USER", parent=tokp)
     p.add_argument("name", metavar="USER")
@@ -281,6 +283,45 @@ def _user_add(args: argparse.Namespace) -> int:
         await accounts.create_user(
             args.name, password, admin=args.admin, orgs=tuple(args.org), email=args.email, at=_now())
         print(args.name)
+        return 0
+
+    return _with_db(args, work)
+
+
+# -- scope grants: who may write the maintenance windows of a scope -----------------------
+
+def _grant_parsers(userp: Any, command: Callable[..., argparse.ArgumentParser]) -> None:
+    p = command("grant", _user_grant, "let a user write the maintenance windows of a scope's services",
+                parent=userp)
+    p.add_argument("name")
+    p.add_argument("--scope", required=True, help="the scope, by its config name or id")
+    p = command("revoke", _user_revoke, "take a scope grant back from a user", parent=userp)
+    p.add_argument("name")
+    p.add_argument("--scope", required=True,
+                   help="the scope, by its config name or id (an id no longer in the config too)")
+
+
+def _user_grant(args: argparse.Namespace) -> int:
+    from schedd import grants
+
+    async def work(db: Any, config: config_mod.Config) -> int:
+        scope = grants.resolve(config, args.scope)
+        held = await grants.grant(db, args.name, scope, at=_now())
+        print(f"{args.name} may write the windows of: {grants.describe(config, held)}")
+        return 0
+
+    return _with_db(args, work)
+
+
+def _user_revoke(args: argparse.Namespace) -> int:
+    from schedd import grants
+
+    async def work(db: Any, config: config_mod.Config) -> int:
+        scope = grants.resolve(config, args.scope, declared=False)
+        removed, held = await grants.revoke(db, args.name, scope)
+        if not removed:
+            print(f"schedd: {args.name} had no grant of scope {scope}", file=sys.stderr)
+        print(f"{args.name} may write the windows of: {grants.describe(config, held)}")
         return 0
 
     return _with_db(args, work)

@@ -6,6 +6,7 @@ a raw mapping. A rejected value raises `ConfigError` whose field is the dotted k
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import os
 import re
@@ -63,8 +64,13 @@ class SchedulerConfig:
 @dataclass(frozen=True, slots=True)
 class AuthConfig:
     token_ttl: float = 43200.0
-    login_max_failures: int = 5
+    login_max_failures: int = 5  # per source address and user id
     login_lockout: float = 60.0
+    login_budget: int = 100  # failed logins, from every address together, before logins slow down
+    login_budget_per_minute: int = 60
+    login_max_delay: float = 2.0
+    login_hash_concurrency: int = 1
+    trusted_proxies: tuple[str, ...] = ()  # addresses/networks whose X-Forwarded-For is believed
 
 
 @dataclass(frozen=True, slots=True)
@@ -357,7 +363,44 @@ def _auth(data: object) -> AuthConfig:
         token_ttl=t.get("token_ttl", d.token_ttl, parse_duration),
         login_max_failures=t.get("login_max_failures", d.login_max_failures, _integer(1)),
         login_lockout=t.get("login_lockout", d.login_lockout, parse_duration),
+        login_budget=t.get("login_budget", d.login_budget, _integer(1, 1_000_000)),
+        login_budget_per_minute=t.get("login_budget_per_minute", d.login_budget_per_minute,
+                                      _integer(1, 1_000_000)),
+        login_max_delay=t.get("login_max_delay", d.login_max_delay, _max_delay),
+        login_hash_concurrency=t.get("login_hash_concurrency", d.login_hash_concurrency, _integer(1, 64)),
+        trusted_proxies=t.get("trusted_proxies", d.trusted_proxies, _proxies),
     )
+
+
+MAX_LOGIN_DELAY = 60.0
+
+
+def _max_delay(value: object, key: str) -> float:
+    seconds = parse_duration(value, key)
+    if seconds > MAX_LOGIN_DELAY:
+        raise ConfigError(key, f"{value!r} is longer than {MAX_LOGIN_DELAY:.0f} s: a login would wait too long")
+    return seconds
+
+
+UNIX_PEER = "unix"
+"""In `trusted_proxies`: connections over the Unix socket come from a trusted proxy."""
+
+
+def _proxies(value: object, key: str) -> tuple[str, ...]:
+    """Addresses or networks ("10.0.0.0/8", "::1"), or "unix"; each kept in its normal form."""
+    if not isinstance(value, list):
+        raise ConfigError(key, f"must be an array of addresses or networks, not {_kind(value)}")
+    found = []
+    for index, item in enumerate(value):
+        text = _string(item, f"{key}[{index}]")
+        if text == UNIX_PEER:
+            found.append(text)
+            continue
+        try:
+            found.append(str(ipaddress.ip_network(text, strict=False)))
+        except ValueError:
+            raise ConfigError(f"{key}[{index}]", f"{text!r} is not an IP address or network, nor \"unix\"") from None
+    return tuple(dict.fromkeys(found))
 
 
 def _logging(data: object) -> LoggingConfig:
@@ -491,7 +534,7 @@ def to_dict(config: Config) -> dict:
         "server": _record_dict(config.server, durations=("header_timeout", "body_timeout", "keepalive_timeout")),
         "database": _record_dict(config.database),
         "scheduler": _record_dict(config.scheduler, durations=grace),
-        "auth": _record_dict(config.auth, durations=("token_ttl", "login_lockout")),
+        "auth": _record_dict(config.auth, durations=("token_ttl", "login_lockout", "login_max_delay")),
         "logging": _record_dict(config.logging),
         "executors": {
             "maintenance": _record_dict(config.executors.maintenance, durations=("timeout",)),

@@ -44,6 +44,10 @@ class Unauthorized(ScheddError):
     """Missing, invalid or expired credentials."""
 
 
+class Forbidden(ScheddError):
+    """The caller is known but may not do this (a maintenance window outside its grants)."""
+
+
 class Throttled(ScheddError):
     """Too many attempts; retry later."""
 

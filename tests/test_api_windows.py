@@ -8,6 +8,7 @@ from datetime import datetime, timezone
 import pytest
 from aiohttp import web
 
+from schedd import grants
 from schedd.core import Core
 from schedd.cron import load_zone, parse
 from schedd.store import runs as run_store
@@ -35,7 +36,15 @@ def berlin(text: str) -> float:
 
 @pytest.fixture
 async def api(make_api):
-    return await make_api(scheduler={"timezone": "Europe/Berlin"}, scopes=SCOPES, services=SERVICES)
+    api = await make_api(scheduler={"timezone": "Europe/Berlin"}, scopes=SCOPES, services=SERVICES)
+    await grant_every_scope(api)
+    return api
+
+
+async def grant_every_scope(api) -> None:
+    """alice maintains both scopes: she writes every window these tests make."""
+    for scope_id in (1, 2):
+        await grants.grant(api.core.db, "alice", grants.Scope(scope_id, None), at=T0)
 
 
 async def create(api, who="alice", json=None, **overrides):
@@ -306,6 +315,7 @@ async def test_a_down_window_skips_the_jobs_of_its_service_until_it_is_over(make
     services = {**SERVICES, "jsonservices": {**SERVICES["jsonservices"],
                                              "base_url": str(upstream.make_url("/api"))}}
     api = await make_api(scheduler={"timezone": "Europe/Berlin"}, scopes=SCOPES, services=services)
+    await grant_every_scope(api)
     expr = parse("0 * * * * ?")
     job = await schedule_store.insert(api.core.db, schedule_store.NewSchedule(
         uid=str(uuid.uuid4()), family="service", name="health", cron=expr.expr,

@@ -6,6 +6,9 @@ import json
 
 import pytest
 
+from schedd import grants
+from tests.conftest import T0
+
 SCOPES = {"platform": {"id": 1}}
 SERVICES = {"jsonservices": {"base_url": "http://127.0.0.1:9/api", "id": 10, "scope": "platform"}}
 WINDOW = {"scope": 1, "service": 10, "name": "w", "service_status": "down",
@@ -23,7 +26,10 @@ TABLES = ("schedules", "runs", "windows", "window_events")
 
 @pytest.fixture
 async def api(make_api):
-    return await make_api(scopes=SCOPES, services=SERVICES)
+    api = await make_api(scopes=SCOPES, services=SERVICES)
+    for scope in SCOPES.values():  # alice maintains every scope: she writes the windows here
+        await grants.grant(api.core.db, "alice", grants.Scope(scope["id"], None), at=T0)
+    return api
 
 
 async def snapshot(api) -> dict[str, int]:

@@ -6,7 +6,7 @@ from typing import Any
 
 from aiohttp import web
 
-from schedd.api.common import ACCOUNTS, CORE, json_response, read_body, with_envelope
+from schedd.api.common import ACCOUNTS, CORE, client_address, json_response, read_body, with_envelope
 from schedd.errors import ScheddError, ValidationError
 
 routes = web.RouteTableDef()
@@ -33,7 +33,8 @@ async def login(request: web.Request) -> web.Response:
     if not isinstance(password, str) or not password:
         raise ValidationError("password", "is required")
     core = request.app[CORE]
-    result = await request.app[ACCOUNTS].login(userid, password, at=core.clock.now())
+    result = await request.app[ACCOUNTS].login(userid, password, at=core.clock.now(),
+                                               address=client_address(request))
     user = result.user
     email = user.email or ""
     return json_response({

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import ipaddress
 import json
 import logging
 import math
@@ -16,9 +17,11 @@ from zoneinfo import ZoneInfo
 from aiohttp import web
 
 from schedd.accounts import Accounts
+from schedd.config import UNIX_PEER
 from schedd.core import Core
 from schedd.errors import (
     Conflict,
+    Forbidden,
     NotFound,
     ScheddError,
     Throttled,
@@ -105,6 +108,8 @@ def status_for(exc: ScheddError) -> int:
         return 400
     if isinstance(exc, Unauthorized):
         return 401
+    if isinstance(exc, Forbidden):
+        return 403
     if isinstance(exc, NotFound):
         return 404
     if isinstance(exc, Conflict):
@@ -162,6 +167,45 @@ def _internal(request: web.Request, render: ErrorRenderer, exc: BaseException) -
               exc_info=exc)
     message = f"internal error (request id {rid})"
     return render(request, 500, message, ScheddError(message))
+
+
+@functools.lru_cache(maxsize=8)
+def _networks(entries: tuple[str, ...]) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    return tuple(ipaddress.ip_network(e) for e in entries if e != UNIX_PEER)
+
+
+def _trusted(address: str, entries: tuple[str, ...]) -> bool:
+    if address == UNIX_PEER:
+        return UNIX_PEER in entries
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in network for network in _networks(entries))
+
+
+def client_address(request: web.Request) -> str:
+    """The caller's address: the peer (`request.remote`; "unix" over the Unix socket).
+
+    Only when the peer is one of `[auth] trusted_proxies` is X-Forwarded-For believed:
+    its addresses are read from the right (the nearest hop first) and the first one that
+    is not itself a trusted proxy is the caller. A hop that is not an address ends the
+    search at the last address that could be checked.
+    """
+    peer = request.remote or UNIX_PEER
+    trusted = request.app[CORE].config.auth.trusted_proxies
+    if not trusted or not _trusted(peer, trusted):
+        return peer
+    hops = [hop.strip() for header in request.headers.getall("X-Forwarded-For", []) for hop in header.split(",")]
+    client = peer
+    for hop in reversed(hops):
+        try:
+            client = str(ipaddress.ip_address(hop))
+        except ValueError:
+            return client
+        if not _trusted(client, trusted):
+            return client
+    return client
 
 
 def bearer_token(request: web.Request) -> str | None:

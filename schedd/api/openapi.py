@@ -259,7 +259,10 @@ SCHEMAS: dict[str, Schema] = {
                      reasons={"type": "object", "additionalProperties": array(STRING)}),
     "MaintenanceEvent": obj(("creation_date", "content", "internal", "type"), creation_date=PROD_TIME,
                             content=STRING, internal={"enum": [0, 1]},
-                            type={"enum": ["create", "update", "comment"]}),
+                            type={"enum": ["create", "update", "comment"]},
+                            author={"type": ["string", "null"],
+                                    "description": "Who wrote the event (null for the window's own moves); "
+                                                   "present only for a caller who may change the window"}),
     "Maintenance": obj(
         ("id", "name", "status", "scope", "service", "service_status", "scheduled_start_date",
          "scheduled_end_date", "events", "links"),
@@ -302,6 +305,8 @@ def volt(result: Schema) -> Schema:
 
 
 ERROR_TEXT = {400: "Invalid input; the message names the parameter", 401: "Missing, invalid or expired token",
+              403: "Refused: the token's user may not change this maintenance window (only an admin, or a"
+                   " user granted the window's scope with `schedd user grant NAME --scope S`); nothing was changed",
               404: "Unknown, or not visible to the caller", 409: "A run is already queued or in progress",
               413: "Body larger than [server] max_body", 429: "Too many failed logins",
               500: "Internal error; the message carries the request id",
@@ -351,7 +356,11 @@ OPS = [
        {200: Answer("Tokens and profile", ref("LoginAnswer")),
         **errors(VOLT_ERROR, 400, 401),
         429: Answer(ERROR_TEXT[429], VOLT_ERROR, headers={"Retry-After": "seconds to wait"})},
-       body=Body(ref("Login"), (FORM, JSON)), auth=False),
+       body=Body(ref("Login"), (FORM, JSON)), auth=False,
+       description="Failed logins are counted per source address and user id: after `[auth] login_max_failures` "
+                   "that address gets 429 for that user id for `login_lockout`, while other addresses are not "
+                   "affected. Once the shared budget of failed logins is spent, addresses whose logins failed "
+                   "wait up to `login_max_delay` before the password is checked; none is refused for it."),
 ]
 
 # -- seeds 000 and 001: aggregate maintenance ---------------------------------------------
@@ -525,7 +534,11 @@ def _prod_errors(*codes: int) -> dict[int, Answer]:
             for code in (*codes, 500)}
 
 
-_PUBLIC = "Public: without a token, internal events are left out."
+_PUBLIC = ("Public. Internal events, and the author of each event, are shown only to a caller who may "
+           "change the maintenance (an admin, or a user granted its scope); everyone else reads what the "
+           "public reads.")
+_WRITERS = ("Needs a token (401 without one) whose user may change the maintenance: an admin, or a user "
+            "granted its scope (`schedd user grant NAME --scope S`); anyone else gets 403 and nothing changes.")
 _ICS = Answer("An iCalendar (RFC 5545) document", STRING, media="text/calendar")
 WINDOWS = [
     _window("GET", "/api/maintenance", "listMaintenances", "Maintenances, newest scheduled start first",
@@ -539,20 +552,21 @@ WINDOWS = [
             auth=False, description=_PUBLIC),
     _window("POST", "/api/maintenance/create", "createMaintenance", "Create a maintenance",
             {302: Answer(_MOVED, headers={"Location": "/api/maintenance/{id}"}),
-             **_prod_errors(400, 401, 413)},
-            body=Body(ref("MaintenanceInput"), (FORM, JSON))),
+             **_prod_errors(400, 401, 403, 413)},
+            body=Body(ref("MaintenanceInput"), (FORM, JSON)), description=_WRITERS),
     _window("POST", "/api/maintenance/{id}/update", "updateMaintenance",
             "Replace a maintenance (status may be set by hand, e.g. canceled)",
             {302: Answer(_MOVED, headers={"Location": "/api/maintenance/{id}"}),
-             **_prod_errors(400, 401, 404, 413)},
-            body=Body({"allOf": [ref("MaintenanceInput"), {"required": ["status"]}]}, (FORM, JSON))),
+             **_prod_errors(400, 401, 403, 404, 413)},
+            body=Body({"allOf": [ref("MaintenanceInput"), {"required": ["status"]}]}, (FORM, JSON)),
+            description=_WRITERS + " Moving it to another scope needs that scope too."),
     _window("POST", "/api/maintenance/{id}/delete", "deleteMaintenance", "Delete a maintenance",
             {302: Answer("Found: `Location` is /api/maintenance", headers={"Location": "/api/maintenance"}),
-             **_prod_errors(401, 404)}),
+             **_prod_errors(401, 403, 404)}, description=_WRITERS),
     _window("POST", "/api/maintenance/{id}/comment", "commentMaintenance", "Add a comment (internal 0/1)",
             {302: Answer(_MOVED, headers={"Location": "/api/maintenance/{id}"}),
-             **_prod_errors(400, 401, 404, 413)},
-            body=Body(ref("Comment"), (FORM, JSON))),
+             **_prod_errors(400, 401, 403, 404, 413)},
+            body=Body(ref("Comment"), (FORM, JSON)), description=_WRITERS),
     _window("GET", "/api/maintenance/{id}/calendar", "maintenanceCalendar", "One maintenance as an iCalendar event",
             {200: _ICS, **_prod_errors(404)}, auth=False),
     _window("GET", "/api/scope", "listScopes", "The scopes of the config",

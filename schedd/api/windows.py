@@ -1,7 +1,9 @@
 """Seed 004: Prod-Manager's maintenance API, its scopes and services.
 
-Reads are public (without a token, internal events are left out); writes need a token
-and answer 302 to the resource, as Prod-Manager does. Bodies are forms or JSON.
+Reads are public; internal events, and who wrote each event, are shown only to those who
+may write the window. Writes need a token (401) and a caller who may write the window: an
+admin, or a user granted its scope (403 otherwise); they answer 302 to the resource, as
+Prod-Manager does. Bodies are forms or JSON.
 """
 
 from __future__ import annotations
@@ -15,8 +17,8 @@ from aiohttp import web
 from schedd.api import paging
 from schedd.api.common import CORE, current_user, json_response, optional_user, read_body, with_envelope
 from schedd.errors import NotFound, ScheddError, ValidationError
-from schedd.families.windows import Invalid, Windows, format_date
-from schedd.store.windows import Window
+from schedd.families.windows import Access, Invalid, Windows, format_date
+from schedd.store.windows import Event, Window
 
 routes = web.RouteTableDef()
 ID = r"{id:[0-9]{1,18}}"
@@ -37,7 +39,20 @@ def _windows(request: web.Request) -> Windows:
     return request.app[CORE].windows
 
 
-def window_object(window: Window, zone: ZoneInfo) -> dict[str, Any]:
+def _event_object(event: Event, zone: ZoneInfo, authors: bool) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "creation_date": format_date(event.creation_date, zone),
+        "content": event.content,
+        "internal": int(event.internal),
+        "type": event.type,
+    }
+    if authors:
+        out["author"] = event.author
+    return out
+
+
+def window_object(window: Window, zone: ZoneInfo, *, authors: bool = False) -> dict[str, Any]:
+    """The seed's maintenance object; with `authors`, each event names the user who wrote it."""
     path = f"/api/maintenance/{window.id}"
     return {
         "id": window.id,
@@ -54,12 +69,7 @@ def window_object(window: Window, zone: ZoneInfo) -> dict[str, Any]:
         "scheduled_end_date": format_date(window.scheduled_end_date, zone),
         "start_date": format_date(window.start_date, zone),
         "end_date": format_date(window.end_date, zone),
-        "events": [{
-            "creation_date": format_date(event.creation_date, zone),
-            "content": event.content,
-            "internal": int(event.internal),
-            "type": event.type,
-        } for event in window.events],
+        "events": [_event_object(event, zone, authors) for event in window.events],
         "links": {
             "self": path,
             "scope": f"/api/scope/{window.scope_id}",
@@ -69,6 +79,17 @@ def window_object(window: Window, zone: ZoneInfo) -> dict[str, Any]:
     }
 
 
+async def _access(request: web.Request, *, write: bool) -> Access:
+    """What the caller may write. A write without a token is 401, and 403 before its body is
+    read when the caller may write no window at all."""
+    windows = _windows(request)
+    if not write:
+        return await windows.access(await optional_user(request))
+    access = await windows.access(await current_user(request))
+    windows.check(access)
+    return access
+
+
 def _window_id(request: web.Request) -> int:
     return int(request.match_info["id"])
 
@@ -76,58 +97,59 @@ def _window_id(request: web.Request) -> int:
 @routes.get("/api/maintenance")
 @handler
 async def list_windows(request: web.Request) -> web.Response:
-    user = await optional_user(request)
+    access = await _access(request, write=False)
     page = paging.page_per_page(request)
     windows = _windows(request)
     found, total = await windows.list(request.query, page=page.page, per_page=page.per_page,
-                                      internal=user is not None)
+                                      internal=access.writes_any)
     zone = windows.zone
-    return json_response({"items": [window_object(w, zone) for w in found]}, headers=page.headers(total))
+    items = [window_object(windows.shown(access, w), zone, authors=windows.may_write(access, w)) for w in found]
+    return json_response({"items": items}, headers=page.headers(total))
 
 
 @routes.get(f"/api/maintenance/{ID}")
 @handler
 async def get_window(request: web.Request) -> web.Response:
-    user = await optional_user(request)
+    access = await _access(request, write=False)
     windows = _windows(request)
-    window = await windows.get(_window_id(request), internal=user is not None)
-    return json_response(window_object(window, windows.zone))
+    window = await windows.read(access, _window_id(request))
+    return json_response(window_object(window, windows.zone, authors=windows.may_write(access, window)))
 
 
 @routes.post("/api/maintenance/create")
 @handler
 async def create_window(request: web.Request) -> web.Response:
-    user = await current_user(request)
+    access = await _access(request, write=True)
     core = request.app[CORE]
-    window = await core.windows.create(user, await read_body(request), at=core.clock.now())
+    window = await core.windows.create(access, await read_body(request), at=core.clock.now())
     raise web.HTTPFound(f"/api/maintenance/{window.id}")
 
 
 @routes.post(f"/api/maintenance/{ID}/update")
 @handler
 async def update_window(request: web.Request) -> web.Response:
-    user = await current_user(request)
+    access = await _access(request, write=True)
     core = request.app[CORE]
     window_id = _window_id(request)
-    await core.windows.update(user, window_id, await read_body(request), at=core.clock.now())
+    await core.windows.update(access, window_id, await read_body(request), at=core.clock.now())
     raise web.HTTPFound(f"/api/maintenance/{window_id}")
 
 
 @routes.post(f"/api/maintenance/{ID}/delete")
 @handler
 async def delete_window(request: web.Request) -> web.Response:
-    user = await current_user(request)
-    await _windows(request).delete(user, _window_id(request))
+    access = await _access(request, write=True)
+    await _windows(request).delete(access, _window_id(request))
     raise web.HTTPFound("/api/maintenance")
 
 
 @routes.post(f"/api/maintenance/{ID}/comment")
 @handler
 async def comment_window(request: web.Request) -> web.Response:
-    user = await current_user(request)
+    access = await _access(request, write=True)
     core = request.app[CORE]
     window_id = _window_id(request)
-    await core.windows.comment(user, window_id, await read_body(request), at=core.clock.now())
+    await core.windows.comment(access, window_id, await read_body(request), at=core.clock.now())
     raise web.HTTPFound(f"/api/maintenance/{window_id}")
 
 

@@ -5,6 +5,11 @@ scheduled end, by one engine timer per window (re-armed from the database at sta
 so a move that fell due while the daemon was down happens at once). While a window of
 service S is in progress with `service_status` `down`, runs of the jobs that call S are
 skipped: the gate is an in-memory map kept in step with every change.
+
+Who may write a window: an admin writes every window; a user granted a scope (`schedd
+user grant NAME --scope S`) writes the windows of that scope's services; nobody else
+writes any. Internal events, and who wrote each event, are shown only to those who may
+write the window; everyone else reads what the public reads.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ import builtins
 import logging
 import re
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -23,8 +28,9 @@ from schedd.config import ServiceConfig
 from schedd.core import Core
 from schedd.cron import load_zone
 from schedd.engine import WINDOW
-from schedd.errors import NotFound, ValidationError
+from schedd.errors import Forbidden, NotFound, ValidationError
 from schedd.inputs import MAX_DIGITS, parse_int, text_fault
+from schedd.store import grants as grant_store
 from schedd.store import windows as store
 from schedd.store.accounts import User
 from schedd.store.schedules import Schedule
@@ -37,6 +43,26 @@ SERVICE_STATUSES = ("up", "degraded", "down")
 DATE_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}")
 DATE_FORMAT = "%Y-%m-%dT%H:%M"
 LIMITS = {"name": 255, "description": 10_000, "external_reference": 255, "external_link": 2048}
+
+
+@dataclass(frozen=True, slots=True)
+class Access:
+    """What one caller may write: every window (an admin), the windows of its granted scopes, or none."""
+
+    user: User | None = None
+    scopes: frozenset[int] = frozenset()
+
+    @property
+    def everything(self) -> bool:
+        return self.user is not None and self.user.is_admin
+
+    @property
+    def writes_any(self) -> bool:
+        return self.everything or bool(self.scopes)
+
+
+PUBLIC = Access()
+"""An anonymous caller: reads what the public reads, writes nothing."""
 
 
 class Invalid(ValidationError):
@@ -271,34 +297,86 @@ class Windows:
             start_date=started if "start_date" in data or current is None else current.start_date,
             end_date=ended if "end_date" in data or current is None else current.end_date)
 
-    async def create(self, user: User, data: Mapping[str, Any], *, at: float) -> Window:
+    # -- who may write --
+
+    async def access(self, user: User | None) -> Access:
+        """What `user` may write (its grants are read now, so a grant or revoke counts at once)."""
+        if user is None:
+            return PUBLIC
+        if user.is_admin:
+            return Access(user)
+        return Access(user, await grant_store.scopes_of(self.core.db, user.id))
+
+    def scopes_of(self, window: Window) -> frozenset[int]:
+        """The scopes a window belongs to: the one it names, and its service's scope in the config
+        now (a service moved to another scope takes its windows along)."""
+        service = self.service_by_id(window.service_id)
+        scope = self.core.config.scopes.get(service.scope) if service is not None and service.scope else None
+        return frozenset({window.scope_id} | ({scope.id} if scope is not None else set()))
+
+    def may_write(self, access: Access, window: Window) -> bool:
+        return access.everything or (access.user is not None and self.scopes_of(window) <= access.scopes)
+
+    def shown(self, access: Access, window: Window) -> Window:
+        """`window` as `access` may read it: internal events and authors only for those who may write it."""
+        if self.may_write(access, window):
+            return window
+        return window.with_events(tuple(replace(e, author=None) for e in window.events if not e.internal))
+
+    def check(self, access: Access, window: Window | None = None) -> User:
+        """The writing user, or Forbidden: no grant at all, or none that covers `window`."""
+        if access.user is None or not access.writes_any:
+            raise Forbidden("changing maintenance windows needs an administrator or a grant of the window's scope")
+        if window is not None and not self.may_write(access, window):
+            names = {s.id: s.name for s in self.core.config.scopes.values()}
+            missing = sorted(self.scopes_of(window) - access.scopes)
+            shown = ", ".join(f"{names.get(i, '?')} ({i})" for i in missing)
+            raise Forbidden(f"changing this maintenance window needs a grant of scope {shown}")
+        return access.user
+
+    # -- service functions that write --
+
+    async def create(self, access: Access, data: Mapping[str, Any], *, at: float) -> Window:
+        self.check(access)
         window = self.validate(data, current=None)
+        user = self.check(access, window)
         window, moves = advance(window, at)
         created = await store.insert(
-            self.core.db, window, NewEvent(f"Maintenance created by {user.name}", "create"), at=at)
+            self.core.db, window, NewEvent("Maintenance created", "create", author_id=user.id), at=at)
         if moves:
             created = await store.save(self.core.db, created, moves, at=at) or created
         self._track(created, created.id)
+        log.info("action=window_created window=%d service=%d service_status=%s user=%s",
+                 created.id, created.service_id, created.service_status, user.name)
         return created
 
-    async def update(self, user: User, window_id: int, data: Mapping[str, Any], *, at: float) -> Window:
+    async def update(self, access: Access, window_id: int, data: Mapping[str, Any], *, at: float) -> Window:
+        self.check(access)
         current = await self.get(window_id, internal=True)
+        self.check(access, current)
         window = self.validate(data, current=current)
+        user = self.check(access, window)
         changes = _describe_changes(current, window, self.zone)
-        events = [NewEvent(f"Maintenance updated by {user.name}: {changes}", "update")] if changes else []
+        events = [NewEvent(f"Maintenance updated: {changes}", "update", author_id=user.id)] if changes else []
         window, moves = advance(window, at)
         saved = await store.save(self.core.db, window, events + moves, at=at)
         if saved is None:
             raise NotFound("maintenance", window_id)
         self._track(saved, window_id)
+        log.info("action=window_updated window=%d user=%s", window_id, user.name)
         return saved
 
-    async def delete(self, user: User, window_id: int) -> None:
+    async def delete(self, access: Access, window_id: int) -> None:
+        self.check(access)
+        user = self.check(access, await self.get(window_id, internal=False))
         if not await store.delete(self.core.db, window_id):
             raise NotFound("maintenance", window_id)
         self._track(None, window_id)
+        log.info("action=window_deleted window=%d user=%s", window_id, user.name)
 
-    async def comment(self, user: User, window_id: int, data: Mapping[str, Any], *, at: float) -> None:
+    async def comment(self, access: Access, window_id: int, data: Mapping[str, Any], *, at: float) -> None:
+        self.check(access)
+        user = self.check(access, await self.get(window_id, internal=False))
         text = data.get("comment")
         if not isinstance(text, str) or not text.strip():
             raise Invalid({"comment": ["This field is required."]})
@@ -313,8 +391,17 @@ class Windows:
             internal = False
         else:
             raise Invalid({"internal": ["Must be 0 or 1."]})
-        if not await store.add_event(self.core.db, window_id, NewEvent(text, "comment", internal), at=at):
+        event = NewEvent(text, "comment", internal, author_id=user.id)
+        if not await store.add_event(self.core.db, window_id, event, at=at):
             raise NotFound("maintenance", window_id)
+        log.info("action=window_commented window=%d internal=%d user=%s", window_id, internal, user.name)
+
+    # -- reads --
+
+    async def read(self, access: Access, window_id: int) -> Window:
+        """One window as `access` may see it."""
+        window = await self.get(window_id, internal=access.writes_any)
+        return self.shown(access, window)
 
     async def get(self, window_id: int, *, internal: bool) -> Window:
         window = await store.get(self.core.db, window_id, internal=internal)

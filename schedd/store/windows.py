@@ -36,15 +36,17 @@ SQL_DELETE = "DELETE FROM windows WHERE id = ?"
 SQL_GET = "SELECT * FROM windows WHERE id = ?"
 # Adds an event to a window's timeline.
 SQL_EVENT_INSERT = (
-    "INSERT INTO window_events (window_id, creation_date, content, internal, type) VALUES (?, ?, ?, ?, ?)"
+    "INSERT INTO window_events (window_id, creation_date, content, internal, type, author_id)"
+    " VALUES (?, ?, ?, ?, ?, ?)"
 )
-# A window's timeline, oldest first, optionally without internal events.
+# A window's timeline with each author's name, oldest first, optionally without internal events.
 SQL_EVENTS = """
-SELECT * FROM window_events WHERE window_id = ? AND (? OR internal = 0) ORDER BY id"""
-# The timelines of several windows at once.
+SELECT e.*, u.name AS author FROM window_events e LEFT JOIN users u ON u.id = e.author_id
+WHERE e.window_id = ? AND (? OR e.internal = 0) ORDER BY e.id"""
+# The timelines of several windows at once, with each author's name.
 SQL_EVENTS_MANY = """
-SELECT * FROM window_events
-WHERE window_id IN (SELECT value FROM json_each(?)) AND (? OR internal = 0) ORDER BY id"""
+SELECT e.*, u.name AS author FROM window_events e LEFT JOIN users u ON u.id = e.author_id
+WHERE e.window_id IN (SELECT value FROM json_each(?)) AND (? OR e.internal = 0) ORDER BY e.id"""
 # Windows that still move on their own (start-up arms their timers).
 SQL_OPEN = "SELECT * FROM windows WHERE status IN ('scheduled', 'in-progress')"
 # The filters every listing shares (constant text; the values are bound parameters).
@@ -85,11 +87,12 @@ class Event:
     content: str
     internal: bool
     type: str
+    author: str | None = None  # the user who wrote it; None for the window's own moves
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> Event:
         return cls(row["id"], row["window_id"], row["creation_date"], row["content"],
-                   bool(row["internal"]), row["type"])
+                   bool(row["internal"]), row["type"], row["author"])
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +136,11 @@ class NewEvent:
     content: str
     type: str
     internal: bool = False
+    author_id: int | None = None
+
+    def row(self, window_id: int, at: float) -> tuple[Any, ...]:
+        """The values SQL_EVENT_INSERT takes."""
+        return (window_id, at, self.content, int(self.internal), self.type, self.author_id)
 
 
 async def _events(conn: WriteConnection, window_id: int) -> tuple[Event, ...]:
@@ -146,7 +154,7 @@ async def insert(db: Database, window: Window, event: NewEvent, *, at: float) ->
     async def op(conn: WriteConnection) -> Window:
         cur = await conn.execute(SQL_INSERT, (at, *window.values()))
         window_id = inserted_id(cur)
-        await conn.execute(SQL_EVENT_INSERT, (window_id, at, event.content, int(event.internal), event.type))
+        await conn.execute(SQL_EVENT_INSERT, event.row(window_id, at))
         return Window.from_row(await written_row(conn, SQL_GET, (window_id,)), await _events(conn, window_id))
 
     return await db.write(op)
@@ -160,7 +168,7 @@ async def save(db: Database, window: Window, events: list[NewEvent], *, at: floa
         if cur.rowcount == 0:
             return None
         for event in events:
-            await conn.execute(SQL_EVENT_INSERT, (window.id, at, event.content, int(event.internal), event.type))
+            await conn.execute(SQL_EVENT_INSERT, event.row(window.id, at))
         return Window.from_row(await written_row(conn, SQL_GET, (window.id,)), await _events(conn, window.id))
 
     return await db.write(op)
@@ -172,7 +180,7 @@ async def add_event(db: Database, window_id: int, event: NewEvent, *, at: float)
     async def op(conn: WriteConnection) -> bool:
         if await (await conn.execute(SQL_GET, (window_id,))).fetchone() is None:
             return False
-        await conn.execute(SQL_EVENT_INSERT, (window_id, at, event.content, int(event.internal), event.type))
+        await conn.execute(SQL_EVENT_INSERT, event.row(window_id, at))
         return True
 
     return await db.write(op)

@@ -21,7 +21,7 @@ from urllib.parse import urlencode, urlsplit
 
 from aiohttp import web
 
-from schedd.api.common import ACCOUNTS, CORE, read_form
+from schedd.api.common import ACCOUNTS, CORE, client_address, read_form
 from schedd.errors import Throttled, Unauthorized
 from schedd.store.accounts import User
 from schedd.web.render import page
@@ -165,7 +165,7 @@ async def login(request: web.Request) -> web.StreamResponse:
     core, accounts = request.app[CORE], request.app[ACCOUNTS]
     at = core.clock.now()
     try:
-        result = await accounts.login(userid, password, at=at)
+        result = await accounts.login(userid, password, at=at, address=client_address(request))
     except Throttled as exc:
         response = _login_page(request, status=429, error=str(exc), userid=userid, nonce=nonce,
                                next_path=form.get("next"))
