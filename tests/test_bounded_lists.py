@@ -20,6 +20,7 @@ from schedd.families import jobs
 from schedd.store import runs as run_store
 from schedd.store import schedules as schedule_store
 from schedd.store import windows as window_store
+from schedd.families.windows import Access
 from schedd.store.accounts import User
 from schedd.store.runs import NewRun
 from tests.conftest import T0
@@ -118,7 +119,7 @@ async def test_the_job_list_streams_exactly_the_json_it_answered_whole(api, smal
 
 
 async def test_the_calendar_feed_streams_exactly_the_calendar_it_answered_whole(api, small_batches):
-    alice = User(2, "alice", None, "-", True, T0)
+    alice = Access(User(2, "alice", None, "-", True, T0))
     for n in range(60):
         day = 2 + n % 20
         await api.core.windows.create(alice, {
@@ -210,7 +211,7 @@ async def test_job_and_cube_schedule_histories_page_with_their_limits(api):
 
 
 async def test_prod_manager_lists_page_alike_and_per_page_0_answers_only_the_headers(api):
-    alice = User(2, "alice", None, "-", True, T0)
+    alice = Access(User(2, "alice", None, "-", True, T0))
     for n in range(7):
         await api.core.windows.create(alice, {
             "scope": "1", "service": "10", "name": f"w{n}", "service_status": "up",

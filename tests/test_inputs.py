@@ -14,7 +14,9 @@ from pathlib import Path
 import pytest
 from yarl import URL
 
+from schedd import grants
 from schedd.store import schedules as schedule_store
+from tests.conftest import T0
 from tests.test_web import JOB, SCOPES, SERVICES, WINDOW, Operator, create_window
 
 TABLES = ("schedules", "runs", "windows", "window_events", "tokens")
@@ -39,7 +41,10 @@ MALFORMED = [
 
 @pytest.fixture
 async def api(make_api):
-    return await make_api(scopes=SCOPES, services=SERVICES)
+    api = await make_api(scopes=SCOPES, services=SERVICES)
+    for scope in SCOPES.values():  # alice maintains every scope: she writes the windows here
+        await grants.grant(api.core.db, "alice", grants.Scope(scope["id"], None), at=T0)
+    return api
 
 
 async def snapshot(api) -> dict[str, int]:

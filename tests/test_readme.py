@@ -33,6 +33,8 @@ WINDOW = {
     "start_date": N, "end_date": N, "events": [{"creation_date": S, "content": S, "internal": I, "type": S}],
     "links": {"self": S, "scope": S, "service": S, "calendar": S},
 }
+# What those who may write the window read: each event names its author too.
+WINDOW_WRITER = {**WINDOW, "events": [{"creation_date": S, "content": S, "internal": I, "type": S, "author": S}]}
 JOB_RUN = {"jobRunId": I, "jobStartTime": S, "jobEndTime": S, "jobDuration": I, "executionFrequency": S,
            "executionStatus": S, "completeHistory": B}
 
@@ -71,10 +73,12 @@ EXPECTED: list[Any] = [
     r"Location: /api/maintenance/1",
     r"X-Total: 1",
     WINDOW,
-    WINDOW,
+    WINDOW_WRITER,
     r"BEGIN:VCALENDAR", r"VERSION:2\.0", r"PRODID:.*", r"CALSCALE:GREGORIAN", r"METHOD:PUBLISH", r"BEGIN:VEVENT",
     r"UID:maintenance-1@.*", r"DTSTAMP:\d{8}T\d{6}Z", r"DTSTART:20300101T030000Z", r"DTEND:20300101T050000Z",
     r"SUMMARY:Database upgrade", r"STATUS:CONFIRMED", r"END:VEVENT", r"END:VCALENDAR",
+    r"mia", r"mia may write the windows of: platform \(1\)", r"302", r"mia may write the windows of: none",
+    {"message": S, "reasons": {}},
     r"2026-01-30T10:15:00\+00:00", r"2026-02-27T10:15:00\+00:00", r"2026-03-27T10:15:00\+00:00",
     r"2026-03-08T03:00:00-04:00",
 ]
