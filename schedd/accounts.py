@@ -320,9 +320,13 @@ class Accounts:
         admin: bool = False,
         orgs: Iterable[str] = (),
         email: str | None = None,
+        create_orgs: bool = True,
         at: float,
     ) -> User:
-        """Create a user in `orgs`, creating missing orgs; Conflict when the name is taken."""
+        """Create a user in `orgs`; Conflict when the name is taken.
+
+        Missing orgs are created, or with `create_orgs=False` refused (NotFound, nothing made).
+        """
         check_user_name(name)
         check_password(password)
         members = tuple(dict.fromkeys(orgs))
@@ -332,7 +336,7 @@ class Accounts:
             _check_email(email)
         encoded = await asyncio.to_thread(hash_password, password)
         await store.create_user(
-            self.db, name, encoded, email=email, is_admin=admin, orgs=members, at=at
+            self.db, name, encoded, email=email, is_admin=admin, orgs=members, create_orgs=create_orgs, at=at
         )
         return await store.get_user(self.db, name)
 

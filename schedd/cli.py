@@ -10,11 +10,12 @@ import os
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, NoReturn
 
 from schedd import __version__
 from schedd import config as config_mod
-from schedd.errors import ScheddError
+from schedd.errors import NotFound, ScheddError
+from schedd.store.lock import DatabaseLock
 
 log = logging.getLogger("schedd")
 
@@ -34,8 +35,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a usage error on one line (`schedd serve: argument --port: ...`) and exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message}\n")
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"{value} is not a port number (0-65535)")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="schedd", description="A scheduler daemon for one host.")
+    parser = _Parser(prog="schedd", description="A scheduler daemon for one host.")
     parser.add_argument("--version", action="version", version=f"schedd {__version__}")
     sub = parser.add_subparsers(metavar="COMMAND")
 
@@ -51,7 +69,7 @@ def _parser() -> argparse.ArgumentParser:
 
     p = command("serve", _serve, "run the daemon (in the foreground unless --daemon)")
     p.add_argument("--host", help="address to listen on (default 127.0.0.1)")
-    p.add_argument("--port", type=int, help="port to listen on (default 8470; 0 picks a free one)")
+    p.add_argument("--port", type=_port, help="port to listen on (default 8470; 0 picks a free one)")
     p.add_argument("--unix-socket", metavar="PATH",
                    help="listen on this Unix socket instead of host:port (default: [server] unix_socket)")
     p.add_argument("--daemon", action="store_true",
@@ -84,6 +102,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--admin", action="store_true", help="administrator: sees every org and the job APIs")
     p.add_argument("--email")
     p.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    p.add_argument("--create-org", action="store_true", help="create the --org organizations that do not exist")
 
     tokp = sub.add_parser("token", help="API tokens").add_subparsers(metavar="ACTION")
     p = command("create", _token_create, "print a new API token for USER", parent=tokp)
@@ -134,28 +153,49 @@ def _now() -> float:
 # -- commands --------------------------------------------------------------------------
 
 def _serve(args: argparse.Namespace) -> int:
-    from schedd import daemon, logs
-    from schedd.server import serve
+    from schedd import daemon
+    from schedd.store.db import check_database_file
 
     if args.daemon and not args.pidfile:
         raise ScheddError("--daemon needs --pidfile PATH (it is how the daemon is found and stopped)")
     if args.pidfile and not args.daemon:
         raise ScheddError("--pidfile is only for --daemon")
+    if args.daemon:
+        owner = daemon.pidfile_owner(os.path.abspath(args.pidfile))
+        if owner is not None:
+            raise ScheddError(f"already running as pid {owner} ({os.path.abspath(args.pidfile)})")
     # Every path is made absolute before a detached daemon moves to "/"; the config path is
     # kept for SIGHUP, which reads the file again.
     config_path = args.config or os.environ.get("SCHEDD_CONFIG") or None
     config = config_mod.resolve(config_path)
     config_path = config_path and os.path.abspath(config_path)
-    db_path = os.path.abspath(args.db or config_mod.default_db_path(config))
+    shown_db = args.db or config_mod.default_db_path(config)
+    db_path = os.path.abspath(shown_db)
+    check_database_file(shown_db)
+    # Before anything opens the database: a second daemon on it would recover the first's
+    # runs and fire every schedule twice. Held until this process ends.
+    lock = DatabaseLock.acquire(shown_db)
+    try:
+        return _serve_locked(args, config, config_path, db_path, lock)
+    finally:
+        lock.release()
+
+
+def _serve_locked(args: argparse.Namespace, config: config_mod.Config, config_path: str | None,
+                  db_path: str, lock: DatabaseLock) -> int:
+    from schedd import daemon, logs
+    from schedd.server import serve
+
     unix_socket = args.unix_socket or config.server.unix_socket
     unix_socket = unix_socket and os.path.abspath(unix_socket)
     target = _log_target(args)
 
     ready_fd = None
     if args.daemon:
-        outcome = daemon.daemonize(args.pidfile)
+        outcome = daemon.daemonize(args.pidfile, preserve=[] if lock.fd is None else [lock.fd])
         if isinstance(outcome, int):
             return outcome
+        lock.claim()  # the detached daemon's pid, not the parent's
         ready_fd = outcome.ready_fd
     logs.setup(config.logging.format, config.logging.level, target=target, background=True)
     notifier = daemon.Notifier.from_environ(ready_fd=ready_fd)
@@ -247,8 +287,18 @@ def _org_add(args: argparse.Namespace) -> int:
 def _read_password(args: argparse.Namespace) -> str:
     if args.password_stdin:
         return sys.stdin.readline().rstrip("\r\n")
-    first = getpass.getpass("password: ")
-    if getpass.getpass("again: ") != first:
+    try:
+        with open("/dev/tty", "rb"):
+            pass
+    except OSError:
+        raise ScheddError("no terminal to ask for the password: pass --password-stdin "
+                          "and write the password to standard input") from None
+    try:
+        first = getpass.getpass("password: ")
+        again = getpass.getpass("again: ")
+    except EOFError:
+        raise ScheddError("no password was given") from None
+    if again != first:
         raise ScheddError("the passwords differ")
     return first
 
@@ -261,8 +311,12 @@ def _user_add(args: argparse.Namespace) -> int:
     async def work(db: Any, config: config_mod.Config) -> int:
         accounts = Accounts(db, config.auth)
         await accounts.ensure_default_org(at=_now())
-        await accounts.create_user(
-            args.name, password, admin=args.admin, orgs=tuple(args.org), email=args.email, at=_now())
+        try:
+            await accounts.create_user(args.name, password, admin=args.admin, orgs=tuple(args.org),
+                                       email=args.email, create_orgs=args.create_org, at=_now())
+        except NotFound as exc:
+            raise ScheddError(f"--org: no organization {exc.ident!r}; create it with "
+                              f"`schedd org add {exc.ident}` or pass --create-org") from exc
         print(args.name)
         return 0
 

@@ -109,11 +109,19 @@ async def create_user(
     email: str | None,
     is_admin: bool,
     orgs: tuple[str, ...],
+    create_orgs: bool = True,
     at: float,
 ) -> int:
-    """Create a user and its memberships, creating missing orgs; Conflict if the name is taken."""
+    """Create a user and its memberships; Conflict if the name is taken.
+
+    Missing orgs are created, or with `create_orgs=False` refused with NotFound.
+    """
 
     async def op(conn: WriteConnection) -> int:
+        if not create_orgs:
+            for org in orgs:
+                if await (await conn.execute(SQL_ORG_EXISTS, (org,))).fetchone() is None:
+                    raise NotFound("organization", org)
         try:
             cur = await conn.execute(SQL_USER_INSERT, (name, email, password_hash, int(is_admin), at))
         except sqlite3.IntegrityError as exc:

@@ -14,7 +14,9 @@ instead of one per statement is what lets a thousand fires be recorded in millis
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Sequence
@@ -31,6 +33,9 @@ T = TypeVar("T")
 log = logging.getLogger("schedd.store")
 
 SYNCHRONOUS = ("OFF", "NORMAL", "FULL", "EXTRA")
+SQLITE_HEADER = b"SQLite format 3\x00"
+FILE_MODE = 0o600
+"""The database, its -wal and -shm (SQLite gives them the database's mode) and backups."""
 
 # Creates the table that records which migrations have been applied.
 SQL_CREATE_MIGRATIONS = """
@@ -127,7 +132,7 @@ class Database:
     def __init__(
         self,
         path: str | Path,
-        synchronous: str = "NORMAL",
+        synchronous: str = "FULL",
         on_commit: Callable[[int, float], None] | None = None,
     ) -> None:
         if synchronous.upper() not in SYNCHRONOUS:
@@ -148,10 +153,14 @@ class Database:
 
     async def open(self) -> None:
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="schedd-writer")
-        await self._on_writer(self._connect_writer)
-        await self.migrate()
-        self._reader = await self._connect()
-        await self._reader.execute("PRAGMA query_only=ON")
+        try:
+            await self._on_writer(self._connect_writer)
+            await self.migrate()
+            self._reader = await self._connect()
+            await self._reader.execute("PRAGMA query_only=ON")
+        except BaseException:
+            await self.close()
+            raise
         self._task = asyncio.create_task(self._write_loop(), name="schedd-writer")
 
     async def _on_writer(self, work: Callable[..., T], *args: Any) -> T:
@@ -161,14 +170,20 @@ class Database:
         return await asyncio.get_running_loop().run_in_executor(self._thread, work, *args)
 
     def _connect_writer(self) -> None:
+        check_database_file(self.path)
+        create_private(self.path)
         try:
             conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open database {self.path}: {exc}") from exc
         conn.row_factory = sqlite3.Row
-        for pragma in (f"synchronous={self.synchronous}", "foreign_keys=ON", "busy_timeout=5000",
-                       "journal_mode=WAL"):
-            conn.execute(f"PRAGMA {pragma}")
+        try:
+            for pragma in (f"synchronous={self.synchronous}", "foreign_keys=ON", "busy_timeout=5000",
+                           "journal_mode=WAL"):
+                conn.execute(f"PRAGMA {pragma}")
+        except sqlite3.Error as exc:
+            conn.close()
+            raise StoreError(f"cannot open database {self.path}: {exc}") from exc
         self._writer = conn
 
     async def _connect(self) -> aiosqlite.Connection:
@@ -177,9 +192,13 @@ class Database:
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open database {self.path}: {exc}") from exc
         conn.row_factory = sqlite3.Row
-        await conn.execute(f"PRAGMA synchronous={self.synchronous}")
-        await conn.execute("PRAGMA foreign_keys=ON")
-        await conn.execute("PRAGMA busy_timeout=5000")
+        try:
+            await conn.execute(f"PRAGMA synchronous={self.synchronous}")
+            await conn.execute("PRAGMA foreign_keys=ON")
+            await conn.execute("PRAGMA busy_timeout=5000")
+        except sqlite3.Error as exc:
+            await conn.close()
+            raise StoreError(f"cannot open database {self.path}: {exc}") from exc
         return conn
 
     @property
@@ -208,8 +227,11 @@ class Database:
         conn = self._writer
         if conn is None:
             raise StoreError("database is not open")
-        conn.execute(SQL_CREATE_MIGRATIONS)
-        applied = {row[0] for row in conn.execute(SQL_APPLIED)}
+        try:
+            conn.execute(SQL_CREATE_MIGRATIONS)
+            applied = {row[0] for row in conn.execute(SQL_APPLIED)}
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot migrate database {self.path}: {exc}") from exc
         done = []
         for m in migrations():
             if m.version in applied:
@@ -369,17 +391,66 @@ async def written_row(conn: WriteConnection, sql: str, params: Sequence[Any]) ->
     return row
 
 
-def backup(source: str | Path, target: str | Path, progress: Callable[[int, int], None] | None = None) -> None:
-    """Copy a live database with SQLite's online backup, calling `progress(done, total)` pages."""
-    if Path(target).exists():
-        raise StoreError(f"{target} exists; refusing to overwrite it")
-    src = sqlite3.connect(f"file:{source}?mode=ro", uri=True)
-    dst = sqlite3.connect(str(target))
+def check_database_file(path: str | Path) -> None:
+    """StoreError unless `path` is missing, empty or starts as an SQLite database does."""
     try:
-        def step(status: int, remaining: int, total: int) -> None:
-            if progress is not None:
-                progress(total - remaining, total)
+        with open(path, "rb") as file:
+            head = file.read(len(SQLITE_HEADER))
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise StoreError(f"cannot read database {path}: {exc.strerror}") from exc
+    if head and head != SQLITE_HEADER:
+        raise StoreError(f"{path} is not an SQLite database")
 
+
+def create_private(path: str | Path, *, exclusive: bool = False) -> None:
+    """Create `path` empty with mode 0600 unless it exists (with `exclusive`: StoreError if it does).
+
+    SQLite creates the -wal and -shm files with the mode of the database, so the three
+    stay readable by their owner only. An existing file keeps the mode it has.
+    """
+    flags = os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC | (os.O_EXCL if exclusive else 0)
+    try:
+        fd = os.open(path, flags, FILE_MODE)
+    except FileExistsError as exc:
+        raise StoreError(f"{path} exists; refusing to overwrite it") from exc
+    except OSError as exc:
+        what = "create" if exclusive else "open database"
+        raise StoreError(f"cannot {what} {path}: {exc.strerror}") from exc
+    os.close(fd)
+
+
+def backup(source: str | Path, target: str | Path, progress: Callable[[int, int], None] | None = None) -> None:
+    """Copy a live database with SQLite's online backup, calling `progress(done, total)` pages.
+
+    The copy is created mode 0600, and removed again if the backup fails.
+    """
+    check_database_file(source)
+    create_private(target, exclusive=True)
+    try:
+        _copy(f"file:{source}?mode=ro", str(target), progress)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(target)
+        raise
+
+
+def _copy(source_uri: str, target: str, progress: Callable[[int, int], None] | None = None) -> None:
+    def step(status: int, remaining: int, total: int) -> None:
+        if progress is not None:
+            progress(total - remaining, total)
+
+    try:
+        src = sqlite3.connect(source_uri, uri=True)
+    except sqlite3.Error as exc:
+        raise StoreError(f"cannot open {source_uri.removeprefix('file:').partition('?')[0]}: {exc}") from exc
+    try:
+        dst = sqlite3.connect(target)
+    except sqlite3.Error as exc:
+        src.close()
+        raise StoreError(f"cannot open {target}: {exc}") from exc
+    try:
         src.backup(dst, pages=4096, progress=step)
     except sqlite3.Error as exc:
         raise StoreError(f"backup failed: {exc}") from exc
