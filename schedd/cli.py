@@ -108,6 +108,7 @@ def _parser() -> argparse.ArgumentParser:
     p = command("create", _token_create, "print a new API token for USER", parent=tokp)
     p.add_argument("name", metavar="USER")
     p.add_argument("--ttl", help="lifetime such as 30d or 12h (default: [auth] token_ttl)")
+    _revocation_parsers(command, userp, tokp)
 
     cronp = sub.add_parser("cron", help="cron expressions").add_subparsers(metavar="ACTION")
     p = cronp.add_parser("next", help="print the next fire times of EXPR")
@@ -331,6 +332,134 @@ def _token_create(args: argparse.Namespace) -> int:
     async def work(db: Any, config: config_mod.Config) -> int:
         token = await Accounts(db, config.auth).create_token(args.name, ttl=ttl, at=_now())
         print(token)
+        return 0
+
+    return _with_db(args, work)
+
+
+# -- revocation: tokens, users and memberships taken back ------------------------------
+
+def _revocation_parsers(command: Callable[..., argparse.ArgumentParser], userp: Any, tokp: Any) -> None:
+    p = command("list", _token_list, "list tokens (live ones unless --all); never their secrets", parent=tokp)
+    p.add_argument("--user", metavar="NAME", help="only the tokens of this user")
+    p.add_argument("--all", action="store_true", help="also revoked and expired tokens")
+    p = command("revoke", _token_revoke, "revoke the token with this ID (see `token list`)", parent=tokp)
+    p.add_argument("id", metavar="ID", type=_token_id)
+
+    command("list", _user_list, "list users, their orgs and whether they are disabled", parent=userp)
+    p = command("disable", _user_disable, "refuse the user's logins and revoke its tokens and sessions",
+                parent=userp)
+    p.add_argument("name")
+    p = command("enable", _user_enable, "let a disabled user log in again", parent=userp)
+    p.add_argument("name")
+    p = command("passwd", _user_passwd, "set a user's password (prompts for it); revokes its tokens",
+                parent=userp)
+    p.add_argument("name")
+    p.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    p.add_argument("--keep-tokens", action="store_true", help="leave the user's tokens and sessions valid")
+    p = command("remove", _user_remove, "take a user out of an organization", parent=userp)
+    p.add_argument("name")
+    p.add_argument("--org", required=True, help="the organization to leave")
+
+
+def _token_id(text: str) -> int:
+    if not text.isascii() or not text.isdigit() or not 0 < int(text) < 2**63:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a token id (a number from `schedd token list`)")
+    return int(text)
+
+
+def _iso(at: float | None) -> str:
+    return "-" if at is None else datetime.fromtimestamp(at, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
+    widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        print("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+
+
+def _token_list(args: argparse.Namespace) -> int:
+    from schedd.accounts import Accounts
+
+    async def work(db: Any, config: config_mod.Config) -> int:
+        at = _now()
+        tokens = await Accounts(db, config.auth).list_tokens(args.user)
+        shown = [t for t in tokens if args.all or t.state(at) == "live"]
+        _table(("ID", "USER", "KIND", "NAME", "CREATED", "EXPIRES", "STATE"),
+               [(str(t.id), t.user, t.kind, t.name or "-", _iso(t.created_at), _iso(t.expires_at), t.state(at))
+                for t in shown])
+        return 0
+
+    return _with_db(args, work)
+
+
+def _token_revoke(args: argparse.Namespace) -> int:
+    from schedd.accounts import Accounts
+
+    async def work(db: Any, config: config_mod.Config) -> int:
+        revoked = await Accounts(db, config.auth).revoke_token_id(args.id, at=_now())
+        print(f"token {args.id} {'revoked' if revoked else 'was already revoked'}")
+        return 0
+
+    return _with_db(args, work)
+
+
+def _user_list(args: argparse.Namespace) -> int:
+    from schedd.accounts import Accounts
+
+    async def work(db: Any, config: config_mod.Config) -> int:
+        users = await Accounts(db, config.auth).list_users()
+        _table(("NAME", "ADMIN", "STATE", "ORGS", "CREATED"),
+               [(u.name, "yes" if u.is_admin else "no", "disabled" if u.disabled_at is not None else "enabled",
+                 ",".join(u.orgs) or "-", _iso(u.created_at)) for u in users])
+        return 0
+
+    return _with_db(args, work)
+
+
+def _user_disable(args: argparse.Namespace) -> int:
+    from schedd.accounts import Accounts
+
+    async def work(db: Any, config: config_mod.Config) -> int:
+        revoked = await Accounts(db, config.auth).disable(args.name, at=_now())
+        print(f"{args.name} disabled; {revoked} token(s) revoked")
+        return 0
+
+    return _with_db(args, work)
+
+
+def _user_enable(args: argparse.Namespace) -> int:
+    from schedd.accounts import Accounts
+
+    async def work(db: Any, config: config_mod.Config) -> int:
+        await Accounts(db, config.auth).enable(args.name, at=_now())
+        print(f"{args.name} enabled")
+        return 0
+
+    return _with_db(args, work)
+
+
+def _user_passwd(args: argparse.Namespace) -> int:
+    from schedd.accounts import Accounts
+
+    password = _read_password(args)
+
+    async def work(db: Any, config: config_mod.Config) -> int:
+        revoked = await Accounts(db, config.auth).set_password(
+            args.name, password, revoke_tokens=not args.keep_tokens, at=_now())
+        print(f"password of {args.name} set; {revoked} token(s) revoked")
+        return 0
+
+    return _with_db(args, work)
+
+
+def _user_remove(args: argparse.Namespace) -> int:
+    from schedd.accounts import Accounts
+
+    async def work(db: Any, config: config_mod.Config) -> int:
+        if not await Accounts(db, config.auth).remove_member(args.name, args.org):
+            raise ScheddError(f"{args.name} is not a member of {args.org}")
+        print(f"{args.name} removed from {args.org}")
         return 0
 
     return _with_db(args, work)
