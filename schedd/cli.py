@@ -90,6 +90,9 @@ def _parser() -> argparse.ArgumentParser:
     command("migrate", _db_migrate, "apply pending migrations", parent=dbp)
     p = command("backup", _db_backup, "online backup of the database to PATH", parent=dbp)
     p.add_argument("path")
+    p = command("restore", _db_restore, "replace the database with BACKUP (the daemon must be stopped)",
+                parent=dbp)
+    p.add_argument("backup", metavar="BACKUP")
 
     orgp = sub.add_parser("org", help="organizations").add_subparsers(metavar="ACTION")
     p = command("add", _org_add, "create an organization", parent=orgp)
@@ -271,6 +274,26 @@ def _db_backup(args: argparse.Namespace) -> int:
 
     backup(source, args.path, progress)
     print(args.path)
+    return 0
+
+
+def _db_restore(args: argparse.Namespace) -> int:
+    from schedd.store.db import check_database_file, restore
+    from schedd.store.lock import DatabaseInUse
+
+    config = _load_config(args)
+    target = _db_path(args, config)
+    check_database_file(target)  # a mistyped --db is refused before a lock file is made beside it
+    try:
+        lock = DatabaseLock.acquire(target)
+    except DatabaseInUse as exc:
+        raise ScheddError(f"{exc}; stop it before restoring") from exc
+    with lock:  # no daemon can start on the file while it is replaced
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        aside = restore(args.backup, target, stamp=stamp)
+    print(f"{target} restored from {args.backup}")
+    if aside is not None:
+        print(f"the database it replaced is kept as {aside}")
     return 0
 
 

@@ -33,6 +33,14 @@ COMMANDS: dict[str, list[str]] = {
     "org add": ["org", "add", "acme"],
     "user add": ["user", "add", "ann", "--password-stdin"],
     "token create": ["token", "create", "ops"],
+    "db restore": ["db", "restore", "{out}/backup.db"],
+    "user list": ["user", "list"],
+    "user disable": ["user", "disable", "ops"],
+    "user enable": ["user", "enable", "ops"],
+    "user passwd": ["user", "passwd", "ops", "--password-stdin"],
+    "user remove": ["user", "remove", "ops", "--org", "default"],
+    "token list": ["token", "list"],
+    "token revoke": ["token", "revoke", "1"],
 }
 
 
@@ -163,3 +171,19 @@ def test_the_database_its_wal_shm_and_backups_are_private(tmp_path):
         conn.close()
     finally:
         os.umask(old)
+
+
+def test_the_table_holds_every_subcommand_that_takes_a_database():
+    import argparse
+
+    from schedd.cli import _parser
+
+    def walk(parser: argparse.ArgumentParser, prefix: tuple[str, ...]) -> Iterator[str]:
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    yield from walk(sub, (*prefix, name))
+        if any("--db" in action.option_strings for action in parser._actions):
+            yield " ".join(prefix)
+
+    assert sorted(walk(_parser(), ())) == sorted(COMMANDS)

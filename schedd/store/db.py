@@ -24,6 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import unquote, urlsplit
 
 import aiosqlite
 
@@ -46,6 +47,14 @@ CREATE TABLE IF NOT EXISTS schema_migrations (
 )"""
 # Lists applied migration versions.
 SQL_APPLIED = "SELECT version FROM schema_migrations"
+# The newest migration a database has applied (its schema version).
+SQL_SCHEMA_VERSION = "SELECT max(version) FROM schema_migrations"
+# Checks every page, index and constraint of a database file.
+SQL_INTEGRITY = "PRAGMA integrity_check"
+# Makes a copy a single file with a rollback journal instead of a write-ahead log.
+SQL_JOURNAL_DELETE = "PRAGMA journal_mode=DELETE"
+# Moves everything in the write-ahead log into the database file and empties the log.
+SQL_CHECKPOINT = "PRAGMA wal_checkpoint(TRUNCATE)"
 
 
 class Migration:
@@ -429,11 +438,26 @@ def backup(source: str | Path, target: str | Path, progress: Callable[[int, int]
     check_database_file(source)
     create_private(target, exclusive=True)
     try:
-        _copy(f"file:{source}?mode=ro", str(target), progress)
+        _copy(_read_only(source), str(target), progress)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(target)
         raise
+
+
+def _read_only(path: str | Path) -> str:
+    """The URI that opens `path` read-only (any character in the name is quoted)."""
+    return Path(path).absolute().as_uri() + "?mode=ro"
+
+
+def _backup_uri(path: str | Path) -> str:
+    """The URI that reads a backup without leaving -wal or -shm files beside it.
+
+    `immutable`: a backup is not written while it is read; a backup with a write-ahead
+    log beside it is read through the log instead.
+    """
+    uri = _read_only(path)
+    return uri if os.path.exists(f"{path}-wal") else uri + "&immutable=1"
 
 
 def _copy(source_uri: str, target: str, progress: Callable[[int, int], None] | None = None) -> None:
@@ -444,7 +468,7 @@ def _copy(source_uri: str, target: str, progress: Callable[[int, int], None] | N
     try:
         src = sqlite3.connect(source_uri, uri=True)
     except sqlite3.Error as exc:
-        raise StoreError(f"cannot open {source_uri.removeprefix('file:').partition('?')[0]}: {exc}") from exc
+        raise StoreError(f"cannot open {unquote(urlsplit(source_uri).path)}: {exc}") from exc
     try:
         dst = sqlite3.connect(target)
     except sqlite3.Error as exc:
@@ -452,8 +476,109 @@ def _copy(source_uri: str, target: str, progress: Callable[[int, int], None] | N
         raise StoreError(f"cannot open {target}: {exc}") from exc
     try:
         src.backup(dst, pages=4096, progress=step)
+        # One self-contained file: the copy has the source's WAL flag, and no log of its own.
+        dst.execute(SQL_JOURNAL_DELETE)
     except sqlite3.Error as exc:
         raise StoreError(f"backup failed: {exc}") from exc
     finally:
         dst.close()
         src.close()
+
+
+def check_backup(path: str | Path) -> int:
+    """The schema version of a backup fit to restore; StoreError saying what is wrong with it.
+
+    Fit means: an SQLite file that passes `PRAGMA integrity_check`, made by schedd (it has
+    applied migrations), none newer than this schedd knows.
+    """
+    if not os.path.isfile(path) or os.path.getsize(path) == 0:
+        raise StoreError(f"no backup at {path}")
+    check_database_file(path)
+    try:
+        conn = sqlite3.connect(_backup_uri(path), uri=True)
+    except sqlite3.Error as exc:
+        raise StoreError(f"cannot open {path}: {exc}") from exc
+    try:
+        problems = [row[0] for row in conn.execute(SQL_INTEGRITY).fetchall()]
+        if problems != ["ok"]:
+            more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+            raise StoreError(f"{path} fails its integrity check: {problems[0]}{more}")
+        try:
+            version = conn.execute(SQL_SCHEMA_VERSION).fetchone()[0]
+        except sqlite3.OperationalError:
+            version = None
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(f"{path} fails its integrity check: {exc}") from exc
+    finally:
+        conn.close()
+    if version is None:
+        raise StoreError(f"{path} is not a schedd database (it has no schema_migrations)")
+    known = max(m.version for m in migrations())
+    if version > known:
+        raise StoreError(f"{path} has schema version {version}, newer than this schedd knows ({known}); "
+                         "restore it with the schedd that made it")
+    return int(version)
+
+
+def restore(backup_path: str | Path, db_path: str | Path, *, stamp: str) -> str | None:
+    """Replace the database with a copy of a checked backup; the old file is kept aside.
+
+    Call with the database lock held. The copy is made beside the database first (mode
+    0600, synced), then the old database, emptied of its write-ahead log when it can be
+    opened, is renamed to `<db>.replaced-<stamp>` together with any -wal and -shm left, and
+    the copy takes its place. Returns the name the old database was kept under, if any.
+    """
+    check_backup(backup_path)
+    target = os.path.realpath(db_path)
+    staged = target + ".restoring"
+    for leftover in (staged, staged + "-journal"):  # from a restore that was killed
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(leftover)
+    create_private(staged, exclusive=True)
+    try:
+        _copy(_backup_uri(backup_path), staged)
+        _fsync(staged)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(staged)
+        raise
+    aside = None
+    if os.path.exists(target):
+        _checkpoint(target)
+        aside = _aside_name(target, stamp)
+        for suffix in ("-wal", "-shm", ""):  # the log first: a database never meets a log not its own
+            if os.path.exists(target + suffix):
+                os.rename(target + suffix, aside + suffix)
+    os.rename(staged, target)
+    _fsync(os.path.dirname(target))
+    return aside
+
+
+def _checkpoint(path: str) -> None:
+    """Fold a database's write-ahead log into it, if the file can be opened at all."""
+    try:
+        conn = sqlite3.connect(path, isolation_level=None)
+    except sqlite3.Error:
+        return
+    try:
+        conn.execute(SQL_CHECKPOINT)
+    except sqlite3.Error as exc:
+        log.warning("action=restore_checkpoint_failed db=%s error=%r", path, str(exc))
+    finally:
+        conn.close()
+
+
+def _aside_name(target: str, stamp: str) -> str:
+    name, n = f"{target}.replaced-{stamp}", 1
+    while any(os.path.exists(name + suffix) for suffix in ("", "-wal", "-shm")):
+        n += 1
+        name = f"{target}.replaced-{stamp}-{n}"
+    return name
+
+
+def _fsync(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
