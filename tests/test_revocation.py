@@ -211,3 +211,32 @@ async def test_a_revocation_by_another_process_is_seen_before_the_cache_time(how
     api.clock.advance(TOKEN_CACHE_SECONDS / 100)
     response, _ = await api.call("GET", SCHEDULES.format(org="acme"), who=None, headers=headers)
     assert response.status == (404 if how == "membership" else 401)
+
+
+async def test_a_database_made_before_revocation_is_upgraded_in_place(tmp_path):
+    """Users made under the first two migrations keep working; none is disabled; the epoch starts at 0."""
+    import sqlite3
+
+    from schedd.store.db import migrations
+
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL,"
+                 " applied_at REAL NOT NULL)")
+    for m in migrations():
+        if m.version < 3:
+            conn.executescript(m.sql)
+            conn.execute("INSERT INTO schema_migrations VALUES (?, ?, 0)", (m.version, m.name))
+    conn.execute("INSERT INTO users (name, password_hash, created_at) VALUES ('old', 'x', 0)")
+    conn.commit()
+    conn.close()
+    db = Database(path)
+    await db.open()
+    try:
+        (user,) = await store.list_users(db)
+        assert (user.name, user.disabled_at) == ("old", None)
+        watch = store.RevocationWatch(str(path))
+        assert watch.epoch() == 0
+        watch.close()
+    finally:
+        await db.close()
