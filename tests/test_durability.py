@@ -85,6 +85,17 @@ class TracedDaemon(Daemon):
         os.kill(self.daemon_pid(), signal.SIGTERM)  # strace follows its tracee out
         self.proc.wait(timeout=60)
 
+    def kill(self) -> None:
+        """After a failure: the daemon first (strace killed alone would leave it running), then strace."""
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        try:
+            os.kill(self.daemon_pid(), signal.SIGKILL)
+        except (OSError, ValueError, IndexError):
+            pass
+        self.proc.kill()
+        self.proc.wait(timeout=60)
+
 
 @dataclass(frozen=True)
 class Event:
@@ -182,8 +193,7 @@ def test_every_answer_and_every_command_start_follows_the_sync_of_its_write(tmp_
     try:
         found, sigterm = drive(daemon, creates=20)
     finally:
-        if daemon.proc and daemon.proc.poll() is None:
-            daemon.proc.kill()
+        daemon.kill()
     kinds = [e.kind for e in found]
     answers = [e for e in found if e.kind == "answer"]
     assert len(answers) == 1 + 20 + 1 + 1  # login, creates, run now, the fire's schedule
@@ -209,8 +219,7 @@ def test_with_synchronous_normal_the_same_trace_shows_unsynced_answers(tmp_path)
     try:
         found, _ = drive(daemon, creates=5)
     finally:
-        if daemon.proc and daemon.proc.poll() is None:
-            daemon.proc.kill()
+        daemon.kill()
     late = unsynced_acknowledgements(found)
     assert len([e for e in late if e.kind == "answer"]) >= 5
     assert [e for e in late if e.kind == "exec"]
