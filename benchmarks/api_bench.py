@@ -501,12 +501,13 @@ class Bench:
         args = self.args
         started = time.perf_counter()
         stub_port = self.start_stub()
+        database = f"[database]\nsynchronous = \"{args.synchronous}\"\n\n" if args.synchronous else ""
         self.config.write_text(
-            "[scheduler]\nshutdown_grace = \"5s\"\n\n"
+            database + "[scheduler]\nshutdown_grace = \"5s\"\n\n"
             "[executors.maintenance]\ncommand = [\"/bin/true\"]\ntimeout = \"60s\"\n\n"
             f"[services.{SERVICE}]\nbase_url = \"http://127.0.0.1:{stub_port}/svc\"\ntimeout = \"10s\"\n")
         db, cfg = ("--db", str(self.db)), ("--config", str(self.config))
-        schedd_cli("user", "add", USER, "--admin", "--org", LIST_ORG, "--org", HIST_ORG, "--org", CREATE_ORG,
+        schedd_cli("user", "add", USER, "--admin", "--create-org", "--org", LIST_ORG, "--org", HIST_ORG, "--org", CREATE_ORG,
                    "--password-stdin", *db, *cfg, stdin=PASSWORD + "\n")
         self.token = schedd_cli("token", "create", USER, "--ttl", "7d", *db, *cfg).strip()
         for i in range(CLI_ORGS):
@@ -960,6 +961,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--profile-seconds", type=float, default=None, help="sampling time per profile (8)")
     p.add_argument("--analyse", metavar="FILE", default=None,
                    help="only print the breakdown of a raw py-spy file this script wrote, then exit")
+    p.add_argument("--synchronous", choices=("OFF", "NORMAL", "FULL", "EXTRA"), default=None,
+                   help="the daemon's [database] synchronous (default: the config default, FULL)")
     p.add_argument("--workdir", default=None, help="where the database goes (default: a new temporary directory)")
     p.add_argument("--keep", action="store_true", help="keep the work directory (database, log, profiles)")
     p.add_argument("--json", default=None, help="also write every raw result to this file")

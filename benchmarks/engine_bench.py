@@ -47,6 +47,7 @@ SLOT_LEAD = 60  # minutes: the earliest daily fire is an hour ahead, so nothing 
 SLOTS = 1440 - SLOT_LEAD  # one daily fire time per minute, over the rest of the next 24 hours
 WARMUP = 2  # seconds of fires left out of the start-delay window
 HELD_PER_SECOND = 200_000  # idle schedules loaded per second at worst: the delay run's first fire waits for them
+SYNCHRONOUS_ENV = "SCHEDD_BENCH_SYNCHRONOUS"  # set from --synchronous for the children
 IDLE_UID_BASE = 1 << 40  # uids of the idle schedules of --held start here, clear of the firing ones
 SERVICE = "stub"
 OPERATION = "ping"
@@ -160,10 +161,16 @@ def daily_service_rows(n: int, at: float, *, prefix: str = "job", uid_base: int 
                         prefix=prefix, uid_base=uid_base)
 
 
+def database_section() -> dict[str, Any]:
+    """The [database] table of every schedd child: --synchronous reaches them through the environment."""
+    mode = os.environ.get(SYNCHRONOUS_ENV)
+    return {"synchronous": mode} if mode else {}
+
+
 def bench_config(**scheduler: Any) -> Any:
     from schedd import config as config_mod
 
-    return config_mod.from_dict({"scheduler": scheduler} if scheduler else {})
+    return config_mod.from_dict({"scheduler": scheduler, "database": database_section()})
 
 
 # --------------------------------------------------------------------------- APScheduler set-up
@@ -365,6 +372,7 @@ async def delay_schedd(spec: dict[str, Any]) -> dict[str, Any]:
     build_schedd_db(db, service_rows(n, time.time(), cron_of=lambda i: "* * * * * ?",
                                      next_of=lambda i: float(first), retention_days=0), spec.get("base"))
     config = config_mod.from_dict({
+        "database": database_section(),
         "scheduler": {"max_concurrent_runs": spec["max_concurrent"]},
         "services": {SERVICE: {"base_url": spec["url"], "timeout": 10}},
     })
@@ -854,19 +862,21 @@ def delay_specs(args: argparse.Namespace, work: Path, url: str) -> dict[str, dic
     """The spec of each delay child, by system."""
     common = {"jobs": args.jobs, "seconds": args.seconds, "url": url, "workdir": str(work),
               "executor": args.executor}
-    return {"schedd": {"kind": "delay_schedd", "max_concurrent": args.max_concurrent, **common},
-            "aps-memory": {"kind": "delay_aps", **common},
-            "floor": {"kind": "delay_floor", **common}}
+    specs = {"schedd": {"kind": "delay_schedd", "max_concurrent": args.max_concurrent, **common},
+             "aps-memory": {"kind": "delay_aps", **common},
+             "floor": {"kind": "delay_floor", **common}}
+    return {"schedd": specs["schedd"]} if args.schedd_only else specs
 
 
 def durable_specs(args: argparse.Namespace, work: Path) -> dict[str, tuple[int, dict[str, Any]]]:
     """The size and spec of each durable child, by system."""
-    return {"schedd": (args.clients, {"kind": "durable_schedd", "clients": args.clients,
-                                      "seconds": args.durable_seconds, "workdir": str(work)}),
-            "aps-memory": (args.aps_jobs, {"kind": "durable_aps", "store": "memory", "jobs": args.aps_jobs,
-                                           "workdir": str(work)}),
-            "aps-sqlalchemy": (args.aps_sqla_jobs, {"kind": "durable_aps", "store": "sqlalchemy",
-                                                    "jobs": args.aps_sqla_jobs, "workdir": str(work)})}
+    specs = {"schedd": (args.clients, {"kind": "durable_schedd", "clients": args.clients,
+                                       "seconds": args.durable_seconds, "workdir": str(work)}),
+             "aps-memory": (args.aps_jobs, {"kind": "durable_aps", "store": "memory", "jobs": args.aps_jobs,
+                                            "workdir": str(work)}),
+             "aps-sqlalchemy": (args.aps_sqla_jobs, {"kind": "durable_aps", "store": "sqlalchemy",
+                                                     "jobs": args.aps_sqla_jobs, "workdir": str(work)})}
+    return {"schedd": specs["schedd"]} if args.schedd_only else specs
 
 
 def bench_delay(args: argparse.Namespace, work: Path, results: Results) -> None:
@@ -1072,6 +1082,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--held", default="", metavar="N[,N...]",
                    help="comma-separated N: also run schedd's delay and durable figures with N idle schedules "
                         "in the database and the heap, once per N (the growth table; default: none)")
+    p.add_argument("--synchronous", choices=("OFF", "NORMAL", "FULL", "EXTRA"), default=None,
+                   help="schedd's [database] synchronous (default: the config default, FULL)")
+    p.add_argument("--schedd-only", action="store_true",
+                   help="delay and durable: schedd alone, without APScheduler and the no-scheduler floor")
     p.add_argument("--workdir", default=None, help="where the databases go (default: a new temporary directory)")
     p.add_argument("--keep", action="store_true", help="keep the work directory")
     p.add_argument("--json", default=None, help="also write every raw result to this file")
@@ -1098,6 +1112,8 @@ def main(argv: list[str]) -> None:
         stub_main()
         return
     args = parse_args(argv)
+    if args.synchronous:
+        os.environ[SYNCHRONOUS_ENV] = args.synchronous
     work = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="schedd-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     results = Results()

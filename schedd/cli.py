@@ -11,11 +11,12 @@ import os
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, NoReturn
 
 from schedd import __version__
 from schedd import config as config_mod
-from schedd.errors import ScheddError
+from schedd.errors import NotFound, ScheddError
+from schedd.store.lock import DatabaseLock
 
 log = logging.getLogger("schedd")
 
@@ -35,8 +36,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a usage error on one line (`schedd serve: argument --port: ...`) and exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message}\n")
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"{value} is not a port number (0-65535)")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="schedd", description="A scheduler daemon for one host.")
+    parser = _Parser(prog="schedd", description="A scheduler daemon for one host.")
     parser.add_argument("--version", action="version", version=f"schedd {__version__}")
     sub = parser.add_subparsers(metavar="COMMAND")
 
@@ -52,7 +70,7 @@ def _parser() -> argparse.ArgumentParser:
 
     p = command("serve", _serve, "run the daemon (in the foreground unless --daemon)")
     p.add_argument("--host", help="address to listen on (default 127.0.0.1)")
-    p.add_argument("--port", type=int, help="port to listen on (default 8470; 0 picks a free one)")
+    p.add_argument("--port", type=_port, help="port to listen on (default 8470; 0 picks a free one)")
     p.add_argument("--unix-socket", metavar="PATH",
                    help="listen on this Unix socket instead of host:port (default: [server] unix_socket)")
     p.add_argument("--daemon", action="store_true",
@@ -73,6 +91,9 @@ def _parser() -> argparse.ArgumentParser:
     command("migrate", _db_migrate, "apply pending migrations", parent=dbp)
     p = command("backup", _db_backup, "online backup of the database to PATH", parent=dbp)
     p.add_argument("path")
+    p = command("restore", _db_restore, "replace the database with BACKUP (the daemon must be stopped)",
+                parent=dbp)
+    p.add_argument("backup", metavar="BACKUP")
 
     orgp = sub.add_parser("org", help="organizations").add_subparsers(metavar="ACTION")
     p = command("add", _org_add, "create an organization", parent=orgp)
@@ -85,6 +106,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--admin", action="store_true", help="administrator: sees every org and the job APIs")
     p.add_argument("--email")
     p.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    p.add_argument("--create-org", action="store_true", help="create the --org organizations that do not exist")
 
     _grant_parsers(userp, command)
 
@@ -92,6 +114,7 @@ def _parser() -> argparse.ArgumentParser:
     p = command("create", _token_create, "print a new API token for USER", parent=tokp)
     p.add_argument("name", metavar="USER")
     p.add_argument("--ttl", help="lifetime such as 30d or 12h (default: [auth] token_ttl)")
+    _revocation_parsers(command, userp, tokp)
 
     cronp = sub.add_parser("cron", help="cron expressions").add_subparsers(metavar="ACTION")
     p = cronp.add_parser("next", help="print the next fire times of EXPR")
@@ -147,28 +170,49 @@ def _now() -> float:
 # -- commands --------------------------------------------------------------------------
 
 def _serve(args: argparse.Namespace) -> int:
-    from schedd import daemon, logs
-    from schedd.server import serve
+    from schedd import daemon
+    from schedd.store.db import check_database_file
 
     if args.daemon and not args.pidfile:
         raise ScheddError("--daemon needs --pidfile PATH (it is how the daemon is found and stopped)")
     if args.pidfile and not args.daemon:
         raise ScheddError("--pidfile is only for --daemon")
+    if args.daemon:
+        owner = daemon.pidfile_owner(os.path.abspath(args.pidfile))
+        if owner is not None:
+            raise ScheddError(f"already running as pid {owner} ({os.path.abspath(args.pidfile)})")
     # Every path is made absolute before a detached daemon moves to "/"; the config path is
     # kept for SIGHUP, which reads the file again.
     config = config_mod.resolve(args.config)
     config_path = args.config or os.environ.get("SCHEDD_CONFIG") or None
     config_path = config_path and os.path.abspath(config_path)
-    db_path = os.path.abspath(args.db or config_mod.default_db_path(config))
+    shown_db = args.db or config_mod.default_db_path(config)
+    db_path = os.path.abspath(shown_db)
+    check_database_file(shown_db)
+    # Before anything opens the database: a second daemon on it would recover the first's
+    # runs and fire every schedule twice. Held until this process ends.
+    lock = DatabaseLock.acquire(shown_db)
+    try:
+        return _serve_locked(args, config, config_path, db_path, lock)
+    finally:
+        lock.release()
+
+
+def _serve_locked(args: argparse.Namespace, config: config_mod.Config, config_path: str | None,
+                  db_path: str, lock: DatabaseLock) -> int:
+    from schedd import daemon, logs
+    from schedd.server import serve
+
     unix_socket = args.unix_socket or config.server.unix_socket
     unix_socket = unix_socket and os.path.abspath(unix_socket)
     target = _log_target(args)
 
     ready_fd = None
     if args.daemon:
-        outcome = daemon.daemonize(args.pidfile)
+        outcome = daemon.daemonize(args.pidfile, preserve=[] if lock.fd is None else [lock.fd])
         if isinstance(outcome, int):
             return outcome
+        lock.claim()  # the detached daemon's pid, not the parent's
         ready_fd = outcome.ready_fd
     logs.setup(config.logging.format, config.logging.level, target=target, background=True)
     notifier = daemon.Notifier.from_environ(ready_fd=ready_fd)
@@ -252,6 +296,26 @@ def _db_backup(args: argparse.Namespace) -> int:
     return 0
 
 
+def _db_restore(args: argparse.Namespace) -> int:
+    from schedd.store.db import check_database_file, restore
+    from schedd.store.lock import DatabaseInUse
+
+    config = _load_config(args)
+    target = _db_path(args, config)
+    check_database_file(target)  # a mistyped --db is refused before a lock file is made beside it
+    try:
+        lock = DatabaseLock.acquire(target)
+    except DatabaseInUse as exc:
+        raise ScheddError(f"{exc}; stop it before restoring") from exc
+    with lock:  # no daemon can start on the file while it is replaced
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        aside = restore(args.backup, target, stamp=stamp)
+    print(f"{target} restored from {args.backup}")
+    if aside is not None:
+        print(f"the database it replaced is kept as {aside}")
+    return 0
+
+
 def _org_add(args: argparse.Namespace) -> int:
     from schedd.accounts import Accounts
 
@@ -266,8 +330,18 @@ def _org_add(args: argparse.Namespace) -> int:
 def _read_password(args: argparse.Namespace) -> str:
     if args.password_stdin:
         return sys.stdin.readline().rstrip("\r\n")
-    first = getpass.getpass("password: ")
-    if getpass.getpass("again: ") != first:
+    try:
+        with open("/dev/tty", "rb"):
+            pass
+    except OSError:
+        raise ScheddError("no terminal to ask for the password: pass --password-stdin "
+                          "and write the password to standard input") from None
+    try:
+        first = getpass.getpass("password: ")
+        again = getpass.getpass("again: ")
+    except EOFError:
+        raise ScheddError("no password was given") from None
+    if again != first:
         raise ScheddError("the passwords differ")
     return first
 
@@ -280,8 +354,12 @@ def _user_add(args: argparse.Namespace) -> int:
     async def work(db: Any, config: config_mod.Config) -> int:
         accounts = Accounts(db, config.auth)
         await accounts.ensure_default_org(at=_now())
-        await accounts.create_user(
-            args.name, password, admin=args.admin, orgs=tuple(args.org), email=args.email, at=_now())
+        try:
+            await accounts.create_user(args.name, password, admin=args.admin, orgs=tuple(args.org),
+                                       email=args.email, create_orgs=args.create_org, at=_now())
+        except NotFound as exc:
+            raise ScheddError(f"--org: no organization {exc.ident!r}; create it with "
+                              f"`schedd org add {exc.ident}` or pass --create-org") from exc
         print(args.name)
         return 0
 
@@ -335,6 +413,134 @@ def _token_create(args: argparse.Namespace) -> int:
     async def work(db: Any, config: config_mod.Config) -> int:
         token = await Accounts(db, config.auth).create_token(args.name, ttl=ttl, at=_now())
         print(token)
+        return 0
+
+    return _with_db(args, work)
+
+
+# -- revocation: tokens, users and memberships taken back ------------------------------
+
+def _revocation_parsers(command: Callable[..., argparse.ArgumentParser], userp: Any, tokp: Any) -> None:
+    p = command("list", _token_list, "list tokens (live ones unless --all); never their secrets", parent=tokp)
+    p.add_argument("--user", metavar="NAME", help="only the tokens of this user")
+    p.add_argument("--all", action="store_true", help="also revoked and expired tokens")
+    p = command("revoke", _token_revoke, "revoke the token with this ID (see `token list`)", parent=tokp)
+    p.add_argument("id", metavar="ID", type=_token_id)
+
+    command("list", _user_list, "list users, their orgs and whether they are disabled", parent=userp)
+    p = command("disable", _user_disable, "refuse the user's logins and revoke its tokens and sessions",
+                parent=userp)
+    p.add_argument("name")
+    p = command("enable", _user_enable, "let a disabled user log in again", parent=userp)
+    p.add_argument("name")
+    p = command("passwd", _user_passwd, "set a user's password (prompts for it); revokes its tokens",
+                parent=userp)
+    p.add_argument("name")
+    p.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    p.add_argument("--keep-tokens", action="store_true", help="leave the user's tokens and sessions valid")
+    p = command("remove", _user_remove, "take a user out of an organization", parent=userp)
+    p.add_argument("name")
+    p.add_argument("--org", required=True, help="the organization to leave")
+
+
+def _token_id(text: str) -> int:
+    if not text.isascii() or not text.isdigit() or not 0 < int(text) < 2**63:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a token id (a number from `schedd token list`)")
+    return int(text)
+
+
+def _iso(at: float | None) -> str:
+    return "-" if at is None else datetime.fromtimestamp(at, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
+    widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        print("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+
+
+def _token_list(args: argparse.Namespace) -> int:
+    from schedd.accounts import Accounts
+
+    async def work(db: Any, config: config_mod.Config) -> int:
+        at = _now()
+        tokens = await Accounts(db, config.auth).list_tokens(args.user)
+        shown = [t for t in tokens if args.all or t.state(at) == "live"]
+        _table(("ID", "USER", "KIND", "NAME", "CREATED", "EXPIRES", "STATE"),
+               [(str(t.id), t.user, t.kind, t.name or "-", _iso(t.created_at), _iso(t.expires_at), t.state(at))
+                for t in shown])
+        return 0
+
+    return _with_db(args, work)
+
+
+def _token_revoke(args: argparse.Namespace) -> int:
+    from schedd.accounts import Accounts
+
+    async def work(db: Any, config: config_mod.Config) -> int:
+        revoked = await Accounts(db, config.auth).revoke_token_id(args.id, at=_now())
+        print(f"token {args.id} {'revoked' if revoked else 'was already revoked'}")
+        return 0
+
+    return _with_db(args, work)
+
+
+def _user_list(args: argparse.Namespace) -> int:
+    from schedd.accounts import Accounts
+
+    async def work(db: Any, config: config_mod.Config) -> int:
+        users = await Accounts(db, config.auth).list_users()
+        _table(("NAME", "ADMIN", "STATE", "ORGS", "CREATED"),
+               [(u.name, "yes" if u.is_admin else "no", "disabled" if u.disabled_at is not None else "enabled",
+                 ",".join(u.orgs) or "-", _iso(u.created_at)) for u in users])
+        return 0
+
+    return _with_db(args, work)
+
+
+def _user_disable(args: argparse.Namespace) -> int:
+    from schedd.accounts import Accounts
+
+    async def work(db: Any, config: config_mod.Config) -> int:
+        revoked = await Accounts(db, config.auth).disable(args.name, at=_now())
+        print(f"{args.name} disabled; {revoked} token(s) revoked")
+        return 0
+
+    return _with_db(args, work)
+
+
+def _user_enable(args: argparse.Namespace) -> int:
+    from schedd.accounts import Accounts
+
+    async def work(db: Any, config: config_mod.Config) -> int:
+        await Accounts(db, config.auth).enable(args.name, at=_now())
+        print(f"{args.name} enabled")
+        return 0
+
+    return _with_db(args, work)
+
+
+def _user_passwd(args: argparse.Namespace) -> int:
+    from schedd.accounts import Accounts
+
+    password = _read_password(args)
+
+    async def work(db: Any, config: config_mod.Config) -> int:
+        revoked = await Accounts(db, config.auth).set_password(
+            args.name, password, revoke_tokens=not args.keep_tokens, at=_now())
+        print(f"password of {args.name} set; {revoked} token(s) revoked")
+        return 0
+
+    return _with_db(args, work)
+
+
+def _user_remove(args: argparse.Namespace) -> int:
+    from schedd.accounts import Accounts
+
+    async def work(db: Any, config: config_mod.Config) -> int:
+        if not await Accounts(db, config.auth).remove_member(args.name, args.org):
+            raise ScheddError(f"{args.name} is not a member of {args.org}")
+        print(f"{args.name} removed from {args.org}")
         return 0
 
     return _with_db(args, work)

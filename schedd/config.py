@@ -48,7 +48,7 @@ class ServerConfig:
 @dataclass(frozen=True, slots=True)
 class DatabaseConfig:
     path: str | None = None  # None: see default_db_path()
-    synchronous: str = "NORMAL"
+    synchronous: str = "FULL"  # the WAL is synced at every commit: acknowledged means on disk
 
 
 @dataclass(frozen=True, slots=True)

@@ -211,11 +211,13 @@ def pidfile_owner(path: str) -> int | None:
     return pid
 
 
-def daemonize(pidfile: str, *, ready_timeout: float = READY_TIMEOUT) -> Detached | int:
+def daemonize(pidfile: str, *, ready_timeout: float = READY_TIMEOUT,
+              preserve: list[int] | None = None) -> Detached | int:
     """Detach into the background; call before any event loop or thread exists.
 
     Returns an exit status in the calling process, once the daemon said READY (0) or
     died or stayed silent (1); returns `Detached` in the daemon, whose pidfile is written.
+    The descriptors in `preserve` (the database lock) stay open in the daemon.
     """
     import daemon
     import daemon.pidfile
@@ -241,7 +243,7 @@ def daemonize(pidfile: str, *, ready_timeout: float = READY_TIMEOUT) -> Detached
         working_directory="/",
         umask=0o077,
         pidfile=daemon.pidfile.TimeoutPIDLockFile(pidfile, acquire_timeout=0),
-        files_preserve=[write_fd],
+        files_preserve=[write_fd, *(preserve or [])],
         # The event loop installs its own TERM/INT/HUP handlers once it runs.
         signal_map={signal.SIGTSTP: None, signal.SIGTTIN: None, signal.SIGTTOU: None,
                     signal.SIGHUP: signal.SIG_IGN, signal.SIGTERM: "terminate"},

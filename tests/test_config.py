@@ -37,7 +37,7 @@ DEFAULTS = [
     ("server.unix_socket", None),
     ("server.max_body", 1048576),
     ("database.path", None),
-    ("database.synchronous", "NORMAL"),
+    ("database.synchronous", "FULL"),
     ("scheduler.timezone", "UTC"),
     ("scheduler.max_concurrent_runs", 64),
     ("scheduler.misfire_grace", 60.0),

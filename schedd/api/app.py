@@ -153,7 +153,12 @@ def make_app(core: Core, *, manage_core: bool = True, run_loop: bool = True) -> 
         app.add_routes(routes)
     if manage_core:
         app.cleanup_ctx.append(functools.partial(_run_core, run_loop=run_loop))
+    app.on_cleanup.append(_close_accounts)
     return app
+
+
+async def _close_accounts(app: web.Application) -> None:
+    app[ACCOUNTS].close()
 
 
 async def _run_core(app: web.Application, *, run_loop: bool) -> AsyncIterator[None]:

@@ -1,4 +1,5 @@
-"""POST /authService/accounts/login: the Volt MX login that issues tokens (seed 003 shape)."""
+"""POST /authService/accounts/login and /logout: the Volt MX login that issues tokens (seed 003
+shape), and the logout that revokes them."""
 
 from __future__ import annotations
 
@@ -6,8 +7,8 @@ from typing import Any
 
 from aiohttp import web
 
-from schedd.api.common import ACCOUNTS, CORE, client_address, json_response, read_body, with_envelope
-from schedd.errors import ScheddError, ValidationError
+from schedd.api.common import ACCOUNTS, CORE, bearer_token, client_address, json_response, read_body, with_envelope
+from schedd.errors import ScheddError, Unauthorized, ValidationError
 
 routes = web.RouteTableDef()
 
@@ -53,3 +54,23 @@ async def login(request: web.Request) -> web.Response:
         },
         "refresh_token": result.refresh_token,
     })
+
+
+@routes.post("/authService/accounts/logout")
+@with_envelope(render_error)
+async def logout(request: web.Request) -> web.Response:
+    """Revoke the access token the request carries, and the login's `refresh_token` if sent along."""
+    token = bearer_token(request)
+    if token is None:
+        raise Unauthorized("missing token: send X-VoltMX-Authorization or Authorization: Bearer")
+    accounts, at = request.app[ACCOUNTS], request.app[CORE].clock.now()
+    user = await accounts.authenticate(token, at=at)
+    body = await read_body(request)
+    refresh = body.get("refresh_token")
+    if refresh is not None and not isinstance(refresh, str):
+        raise ValidationError("refresh_token", "must be a string")
+    revoked = int(await accounts.revoke(token, at=at))
+    if refresh:
+        revoked += int(await accounts.revoke_refresh(refresh, user, at=at))
+    return json_response({"status": "SUCCESS", "result": {"userid": user.name, "revoked": revoked},
+                          "message": None, "token": None})

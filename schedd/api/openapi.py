@@ -206,6 +206,8 @@ SCHEMAS: dict[str, Schema] = {
         message=NULLABLE_STRING, token={"type": "null"}),
     "Login": obj(("userid", "password"), userid={"type": "string", "minLength": 1},
                  password={"type": "string", "minLength": 1, "format": "password"}),
+    "Logout": obj(refresh_token={"type": "string",
+                                 "description": "The login's refresh token, revoked along with the access token"}),
     "LoginAnswer": obj(
         ("profile", "claims_token", "refresh_token"),
         profile=obj(userid=STRING, email=STRING, firstname=STRING, lastname=STRING,
@@ -361,6 +363,14 @@ OPS = [
                    "that address gets 429 for that user id for `login_lockout`, while other addresses are not "
                    "affected. Once the shared budget of failed logins is spent, addresses whose logins failed "
                    "wait up to `login_max_delay` before the password is checked; none is refused for it."),
+    Op("POST", "/authService/accounts/logout", "logout", "Log out: revoke the token sent (Volt MX accounts logout)",
+       "auth",
+       {200: Answer("The tokens revoked (0 when the refresh token was not this user's)",
+                    volt(obj(("userid", "revoked"), userid=STRING, revoked=INTEGER))),
+        **errors(VOLT_ERROR, 400, 401)},
+       body=Body(ref("Logout"), (FORM, JSON), required=False),
+       description="The access token in X-VoltMX-Authorization (or Authorization: Bearer) stops working at "
+                   "once, in this daemon and everywhere else; a second logout with it answers 401."),
 ]
 
 # -- seeds 000 and 001: aggregate maintenance ---------------------------------------------

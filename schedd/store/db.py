@@ -14,7 +14,9 @@ instead of one per statement is what lets a thousand fires be recorded in millis
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Sequence
@@ -22,6 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import unquote, urlsplit
 
 import aiosqlite
 
@@ -31,6 +34,9 @@ T = TypeVar("T")
 log = logging.getLogger("schedd.store")
 
 SYNCHRONOUS = ("OFF", "NORMAL", "FULL", "EXTRA")
+SQLITE_HEADER = b"SQLite format 3\x00"
+FILE_MODE = 0o600
+"""The database, its -wal and -shm (SQLite gives them the database's mode) and backups."""
 
 # Creates the table that records which migrations have been applied.
 SQL_CREATE_MIGRATIONS = """
@@ -41,6 +47,14 @@ CREATE TABLE IF NOT EXISTS schema_migrations (
 )"""
 # Lists applied migration versions.
 SQL_APPLIED = "SELECT version FROM schema_migrations"
+# The newest migration a database has applied (its schema version).
+SQL_SCHEMA_VERSION = "SELECT max(version) FROM schema_migrations"
+# Checks every page, index and constraint of a database file.
+SQL_INTEGRITY = "PRAGMA integrity_check"
+# Makes a copy a single file with a rollback journal instead of a write-ahead log.
+SQL_JOURNAL_DELETE = "PRAGMA journal_mode=DELETE"
+# Moves everything in the write-ahead log into the database file and empties the log.
+SQL_CHECKPOINT = "PRAGMA wal_checkpoint(TRUNCATE)"
 
 
 class Migration:
@@ -127,7 +141,7 @@ class Database:
     def __init__(
         self,
         path: str | Path,
-        synchronous: str = "NORMAL",
+        synchronous: str = "FULL",
         on_commit: Callable[[int, float], None] | None = None,
     ) -> None:
         if synchronous.upper() not in SYNCHRONOUS:
@@ -150,10 +164,14 @@ class Database:
 
     async def open(self) -> None:
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="schedd-writer")
-        await self._on_writer(self._connect_writer)
-        self.applied = await self.migrate()
-        self._reader = await self._connect()
-        await self._reader.execute("PRAGMA query_only=ON")
+        try:
+            await self._on_writer(self._connect_writer)
+            self.applied = await self.migrate()
+            self._reader = await self._connect()
+            await self._reader.execute("PRAGMA query_only=ON")
+        except BaseException:
+            await self.close()
+            raise
         self._task = asyncio.create_task(self._write_loop(), name="schedd-writer")
 
     async def _on_writer(self, work: Callable[..., T], *args: Any) -> T:
@@ -163,14 +181,20 @@ class Database:
         return await asyncio.get_running_loop().run_in_executor(self._thread, work, *args)
 
     def _connect_writer(self) -> None:
+        check_database_file(self.path)
+        create_private(self.path)
         try:
             conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open database {self.path}: {exc}") from exc
         conn.row_factory = sqlite3.Row
-        for pragma in (f"synchronous={self.synchronous}", "foreign_keys=ON", "busy_timeout=5000",
-                       "journal_mode=WAL"):
-            conn.execute(f"PRAGMA {pragma}")
+        try:
+            for pragma in (f"synchronous={self.synchronous}", "foreign_keys=ON", "busy_timeout=5000",
+                           "journal_mode=WAL"):
+                conn.execute(f"PRAGMA {pragma}")
+        except sqlite3.Error as exc:
+            conn.close()
+            raise StoreError(f"cannot open database {self.path}: {exc}") from exc
         self._writer = conn
 
     async def _connect(self) -> aiosqlite.Connection:
@@ -179,9 +203,13 @@ class Database:
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open database {self.path}: {exc}") from exc
         conn.row_factory = sqlite3.Row
-        await conn.execute(f"PRAGMA synchronous={self.synchronous}")
-        await conn.execute("PRAGMA foreign_keys=ON")
-        await conn.execute("PRAGMA busy_timeout=5000")
+        try:
+            await conn.execute(f"PRAGMA synchronous={self.synchronous}")
+            await conn.execute("PRAGMA foreign_keys=ON")
+            await conn.execute("PRAGMA busy_timeout=5000")
+        except sqlite3.Error as exc:
+            await conn.close()
+            raise StoreError(f"cannot open database {self.path}: {exc}") from exc
         return conn
 
     @property
@@ -210,8 +238,11 @@ class Database:
         conn = self._writer
         if conn is None:
             raise StoreError("database is not open")
-        conn.execute(SQL_CREATE_MIGRATIONS)
-        applied = {row[0] for row in conn.execute(SQL_APPLIED)}
+        try:
+            conn.execute(SQL_CREATE_MIGRATIONS)
+            applied = {row[0] for row in conn.execute(SQL_APPLIED)}
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot migrate database {self.path}: {exc}") from exc
         done = []
         for m in migrations():
             if m.version in applied:
@@ -371,20 +402,185 @@ async def written_row(conn: WriteConnection, sql: str, params: Sequence[Any]) ->
     return row
 
 
-def backup(source: str | Path, target: str | Path, progress: Callable[[int, int], None] | None = None) -> None:
-    """Copy a live database with SQLite's online backup, calling `progress(done, total)` pages."""
-    if Path(target).exists():
-        raise StoreError(f"{target} exists; refusing to overwrite it")
-    src = sqlite3.connect(f"file:{source}?mode=ro", uri=True)
-    dst = sqlite3.connect(str(target))
+def check_database_file(path: str | Path) -> None:
+    """StoreError unless `path` is missing, empty or starts as an SQLite database does."""
     try:
-        def step(status: int, remaining: int, total: int) -> None:
-            if progress is not None:
-                progress(total - remaining, total)
+        with open(path, "rb") as file:
+            head = file.read(len(SQLITE_HEADER))
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise StoreError(f"cannot read database {path}: {exc.strerror}") from exc
+    if head and head != SQLITE_HEADER:
+        raise StoreError(f"{path} is not an SQLite database")
 
+
+def create_private(path: str | Path, *, exclusive: bool = False) -> None:
+    """Create `path` empty with mode 0600 unless it exists (with `exclusive`: StoreError if it does).
+
+    SQLite creates the -wal and -shm files with the mode of the database, so the three
+    stay readable by their owner only. An existing file keeps the mode it has.
+    """
+    flags = os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC | (os.O_EXCL if exclusive else 0)
+    try:
+        fd = os.open(path, flags, FILE_MODE)
+    except FileExistsError as exc:
+        raise StoreError(f"{path} exists; refusing to overwrite it") from exc
+    except OSError as exc:
+        what = "create" if exclusive else "open database"
+        raise StoreError(f"cannot {what} {path}: {exc.strerror}") from exc
+    os.close(fd)
+
+
+def backup(source: str | Path, target: str | Path, progress: Callable[[int, int], None] | None = None) -> None:
+    """Copy a live database with SQLite's online backup, calling `progress(done, total)` pages.
+
+    The copy is created mode 0600, and removed again if the backup fails.
+    """
+    check_database_file(source)
+    create_private(target, exclusive=True)
+    try:
+        _copy(_read_only(source), str(target), progress)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(target)
+        raise
+
+
+def _read_only(path: str | Path) -> str:
+    """The URI that opens `path` read-only (any character in the name is quoted)."""
+    return Path(path).absolute().as_uri() + "?mode=ro"
+
+
+def _backup_uri(path: str | Path) -> str:
+    """The URI that reads a backup without leaving -wal or -shm files beside it.
+
+    `immutable`: a backup is not written while it is read; a backup with a write-ahead
+    log beside it is read through the log instead.
+    """
+    uri = _read_only(path)
+    return uri if os.path.exists(f"{path}-wal") else uri + "&immutable=1"
+
+
+def _copy(source_uri: str, target: str, progress: Callable[[int, int], None] | None = None) -> None:
+    def step(status: int, remaining: int, total: int) -> None:
+        if progress is not None:
+            progress(total - remaining, total)
+
+    try:
+        src = sqlite3.connect(source_uri, uri=True)
+    except sqlite3.Error as exc:
+        raise StoreError(f"cannot open {unquote(urlsplit(source_uri).path)}: {exc}") from exc
+    try:
+        dst = sqlite3.connect(target)
+    except sqlite3.Error as exc:
+        src.close()
+        raise StoreError(f"cannot open {target}: {exc}") from exc
+    try:
         src.backup(dst, pages=4096, progress=step)
+        # One self-contained file: the copy has the source's WAL flag, and no log of its own.
+        dst.execute(SQL_JOURNAL_DELETE)
     except sqlite3.Error as exc:
         raise StoreError(f"backup failed: {exc}") from exc
     finally:
         dst.close()
         src.close()
+
+
+def check_backup(path: str | Path) -> int:
+    """The schema version of a backup fit to restore; StoreError saying what is wrong with it.
+
+    Fit means: an SQLite file that passes `PRAGMA integrity_check`, made by schedd (it has
+    applied migrations), none newer than this schedd knows.
+    """
+    if not os.path.isfile(path) or os.path.getsize(path) == 0:
+        raise StoreError(f"no backup at {path}")
+    check_database_file(path)
+    try:
+        conn = sqlite3.connect(_backup_uri(path), uri=True)
+    except sqlite3.Error as exc:
+        raise StoreError(f"cannot open {path}: {exc}") from exc
+    try:
+        problems = [row[0] for row in conn.execute(SQL_INTEGRITY).fetchall()]
+        if problems != ["ok"]:
+            more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+            raise StoreError(f"{path} fails its integrity check: {problems[0]}{more}")
+        try:
+            version = conn.execute(SQL_SCHEMA_VERSION).fetchone()[0]
+        except sqlite3.OperationalError:
+            version = None
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(f"{path} fails its integrity check: {exc}") from exc
+    finally:
+        conn.close()
+    if version is None:
+        raise StoreError(f"{path} is not a schedd database (it has no schema_migrations)")
+    known = max(m.version for m in migrations())
+    if version > known:
+        raise StoreError(f"{path} has schema version {version}, newer than this schedd knows ({known}); "
+                         "restore it with the schedd that made it")
+    return int(version)
+
+
+def restore(backup_path: str | Path, db_path: str | Path, *, stamp: str) -> str | None:
+    """Replace the database with a copy of a checked backup; the old file is kept aside.
+
+    Call with the database lock held. The copy is made beside the database first (mode
+    0600, synced), then the old database, emptied of its write-ahead log when it can be
+    opened, is renamed to `<db>.replaced-<stamp>` together with any -wal and -shm left, and
+    the copy takes its place. Returns the name the old database was kept under, if any.
+    """
+    check_backup(backup_path)
+    target = os.path.realpath(db_path)
+    staged = target + ".restoring"
+    for leftover in (staged, staged + "-journal"):  # from a restore that was killed
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(leftover)
+    create_private(staged, exclusive=True)
+    try:
+        _copy(_backup_uri(backup_path), staged)
+        _fsync(staged)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(staged)
+        raise
+    aside = None
+    if os.path.exists(target):
+        _checkpoint(target)
+        aside = _aside_name(target, stamp)
+        for suffix in ("-wal", "-shm", ""):  # the log first: a database never meets a log not its own
+            if os.path.exists(target + suffix):
+                os.rename(target + suffix, aside + suffix)
+    os.rename(staged, target)
+    _fsync(os.path.dirname(target))
+    return aside
+
+
+def _checkpoint(path: str) -> None:
+    """Fold a database's write-ahead log into it, if the file can be opened at all."""
+    try:
+        conn = sqlite3.connect(path, isolation_level=None)
+    except sqlite3.Error:
+        return
+    try:
+        conn.execute(SQL_CHECKPOINT)
+    except sqlite3.Error as exc:
+        log.warning("action=restore_checkpoint_failed db=%s error=%r", path, str(exc))
+    finally:
+        conn.close()
+
+
+def _aside_name(target: str, stamp: str) -> str:
+    name, n = f"{target}.replaced-{stamp}", 1
+    while any(os.path.exists(name + suffix) for suffix in ("", "-wal", "-shm")):
+        n += 1
+        name = f"{target}.replaced-{stamp}-{n}"
+    return name
+
+
+def _fsync(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
