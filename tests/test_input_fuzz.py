@@ -103,6 +103,7 @@ class Server:
         self.run(account_store.create_user(self.core.db, "admin", hash_password(PASSWORD), email=None,
                                            is_admin=True, orgs=(), at=T0))
         self.token = self.run(accounts.create_token("admin", ttl=None, at=T0))
+        self.accounts = accounts
         self.created = Created()
         self.answers = 0
 
@@ -112,12 +113,18 @@ class Server:
         await client.start_server()
         return client
 
+    def fresh_token(self) -> str:
+        """A token of its own for logout, which revokes the token it is called with."""
+        return self.run(self.accounts.create_token("admin", ttl=None, at=T0))
+
     def run(self, coro):
         return self.loop.run_until_complete(coro)
 
     def call(self, method: str, path: str, *, body: bytes | None = None, media: str | None = None,
-             token: bool = True) -> tuple[int, dict[str, str], Any]:
-        headers = {"X-VoltMX-Authorization": self.token} if token else {}
+             token: bool | str = True) -> tuple[int, dict[str, str], Any]:
+        """`token`: the shared admin token (True), none (False), or this one."""
+        sent = self.token if token is True else token or None
+        headers = {"X-VoltMX-Authorization": sent} if sent else {}
         if media:
             headers["Content-Type"] = media
 
@@ -368,7 +375,8 @@ def drive(server: Server, op: openapi.Op, ids: dict[str, list[str]], failures: l
               database=None, deadline=None, phases=[Phase.generate], suppress_health_check=list(HealthCheck))
     @given(request=request_strategy(op, ids))
     def example(request: Request) -> None:
-        status, headers, answer = server.call(op.method, request.path, body=request.body, media=request.media)
+        status, headers, answer = server.call(op.method, request.path, body=request.body, media=request.media,
+                                              token=server.fresh_token() if op.op_id == "logout" else True)
         if status >= 500:
             failures.append(f"{op.method} {request.path} {request.sent!r:.300}: {status} {answer!r:.300}")
             return
