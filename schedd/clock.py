@@ -1,6 +1,8 @@
 """Time as the engine sees it: the wall clock, or a test clock moved by hand.
 
 Only the engine loop reads a clock; everything below it takes `at=` (epoch seconds).
+Each clock also has a monotonic side, which never steps: waits are measured on it, and
+the engine compares the two to tell time passing from the wall clock being stepped.
 """
 
 from __future__ import annotations
@@ -13,6 +15,9 @@ from typing import Protocol
 class Clock(Protocol):
     def now(self) -> float:
         """Seconds since the epoch (UTC)."""
+
+    def monotonic(self) -> float:
+        """Seconds from an arbitrary origin; never steps, and does not count a suspended host."""
 
     async def sleep(self, seconds: float) -> None:
         """Wait `seconds` of this clock's time (may return early)."""
@@ -27,6 +32,9 @@ class WallClock:
     def now(self) -> float:
         return time.time()
 
+    def monotonic(self) -> float:
+        return time.monotonic()
+
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(max(0.0, seconds))
 
@@ -38,37 +46,53 @@ class WallClock:
 
 
 class TestClock:
-    """A clock that moves only when a test calls `advance` or `set`.
+    """A clock that moves only when a test calls `advance`, `set` or `step`.
 
-    `sleep` returns once the clock has been moved to or past its deadline, so a loop
-    driven by this clock wakes exactly when the test says time has passed.
+    `advance` and a forward `set` are time passing: the wall and monotonic sides move
+    together. `step` (and a backward `set`) moves the wall side alone, as NTP, `date -s`
+    or a resumed VM does. `sleep` and `wait` are measured on the monotonic side, as
+    `WallClock`'s are, and return once the clock has been moved to or past their deadline.
     """
 
     __test__ = False  # not a pytest test class
 
     def __init__(self, start: float = 1_767_225_600.0) -> None:  # 2026-01-01T00:00:00Z
         self._now = float(start)
+        self._mono = 0.0
         self._moved = asyncio.Event()
 
     def now(self) -> float:
         return self._now
 
+    def monotonic(self) -> float:
+        return self._mono
+
     def set(self, at: float) -> None:
+        """Move the wall clock to `at`: forward as time passing, backward as a step."""
+        self._mono += max(0.0, float(at) - self._now)
         self._now = float(at)
-        self._moved.set()
-        self._moved = asyncio.Event()
+        self._notify()
 
     def advance(self, seconds: float) -> None:
         self.set(self._now + seconds)
 
+    def step(self, seconds: float) -> None:
+        """Step the wall clock by `seconds` (negative: back) while no time passes."""
+        self._now += float(seconds)
+        self._notify()
+
+    def _notify(self) -> None:
+        self._moved.set()
+        self._moved = asyncio.Event()
+
     async def sleep(self, seconds: float) -> None:
-        deadline = self._now + max(0.0, seconds)
-        while self._now < deadline:
+        deadline = self._mono + max(0.0, seconds)
+        while self._mono < deadline:
             await self._moved.wait()
 
     async def wait(self, event: asyncio.Event, seconds: float) -> None:
-        deadline = self._now + max(0.0, seconds)
-        while self._now < deadline and not event.is_set():
+        deadline = self._mono + max(0.0, seconds)
+        while self._mono < deadline and not event.is_set():
             moved = asyncio.ensure_future(self._moved.wait())
             woken = asyncio.ensure_future(event.wait())
             try:

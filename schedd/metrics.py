@@ -62,6 +62,23 @@ HTTP_LATENCY = Histogram(
     registry=REGISTRY,
 )
 
+CLOCK_JUMPS = Counter(
+    "schedd_clock_jumps", "Wall-clock steps seen by the engine (the wall clock moved more or less"
+    " than the monotonic clock between two turns), by direction.",
+    ["direction"], registry=REGISTRY,
+)
+for _direction in ("forward", "backward"):
+    CLOCK_JUMPS.labels(_direction)
+CLOCK_LAST_JUMP = Gauge(
+    "schedd_clock_last_jump_seconds", "Size of the last wall-clock step, signed (negative: back).",
+    registry=REGISTRY,
+)
+HEAP_ENTRIES = Gauge(
+    "schedd_heap_entries", "Entries in the engine heap, stale ones included (its memory).",
+    registry=REGISTRY,
+)
+TASKS = Gauge("schedd_asyncio_tasks", "asyncio tasks alive in the daemon's event loop.", registry=REGISTRY)
+
 
 def observe_commit(batch: int, seconds: float) -> None:
     WRITER_BATCH.observe(batch)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 from aiohttp import web
@@ -45,6 +46,8 @@ async def prometheus(request: web.Request) -> web.Response:
     metrics.HEAP_SIZE.set(len(core.engine))
     metrics.IN_FLIGHT.set(core.runner.in_flight)
     metrics.QUEUED.set(core.runner.queued)
+    metrics.HEAP_ENTRIES.set(core.engine.heap_entries)
+    metrics.TASKS.set(len(asyncio.all_tasks()))
     body = generate_latest(metrics.REGISTRY)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 

@@ -19,7 +19,7 @@ from schedd.cron import CronExpr, cron_to_frequency, frequency_to_cron, parse
 from schedd.errors import Conflict, NotFound, ValidationError
 from schedd.executors.http import merge_headers, service_url
 from schedd.families.common import timing
-from schedd.policy import HISTORY_STRATEGIES
+from schedd.policy import HISTORY_STRATEGIES, fire_floor
 from schedd.runner import RunRef
 from schedd.store import runs as run_store
 from schedd.store import schedules as schedule_store
@@ -94,14 +94,16 @@ class Job:
 # -- validation ----------------------------------------------------------------------
 
 
-def validate(core: Core, body: Mapping[str, Any], *, at: float) -> JobDefinition:
-    """Check a whole job document (create and update alike); the first fault is raised."""
+def validate(core: Core, body: Mapping[str, Any], *, at: float, after: float | None = None) -> JobDefinition:
+    """Check a whole job document (create and update alike); the first fault is raised.
+
+    The next fire is the first after `after` (default `at`)."""
     name = _name(body.get("jobName"))
     description = body.get("description")
     if description is not None:
         _text(description, "description", MAX_DESCRIPTION, lines=True)
     expression, info = _frequency(body.get("jobFrequency"), body.get(FREQUENCY_INFO))
-    when = timing(core, expression, None, at=at, field="jobFrequency")
+    when = timing(core, expression, None, at=at, field="jobFrequency", after=after)
     if info is None:
         info = cron_to_frequency(when.cron)
     return JobDefinition(
@@ -302,7 +304,8 @@ async def create_job(core: Core, user: User, body: Mapping[str, Any], *, at: flo
 async def update_job(core: Core, user: User, body: Mapping[str, Any], *, at: float) -> Schedule:
     """Replace the job named by the body's `jobId`; its counters and history stay."""
     current = await _schedule(core, job_id(body.get("jobId")))
-    job = validate(core, body, at=at)
+    # A clock that stepped back must not bring back a fire this job already had.
+    job = validate(core, body, at=at, after=fire_floor(at, core.engine.handled_until, current.last_run_at))
     try:
         schedule = await schedule_store.replace(
             core.db, current.id, job.new_schedule(user=user, at=at, like=current), by=user.name, at=at)
