@@ -17,7 +17,8 @@ The daemon runs as a subprocess on its own SQLite file. Against it, for the whol
 
 Every `--every` seconds it samples the daemon: RSS, open file descriptors and threads
 (/proc/PID), asyncio tasks, engine heap entries and live timers (/metrics), database and
-WAL file sizes, run and token rows, and the p99 start delay of the runs started in that
+WAL file sizes, run rows (all, and those of service jobs, which have a retention period),
+token rows, and the p99 start delay of the runs started in that
 interval (from the histogram's bucket deltas). It prints a table, writes it to OUT.txt,
 draws every series in OUT.svg, and prints each series' slope after warm-up with a verdict:
 flat (its change over the measured window is within the noise) or growing/shrinking.
@@ -450,6 +451,7 @@ class Sample:
     db_mb: float
     wal_mb: float
     runs: int
+    svc_runs: int
     tokens: int
     p99_ms: float
     started: int
@@ -468,6 +470,7 @@ SERIES = (
     ("db_mb", "DB MB", 1.0),
     ("wal_mb", "WAL MB", 1.0),
     ("runs", "runs", 200.0),
+    ("svc_runs", "job runs", 200.0),
     ("tokens", "tokens", 10.0),
     ("p99_ms", "delay p99 ms", 25.0),
 )
@@ -545,13 +548,14 @@ class Sampler:
         rss, threads = proc_status(pid)
         with sqlite3.connect(f"file:{self.daemon.db}?mode=ro", uri=True) as db:
             runs = db.execute("SELECT count(*) FROM runs").fetchone()[0]
+            svc_runs = db.execute("SELECT count(*) FROM runs WHERE family = 'service'").fetchone()[0]
             tokens = db.execute("SELECT count(*) FROM tokens").fetchone()[0]
         requests, failed = self.tally.requests, sum(self.tally.failed.values())
         sample = Sample(
             t=time.monotonic() - self.t0, rss_mb=rss, fds=len(os.listdir(f"/proc/{pid}/fd")), threads=threads,
             tasks=int(values.get("schedd_asyncio_tasks", -1)), heap=int(values.get("schedd_heap_entries", -1)),
             timers=int(values.get("schedd_heap_timers", -1)), db_mb=file_mb(self.daemon.db),
-            wal_mb=file_mb(Path(str(self.daemon.db) + "-wal")), runs=runs, tokens=tokens,
+            wal_mb=file_mb(Path(str(self.daemon.db) + "-wal")), runs=runs, svc_runs=svc_runs, tokens=tokens,
             p99_ms=p99 * 1000, started=started, requests=requests - self._requests, failed=failed - self._failed)
         self._requests, self._failed = requests, failed
         self.samples.append(sample)
@@ -561,10 +565,10 @@ class Sampler:
 # -- reporting ----------------------------------------------------------------------------------
 
 
-COLUMNS = ("t", "rss_mb", "fds", "threads", "tasks", "heap", "timers", "db_mb", "wal_mb", "runs", "tokens",
-           "p99_ms", "started", "requests", "failed")
-HEADINGS = ("t s", "RSS MB", "fds", "thr", "tasks", "heap", "timers", "DB MB", "WAL MB", "runs", "tokens",
-            "p99 ms", "started", "reqs", "fail")
+COLUMNS = ("t", "rss_mb", "fds", "threads", "tasks", "heap", "timers", "db_mb", "wal_mb", "runs", "svc_runs",
+           "tokens", "p99_ms", "started", "requests", "failed")
+HEADINGS = ("t s", "RSS MB", "fds", "thr", "tasks", "heap", "timers", "DB MB", "WAL MB", "runs", "job runs",
+            "tokens", "p99 ms", "started", "reqs", "fail")
 
 
 def row(sample: Sample) -> str:
@@ -575,11 +579,11 @@ def row(sample: Sample) -> str:
             cells.append("-" if math.isnan(value) else f"{value:.0f}" if name == "t" else f"{value:.1f}")
         else:
             cells.append(str(value))
-    return " ".join(f"{c:>8}" for c in cells)
+    return " ".join(f"{c:>9}" for c in cells)
 
 
 def header() -> str:
-    return " ".join(f"{h:>8}" for h in HEADINGS)
+    return " ".join(f"{h:>9}" for h in HEADINGS)
 
 
 @dataclass(frozen=True)

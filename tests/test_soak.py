@@ -12,7 +12,8 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 SOAK = Path(__file__).resolve().parent.parent / "benchmarks" / "soak.py"
-SERIES = ("RSS MB", "fds", "threads", "tasks", "heap", "timers", "DB MB", "WAL MB", "runs", "tokens", "delay p99 ms")
+SERIES = ("RSS MB", "fds", "threads", "tasks", "heap", "timers", "DB MB", "WAL MB", "runs", "job runs", "tokens",
+          "delay p99 ms")
 
 
 def test_a_one_minute_soak_completes_with_no_failed_request_and_writes_its_table_and_chart(tmp_path):
