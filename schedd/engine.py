@@ -205,7 +205,7 @@ class Engine:
         else:
             log.warning(
                 "action=clock_step direction=backward seconds=%.3f at=%s handled_until=%s large=%d",
-                -step, _iso(at), _iso(self.handled_until), int(-step > CLOCK_STEP_LARGE))
+                -step, _iso(at), _iso(self.handled_until), int(-step >= CLOCK_STEP_LARGE))
 
     async def _call(self, handler: Handler, kind: int, items: list[tuple[int, float]], at: float) -> None:
         try:

@@ -32,7 +32,7 @@ MAX_COUNTED_MISSES = 1_000_000
 CLOCK_STEP_MIN = 1.0
 """Seconds of disagreement between the wall and monotonic clocks that make a step."""
 CLOCK_STEP_LARGE = 3 * 3600.0
-"""Past this, cronie treats a backward step as a clock reset; schedd still keeps its floor."""
+"""From this size on, cronie treats a backward step as a clock reset; schedd still keeps its floor."""
 
 
 @dataclass(frozen=True, slots=True)
