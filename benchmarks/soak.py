@@ -220,7 +220,9 @@ class Workload:
         self.serial = 0
 
     async def call(self, op: str, method: str, path: str, *, ok: tuple[int, ...] = (200,),
-                   token: bool = True, **kw: Any) -> tuple[int, Any, Any]:
+                   token: bool = True, gone: Any = None, **kw: Any) -> tuple[int, Any, Any]:
+        """One request; a status outside `ok` is a failure, except a 404 for an object that
+        another client deleted meanwhile (`gone()` says so)."""
         assert self.session is not None
         headers = {"X-VoltMX-Authorization": self.token} if token else {}
         try:
@@ -232,6 +234,9 @@ class Workload:
             self.tally.failed[op] += 1
             self.tally.last_failures.append(f"{op}: {exc!r}")
             raise Failure(op) from exc
+        if status == 404 and gone is not None and gone():
+            self.tally.ok[op + "_gone"] += 1
+            return status, None, resp_headers
         if status not in ok:
             self.tally.failed[op] += 1
             self.tally.last_failures.append(f"{op}: {method} {path} -> {status} {text[:200]}")
@@ -311,10 +316,10 @@ class Workload:
         live = self.live["job"]
         roll = self.rng.random()
         if live and roll < 0.4:
-            job_id, name = self.rng.choice(live)
+            job = self.rng.choice(live)
             await self.call("job_update", "PUT", "/admin/api/jobs/job", json=job_body(
-                name, self.rng.choice((EVERY_MINUTE, HOURLY, DAILY)), job_id=job_id,
-                description=f"updated {self.serial}"))
+                job[1], self.rng.choice((EVERY_MINUTE, HOURLY, DAILY)), job_id=job[0],
+                description=f"updated {self.serial}"), gone=lambda: job not in live)
         elif len(live) < CAPS["job"]:
             name = self.name("job")
             _, body, _ = await self.call("job_create", "POST", "/admin/api/jobs/job",
@@ -332,11 +337,14 @@ class Workload:
                 "scheduled_start_date": f"2031-01-01T{day % 24:02d}:00",
                 "scheduled_end_date": f"2031-01-02T{day % 24:02d}:00"}
         if live and roll < 0.3:
-            await self.call("window_update", "POST", f"/api/maintenance/{self.rng.choice(live)}/update",
-                            ok=(302,), data={**form, "status": "scheduled"})
+            window = self.rng.choice(live)
+            await self.call("window_update", "POST", f"/api/maintenance/{window}/update", ok=(302,),
+                            data={**form, "status": "scheduled"}, gone=lambda: window not in live)
         elif live and roll < 0.5:
-            await self.call("window_comment", "POST", f"/api/maintenance/{self.rng.choice(live)}/comment",
-                            ok=(302,), data={"comment": "checked by the soak", "internal": "1"})
+            window = self.rng.choice(live)
+            await self.call("window_comment", "POST", f"/api/maintenance/{window}/comment", ok=(302,),
+                            data={"comment": "checked by the soak", "internal": "1"},
+                            gone=lambda: window not in live)
         elif len(live) < CAPS["window"]:
             _, _, headers = await self.call("window_create", "POST", "/api/maintenance/create", ok=(302,), data=form)
             live.append(int(headers["Location"].rsplit("/", 1)[1]))
@@ -352,9 +360,11 @@ class Workload:
             await self.call("aggregate_execute", "POST",
                             f"/org/{self.org()}/project/churn/cube/c{self.rng.randrange(20)}/aggregates-creation/execute",
                             json={"full_build": False}, ok=(200, 409))
-        else:
-            await self.call("job_run", "POST", f"/admin/api/jobs/job/run/{self.rng.choice(self.jobs_fixed)}",
-                            ok=(200, 409))
+        else:  # a churned job: its runs go with it, so the fixed jobs' history stays what retention keeps
+            live = self.live["job"]
+            job = self.rng.choice(live) if live else (self.rng.choice(self.jobs_fixed), "")
+            await self.call("job_run", "POST", f"/admin/api/jobs/job/run/{job[0]}", ok=(200, 409),
+                            gone=lambda: job not in live and job[0] not in self.jobs_fixed)
 
     async def read(self) -> None:
         roll = self.rng.random()
@@ -732,8 +742,15 @@ async def soak(args: argparse.Namespace) -> int:
             await sampler.take()  # the baseline of the histogram and counters
             say(row(sampler.samples[-1]))
             deadline = time.monotonic() + seconds
-            while time.monotonic() < deadline:
-                await asyncio.sleep(min(args.every, max(0.0, deadline - time.monotonic())))
+            ended = asyncio.Event()  # SIGINT or SIGTERM: stop early, still report what was sampled
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, ended.set)
+            while time.monotonic() < deadline and not ended.is_set():
+                try:
+                    await asyncio.wait_for(ended.wait(), min(args.every, max(0.0, deadline - time.monotonic())))
+                except TimeoutError:
+                    pass
                 if proc.poll() is not None:
                     raise RuntimeError("the daemon died:\n" + daemon.log.read_text()[-3000:])
                 say(row(await sampler.take()))
