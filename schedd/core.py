@@ -13,6 +13,7 @@ from schedd.engine import Engine
 from schedd.executors.registry import Executors
 from schedd.runner import Active, Runner
 from schedd.store import accounts as account_store
+from schedd.store import runs as run_store
 from schedd.store import schedules as schedule_store
 from schedd.store.db import Database
 
@@ -63,6 +64,9 @@ class Core:
         await account_store.ensure_org(self.db, DEFAULT_ORG, self.clock.now())
         await self.executors.start()
         interrupted = await self.runner.recover(self.clock.now())
+        # Fires recorded before a restart count as handled: a clock behind them brings none back.
+        self.engine.handled_until = max(
+            self.engine.handled_until, await run_store.latest_created(self.db) or 0.0)
         for hook in self.startup:
             await hook(self.clock.now())
         if run_loop:

@@ -79,6 +79,23 @@ HTTP_LATENCY = Histogram(
     registry=REGISTRY,
 )
 
+CLOCK_JUMPS = Counter(
+    "schedd_clock_jumps", "Wall-clock steps seen by the engine (the wall clock moved more or less"
+    " than the monotonic clock between two turns), by direction.",
+    ["direction"], registry=REGISTRY,
+)
+for _direction in ("forward", "backward"):
+    CLOCK_JUMPS.labels(_direction)
+CLOCK_LAST_JUMP = Gauge(
+    "schedd_clock_last_jump_seconds", "Size of the last wall-clock step, signed (negative: back).",
+    registry=REGISTRY,
+)
+HEAP_ENTRIES = Gauge(
+    "schedd_heap_entries", "Entries in the engine heap, stale ones included (its memory).",
+    registry=REGISTRY,
+)
+TASKS = Gauge("schedd_asyncio_tasks", "asyncio tasks alive in the daemon's event loop.", registry=REGISTRY)
+
 
 LAST_SUCCESS = Gauge(
     "schedd_last_success_timestamp_seconds",
@@ -98,10 +115,6 @@ FILESYSTEM_AVAIL = Gauge(
 FILESYSTEM_SIZE = Gauge(
     "schedd_database_filesystem_size_bytes", "Size of the filesystem of the database.", registry=REGISTRY,
 )
-CLOCK_JUMPS = Counter(
-    "schedd_clock_jumps", "Steps of the wall clock against the monotonic clock, by direction.",
-    ["direction"], registry=REGISTRY,
-)
 
 BUILD_INFO.labels(__version__).set(1)
 for _family in FAMILIES:
@@ -112,8 +125,6 @@ for _family in FAMILIES:
             RUNS.labels(_family, _state, _kind)
     for _reason in SKIP_REASONS:
         SKIPS.labels(_family, _reason)
-for _direction in ("forward", "backward"):
-    CLOCK_JUMPS.labels(_direction)
 
 
 def run_kind(due_at: float | None) -> str:

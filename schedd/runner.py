@@ -24,6 +24,7 @@ from schedd.errors import Conflict
 from schedd.executors import Outcome, RunContext
 from schedd.executors.registry import Executors
 from schedd.policy import counts_as, history_level, plan_fires, retry_delay
+from schedd.store import accounts as account_store
 from schedd.store import runs as run_store
 from schedd.store import schedules as schedule_store
 from schedd.store.db import Database, WriteConnection
@@ -38,6 +39,7 @@ SCHEDULED_TRIGGER = {
 }
 RETENTION_SWEEP = 0  # housekeeping timer ident
 RETENTION_BATCH = 500
+EXPIRED_TOKENS_KEPT = 86400.0  # an expired token answers "token expired" for a day, then is forgotten
 INTERRUPTED_BY_CRASH = "schedd stopped while the run was in progress (crash or kill); it did not finish"
 INTERRUPTED_BY_SHUTDOWN = "schedd shut down before the run finished (shutdown_grace elapsed)"
 
@@ -537,6 +539,9 @@ class Runner:
                 deleted = await self.sweep_retention(at)
                 if deleted:
                     log.info("action=retention_sweep deleted=%d", deleted)
+                purged = await account_store.purge_tokens(self.db, at - EXPIRED_TOKENS_KEPT)
+                if purged:
+                    log.info("action=tokens_purged count=%d", purged)
                 self.engine.set(HOUSEKEEPING, RETENTION_SWEEP, at + self.retention_sweep)
 
     async def sweep_retention(self, at: float) -> int:

@@ -10,13 +10,17 @@ from datetime import datetime, timezone
 import pytest
 
 from schedd import config as config_mod
+from schedd.accounts import REFRESH_TTL
 from schedd.clock import TestClock
 from schedd.core import Core
 from schedd.cron import load_zone, parse
 from schedd.errors import Conflict
 from schedd.executors import Outcome
+from schedd.runner import RETENTION_SWEEP
 from schedd.store import runs as run_store
 from schedd.store import schedules as schedule_store
+
+from tests.conftest import PASSWORD
 
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc).timestamp()
 
@@ -396,3 +400,23 @@ async def test_fall_back_fires_a_fixed_hour_once_and_an_hourly_schedule_in_both_
     assert [utc(r) for r in await history(core, hourly)] == ["05:00", "06:00", "07:00", "08:00"]
     assert (await schedule_store.get(core.db, fixed.id)).next_fire_at == datetime(
         2026, 11, 2, 6, 30, tzinfo=timezone.utc).timestamp()
+
+
+async def test_the_housekeeping_sweep_forgets_tokens_a_day_after_they_expire(make_api, clock):
+    api = await make_api()
+
+    async def login() -> None:
+        response, body = await api.call("POST", "/authService/accounts/login", None,
+                                        data={"userid": "alice", "password": PASSWORD})
+        assert response.status == 200, body
+
+    async def sweep_at(at: float) -> list[float]:
+        clock.set(at)
+        await api.core.runner.on_housekeeping([(RETENTION_SWEEP, at)], at)
+        return sorted(row[0] - T0 for row in await api.core.db.fetchall("SELECT expires_at FROM tokens"))
+
+    await login()  # an access token (12 h) and a refresh token (30 days), beside the fixture's
+    assert len(await sweep_at(T0 + 43200 + 86400 - 60)) == 5  # expired less than a day ago: kept
+    assert await sweep_at(T0 + 43200 + 86400 + 60) == [REFRESH_TTL]  # 12 h tokens expired over a day ago
+    assert await sweep_at(T0 + REFRESH_TTL + 86400 + 60) == []
+    await login()  # logging in still works, with fresh tokens

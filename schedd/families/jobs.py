@@ -20,7 +20,7 @@ from schedd.errors import Conflict, NotFound, ValidationError
 from schedd.executors.http import merge_headers, service_url
 from schedd.families.common import timing
 from schedd.inputs import check_tree
-from schedd.policy import HISTORY_STRATEGIES
+from schedd.policy import HISTORY_STRATEGIES, fire_floor
 from schedd.runner import RunRef
 from schedd.store import runs as run_store
 from schedd.store import schedules as schedule_store
@@ -95,11 +95,12 @@ class Job:
 # -- validation ----------------------------------------------------------------------
 
 
-def validate(core: Core, body: Mapping[str, Any], *, at: float) -> JobDefinition:
+def validate(core: Core, body: Mapping[str, Any], *, at: float, after: float | None = None) -> JobDefinition:
     """Check a whole job document (create and update alike); the first fault is raised.
 
     Every string in it passes the input rule first, nested ones too (`requestheaderMap`
-    values, `jobFrequencyInfo`), so nothing stored can break a later read.
+    values, `jobFrequencyInfo`), so nothing stored can break a later read. The next fire is
+    the first after `after` (default `at`).
     """
     check_tree(body)
     name = _name(body.get("jobName"))
@@ -107,7 +108,7 @@ def validate(core: Core, body: Mapping[str, Any], *, at: float) -> JobDefinition
     if description is not None:
         _text(description, "description", MAX_DESCRIPTION, lines=True)
     expression, info = _frequency(body.get("jobFrequency"), body.get(FREQUENCY_INFO))
-    when = timing(core, expression, None, at=at, field="jobFrequency")
+    when = timing(core, expression, None, at=at, field="jobFrequency", after=after)
     if info is None:
         info = cron_to_frequency(when.cron)
     return JobDefinition(
@@ -310,7 +311,8 @@ async def create_job(core: Core, user: User, body: Mapping[str, Any], *, at: flo
 async def update_job(core: Core, user: User, body: Mapping[str, Any], *, at: float) -> Schedule:
     """Replace the job named by the body's `jobId`; its counters and history stay."""
     current = await _schedule(core, job_id(body.get("jobId")))
-    job = validate(core, body, at=at)
+    # A clock that stepped back must not bring back a fire this job already had.
+    job = validate(core, body, at=at, after=fire_floor(at, core.engine.handled_until, current.last_run_at))
     try:
         schedule = await schedule_store.replace(
             core.db, current.id, job.new_schedule(user=user, at=at, like=current), by=user.name, at=at)

@@ -78,6 +78,8 @@ DELETE FROM runs WHERE id IN (
     LIMIT ?)"""
 # Sums the fires each schedule's records account for (crash-loop and tests).
 SQL_FIRES_BY_SCHEDULE = "SELECT schedule_id, sum(fires) FROM runs WHERE schedule_id IS NOT NULL GROUP BY schedule_id"
+# The latest creation time of any run record (index runs_created_at): how far handling got.
+SQL_LATEST_CREATED = "SELECT max(created_at) FROM runs"
 
 
 @dataclass(frozen=True, slots=True)
@@ -285,3 +287,9 @@ async def delete_older(db: Database, schedule_id: int, before: float, batch: int
 
 async def fires_by_schedule(db: Database) -> dict[int, int]:
     return {row[0]: int(row[1]) for row in await db.fetchall(SQL_FIRES_BY_SCHEDULE)}
+
+
+async def latest_created(db: Database) -> float | None:
+    """When the newest run record was created, or None without runs."""
+    row = await db.fetchone(SQL_LATEST_CREATED)
+    return None if row is None or row[0] is None else float(row[0])
