@@ -73,6 +73,11 @@ DAY = 86400.0
 # -- the daemon ---------------------------------------------------------------------------------
 
 
+
+def located(headers: Any) -> int:
+    """The id at the end of an answer's Location header (a new job's, a new run's)."""
+    return int(headers["Location"].rsplit("/", 1)[1])
+
 class Daemon:
     def __init__(self, workdir: Path, stub_port: int, orgs: list[str]) -> None:
         self.dir = workdir
@@ -264,18 +269,18 @@ class Workload:
 
     async def create_fixed(self, orgs: int) -> None:
         for i in range(2):  # every second: two service jobs, one maintenance, one aggregate schedule
-            _, body, _ = await self.call("job_create", "POST", "/admin/api/jobs/job",
-                                         json=job_body(f"every-second-{i}", EVERY_SECOND))
-            self.jobs_fixed.append(body["result"]["jobId"])
+            _, _, headers = await self.call("job_create", "POST", "/admin/api/jobs/job",
+                                            json=job_body(f"every-second-{i}", EVERY_SECOND))
+            self.jobs_fixed.append(located(headers))
         await self.call("maintenance_create", "POST", f"/aggregates/maintenance/scheduler/jobs/orgId/{self.orgs[0]}",
                         json={"time_expression": EVERY_SECOND, "scheduler_type": "time-based"})
         await self.call("aggregate_create", "POST",
                         f"/org/{self.orgs[0]}/project/fixed/cube/every-second/aggregates-creation/scheduler",
                         json={"time_expression": EVERY_SECOND, "path": "aggregate/create", "full_build": False})
         for i, org in enumerate(self.orgs[:orgs]):  # every minute: a job, a maintenance and a build per org
-            _, body, _ = await self.call("job_create", "POST", "/admin/api/jobs/job",
-                                         json=job_body(f"every-minute-{i}", EVERY_MINUTE))
-            self.jobs_fixed.append(body["result"]["jobId"])
+            _, _, headers = await self.call("job_create", "POST", "/admin/api/jobs/job",
+                                            json=job_body(f"every-minute-{i}", EVERY_MINUTE))
+            self.jobs_fixed.append(located(headers))
             await self.call("maintenance_create", "POST", f"/aggregates/maintenance/scheduler/jobs/orgId/{org}",
                             json={"time_expression": EVERY_MINUTE, "scheduler_type": "time-based"})
             await self.call("aggregate_create", "POST",
@@ -322,9 +327,9 @@ class Workload:
                 description=f"updated {self.serial}"), gone=lambda: job not in live)
         elif len(live) < CAPS["job"]:
             name = self.name("job")
-            _, body, _ = await self.call("job_create", "POST", "/admin/api/jobs/job",
-                                         json=job_body(name, self.rng.choice((EVERY_MINUTE, HOURLY, DAILY))))
-            live.append((body["result"]["jobId"], name))
+            _, _, headers = await self.call("job_create", "POST", "/admin/api/jobs/job",
+                                            json=job_body(name, self.rng.choice((EVERY_MINUTE, HOURLY, DAILY))))
+            live.append((located(headers), name))
         else:
             job_id, _ = live.popleft()
             await self.call("job_delete", "DELETE", f"/admin/api/jobs/job/{job_id}")

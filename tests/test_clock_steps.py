@@ -190,7 +190,7 @@ async def test_a_job_updated_while_the_clock_is_behind_keeps_its_floor(make_api,
     api = await make_api(services=services(service))
     response, body = await api.call("POST", JOBS, json=job(jobFrequency="0 * * * * ?", historyStrategy="MINIMAL"))
     assert response.status == 200, body
-    job_id = body["result"]["jobId"]
+    job_id = int(response.headers["Location"].rsplit("/", 1)[1])
     for _ in range(3):  # T0+60, +120, +180
         api.clock.advance(MINUTE)
         await api.settle()
