@@ -73,13 +73,13 @@ def fires_on_consecutive_days(cron: CronExpr, after: float) -> bool:
 
 
 def closer_than(cron: CronExpr, tz, after: float, limit: float) -> float | None:
-    """A gap shorter than `limit` seconds between two fires after `after`, the shortest seen; else None."""
-    gap = within_day(cron)
-    if gap is not None and gap < limit:
-        return gap
+    """The shortest gap between two fires after `after` when it is shorter than `limit` seconds; else None."""
+    found = [gap for gap in (within_day(cron),) if gap is not None and gap < limit]
     midnight = across_midnight(cron)
     if midnight < limit and fires_on_consecutive_days(cron, after):
-        return midnight
+        found.append(midnight)
+    if found:
+        return min(found)
     shortest = None
     previous = cron.next_after(after, tz)
     for _ in range(SAMPLES):
