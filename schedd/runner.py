@@ -140,6 +140,7 @@ class Runner:
         self.after_run: list[AfterRun] = []
         self._active: dict[str, list[Active]] = {}
         self._waiting: dict[str, deque[Active]] = {}  # per overlap key, runs waiting their turn
+        self._deferred: dict[int, str] = {}  # schedule id -> org, of orgs at their share of run slots
         self._tasks: set[asyncio.Task[None]] = set()
         self._accepting = True
         engine.on(CRON, self.on_cron_due)
@@ -181,11 +182,42 @@ class Runner:
     def disarm(self, schedule_id: int) -> None:
         """Stop a schedule's timer at once (deactivated or deleted)."""
         self.engine.cancel(CRON, schedule_id)
+        self._deferred.pop(schedule_id, None)
         metrics.HEAP_SIZE.set(len(self.engine))
 
     async def on_cron_due(self, items: list[tuple[int, float]], at: float) -> None:
+        """Fire a due batch: first the schedules of orgs below their share of run slots, then
+        those of orgs at it (whose fires mostly wait or are skipped), so that an org with
+        thousands of due schedules does not hold up the start of another org's few."""
         if not self._accepting:
             return
+        first, later = self._lanes(items)
+        if first:
+            await self._fire(first, at)
+        if later and self._accepting:
+            await self._fire(later, at)
+
+    def _lanes(self, items: list[tuple[int, float]]) -> tuple[list[tuple[int, float]], list[tuple[int, float]]]:
+        if not self._deferred:
+            return items, []
+        first, later = [], []
+        for item in items:
+            tenant = self._deferred.get(item[0])
+            (later if tenant is not None and self._at_share(tenant) else first).append(item)
+        return first, later
+
+    def _at_share(self, tenant: str) -> bool:
+        return self.pool.held(tenant) >= self.pool.cap(tenant)
+
+    def _note_tenant(self, schedule: Schedule) -> None:
+        """Remember the schedules of orgs at their share (only those), to fire them after the rest."""
+        tenant = schedule.org_id or ""
+        if self._at_share(tenant):
+            self._deferred[schedule.id] = tenant
+        else:
+            self._deferred.pop(schedule.id, None)
+
+    async def _fire(self, items: list[tuple[int, float]], at: float) -> None:
         schedules = await schedule_store.get_many(self.db, [ident for ident, _ in items])
         new_rows: list[tuple[run_store.NewRun, run_store.SkipText | None]] = []
         starts: list[tuple[int, Active]] = []  # (index into new_rows, run)
@@ -213,6 +245,7 @@ class Runner:
                     if active is not None:
                         starts.append((len(new_rows), active))
                     new_rows.append(row)
+            self._note_tenant(schedule)
 
         # The last run each schedule started in this batch, written with its next fire time.
         started = {a.schedule.id: (a.uid, a.state) for _, a in starts if a.schedule is not None}

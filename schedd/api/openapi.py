@@ -301,8 +301,9 @@ def volt(result: Schema) -> Schema:
 
 
 ERROR_TEXT = {400: "Invalid input; the message names the parameter", 401: "Missing, invalid or expired token",
-              404: "Unknown, or not visible to the caller", 409: "A run is already queued or in progress, or its org's line of runs"
-                   " waiting for a slot is full ([quotas] max_queued_runs)",
+              404: "Unknown, or not visible to the caller",
+              409: "A run is already queued or in progress, or its org's line of runs waiting for a slot"
+                   " is full ([quotas] max_queued_runs)",
               413: "Body larger than [server] max_body", 429: "Too many failed logins",
               500: "Internal error; the message carries the request id",
               503: "Not now: the executor is disabled in the config, or the database cannot be written"
