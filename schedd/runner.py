@@ -200,7 +200,8 @@ class Runner:
     def _lanes(self, items: list[tuple[int, float]]) -> tuple[list[tuple[int, float]], list[tuple[int, float]]]:
         if not self._deferred:
             return items, []
-        first, later = [], []
+        first: list[tuple[int, float]] = []
+        later: list[tuple[int, float]] = []
         for item in items:
             tenant = self._deferred.get(item[0])
             (later if tenant is not None and self._at_share(tenant) else first).append(item)
