@@ -195,6 +195,7 @@ class Runner:
         if first:
             await self._fire(first, at)
         if later and self._accepting:
+            await asyncio.sleep(0)  # the first lane's runs reach their executors before the rest is read
             await self._fire(later, at)
 
     def _lanes(self, items: list[tuple[int, float]]) -> tuple[list[tuple[int, float]], list[tuple[int, float]]]:
@@ -202,9 +203,16 @@ class Runner:
             return items, []
         first: list[tuple[int, float]] = []
         later: list[tuple[int, float]] = []
+        deferred, at_share = self._deferred, {}
         for item in items:
-            tenant = self._deferred.get(item[0])
-            (later if tenant is not None and self._at_share(tenant) else first).append(item)
+            tenant = deferred.get(item[0])
+            if tenant is None:
+                first.append(item)
+                continue
+            late = at_share.get(tenant)
+            if late is None:
+                late = at_share[tenant] = self._at_share(tenant)
+            (later if late else first).append(item)
         return first, later
 
     def _at_share(self, tenant: str) -> bool:
