@@ -203,7 +203,8 @@ class Runner:
             return items, []
         first: list[tuple[int, float]] = []
         later: list[tuple[int, float]] = []
-        deferred, at_share = self._deferred, {}
+        deferred = self._deferred
+        at_share: dict[str, bool] = {}
         for item in items:
             tenant = deferred.get(item[0])
             if tenant is None:
