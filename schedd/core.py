@@ -37,7 +37,7 @@ class Core:
         self.runner = Runner(
             self.db, self.engine, self.executors, self.clock,
             max_concurrent=sched.max_concurrent_runs, misfire_grace=sched.misfire_grace,
-            misfire_max=sched.misfire_max, retention_sweep=sched.retention_sweep)
+            misfire_max=sched.misfire_max, retention_sweep=sched.retention_sweep, quotas=config.quotas)
         self._loop_task: asyncio.Task[None] | None = None
         self.ready = False
         self.known_orgs: set[str] = set()
@@ -118,7 +118,8 @@ class Core:
         self.config = config
         self.executors.replace_config(config)
         sched = config.scheduler
-        self.runner.max_concurrent = sched.max_concurrent_runs
+        self.runner.quotas = config.quotas
+        self.runner.max_concurrent = sched.max_concurrent_runs  # after quotas: re-reads the caps
         self.runner.misfire_grace = sched.misfire_grace
         self.runner.misfire_max = sched.misfire_max
         self.runner.retention_sweep = sched.retention_sweep

@@ -72,6 +72,19 @@ HTTP_REQUESTS = Counter(
     "schedd_http_requests", "HTTP requests answered, by route and status code.",
     ["method", "route", "status"], registry=REGISTRY,
 )
+LIMITS = Counter(
+    "schedd_limit_reached",
+    "Times a configured limit was reached, by its config key: a create or run-now refused"
+    " (quotas.max_schedules, quotas.max_jobs, quotas.min_interval, quotas.max_queued_runs),"
+    " a fire skipped (quotas.max_queued_runs), or a run waiting for a slot"
+    " (quotas.max_concurrent_runs: its org holds its share; scheduler.max_concurrent_runs: all are held).",
+    ["limit"], registry=REGISTRY,
+)
+SKIPS_COALESCED = Counter(
+    "schedd_skips_coalesced",
+    "Skips folded into the skip record just before them (same schedule and reason) instead of a new row.",
+    ["family"], registry=REGISTRY,
+)
 HTTP_LATENCY = Histogram(
     "schedd_http_request_seconds", "HTTP request handling time, by route.",
     ["method", "route"],

@@ -14,8 +14,9 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from schedd import quotas
 from schedd.core import Core
-from schedd.cron import CronExpr, cron_to_frequency, frequency_to_cron, parse
+from schedd.cron import CronExpr, cron_to_frequency, frequency_to_cron, load_zone, parse
 from schedd.errors import Conflict, NotFound, ValidationError
 from schedd.executors.http import merge_headers, service_url
 from schedd.families.common import timing
@@ -297,11 +298,20 @@ async def get_job(core: Core, ident: int) -> Job:
     return Job(schedule, await run_store.count_schedule(core.db, schedule.id))
 
 
+def _check_interval(core: Core, user: User, body: Mapping[str, Any], job: JobDefinition, *, at: float) -> None:
+    field = "jobFrequency" if _given(body.get("jobFrequency")) else FREQUENCY_INFO
+    quotas.check_interval(core.config, user, None, job.cron, load_zone(job.timezone), field=field, at=at)
+
+
 async def create_job(core: Core, user: User, body: Mapping[str, Any], *, at: float) -> Schedule:
     """Create a job (a `jobId` in the body is ignored); an Active one is armed at once."""
     job = validate(core, body, at=at)
+    _check_interval(core, user, body, job, at=at)
+    cap = quotas.job_cap(core.config, user)
     try:
-        schedule = await schedule_store.insert(core.db, job.new_schedule(user=user, at=at))
+        schedule = await schedule_store.insert(core.db, job.new_schedule(user=user, at=at), cap=cap)
+    except schedule_store.CapReached as exc:
+        raise quotas.cap_exceeded(exc.cap, at) from None
     except Conflict as exc:
         raise ValidationError("jobName", str(exc)) from exc
     core.runner.arm(schedule)
@@ -313,6 +323,7 @@ async def update_job(core: Core, user: User, body: Mapping[str, Any], *, at: flo
     current = await _schedule(core, job_id(body.get("jobId")))
     # A clock that stepped back must not bring back a fire this job already had.
     job = validate(core, body, at=at, after=fire_floor(at, core.engine.handled_until, current.last_run_at))
+    _check_interval(core, user, body, job, at=at)
     try:
         schedule = await schedule_store.replace(
             core.db, current.id, job.new_schedule(user=user, at=at, like=current), by=user.name, at=at)
