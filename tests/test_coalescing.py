@@ -204,7 +204,7 @@ async def test_job_history_and_run_detail_show_the_span_and_the_count(make_api, 
     try:
         response, body = await api.call("POST", JOBS, json=job(jobFrequency="* * * * * ?", historyStrategy="MINIMAL"))
         assert response.status == 200, body
-        job_id = body["result"]["jobId"]
+        job_id = int(response.headers["Location"].rsplit("/", 1)[1])
         await overlapping_fires(api, 4)
         _, lines = await api.call("GET", f"/admin/api/jobs/history/{job_id}")
         assert [line["executionStatus"] for line in lines] == ["Skipped", "Running"]
