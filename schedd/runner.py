@@ -221,13 +221,19 @@ class Runner:
     def _at_share(self, tenant: str) -> bool:
         return self.pool.held(tenant) >= self.pool.cap(tenant)
 
-    def _note_tenant(self, schedule: Schedule) -> None:
-        """Remember the schedules of orgs at their share (only those), to fire them after the rest."""
-        tenant = schedule.org_id or ""
-        if self._at_share(tenant):
-            self._deferred[schedule.id] = tenant
-        else:
-            self._deferred.pop(schedule.id, None)
+    def _note_tenants(self, schedules: list[Schedule]) -> None:
+        """Remember the schedules of orgs at their share once a batch is admitted (only those),
+        to fire them after the rest next time."""
+        at_share: dict[str, bool] = {}
+        for schedule in schedules:
+            tenant = schedule.org_id or ""
+            late = at_share.get(tenant)
+            if late is None:
+                late = at_share[tenant] = self._at_share(tenant)
+            if late:
+                self._deferred[schedule.id] = tenant
+            else:
+                self._deferred.pop(schedule.id, None)
 
     async def _fire(self, items: list[tuple[int, float]], at: float) -> None:
         schedules = await schedule_store.get_many(self.db, [ident for ident, _ in items])
@@ -257,7 +263,7 @@ class Runner:
                     if active is not None:
                         starts.append((len(new_rows), active))
                     new_rows.append(row)
-            self._note_tenant(schedule)
+        self._note_tenants([schedule for schedule, _ in next_fires])
 
         # The last run each schedule started in this batch, written with its next fire time.
         started = {a.schedule.id: (a.uid, a.state) for _, a in starts if a.schedule is not None}

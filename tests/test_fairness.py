@@ -100,6 +100,13 @@ async def test_a_quiet_org_starts_on_time_beside_an_org_with_2000_every_second_s
                 (T0 + second, T0 + second))
             assert len(started) == 10 and all(r["state"] in ("inprogress", "done") for r in started)
             assert core.runner.pool.held("a") == cap
+            if second == 2:
+                # Once a is at its share, b's fires are recorded (and started) before a's
+                # (at 2 s each of a's schedules begins a skip record).
+                order = await core.db.fetchone(
+                    "SELECT max(CASE WHEN org_id = 'b' THEN id END) < min(CASE WHEN org_id = 'a' THEN id END)"
+                    " FROM runs WHERE created_at = ?", (T0 + second,))
+                assert order[0] == 1
             await until_released(core, "b")
         rows = await core.db.fetchall(
             "SELECT due_at, started_at, state FROM runs WHERE org_id = 'b' ORDER BY due_at")
