@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 import sys
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -99,3 +100,22 @@ async def make_api(aiohttp_client, tmp_path, clock):
 @pytest.fixture
 async def api(make_api) -> Api:
     return await make_api()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Under `.ci/run` (SCHEDD_CI=1) a skipped test fails the run.
+
+    Tests that need a tool (promtool, Prometheus, Chromium, strace, faketime, …) skip
+    without it on a developer's machine; `.ci/run` installs every one, so a skip there
+    means a test that did not run.
+    """
+    if os.environ.get("SCHEDD_CI") != "1":
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    skipped = reporter.stats.get("skipped", []) if reporter is not None else []
+    if skipped:
+        reasons = sorted({str(report.longrepr[-1]) if isinstance(report.longrepr, tuple) else str(report.longrepr)
+                          for report in skipped})
+        sys.stderr.write(f"\nSCHEDD_CI=1: {len(skipped)} tests skipped, which CI must run:\n  "
+                         + "\n  ".join(reasons) + "\n")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
