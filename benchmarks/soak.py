@@ -67,6 +67,9 @@ HOURLY, DAILY, EVERY_MINUTE, EVERY_SECOND = "0 0 * * * ?", "0 0 4 ? * * *", "0 *
 CAPS = {"maintenance": 150, "aggregate": 150, "job": 100, "window": 60}
 """Live objects the churn keeps per kind: below the cap a write creates, at it one deletes."""
 RETENTION_DAYS = 1
+# Org maintenance and cube builds keep their runs this long: short, so that an hour shows
+# the sweep holding their history flat.
+HISTORY_RETENTION = "10m"
 DAY = 86400.0
 
 
@@ -90,6 +93,7 @@ class Daemon:
         self.config.write_text(f"""\
 [scheduler]
 retention_sweep = "30s"
+history_retention = "{HISTORY_RETENTION}"
 shutdown_grace = "5s"
 
 [executors.maintenance]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import json
 import logging
 import uuid
@@ -54,6 +55,17 @@ AfterRun = Callable[["Active", str], Awaitable[None]]
 SkipRow = tuple[run_store.NewRun, run_store.SkipText]
 """A skip to record, with how its message reads once several fires share the record."""
 
+
+
+async def _in_batches(delete: Callable[[], Awaitable[int]]) -> int:
+    """Call `delete()` (one write of at most RETENTION_BATCH rows) until it deletes fewer, yielding between."""
+    total = 0
+    while True:
+        deleted = await delete()
+        total += deleted
+        if deleted < RETENTION_BATCH:
+            return total
+        await asyncio.sleep(0)
 
 @dataclass(eq=False)
 class Active:
@@ -127,6 +139,7 @@ class Runner:
         misfire_grace: float = 60.0,
         misfire_max: int = 10,
         retention_sweep: float = 3600.0,
+        history_retention: float = 90 * 86400.0,
         quotas: QuotasConfig | None = None,
     ) -> None:
         self.db = db
@@ -138,6 +151,7 @@ class Runner:
         self.misfire_grace = misfire_grace
         self.misfire_max = misfire_max
         self.retention_sweep = retention_sweep
+        self.history_retention = history_retention
         self.gate: Gate | None = None
         self.after_run: list[AfterRun] = []
         self._active: dict[str, list[Active]] = {}
@@ -684,15 +698,15 @@ class Runner:
                 self.engine.set(HOUSEKEEPING, RETENTION_SWEEP, at + self.retention_sweep)
 
     async def sweep_retention(self, at: float) -> int:
-        """Delete runs older than each job's retention period, a small batch per write."""
+        """Delete runs older than each job's retention period, and the runs no job's own period
+        covers older than `history_retention` (0: kept), a small batch per write."""
         total = 0
         for schedule_id, days in await schedule_store.retention_list(self.db, at):
-            while True:
-                deleted = await run_store.delete_older(self.db, schedule_id, at - days * 86400.0, RETENTION_BATCH)
-                total += deleted
-                if deleted < RETENTION_BATCH:
-                    break
-                await asyncio.sleep(0)
+            total += await _in_batches(functools.partial(
+                run_store.delete_older, self.db, schedule_id, at - days * 86400.0, RETENTION_BATCH))
+        if self.history_retention > 0:
+            total += await _in_batches(functools.partial(
+                run_store.delete_unkept, self.db, at - self.history_retention, RETENTION_BATCH))
         return total
 
     # -- shutdown --------------------------------------------------------------------

@@ -148,3 +148,23 @@ async def test_backup_copies_a_live_database(db, tmp_path):
     assert seen and seen[-1][0] == seen[-1][1]
     with pytest.raises(StoreError):
         backup(tmp_path / "s.db", tmp_path / "copy.db")
+
+
+async def test_the_write_ahead_log_shrinks_back_after_a_burst(db, tmp_path):
+    """A long read holds checkpoints back while writes pile up; once it ends, the log is cut back."""
+    from schedd.store.db import WAL_SIZE_LIMIT
+
+    wal = tmp_path / "s.db-wal"
+    reader = sqlite3.connect(db.path)
+    reader.execute("BEGIN")
+    reader.execute("SELECT count(*) FROM orgs").fetchone()  # a snapshot: the log cannot be reset under it
+    for batch in range(12):
+        await db.execute("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2000) "
+                         "INSERT INTO orgs (id, created_at) SELECT ? || i, 0 FROM n", (f"burst-{batch}-" + "x" * 400,))
+    grown = wal.stat().st_size
+    assert grown > 2 * WAL_SIZE_LIMIT
+    reader.execute("COMMIT")
+    reader.close()
+    for batch in range(3):  # the next commit checkpoints the whole log, and the write after it starts it again
+        await db.execute("INSERT INTO orgs (id, created_at) VALUES (?, 0)", (f"after-{batch}",))
+    assert wal.stat().st_size <= WAL_SIZE_LIMIT

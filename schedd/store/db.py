@@ -34,6 +34,9 @@ T = TypeVar("T")
 log = logging.getLogger("schedd.store")
 
 SYNCHRONOUS = ("OFF", "NORMAL", "FULL", "EXTRA")
+# After a checkpoint the write-ahead log is cut back to this size: without it the file keeps
+# the largest size a burst of writes (or a long read holding a checkpoint back) ever gave it.
+WAL_SIZE_LIMIT = 4 * 1024 * 1024
 SQLITE_HEADER = b"SQLite format 3\x00"
 FILE_MODE = 0o600
 """The database, its -wal and -shm (SQLite gives them the database's mode) and backups."""
@@ -190,7 +193,7 @@ class Database:
         conn.row_factory = sqlite3.Row
         try:
             for pragma in (f"synchronous={self.synchronous}", "foreign_keys=ON", "busy_timeout=5000",
-                           "journal_mode=WAL"):
+                           "journal_mode=WAL", f"journal_size_limit={WAL_SIZE_LIMIT}"):
                 conn.execute(f"PRAGMA {pragma}")
         except sqlite3.Error as exc:
             conn.close()

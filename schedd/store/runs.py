@@ -89,6 +89,15 @@ SQL_RETENTION_BATCH = """
 DELETE FROM runs WHERE id IN (
     SELECT id FROM runs WHERE schedule_id = ? AND created_at < ? AND state NOT IN ('queued', 'inprogress')
     LIMIT ?)"""
+# Deletes a small batch of the oldest ended runs created before a time that no retention
+# period of their own covers: runs without a schedule, or of a schedule whose
+# retention_days is 0 (the [scheduler] history_retention of org maintenance and cube builds).
+SQL_RETENTION_UNKEPT_BATCH = """
+DELETE FROM runs WHERE id IN (
+    SELECT r.id FROM runs r LEFT JOIN schedules s ON s.id = r.schedule_id
+    WHERE r.created_at < ? AND r.state NOT IN ('queued', 'inprogress')
+      AND (r.schedule_id IS NULL OR s.retention_days = 0)
+    ORDER BY r.created_at LIMIT ?)"""
 # Sums the fires each schedule's records account for (crash-loop and tests).
 SQL_FIRES_BY_SCHEDULE = "SELECT schedule_id, sum(fires) FROM runs WHERE schedule_id IS NOT NULL GROUP BY schedule_id"
 # The latest creation time of any run record (index runs_created_at): how far handling got.
@@ -332,6 +341,11 @@ async def cube_has_built(db: Database, org_id: str, project_id: str, cube_id: st
 async def delete_older(db: Database, schedule_id: int, before: float, batch: int = 500) -> int:
     """Delete at most `batch` of a schedule's ended runs created before `before`."""
     return await db.execute(SQL_RETENTION_BATCH, (schedule_id, before, batch))
+
+
+async def delete_unkept(db: Database, before: float, batch: int = 500) -> int:
+    """Delete at most `batch` of the oldest ended runs before `before` that no job's own retention covers."""
+    return await db.execute(SQL_RETENTION_UNKEPT_BATCH, (before, batch))
 
 
 async def fires_by_schedule(db: Database) -> dict[int, int]:
