@@ -6,8 +6,8 @@ its change is durable. Reads go to a separate connection and never wait behind t
 writer (WAL).
 
 The writer connection lives on a thread of its own, and a whole group commit runs there
-in one hop: a write op is an `async def op(conn)` whose awaits on `conn` complete at
-once, so the thread drives it to the end without the event loop. One hop per batch
+in one hop: a write op is a plain `def op(conn)` (statements on `conn`, nothing else),
+so the thread runs every op of the batch without the event loop. One hop per batch
 instead of one per statement is what lets a thousand fires be recorded in milliseconds.
 """
 
@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import logging
 import os
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
 from pathlib import Path
@@ -74,59 +75,40 @@ def migrations() -> list[Migration]:
     return sorted(found, key=lambda m: m.version)
 
 
-class WriteCursor:
-    """The cursor a write op gets: aiosqlite's shape, answered at once on the writer thread."""
-
-    __slots__ = ("_cursor",)
-
-    def __init__(self, cursor: sqlite3.Cursor) -> None:
-        self._cursor = cursor
-
-    @property
-    def lastrowid(self) -> int | None:
-        return self._cursor.lastrowid
-
-    @property
-    def rowcount(self) -> int:
-        return self._cursor.rowcount
-
-    async def fetchone(self) -> sqlite3.Row | None:
-        row: sqlite3.Row | None = self._cursor.fetchone()
-        return row
-
-    async def fetchall(self) -> list[sqlite3.Row]:
-        return list(self._cursor.fetchall())
+WriteCursor = sqlite3.Cursor
+"""What `WriteConnection.execute` returns: the cursor of the statement, already run."""
 
 
 class WriteConnection:
-    """The connection a write op gets, inside the open transaction of its group commit."""
+    """The connection a write op gets, inside the open transaction of its group commit.
+
+    Only statements: a write op cannot commit, roll back or close the transaction it shares
+    with the rest of its batch.
+    """
 
     __slots__ = ("_conn",)
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self._conn = conn
 
-    async def execute(self, sql: str, parameters: Sequence[Any] | dict[str, Any] = ()) -> WriteCursor:
-        return WriteCursor(self._conn.execute(sql, parameters))
+    def execute(self, sql: str, parameters: Sequence[Any] | dict[str, Any] = ()) -> WriteCursor:
+        return self._conn.execute(sql, parameters)
 
-    async def executemany(self, sql: str, rows: Iterable[Sequence[Any] | dict[str, Any]]) -> WriteCursor:
-        return WriteCursor(self._conn.executemany(sql, rows))
-
-
-WriteOp = Callable[[WriteConnection], Awaitable[T]]
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any] | dict[str, Any]]) -> WriteCursor:
+        return self._conn.executemany(sql, rows)
 
 
-def _drive(step: Awaitable[T]) -> T:
-    """Run a write op's coroutine to its end on this thread; it may await only `conn`."""
-    if not isinstance(step, Coroutine):
-        raise TypeError("a write op must be an async function of its connection")
-    try:
-        step.send(None)
-    except StopIteration as done:
-        result: T = done.value
-        return result
-    step.close()
-    raise RuntimeError("a write op awaited something other than its database connection")
+WriteOp = Callable[[WriteConnection], T]
+"""A write: a plain function of the connection, run on the writer's thread."""
+
+
+def _run_op(op: WriteOp[T], conn: WriteConnection) -> T:
+    """Run one write op; a coroutine function is refused (it would never be awaited)."""
+    result = op(conn)
+    if inspect.iscoroutine(result):
+        result.close()
+        raise TypeError("a write op is a plain function of its connection, not an async one")
+    return result
 
 
 def _is_full(exc: BaseException) -> bool:
@@ -313,8 +295,8 @@ class Database:
     async def execute(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> int:
         """One statement as a write; returns lastrowid (inserts) or rowcount."""
 
-        async def op(conn: WriteConnection) -> int:
-            cur = await conn.execute(sql, params)
+        def op(conn: WriteConnection) -> int:
+            cur = conn.execute(sql, params)
             return inserted_id(cur) if sql.lstrip()[:6].upper() == "INSERT" else cur.rowcount
 
         return await self.write(op)
@@ -363,7 +345,7 @@ class Database:
         shim = WriteConnection(conn)
         conn.execute("BEGIN IMMEDIATE")
         try:
-            results = [_drive(op(shim)) for op in ops]
+            results = [_run_op(op, shim) for op in ops]
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:
@@ -394,9 +376,9 @@ def inserted_id(cur: WriteCursor) -> int:
     return cur.lastrowid
 
 
-async def written_row(conn: WriteConnection, sql: str, params: Sequence[Any]) -> sqlite3.Row:
+def written_row(conn: WriteConnection, sql: str, params: Sequence[Any]) -> sqlite3.Row:
     """A row the current write transaction has just made or changed, read back."""
-    row = await (await conn.execute(sql, params)).fetchone()
+    row: sqlite3.Row | None = conn.execute(sql, params).fetchone()
     if row is None:
         raise StoreError("a row written in this transaction is not there")
     return row
