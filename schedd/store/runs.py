@@ -7,9 +7,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
+from schedd.states import OPEN_RUN_STATES
 from schedd.store.db import Database, WriteConnection, inserted_id
 
-OPEN_STATES = ("queued", "inprogress")
+OPEN_STATES = OPEN_RUN_STATES
 END_STATES = ("done", "failed", "canceled", "skipped", "interrupted")
 
 # Records a run (or a skip) as it is created; the values in the order of `NewRun.values()`.

@@ -8,9 +8,10 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from typing import Any
 
+from schedd.states import OPEN_WINDOW_STATES
 from schedd.store.db import Database, WriteConnection, inserted_id, written_row
 
-OPEN_STATUSES = ("scheduled", "in-progress")
+OPEN_STATUSES = OPEN_WINDOW_STATES
 
 # The fields a window's values() gives, in the order SQL_INSERT and SQL_UPDATE name them.
 _FIELDS = (
