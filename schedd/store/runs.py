@@ -282,6 +282,11 @@ async def get_of_schedule(db: Database, schedule_id: int, run_id: int) -> Run | 
     return None if row is None else Run.from_row(row)
 
 
+async def insert(db: Database, new: NewRun) -> int:
+    """Record one run on its own (the runner records its runs inside larger transactions)."""
+    return await db.write(lambda conn: op_insert(conn, new))
+
+
 async def open_for_key(db: Database, overlap_key: str) -> list[Run]:
     return [Run.from_row(row) for row in await db.fetchall(SQL_OPEN_FOR_KEY, (overlap_key,))]
 
