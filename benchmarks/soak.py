@@ -441,9 +441,9 @@ async def seed_aged_history(db_path: Path, job_ids: list[int], seconds: float) -
             for start in range(0, len(times), 2000):
                 chunk = times[start:start + 2000]
 
-                async def op(conn, chunk=chunk, schedule=schedule):
+                def op(conn, chunk=chunk, schedule=schedule):
                     for at in chunk:
-                        await run_store.op_insert(conn, run_store.NewRun(
+                        run_store.op_insert(conn, run_store.NewRun(
                             uid=str(uuid.uuid4()), family="service", overlap_key=schedule.overlap_key,
                             trigger="Scheduled", state="done", created_at=at, schedule_id=schedule.id,
                             cron=schedule.cron, due_at=at, started_at=at, ended_at=at + 0.01))

@@ -14,14 +14,15 @@ import prometheus_client
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
 
 from schedd import __version__
+from schedd.states import ENDED_RUN_STATES, Family, values
 
 prometheus_client.disable_created_metrics()
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 ProcessCollector(registry=REGISTRY)  # process_start_time_seconds tells restarts apart
 
-FAMILIES = ("maintenance", "aggregate", "service")
-RUN_STATES = ("done", "failed", "canceled", "interrupted")
+FAMILIES = values(Family)
+RUN_STATES = tuple(state.value for state in ENDED_RUN_STATES)
 RUN_KINDS = ("scheduled", "manual")
 SKIP_REASONS = ("overlap", "misfire", "maintenance")
 

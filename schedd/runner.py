@@ -167,11 +167,11 @@ class Runner:
     async def recover(self, at: float) -> int:
         """Mark runs a crash left open as interrupted and arm every schedule; returns how many runs."""
 
-        async def op(conn: WriteConnection) -> list[tuple[int, int | None, str]]:
-            closed = await run_store.op_interrupt_open(conn, at, INTERRUPTED_BY_CRASH)
+        def op(conn: WriteConnection) -> list[tuple[int, int | None, str]]:
+            closed = run_store.op_interrupt_open(conn, at, INTERRUPTED_BY_CRASH)
             for _, schedule_id, uid in closed:
                 if schedule_id is not None:
-                    await schedule_store.op_record_outcome(
+                    schedule_store.op_record_outcome(
                         conn, schedule_id, ok=False, counted=True, status="interrupted", run_uid=uid, at=at)
             return closed
 
@@ -282,18 +282,18 @@ class Runner:
         # The last run each schedule started in this batch, written with its next fire time.
         started = {a.schedule.id: (a.uid, a.state) for _, a in starts if a.schedule is not None}
 
-        async def op(conn: WriteConnection) -> tuple[list[int], list[str]]:
+        def op(conn: WriteConnection) -> tuple[list[int], list[str]]:
             ids, joined = [], []
             for row, text in new_rows:
                 if text is None:
-                    ids.append(await run_store.op_insert(conn, row))
+                    ids.append(run_store.op_insert(conn, row))
                     continue
-                run_id, was_joined = await run_store.op_record_skip(conn, row, text, since=at - SKIP_RECORD_SPAN)
+                run_id, was_joined = run_store.op_record_skip(conn, row, text, since=at - SKIP_RECORD_SPAN)
                 ids.append(run_id)
                 if was_joined:
                     joined.append(row.family)
             for schedule, next_fire_at in next_fires:
-                await schedule_store.op_fired(conn, schedule.id, next_fire_at, started.get(schedule.id), at)
+                schedule_store.op_fired(conn, schedule.id, next_fire_at, started.get(schedule.id), at)
             return ids, joined
 
         try:
@@ -421,10 +421,10 @@ class Runner:
             project_id=project_id, cube_id=cube_id, full_build=full_build,
             cron=schedule.cron if schedule else None, started_at=None if active.queued else at)
 
-        async def op(conn: WriteConnection) -> int:
-            run_id = await run_store.op_insert(conn, row)
+        def op(conn: WriteConnection) -> int:
+            run_id = run_store.op_insert(conn, row)
             if schedule is not None:
-                await schedule_store.op_record_start(conn, schedule.id, active.uid, at, active.state)
+                schedule_store.op_record_start(conn, schedule.id, active.uid, at, active.state)
             return run_id
 
         try:
@@ -444,8 +444,8 @@ class Runner:
         if history_level(schedule.history_strategy, "skipped") == "none":
             return RunRef(0, row.uid, "skipped", window_id)
 
-        async def op(conn: WriteConnection) -> tuple[int, bool]:
-            return await run_store.op_record_skip(conn, row, text, since=at - SKIP_RECORD_SPAN)
+        def op(conn: WriteConnection) -> tuple[int, bool]:
+            return run_store.op_record_skip(conn, row, text, since=at - SKIP_RECORD_SPAN)
 
         run_id, joined = await self.db.write(op)
         if joined:
@@ -653,13 +653,13 @@ class Runner:
         ok, failed = counts_as(state)
         schedule_id = active.schedule.id if active.schedule else None
 
-        async def op(conn: WriteConnection) -> None:
+        def op(conn: WriteConnection) -> None:
             if level == "none":
-                await run_store.op_delete(conn, active.run_id)
+                run_store.op_delete(conn, active.run_id)
             else:
-                await run_store.op_finish(conn, active.run_id, finish)
+                run_store.op_finish(conn, active.run_id, finish)
             if schedule_id is not None:
-                await schedule_store.op_record_outcome(
+                schedule_store.op_record_outcome(
                     conn, schedule_id, ok=bool(ok), counted=bool(ok or failed), status=state,
                     run_uid=active.uid, at=at)
 

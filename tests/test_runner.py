@@ -349,12 +349,12 @@ async def test_retention_deletes_old_runs_in_batches_and_keeps_counters(core, cl
     schedule = await add_schedule(core, "0 0 0 1 1 ? 2099", family="service", org_id=None,
                                   name="old", retention_days=1)
 
-    async def seed(conn):
+    def seed(conn):
         for i in range(1200):
-            await run_store.op_insert(conn, run_store.NewRun(
+            run_store.op_insert(conn, run_store.NewRun(
                 uid=f"old{i}", family="service", overlap_key=schedule.overlap_key, trigger="Scheduled",
                 state="done", created_at=T0 - 3 * 86400 + i, schedule_id=schedule.id))
-        await run_store.op_insert(conn, run_store.NewRun(
+        run_store.op_insert(conn, run_store.NewRun(
             uid="new", family="service", overlap_key=schedule.overlap_key, trigger="Scheduled",
             state="done", created_at=T0 - 3600, schedule_id=schedule.id))
 
@@ -375,12 +375,12 @@ async def test_runs_no_job_retention_covers_are_kept_for_history_retention(core,
                              retention_days=3650)
     day = 86400
 
-    async def seed(conn):
+    def seed(conn):
         for uid, state, age, schedule_id in (
                 ("old", "done", 100 * day, schedule.id), ("recent", "failed", 10 * day, schedule.id),
                 ("running", "inprogress", 100 * day, schedule.id), ("old-manual", "done", 100 * day, None),
                 ("recent-manual", "done", 10 * day, None), ("job-old", "done", 100 * day, job.id)):
-            await run_store.op_insert(conn, run_store.NewRun(
+            run_store.op_insert(conn, run_store.NewRun(
                 uid=uid, family="service" if schedule_id == job.id else "maintenance", overlap_key=uid,
                 trigger="ManualMaintenance", state=state, created_at=T0 - age, schedule_id=schedule_id))
 
