@@ -11,6 +11,7 @@ from schedd.clock import Clock, WallClock
 from schedd.config import Config, default_db_path
 from schedd.engine import Engine
 from schedd.executors.registry import Executors
+from schedd.retention import Retention
 from schedd.runner import Active, Runner
 from schedd.store import accounts as account_store
 from schedd.store import runs as run_store
@@ -37,7 +38,8 @@ class Core:
         self.runner = Runner(
             self.db, self.engine, self.executors, self.clock,
             max_concurrent=sched.max_concurrent_runs, misfire_grace=sched.misfire_grace,
-            misfire_max=sched.misfire_max, retention_sweep=sched.retention_sweep, quotas=config.quotas)
+            misfire_max=sched.misfire_max, quotas=config.quotas)
+        self.retention = Retention(self.db, self.engine, interval=sched.retention_sweep)
         self._loop_task: asyncio.Task[None] | None = None
         self.ready = False
         self.known_orgs: set[str] = set()
@@ -64,6 +66,7 @@ class Core:
         await account_store.ensure_org(self.db, DEFAULT_ORG, self.clock.now())
         await self.executors.start()
         interrupted = await self.runner.recover(self.clock.now())
+        self.retention.arm(self.clock.now())
         # Fires recorded before a restart count as handled: a clock behind them brings none back.
         self.engine.handled_until = max(
             self.engine.handled_until, await run_store.latest_created(self.db) or 0.0)
@@ -122,4 +125,4 @@ class Core:
         self.runner.max_concurrent = sched.max_concurrent_runs  # after quotas: re-reads the caps
         self.runner.misfire_grace = sched.misfire_grace
         self.runner.misfire_max = sched.misfire_max
-        self.runner.retention_sweep = sched.retention_sweep
+        self.retention.interval = sched.retention_sweep

@@ -22,14 +22,13 @@ from schedd import metrics
 from schedd.clock import Clock
 from schedd.config import QuotasConfig
 from schedd.cron import load_zone, parse
-from schedd.engine import CRON, HOUSEKEEPING, Engine
+from schedd.engine import CRON, Engine
 from schedd.errors import Conflict
 from schedd.executors import Outcome, RunContext
 from schedd.executors.registry import Executors
 from schedd.policy import SKIP_RECORD_SPAN, counts_as, history_level, plan_fires, queued_too_long, retry_delay
 from schedd.quotas import QuotaExceeded, reached
 from schedd.slots import Grant, SlotPool
-from schedd.store import accounts as account_store
 from schedd.store import runs as run_store
 from schedd.store import schedules as schedule_store
 from schedd.store.db import Database, WriteConnection
@@ -42,9 +41,6 @@ SCHEDULED_TRIGGER = {
     "aggregate": "TimeBasedBuild",
     "service": "Scheduled",
 }
-RETENTION_SWEEP = 0  # housekeeping timer ident
-RETENTION_BATCH = 500
-EXPIRED_TOKENS_KEPT = 86400.0  # an expired token answers "token expired" for a day, then is forgotten
 INTERRUPTED_BY_CRASH = "schedd stopped while the run was in progress (crash or kill); it did not finish"
 INTERRUPTED_BY_SHUTDOWN = "schedd shut down before the run finished (shutdown_grace elapsed)"
 
@@ -114,7 +110,7 @@ class RunRef:
 
 
 class Runner:
-    """Run lifecycle: policies, concurrency, timeouts, history strategies, retention."""
+    """Run lifecycle: policies, concurrency, timeouts, history strategies."""
 
     def __init__(
         self,
@@ -126,7 +122,6 @@ class Runner:
         max_concurrent: int = 64,
         misfire_grace: float = 60.0,
         misfire_max: int = 10,
-        retention_sweep: float = 3600.0,
         quotas: QuotasConfig | None = None,
     ) -> None:
         self.db = db
@@ -137,7 +132,6 @@ class Runner:
         self.pool: SlotPool[Active] = SlotPool(max_concurrent, self._org_cap, self._org_line)
         self.misfire_grace = misfire_grace
         self.misfire_max = misfire_max
-        self.retention_sweep = retention_sweep
         self.gate: Gate | None = None
         self.after_run: list[AfterRun] = []
         self._active: dict[str, list[Active]] = {}
@@ -146,7 +140,6 @@ class Runner:
         self._tasks: set[asyncio.Task[None]] = set()
         self._accepting = True
         engine.on(CRON, self.on_cron_due)
-        engine.on(HOUSEKEEPING, self.on_housekeeping)
 
     # -- start-up --------------------------------------------------------------------
 
@@ -167,7 +160,6 @@ class Runner:
         async for chunk in schedule_store.due_index(self.db):
             self.engine.add_unordered(CRON, chunk)
         self.engine.restore_order()
-        self.engine.set(HOUSEKEEPING, RETENTION_SWEEP, at + min(60.0, self.retention_sweep))
         metrics.HEAP_SIZE.set(len(self.engine))
         return len(closed)
 
@@ -319,6 +311,31 @@ class Runner:
             window_id=window_id, last_due_at=last_due)
         return row, text
 
+    def _gated(self, schedule: Schedule, at: float) -> int | None:
+        """The maintenance window blocking this job's runs at `at`, when the gate applies to its family."""
+        if self.gate is None or schedule.family != "service":
+            return None
+        return self.gate(schedule, at)
+
+    def _gate_skip(self, schedule: Schedule, due: float | None, at: float, window_id: int) -> SkipRow:
+        """The skip of a fire (or run-now) the gate blocked; counted at once, recorded per history strategy."""
+        metrics.SKIPS.labels(schedule.family, "maintenance").inc()
+        return self._skip_row(
+            schedule, due, at, "maintenance", _skip_text(f"service under maintenance window {window_id}"),
+            window_id=window_id)
+
+    def _new_active(
+        self, family: str, key: str, trigger: str, *, schedule: Schedule | None, org_id: str | None,
+        project_id: str | None, cube_id: str | None, full_build: bool | None,
+        due_at: float | None = None, timeout: float | None = None,
+    ) -> Active:
+        """A new run with its timeout: the caller's, else its job's, else its executor's default."""
+        return Active(
+            uid=str(uuid.uuid4()), family=family, key=key, trigger=trigger, schedule=schedule,
+            timeout=timeout or (schedule.timeout if schedule else None)
+            or self.executors.timeout_for(family, _service_name(schedule)),
+            org_id=org_id, project_id=project_id, cube_id=cube_id, full_build=full_build, due_at=due_at)
+
     def _admit(
         self, schedule: Schedule, due: float, at: float, trigger: str, *, in_order: bool = False
     ) -> tuple[tuple[run_store.NewRun, run_store.SkipText | None] | None, Active | None]:
@@ -328,14 +345,12 @@ class Runner:
         wait for each other instead of being skipped as overlaps.
         """
         family = schedule.family
-        window_id = self.gate(schedule, at) if self.gate is not None and family == "service" else None
+        window_id = self._gated(schedule, at)
         if window_id is not None:
-            metrics.SKIPS.labels(family, "maintenance").inc()
+            skip = self._gate_skip(schedule, due, at, window_id)
             if history_level(schedule.history_strategy, "skipped") == "none":
                 return None, None
-            return self._skip_row(
-                schedule, due, at, "maintenance", _skip_text(f"service under maintenance window {window_id}"),
-                window_id=window_id), None
+            return skip, None
         key = schedule.overlap_key
         busy = self.busy(key)
         policy = "buffer_all" if in_order else schedule.overlap_policy
@@ -347,11 +362,9 @@ class Runner:
                 schedule, due, at, "overlap",
                 _skip_text(f"previous run still in progress (overlap_policy {policy})")), None
         replaced = list(self._active.get(key, ())) if busy and policy == "replace" else []
-        active = Active(
-            uid=str(uuid.uuid4()), family=family, key=key, trigger=trigger, schedule=schedule,
-            timeout=schedule.timeout or self.executors.timeout_for(family, _service_name(schedule)),
-            org_id=schedule.org_id, project_id=schedule.project_id, cube_id=schedule.cube_id,
-            full_build=schedule.full_build, due_at=due)
+        active = self._new_active(
+            family, key, trigger, schedule=schedule, org_id=schedule.org_id, project_id=schedule.project_id,
+            cube_id=schedule.cube_id, full_build=schedule.full_build, due_at=due)
         if self._reserve(active, at, waits=busy and policy in ("buffer_one", "buffer_all")) is Grant.FULL:
             metrics.SKIPS.labels(family, "queue_full").inc()
             text = self._line_full(active, at)
@@ -360,13 +373,7 @@ class Runner:
             return self._skip_row(schedule, due, at, "queue_full", _skip_text(text)), None
         for running in replaced:
             self.cancel(running, "canceled", "replaced by a newer run (overlap_policy replace)")
-        row = run_store.NewRun(
-            uid=active.uid, family=family, overlap_key=key, trigger=trigger, state=active.state,
-            created_at=at, schedule_id=schedule.id, org_id=schedule.org_id,
-            project_id=schedule.project_id, cube_id=schedule.cube_id,
-            full_build=schedule.full_build, cron=schedule.cron, due_at=due,
-            started_at=None if active.queued else at)
-        return (row, None), active
+        return (run_row(active, at), None), active
 
     # -- run now ---------------------------------------------------------------------
 
@@ -391,21 +398,15 @@ class Runner:
             org_id, project_id, cube_id = schedule.org_id, schedule.project_id, schedule.cube_id
             if full_build is None:
                 full_build = schedule.full_build
-            window_id = self.gate(schedule, at) if self.gate is not None and family == "service" else None
+            window_id = self._gated(schedule, at)
             if window_id is not None:
                 return await self._record_skip_now(schedule, at, trigger, window_id)
-        active = Active(
-            uid=str(uuid.uuid4()), family=family, key=key, trigger=trigger, schedule=schedule,
-            timeout=timeout or (schedule.timeout if schedule else None)
-            or self.executors.timeout_for(family, _service_name(schedule)),
-            org_id=org_id, project_id=project_id, cube_id=cube_id, full_build=full_build)
+        active = self._new_active(
+            family, key, trigger, schedule=schedule, org_id=org_id, project_id=project_id,
+            cube_id=cube_id, full_build=full_build, timeout=timeout)
         if self._reserve(active, at, waits=False) is Grant.FULL:
             raise QuotaExceeded("quotas.max_queued_runs", self._line_full(active, at) + "; try again later")
-        row = run_store.NewRun(
-            uid=active.uid, family=family, overlap_key=key, trigger=trigger, state=active.state,
-            created_at=at, schedule_id=schedule.id if schedule else None, org_id=org_id,
-            project_id=project_id, cube_id=cube_id, full_build=full_build,
-            cron=schedule.cron if schedule else None, started_at=None if active.queued else at)
+        row = run_row(active, at)
 
         async def op(conn: WriteConnection) -> int:
             run_id = await run_store.op_insert(conn, row)
@@ -422,10 +423,7 @@ class Runner:
         return RunRef(active.run_id, active.uid, active.state)
 
     async def _record_skip_now(self, schedule: Schedule, at: float, trigger: str, window_id: int) -> RunRef:
-        metrics.SKIPS.labels(schedule.family, "maintenance").inc()
-        row, text = self._skip_row(
-            schedule, None, at, "maintenance", _skip_text(f"service under maintenance window {window_id}"),
-            window_id=window_id)
+        row, text = self._gate_skip(schedule, None, at, window_id)
         row = dataclasses.replace(row, trigger=trigger)
         if history_level(schedule.history_strategy, "skipped") == "none":
             return RunRef(0, row.uid, "skipped", window_id)
@@ -521,7 +519,7 @@ class Runner:
         for active in granted:
             active.slot = True
             if active.recorded:
-                self._spawn_promoted(active)
+                self._spawn(active, promoted=True)
         if granted:
             metrics.IN_FLIGHT.set(self.pool.in_use)
             metrics.QUEUED.set(self.queued)
@@ -534,10 +532,12 @@ class Runner:
         if not active.queued:
             self._spawn(active)
         elif active.slot:
-            self._spawn_promoted(active)
+            self._spawn(active, promoted=True)
 
-    def _spawn(self, active: Active) -> None:
-        task = asyncio.create_task(self._execute(active), name=f"run-{active.uid}")
+    def _spawn(self, active: Active, *, promoted: bool = False) -> None:
+        """Run a recorded run in its own task; `promoted`: it waited, and records its start first."""
+        body = self._promote(active) if promoted else self._execute(active)
+        task = asyncio.create_task(body, name=f"run-{active.uid}")
         active.task = task
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -575,12 +575,6 @@ class Runner:
             self._start_granted([waiting])
         metrics.IN_FLIGHT.set(self.pool.in_use)
         metrics.QUEUED.set(self.queued)
-
-    def _spawn_promoted(self, active: Active) -> None:
-        task = asyncio.create_task(self._promote(active), name=f"run-{active.uid}")
-        active.task = task
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
 
     def cancel(self, active: Active, state: str, reason: str) -> None:
         active.cancel_state, active.cancel_reason = state, reason
@@ -670,31 +664,6 @@ class Runner:
             except Exception:
                 log.exception("action=after_run_failed run=%s", active.uid)
 
-    # -- housekeeping ----------------------------------------------------------------
-
-    async def on_housekeeping(self, items: list[tuple[int, float]], at: float) -> None:
-        for ident, _ in items:
-            if ident == RETENTION_SWEEP:
-                deleted = await self.sweep_retention(at)
-                if deleted:
-                    log.info("action=retention_sweep deleted=%d", deleted)
-                purged = await account_store.purge_tokens(self.db, at - EXPIRED_TOKENS_KEPT)
-                if purged:
-                    log.info("action=tokens_purged count=%d", purged)
-                self.engine.set(HOUSEKEEPING, RETENTION_SWEEP, at + self.retention_sweep)
-
-    async def sweep_retention(self, at: float) -> int:
-        """Delete runs older than each job's retention period, a small batch per write."""
-        total = 0
-        for schedule_id, days in await schedule_store.retention_list(self.db, at):
-            while True:
-                deleted = await run_store.delete_older(self.db, schedule_id, at - days * 86400.0, RETENTION_BATCH)
-                total += deleted
-                if deleted < RETENTION_BATCH:
-                    break
-                await asyncio.sleep(0)
-        return total
-
     # -- shutdown --------------------------------------------------------------------
 
     @property
@@ -735,6 +704,17 @@ class Runner:
                 await self._finish(active, Outcome(ok=False, error=INTERRUPTED_BY_SHUTDOWN), "interrupted")
                 interrupted += 1
         return finished, interrupted
+
+
+def run_row(active: Active, at: float) -> run_store.NewRun:
+    """The record of a run admitted at `at`: started unless it waits (queued), tied to its job if any."""
+    schedule = active.schedule
+    return run_store.NewRun(
+        uid=active.uid, family=active.family, overlap_key=active.key, trigger=active.trigger,
+        state=active.state, created_at=at, schedule_id=schedule.id if schedule else None,
+        org_id=active.org_id, project_id=active.project_id, cube_id=active.cube_id,
+        full_build=active.full_build, cron=schedule.cron if schedule else None, due_at=active.due_at,
+        started_at=None if active.queued else at)
 
 
 def _service_name(schedule: Schedule | None) -> str | None:

@@ -26,7 +26,7 @@ from schedd.clock import TestClock
 from schedd.core import Core
 from schedd.engine import HOUSEKEEPING
 from schedd.policy import clock_step, fire_floor
-from schedd.runner import RETENTION_SWEEP
+from schedd.retention import RETENTION_SWEEP
 from schedd.store import runs as run_store
 from schedd.store import schedules as schedule_store
 from tests.conftest import T0

@@ -140,7 +140,7 @@ async def test_a_record_takes_skips_for_a_day_and_retention_drops_it_like_any_ru
         rows = await records(core, schedule)
         assert [(r.fires, r.error) for r in rows] == [(25, "25 skipped"), (1, "previous run still in progress")]
         # Retention (1 day) drops the first record once it began more than a day ago.
-        assert await core.runner.sweep_retention(T0 + 86400 + 1) == 1
+        assert await core.retention.sweep(T0 + 86400 + 1) == 1
         assert [r.id for r in await records(core, schedule)] == [second]
     finally:
         await core.stop()

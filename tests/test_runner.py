@@ -16,7 +16,7 @@ from schedd.core import Core
 from schedd.cron import load_zone, parse
 from schedd.errors import Conflict
 from schedd.executors import Outcome
-from schedd.runner import RETENTION_SWEEP
+from schedd.retention import RETENTION_SWEEP
 from schedd.store import runs as run_store
 from schedd.store import schedules as schedule_store
 
@@ -359,7 +359,7 @@ async def test_retention_deletes_old_runs_in_batches_and_keeps_counters(core, cl
             state="done", created_at=T0 - 3600, schedule_id=schedule.id))
 
     await core.db.write(seed)
-    assert await core.runner.sweep_retention(T0) == 1200
+    assert await core.retention.sweep(T0) == 1200
     assert [r.uid for r in await history(core, schedule)] == ["new"]
 
 
@@ -412,7 +412,7 @@ async def test_the_housekeeping_sweep_forgets_tokens_a_day_after_they_expire(mak
 
     async def sweep_at(at: float) -> list[float]:
         clock.set(at)
-        await api.core.runner.on_housekeeping([(RETENTION_SWEEP, at)], at)
+        await api.core.retention.on_due([(RETENTION_SWEEP, at)], at)
         return sorted(row[0] - T0 for row in await api.core.db.fetchall("SELECT expires_at FROM tokens"))
 
     await login()  # an access token (12 h) and a refresh token (30 days), beside the fixture's
