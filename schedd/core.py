@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 from schedd import metrics
 from schedd.clock import Clock, WallClock
@@ -18,13 +19,19 @@ from schedd.store import runs as run_store
 from schedd.store import schedules as schedule_store
 from schedd.store.db import Database
 
+if TYPE_CHECKING:
+    from schedd.families.maintenance_windows.service import Windows
+
 log = logging.getLogger("schedd.core")
 
 DEFAULT_ORG = "default"
 
 
 class Core:
-    """Database, engine, runner and executors of one daemon (or one test)."""
+    """Database, engine, runner and executors of one daemon (or one test).
+
+    Build one with `schedd.compose.build_core`, which installs the families first.
+    """
 
     def __init__(self, config: Config, *, db_path: str | None = None, clock: Clock | None = None) -> None:
         self.config = config
@@ -46,19 +53,13 @@ class Core:
         """Orgs seen in the database; orgs are never deleted, so a hit needs no read."""
         self.startup: list[Callable[[float], Awaitable[None]]] = []
         """Run by `start()` after recovery, before the loop: families arm their own timers."""
-        self._install_families()
+        self.windows: Windows
+        """The maintenance windows, installed by the composition root (`schedd.compose.build_core`)."""
         self.stopped: tuple[int, int] | None = None
         """(runs finished, runs interrupted) by `stop()`, once it returned."""
         self._last_success: dict[str, float] = {}
         self.history_loaded: asyncio.Task[None] | None = None
         self.runner.after_run.append(self._note_success)
-
-    def _install_families(self) -> None:
-        """Let the families hook into the runner (imported here: they import this module)."""
-        from schedd.families import aggregate, windows
-
-        aggregate.install(self)
-        self.windows = windows.install(self)
 
     async def start(self, *, run_loop: bool = True) -> None:
         """Open the database, recover, load the heap, and (unless a test drives it) start the loop."""

@@ -20,7 +20,6 @@ prometheus_client.disable_created_metrics()
 REGISTRY = CollectorRegistry(auto_describe=True)
 ProcessCollector(registry=REGISTRY)  # process_start_time_seconds tells restarts apart
 
-FAMILIES = ("maintenance", "aggregate", "service")
 RUN_STATES = ("done", "failed", "canceled", "interrupted")
 RUN_KINDS = ("scheduled", "manual")
 SKIP_REASONS = ("overlap", "misfire", "maintenance")
@@ -130,14 +129,17 @@ FILESYSTEM_SIZE = Gauge(
 )
 
 BUILD_INFO.labels(__version__).set(1)
-for _family in FAMILIES:
-    FIRES.labels(_family)
-    MISFIRES.labels(_family)
-    for _state in RUN_STATES:
-        for _kind in RUN_KINDS:
-            RUNS.labels(_family, _state, _kind)
-    for _reason in SKIP_REASONS:
-        SKIPS.labels(_family, _reason)
+
+
+def declare_family(family: str) -> None:
+    """Create a job family's series at 0 (the composition root calls it for each family it installs)."""
+    FIRES.labels(family)
+    MISFIRES.labels(family)
+    for state in RUN_STATES:
+        for kind in RUN_KINDS:
+            RUNS.labels(family, state, kind)
+    for reason in SKIP_REASONS:
+        SKIPS.labels(family, reason)
 
 
 def run_kind(due_at: float | None) -> str:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import json
 import logging
 import uuid
 from collections import deque
@@ -26,6 +25,7 @@ from schedd.engine import CRON, Engine
 from schedd.errors import Conflict
 from schedd.executors import Outcome, RunContext
 from schedd.executors.registry import Executors
+from schedd.families.base import FAMILIES
 from schedd.policy import SKIP_RECORD_SPAN, counts_as, history_level, plan_fires, queued_too_long, retry_delay
 from schedd.quotas import QuotaExceeded, reached
 from schedd.slots import Grant, SlotPool
@@ -36,11 +36,6 @@ from schedd.store.schedules import Schedule
 
 log = logging.getLogger("schedd.runner")
 
-SCHEDULED_TRIGGER = {
-    "maintenance": "TimeBasedMaintenance",
-    "aggregate": "TimeBasedBuild",
-    "service": "Scheduled",
-}
 INTERRUPTED_BY_CRASH = "schedd stopped while the run was in progress (crash or kill); it did not finish"
 INTERRUPTED_BY_SHUTDOWN = "schedd shut down before the run finished (shutdown_grace elapsed)"
 
@@ -86,16 +81,13 @@ class Active:
         return self.org_id or ""
 
     def context(self) -> RunContext:
-        service = (self.schedule.spec.get("jobServiceInfo") or {}) if self.schedule else {}
-        post_data = service.get("postData")
-        if post_data is not None and not isinstance(post_data, str):
-            post_data = json.dumps(post_data, separators=(",", ":"))
+        target = FAMILIES.get(self.family).target(self.schedule)
         return RunContext(
             run_id=self.run_id, run_uid=self.uid, family=self.family, trigger=self.trigger,
             timeout=self.timeout, org_id=self.org_id, project_id=self.project_id,
             cube_id=self.cube_id, full_build=self.full_build,
-            service_name=service.get("serviceName"), operation_name=service.get("operationName"),
-            post_data=post_data, headers=dict(service.get("requestheaderMap") or {}),
+            service_name=target.service_name, operation_name=target.operation_name,
+            post_data=target.post_data, headers=dict(target.headers),
         )
 
 
@@ -250,7 +242,7 @@ class Runner:
             catch_up = len(plan.run_at) > 1
             for fire_at in plan.run_at:
                 row, active = self._admit(
-                    schedule, fire_at, at, SCHEDULED_TRIGGER[schedule.family], in_order=catch_up)
+                    schedule, fire_at, at, FAMILIES.get(schedule.family).scheduled_trigger, in_order=catch_up)
                 if row is not None:
                     if active is not None:
                         starts.append((len(new_rows), active))
@@ -304,7 +296,7 @@ class Runner:
         last = last_due if last_due is not None else first
         row = run_store.NewRun(
             uid=str(uuid.uuid4()), family=schedule.family, overlap_key=schedule.overlap_key,
-            trigger=SCHEDULED_TRIGGER[schedule.family], state="skipped", created_at=at,
+            trigger=FAMILIES.get(schedule.family).scheduled_trigger, state="skipped", created_at=at,
             schedule_id=schedule.id, org_id=schedule.org_id, project_id=schedule.project_id,
             cube_id=schedule.cube_id, full_build=schedule.full_build, cron=schedule.cron,
             due_at=due, fires=fires, ended_at=at, error=text(fires, first, last), skip_reason=reason,
@@ -313,7 +305,7 @@ class Runner:
 
     def _gated(self, schedule: Schedule, at: float) -> int | None:
         """The maintenance window blocking this job's runs at `at`, when the gate applies to its family."""
-        if self.gate is None or schedule.family != "service":
+        if self.gate is None or not FAMILIES.get(schedule.family).gated:
             return None
         return self.gate(schedule, at)
 
@@ -333,7 +325,7 @@ class Runner:
         return Active(
             uid=str(uuid.uuid4()), family=family, key=key, trigger=trigger, schedule=schedule,
             timeout=timeout or (schedule.timeout if schedule else None)
-            or self.executors.timeout_for(family, _service_name(schedule)),
+            or self.executors.timeout_for(family, FAMILIES.get(family).target(schedule)),
             org_id=org_id, project_id=project_id, cube_id=cube_id, full_build=full_build, due_at=due_at)
 
     def _admit(
@@ -715,12 +707,6 @@ def run_row(active: Active, at: float) -> run_store.NewRun:
         org_id=active.org_id, project_id=active.project_id, cube_id=active.cube_id,
         full_build=active.full_build, cron=schedule.cron if schedule else None, due_at=active.due_at,
         started_at=None if active.queued else at)
-
-
-def _service_name(schedule: Schedule | None) -> str | None:
-    if schedule is None:
-        return None
-    return (schedule.spec.get("jobServiceInfo") or {}).get("serviceName")
 
 
 def _tenant_name(tenant: str) -> str:

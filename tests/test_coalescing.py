@@ -12,6 +12,7 @@ import uuid
 from schedd import config as config_mod
 from schedd import metrics
 from schedd.clock import TestClock
+from schedd.compose import build_core
 from schedd.core import Core
 from schedd.cron import load_zone, parse
 from schedd.executors import Outcome
@@ -36,7 +37,7 @@ class Held:
 
 async def started_core(tmp_path, clock) -> Core:
     cfg = config_mod.from_dict({"executors": {"maintenance": {"command": [sys.executable, "-c", "pass"]}}})
-    core = Core(cfg, db_path=str(tmp_path / "c.db"), clock=clock)
+    core = build_core(cfg, db_path=str(tmp_path / "c.db"), clock=clock)
     await core.start(run_loop=False)
     return core
 

@@ -6,7 +6,7 @@ import pytest
 
 from schedd import config as config_mod
 from schedd.clock import TestClock
-from schedd.core import Core
+from schedd.compose import build_core
 from schedd.retention import first_sweep_at, retention_cutoff
 from schedd.runner import Active, run_row
 from schedd.store.schedules import Schedule
@@ -15,7 +15,7 @@ from tests.conftest import T0
 
 @pytest.fixture
 async def core(tmp_path):
-    c = Core(config_mod.from_dict({}), db_path=str(tmp_path / "parts.db"), clock=TestClock(T0))
+    c = build_core(config_mod.from_dict({}), db_path=str(tmp_path / "parts.db"), clock=TestClock(T0))
     await c.start(run_loop=False)
     yield c
     await c.stop()

@@ -17,7 +17,7 @@ from aiohttp import web
 from schedd.api import paging
 from schedd.api.common import CORE, current_user, json_response, optional_user, read_body, with_envelope
 from schedd.errors import NotFound, ScheddError, ValidationError
-from schedd.families.windows import Access, Invalid, Windows, format_date
+from schedd.families.maintenance_windows.service import Access, Invalid, Windows, format_date
 from schedd.store.windows import Event, Window
 
 routes = web.RouteTableDef()

@@ -10,19 +10,16 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 from urllib.parse import urlencode
 
 from aiohttp import web
 
 from schedd.api.common import CORE, query_int, status_for
-from schedd.api.jobs import job_detail
 from schedd.core import Core
 from schedd.cron import load_zone, parse
 from schedd.errors import NotFound, ScheddError, ValidationError
-from schedd.families import aggregate, jobs, maintenance
+from schedd.families.base import FAMILIES
 from schedd.families.common import RUN_STATES
-from schedd.metrics import FAMILIES
 from schedd.runner import RunRef
 from schedd.store import accounts as account_store
 from schedd.store import reports
@@ -47,13 +44,6 @@ NOTICES = {
     "activated": "Schedule activated.",
 }
 
-# Run now of a 000/002 schedule is the API's run of its org or cube (no schedule of its own).
-RUN_HINTS = {
-    "maintenance": "Start a maintenance run of this org now (ManualMaintenance)",
-    "aggregate": "Start a build of this cube now",
-    "service": "Run this job now",
-}
-
 
 @dataclass(frozen=True, slots=True)
 class ScheduleRow:
@@ -70,19 +60,20 @@ def visibility(user: User) -> reports.Visibility:
 
 
 def may_see(user: User, family: str, org_id: str | None) -> bool:
-    """Service jobs belong to no org and are for administrators; the rest go by org."""
-    if family == "service":
+    """Jobs of an admin-only family belong to no org and are for administrators; the rest go by org."""
+    if FAMILIES.get(family).admin_only:
         return user.is_admin
     return org_id is not None and user.can_see(org_id)
 
 
 def label(family: str, org_id: str | None, project_id: str | None, cube_id: str | None,
           name: str | None) -> str:
-    if family == "maintenance":
-        return f"maintenance of {org_id}"
-    if family == "aggregate":
-        return f"build {org_id}/{project_id}/{cube_id}"
-    return name or "service job"
+    return FAMILIES.get(family).row_label(org_id, project_id, cube_id, name)
+
+
+def family_names(user: User) -> list[str]:
+    """The families whose jobs the user may see, for the family filter."""
+    return [f.name for f in FAMILIES if user.is_admin or not f.admin_only]
 
 
 def next_fires(schedule: Schedule) -> tuple[str, ...]:
@@ -100,14 +91,14 @@ def next_fires(schedule: Schedule) -> tuple[str, ...]:
 
 
 def row(schedule: Schedule) -> ScheduleRow:
-    # Seeds 000 and 002 can only delete (deactivate) a schedule; a service job goes both ways.
+    family = FAMILIES.get(schedule.family)
     return ScheduleRow(
         schedule=schedule,
         label=label(schedule.family, schedule.org_id, schedule.project_id, schedule.cube_id, schedule.name),
         next_fires=next_fires(schedule),
-        can_activate=schedule.family == "service" and not schedule.active,
+        can_activate=family.can_reactivate and not schedule.active,
         can_deactivate=schedule.active,
-        run_hint=RUN_HINTS[schedule.family])
+        run_hint=family.run_hint)
 
 
 async def visible_orgs(core: Core, user: User) -> list[str]:
@@ -156,7 +147,7 @@ async def dashboard(request: web.Request, session: Session) -> web.Response:
     """Schedules of every family the user may see, with the last day's charts."""
     core, user = request.app[CORE], session.user
     try:
-        family = _choice(request, "family", FAMILIES)
+        family = _choice(request, "family", FAMILIES.names())
         orgs = await visible_orgs(core, user)
         org = _org(request, orgs)
         active = _choice(request, "active", ("yes", "no"))
@@ -177,7 +168,7 @@ async def dashboard(request: web.Request, session: Session) -> web.Response:
         "pages": max(1, math.ceil(total / PAGE_SIZE)),
         "number": number,
         "links": _page_links(request, number, number * PAGE_SIZE < total),
-        "families": [f for f in FAMILIES if f != "service" or user.is_admin],
+        "families": family_names(user),
         "orgs": orgs,
         "filters": {"family": family or "", "org": org or "", "active": active or ""},
         "outcomes": charts.outcome_chart(await reports.outcomes_by_hour(core.db, seen, since=start),
@@ -193,7 +184,7 @@ async def runs(request: web.Request, session: Session) -> web.Response:
     """Run history of every family, newest first, by family, org and status."""
     core, user = request.app[CORE], session.user
     try:
-        family = _choice(request, "family", FAMILIES)
+        family = _choice(request, "family", FAMILIES.names())
         orgs = await visible_orgs(core, user)
         org = _org(request, orgs)
         state = _choice(request, "status", RUN_STATES)
@@ -207,7 +198,7 @@ async def runs(request: web.Request, session: Session) -> web.Response:
     return page(request, "runs.html", {
         "session": session,
         "runs": [(r, run_label(r, schedules.get(r.schedule_id or 0))) for r in found],
-        "families": [f for f in FAMILIES if f != "service" or user.is_admin],
+        "families": family_names(user),
         "orgs": orgs,
         "states": RUN_STATES,
         "filters": {"family": family or "", "org": org or "", "status": state or ""},
@@ -250,28 +241,12 @@ async def _schedule(request: web.Request, session: Session) -> Schedule:
 
 async def start_run(core: Core, user: User, schedule: Schedule, *, at: float) -> RunRef:
     """Run now through the family's own service function (the API's run-now)."""
-    if schedule.family == "maintenance":
-        return await maintenance.run_now(core, user, schedule.org_id or "", at=at)
-    if schedule.family == "aggregate":
-        return await aggregate.execute(
-            core, user, schedule.org_id or "", schedule.project_id or "", schedule.cube_id or "",
-            full_build=schedule.full_build, at=at)
-    return await jobs.run_now(core, schedule.id, at=at)
+    return await FAMILIES.get(schedule.family).start_run(core, user, schedule, at=at)
 
 
 async def set_active(core: Core, user: User, schedule: Schedule, active: bool, *, at: float) -> None:
-    """(De)activate through the API's service functions: 000/002 delete, 003 a whole-job update."""
-    if schedule.family == "service":
-        body: dict[str, Any] = job_detail(core, await jobs.get_job(core, schedule.id))
-        body["jobStatus"] = "Active" if active else "Inactive"
-        await jobs.update_job(core, user, body, at=at)
-    elif active:
-        raise ValidationError("active", "a maintenance or build schedule cannot be reactivated; create a new one")
-    elif schedule.family == "maintenance":
-        await maintenance.delete_schedule(core, user, schedule.org_id or "", schedule.uid, at=at)
-    else:
-        await aggregate.delete_schedule(core, user, schedule.org_id or "", schedule.project_id or "",
-                                        schedule.cube_id or "", schedule.uid, at=at)
+    """(De)activate through the family's own service function, as its API does."""
+    await FAMILIES.get(schedule.family).set_active(core, user, schedule, active, at=at)
 
 
 @routes.post(r"/ui/schedules/{id:[0-9]{1,18}}/run")

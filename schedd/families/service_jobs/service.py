@@ -336,6 +336,24 @@ async def update_job(core: Core, user: User, body: Mapping[str, Any], *, at: flo
     return schedule
 
 
+def definition(schedule: Schedule) -> dict[str, Any]:
+    """The job's definition as an update takes it (what it was created or last updated with)."""
+    return {
+        "jobId": schedule.id, "jobName": schedule.name, "jobFrequency": schedule.cron,
+        "jobServiceInfo": schedule.spec.get(SERVICE) or {},
+        "jobStatus": JOB_STATUSES[0] if schedule.active else JOB_STATUSES[1],
+        "historyStrategy": schedule.history_strategy, "retentionPeriod": str(schedule.retention_days),
+        "jobFrequencyInfo": schedule.spec.get(FREQUENCY_INFO), "description": schedule.description,
+    }
+
+
+async def set_status(core: Core, user: User, ident: int, active: bool, *, at: float) -> Schedule:
+    """(De)activate a job: a whole-job update that changes only its status."""
+    body = definition(await _schedule(core, ident))
+    body["jobStatus"] = JOB_STATUSES[0] if active else JOB_STATUSES[1]
+    return await update_job(core, user, body, at=at)
+
+
 async def delete_job(core: Core, ident: int) -> None:
     """Delete the job and its history; a run in progress finishes unrecorded."""
     schedule = await _schedule(core, ident)

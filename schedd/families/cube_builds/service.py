@@ -10,20 +10,25 @@ from collections.abc import AsyncIterator
 from schedd import quotas
 from schedd.core import Core
 from schedd.errors import Conflict, NotFound, Unavailable, ValidationError
-from schedd.families import maintenance
 from schedd.families.common import check_org, run_state, timing
+from schedd.families.org_maintenance import service as maintenance
 from schedd.runner import Active, RunRef
 from schedd.store import runs as run_store
 from schedd.store import schedules as schedule_store
 from schedd.store.accounts import User
 from schedd.store.runs import Run
-from schedd.store.schedules import Schedule, aggregate_key
+from schedd.store.schedules import Schedule
 
 log = logging.getLogger("schedd.aggregate")
 
 FAMILY = "aggregate"
 MANUAL = "ManualBuild"
 ESTIMATE_SAMPLE = 10
+
+
+def aggregate_key(org_id: str, project_id: str, cube_id: str) -> str:
+    """The overlap key of a cube's builds: one build per cube at a time."""
+    return f"{FAMILY}:{org_id}/{project_id}/{cube_id}"
 
 
 def parse_bool(value: object, field: str, default: bool) -> bool:
