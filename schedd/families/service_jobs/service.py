@@ -16,10 +16,11 @@ from typing import Any
 
 from schedd import quotas
 from schedd.core import Core
-from schedd.cron import CronExpr, cron_to_frequency, frequency_to_cron, load_zone, parse
+from schedd.cron import CronExpr, load_zone, parse
 from schedd.errors import Conflict, NotFound, ValidationError
 from schedd.executors.http import merge_headers, service_url
 from schedd.families.common import timing
+from schedd.families.service_jobs.frequency import cron_to_frequency, frequency_to_cron
 from schedd.inputs import check_tree
 from schedd.policy import HISTORY_STRATEGIES, fire_floor
 from schedd.runner import RunRef
