@@ -12,8 +12,8 @@ import pytest
 
 from schedd import config as config_mod
 from schedd.accounts import hash_password
-from schedd.api.app import make_app
 from schedd.api.common import ACCOUNTS
+from schedd.app import make_app
 from schedd.clock import TestClock
 from schedd.compose import build_core
 from schedd.core import Core

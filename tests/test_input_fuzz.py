@@ -26,8 +26,8 @@ from yarl import URL
 from schedd import config as config_mod
 from schedd.accounts import hash_password
 from schedd.api import openapi
-from schedd.api.app import make_app
 from schedd.api.common import ACCOUNTS
+from schedd.app import make_app
 from schedd.clock import TestClock
 from schedd.compose import build_core
 from schedd.store import accounts as account_store

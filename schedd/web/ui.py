@@ -18,13 +18,10 @@ from schedd.api.common import CORE, query_int, status_for
 from schedd.core import Core
 from schedd.cron import load_zone, parse
 from schedd.errors import NotFound, ScheddError, ValidationError
+from schedd.families import overview
 from schedd.families.base import FAMILIES
 from schedd.families.common import RUN_STATES
 from schedd.runner import RunRef
-from schedd.store import accounts as account_store
-from schedd.store import reports
-from schedd.store import runs as run_store
-from schedd.store import schedules as schedule_store
 from schedd.store.accounts import User
 from schedd.store.runs import Run
 from schedd.store.schedules import Schedule
@@ -55,25 +52,9 @@ class ScheduleRow:
     run_hint: str
 
 
-def visibility(user: User) -> reports.Visibility:
-    return reports.Visibility(orgs=None if user.is_admin else user.orgs, services=user.is_admin)
-
-
-def may_see(user: User, family: str, org_id: str | None) -> bool:
-    """Jobs of an admin-only family belong to no org and are for administrators; the rest go by org."""
-    if FAMILIES.get(family).admin_only:
-        return user.is_admin
-    return org_id is not None and user.can_see(org_id)
-
-
 def label(family: str, org_id: str | None, project_id: str | None, cube_id: str | None,
           name: str | None) -> str:
     return FAMILIES.get(family).row_label(org_id, project_id, cube_id, name)
-
-
-def family_names(user: User) -> list[str]:
-    """The families whose jobs the user may see, for the family filter."""
-    return [f.name for f in FAMILIES if user.is_admin or not f.admin_only]
 
 
 def next_fires(schedule: Schedule) -> tuple[str, ...]:
@@ -99,10 +80,6 @@ def row(schedule: Schedule) -> ScheduleRow:
         can_activate=family.can_reactivate and not schedule.active,
         can_deactivate=schedule.active,
         run_hint=family.run_hint)
-
-
-async def visible_orgs(core: Core, user: User) -> list[str]:
-    return await account_store.list_orgs(core.db) if user.is_admin else list(user.orgs)
 
 
 def _choice(request: web.Request, name: str, allowed: list[str] | tuple[str, ...]) -> str | None:
@@ -148,15 +125,14 @@ async def dashboard(request: web.Request, session: Session) -> web.Response:
     core, user = request.app[CORE], session.user
     try:
         family = _choice(request, "family", FAMILIES.names())
-        orgs = await visible_orgs(core, user)
+        orgs = await overview.visible_orgs(core, user)
         org = _org(request, orgs)
         active = _choice(request, "active", ("yes", "no"))
         number = _page_number(request)
     except ScheddError as exc:
         return _failure(request, session, exc)
-    seen = visibility(user)
-    shown, total = await reports.list_schedules(
-        core.db, seen, family=family, org_id=org, active=None if active is None else active == "yes",
+    shown, total = await overview.schedules(
+        core, user, family=family, org_id=org, active=None if active is None else active == "yes",
         limit=PAGE_SIZE, offset=(number - 1) * PAGE_SIZE)
     start = charts.window_start(core.clock.now())
     tz = zone(request)
@@ -168,12 +144,12 @@ async def dashboard(request: web.Request, session: Session) -> web.Response:
         "pages": max(1, math.ceil(total / PAGE_SIZE)),
         "number": number,
         "links": _page_links(request, number, number * PAGE_SIZE < total),
-        "families": family_names(user),
+        "families": overview.family_names(user),
         "orgs": orgs,
         "filters": {"family": family or "", "org": org or "", "active": active or ""},
-        "outcomes": charts.outcome_chart(await reports.outcomes_by_hour(core.db, seen, since=start),
+        "outcomes": charts.outcome_chart(await overview.outcomes_by_hour(core, user, since=start),
                                          start=start, zone=tz),
-        "delays": charts.delay_chart(await reports.delays_by_hour(core.db, seen, since=start),
+        "delays": charts.delay_chart(await overview.delays_by_hour(core, user, since=start),
                                      start=start, zone=tz),
     }, private=True)
 
@@ -185,20 +161,19 @@ async def runs(request: web.Request, session: Session) -> web.Response:
     core, user = request.app[CORE], session.user
     try:
         family = _choice(request, "family", FAMILIES.names())
-        orgs = await visible_orgs(core, user)
+        orgs = await overview.visible_orgs(core, user)
         org = _org(request, orgs)
         state = _choice(request, "status", RUN_STATES)
         number = _page_number(request)
     except ScheddError as exc:
         return _failure(request, session, exc)
-    found = await reports.list_runs(core.db, visibility(user), family=family, org_id=org, state=state,
-                                    limit=PAGE_SIZE + 1, offset=(number - 1) * PAGE_SIZE)
+    found, schedules = await overview.runs(core, user, family=family, org_id=org, state=state,
+                                           limit=PAGE_SIZE + 1, offset=(number - 1) * PAGE_SIZE)
     more, found = len(found) > PAGE_SIZE, found[:PAGE_SIZE]
-    schedules = await schedule_store.get_many(core.db, sorted({r.schedule_id for r in found if r.schedule_id}))
     return page(request, "runs.html", {
         "session": session,
         "runs": [(r, run_label(r, schedules.get(r.schedule_id or 0))) for r in found],
-        "families": family_names(user),
+        "families": overview.family_names(user),
         "orgs": orgs,
         "states": RUN_STATES,
         "filters": {"family": family or "", "org": org or "", "status": state or ""},
@@ -215,10 +190,10 @@ def run_label(run: Run, schedule: Schedule | None) -> str:
 @operator
 async def run_page(request: web.Request, session: Session) -> web.Response:
     core = request.app[CORE]
-    run = await run_store.get_by_uid(core.db, request.match_info["uid"])
-    if run is None or not may_see(session.user, run.family, run.org_id):
-        return _failure(request, session, NotFound("run", request.match_info["uid"]))
-    schedule = await schedule_store.get(core.db, run.schedule_id) if run.schedule_id else None
+    try:
+        run, schedule = await overview.run(core, session.user, request.match_info["uid"])
+    except NotFound as exc:
+        return _failure(request, session, exc)
     delay = run.started_at - run.due_at if run.started_at is not None and run.due_at is not None else None
     return page(request, "run.html", {
         "session": session,
@@ -233,10 +208,7 @@ async def run_page(request: web.Request, session: Session) -> web.Response:
 
 
 async def _schedule(request: web.Request, session: Session) -> Schedule:
-    schedule = await schedule_store.get(request.app[CORE].db, int(request.match_info["id"]))
-    if schedule is None or not may_see(session.user, schedule.family, schedule.org_id):
-        raise NotFound("schedule", request.match_info["id"])
-    return schedule
+    return await overview.schedule(request.app[CORE], session.user, int(request.match_info["id"]))
 
 
 async def start_run(core: Core, user: User, schedule: Schedule, *, at: float) -> RunRef:
