@@ -21,7 +21,8 @@ from schedd.store.schedules import Schedule
 
 
 def visibility(user: User) -> reports.Visibility:
-    return reports.Visibility(orgs=None if user.is_admin else user.orgs, services=user.is_admin)
+    hidden = () if user.is_admin else tuple(f.name for f in FAMILIES if f.admin_only)
+    return reports.Visibility(orgs=None if user.is_admin else user.orgs, hidden=hidden)
 
 
 def may_see(user: User, family: str, org_id: str | None) -> bool:

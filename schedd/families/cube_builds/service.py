@@ -126,7 +126,7 @@ async def builds(
 
 async def estimate_seconds(core: Core, org_id: str, project_id: str, cube_id: str) -> int:
     """Median duration of the cube's last successful builds; 0 when it has none."""
-    durations = await run_store.recent_durations(core.db, org_id, project_id, cube_id, ESTIMATE_SAMPLE)
+    durations = await run_store.recent_durations(core.db, FAMILY, org_id, project_id, cube_id, ESTIMATE_SAMPLE)
     return round(statistics.median(durations)) if durations else 0
 
 
@@ -140,7 +140,7 @@ def install(core: Core) -> None:
         if not (config.after_first_build and config.enabled):
             return
         org, project, cube = active.org_id or "", active.project_id or "", active.cube_id or ""
-        if await run_store.cube_has_built(core.db, org, project, cube, other_than=active.run_id):
+        if await run_store.cube_has_built(core.db, FAMILY, org, project, cube, other_than=active.run_id):
             return
         try:
             await maintenance.start(core, org, trigger=maintenance.AFTER_FIRST_BUILD, at=core.clock.now())
