@@ -273,8 +273,8 @@ class NoopExecutor:
 # --------------------------------------------------------------------------- child: ready
 
 async def ready_schedd(spec: dict[str, Any]) -> dict[str, Any]:
-    """Seconds from `Core(...)` to a loaded heap and a running loop, on a populated file."""
-    from schedd.core import Core
+    """Seconds from `build_core(...)` to a loaded heap and a running loop, on a populated file."""
+    from schedd.compose import build_core
     from schedd.store import schedules as schedule_store
 
     base = proc_status_mb("VmRSS")
@@ -297,7 +297,7 @@ async def ready_schedd(spec: dict[str, Any]) -> dict[str, Any]:
 
     schedule_store.due_index = timed_due_index
     started = time.perf_counter()
-    core = Core(bench_config(), db_path=spec["db"])
+    core = build_core(bench_config(), db_path=spec["db"])
     await core.start(run_loop=True)
     while not core.engine.loaded:
         await asyncio.sleep(0)
@@ -364,7 +364,7 @@ async def delay_schedd(spec: dict[str, Any]) -> dict[str, Any]:
     With `held`, the database is a copy of `base` (that many idle schedules) plus the N.
     """
     from schedd import config as config_mod
-    from schedd.core import Core
+    from schedd.compose import build_core
 
     n, seconds, held = spec["jobs"], spec["seconds"], spec.get("held", 0)
     db = Path(spec["workdir"]) / f"delay-{os.getpid()}.db"
@@ -376,7 +376,7 @@ async def delay_schedd(spec: dict[str, Any]) -> dict[str, Any]:
         "scheduler": {"max_concurrent_runs": spec["max_concurrent"]},
         "services": {SERVICE: {"base_url": spec["url"], "timeout": 10}},
     })
-    core = Core(config, db_path=str(db))
+    core = build_core(config, db_path=str(db))
     await core.start(run_loop=True)
     if len(core.engine) != held + n + 1:  # every schedule plus the retention sweep
         raise RuntimeError(f"heap holds {len(core.engine)} timers, expected {held + n + 1}")
@@ -566,13 +566,13 @@ async def durable_schedd(spec: dict[str, Any]) -> dict[str, Any]:
     With `held`, the database is a copy of `base` (that many idle schedules) plus the clients'.
     """
     from schedd import metrics
-    from schedd.core import Core
+    from schedd.compose import build_core
     from schedd.store import schedules as schedule_store
 
     clients, seconds, held = spec["clients"], spec["seconds"], spec.get("held", 0)
     db = Path(spec["workdir"]) / f"durable-{os.getpid()}.db"
     build_schedd_db(db, daily_service_rows(clients, time.time()), spec.get("base"))
-    core = Core(bench_config(max_concurrent_runs=clients), db_path=str(db))
+    core = build_core(bench_config(max_concurrent_runs=clients), db_path=str(db))
     await core.start(run_loop=True)
     ids = list(range(held + 1, held + clients + 1))  # the held schedules come first in the file
     schedules = list((await schedule_store.get_many(core.db, ids)).values())
@@ -663,12 +663,12 @@ async def durable_aps(spec: dict[str, Any]) -> dict[str, Any]:
 
 async def adddelete_schedd(spec: dict[str, Any]) -> dict[str, Any]:
     """The API's calls: validate cron + insert + arm, then delete + disarm, one request at a time."""
-    from schedd.core import Core
+    from schedd.compose import build_core
     from schedd.cron import load_zone, parse
     from schedd.store import schedules as schedule_store
 
     ops = spec["ops"]
-    core = Core(bench_config(), db_path=spec["db"])
+    core = build_core(bench_config(), db_path=spec["db"])
     await core.start(run_loop=True)
     zone = load_zone("UTC")
     slots, _ = slot_plan(ops, time.time())

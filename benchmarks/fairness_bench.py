@@ -60,7 +60,7 @@ def percentile(values: list[float], p: float) -> float:
 
 async def child(spec: dict[str, Any]) -> dict[str, Any]:
     from schedd import config as config_mod
-    from schedd.core import Core
+    from schedd.compose import build_core
     from schedd.cron import load_zone, parse
     from schedd.executors import Outcome
     from schedd.store import schedules as schedule_store
@@ -68,7 +68,7 @@ async def child(spec: dict[str, Any]) -> dict[str, Any]:
     sections: dict[str, Any] = {"executors": {"maintenance": {"after_first_build": False}}}
     if spec["case"] == "nocap":
         sections["quotas"] = {"max_concurrent_runs": 64}
-    core = Core(config_mod.from_dict(sections), db_path=spec["db"])
+    core = build_core(config_mod.from_dict(sections), db_path=spec["db"])
     started: dict[str, float] = {}
 
     class Executor:

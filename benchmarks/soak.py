@@ -57,6 +57,7 @@ sys.path.insert(0, str(ROOT))
 
 from schedd.accounts import hash_password  # noqa: E402
 from schedd.store import accounts as account_store  # noqa: E402
+from schedd.compose import install_families  # noqa: E402
 from schedd.store import runs as run_store  # noqa: E402
 from schedd.store import schedules as schedule_store  # noqa: E402
 from schedd.store.db import Database  # noqa: E402
@@ -426,6 +427,7 @@ class Workload:
 async def seed_aged_history(db_path: Path, job_ids: list[int], seconds: float) -> int:
     """Give each fixed job the runs it made a retention period ago, at its fire rate, over the
     span that ages out while the soak runs (and a minute either side)."""
+    install_families()  # the records' overlap keys are the families' to say
     db = Database(str(db_path), "NORMAL")
     await db.open()
     now = time.time()

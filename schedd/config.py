@@ -16,7 +16,7 @@ import urllib.parse
 import zoneinfo
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import Any, ClassVar
 
 import tomli_w
 
@@ -82,6 +82,11 @@ class LoggingConfig:
 
 @dataclass(frozen=True, slots=True)
 class CommandExecutorConfig:
+    """An `[executors.<section>]` table: a command a job family runs its runs with."""
+
+    PLACEHOLDERS: ClassVar[frozenset[str]] = frozenset({"org_id", "project_id", "cube_id", "full_build", "run_id"})
+    """What the command can fill in; a placeholder outside the set is a typo caught at load."""
+
     enabled: bool = True
     command: tuple[str, ...] = ()
     timeout: float = 3600.0
@@ -89,6 +94,8 @@ class CommandExecutorConfig:
 
 @dataclass(frozen=True, slots=True)
 class MaintenanceExecutorConfig:
+    PLACEHOLDERS: ClassVar[frozenset[str]] = frozenset({"org_id", "run_id"})
+
     enabled: bool = True
     command: tuple[str, ...] = ()
     timeout: float = 3600.0
@@ -102,6 +109,8 @@ class AggregateExecutorConfig(CommandExecutorConfig):
 
 @dataclass(frozen=True, slots=True)
 class ExecutorsConfig:
+    """One table per command section; each reads as its record's fields say (see `_executors`)."""
+
     maintenance: MaintenanceExecutorConfig = field(default_factory=MaintenanceExecutorConfig)
     aggregate: AggregateExecutorConfig = field(default_factory=AggregateExecutorConfig)
 
@@ -239,11 +248,6 @@ _MISSING = object()
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 _HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_]\w*)\}")
-# What each executor can fill in; a placeholder outside its set is a typo caught at load.
-_PLACEHOLDERS = {
-    "maintenance": frozenset({"org_id", "run_id"}),
-    "aggregate": frozenset({"org_id", "project_id", "cube_id", "full_build", "run_id"}),
-}
 
 
 def _kind(value: object) -> str:
@@ -321,8 +325,7 @@ def _timezone(value: object, key: str) -> str:
     return name
 
 
-def _command(executor: str) -> Callable[[object, str], tuple[str, ...]]:
-    known = _PLACEHOLDERS[executor]
+def _command(known: frozenset[str]) -> Callable[[object, str], tuple[str, ...]]:
 
     def check(value: object, key: str) -> tuple[str, ...]:
         if not isinstance(value, list) or not value:
@@ -465,24 +468,31 @@ def _logging(data: object) -> LoggingConfig:
     )
 
 
+_EXECUTOR_VALUES: dict[str, Callable[[object, str], Any]] = {
+    "enabled": _boolean, "timeout": parse_duration, "after_first_build": _boolean,
+}
+
+
 def _executors(data: object) -> ExecutorsConfig:
     t = _Table(data, "executors", _keys(ExecutorsConfig))
-    m = _Table(t.data.get("maintenance", {}), "executors.maintenance", _keys(MaintenanceExecutorConfig))
-    a = _Table(t.data.get("aggregate", {}), "executors.aggregate", _keys(AggregateExecutorConfig))
-    dm, da = MaintenanceExecutorConfig(), AggregateExecutorConfig()
-    return ExecutorsConfig(
-        maintenance=MaintenanceExecutorConfig(
-            enabled=m.get("enabled", dm.enabled, _boolean),
-            command=m.get("command", dm.command, _command("maintenance")),
-            timeout=m.get("timeout", dm.timeout, parse_duration),
-            after_first_build=m.get("after_first_build", dm.after_first_build, _boolean),
-        ),
-        aggregate=AggregateExecutorConfig(
-            enabled=a.get("enabled", da.enabled, _boolean),
-            command=a.get("command", da.command, _command("aggregate")),
-            timeout=a.get("timeout", da.timeout, parse_duration),
-        ),
-    )
+    sections: dict[str, Any] = {
+        name: _executor_section(t.data.get(name, {}), name, record) for name, record in _sections()}
+    return ExecutorsConfig(**sections)
+
+
+def _sections() -> list[tuple[str, Any]]:
+    """The `[executors.<section>]` tables, with the record each reads into."""
+    factories: list[tuple[str, Any]] = [(f.name, f.default_factory) for f in fields(ExecutorsConfig)]
+    return [(name, type(factory())) for name, factory in factories]
+
+
+def _executor_section(data: object, name: str, record: Any) -> Any:
+    table, default = _Table(data, f"executors.{name}", _keys(record)), record()
+    values = {
+        f.name: table.get(f.name, getattr(default, f.name),
+                          _command(record.PLACEHOLDERS) if f.name == "command" else _EXECUTOR_VALUES[f.name])
+        for f in fields(record)}
+    return record(**values)
 
 
 def _named_tables(data: object, key: str) -> Mapping[str, object]:
@@ -624,8 +634,7 @@ def to_dict(config: Config) -> dict:
         "auth": _record_dict(config.auth, durations=("token_ttl", "login_lockout", "login_max_delay")),
         "logging": _record_dict(config.logging),
         "executors": {
-            "maintenance": _record_dict(config.executors.maintenance, durations=("timeout",)),
-            "aggregate": _record_dict(config.executors.aggregate, durations=("timeout",)),
+            name: _record_dict(getattr(config.executors, name), durations=("timeout",)) for name, _ in _sections()
         },
     }
     if config.scopes:

@@ -5,17 +5,22 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 from schedd import metrics
 from schedd.clock import Clock, WallClock
 from schedd.config import Config, default_db_path
 from schedd.engine import Engine
 from schedd.executors.registry import Executors
+from schedd.retention import Retention
 from schedd.runner import Active, Runner
 from schedd.store import accounts as account_store
 from schedd.store import runs as run_store
 from schedd.store import schedules as schedule_store
 from schedd.store.db import Database
+
+if TYPE_CHECKING:
+    from schedd.families.maintenance_windows.service import Windows
 
 log = logging.getLogger("schedd.core")
 
@@ -23,7 +28,10 @@ DEFAULT_ORG = "default"
 
 
 class Core:
-    """Database, engine, runner and executors of one daemon (or one test)."""
+    """Database, engine, runner and executors of one daemon (or one test).
+
+    Build one with `schedd.compose.build_core`, which installs the families first.
+    """
 
     def __init__(self, config: Config, *, db_path: str | None = None, clock: Clock | None = None) -> None:
         self.config = config
@@ -37,27 +45,22 @@ class Core:
         self.runner = Runner(
             self.db, self.engine, self.executors, self.clock,
             max_concurrent=sched.max_concurrent_runs, misfire_grace=sched.misfire_grace,
-            misfire_max=sched.misfire_max, retention_sweep=sched.retention_sweep,
-            history_retention=sched.history_retention, quotas=config.quotas)
+            misfire_max=sched.misfire_max, quotas=config.quotas)
+        self.retention = Retention(self.db, self.engine, interval=sched.retention_sweep,
+                                   history_retention=sched.history_retention)
         self._loop_task: asyncio.Task[None] | None = None
         self.ready = False
         self.known_orgs: set[str] = set()
         """Orgs seen in the database; orgs are never deleted, so a hit needs no read."""
         self.startup: list[Callable[[float], Awaitable[None]]] = []
         """Run by `start()` after recovery, before the loop: families arm their own timers."""
-        self._install_families()
+        self.windows: Windows
+        """The maintenance windows, installed by the composition root (`schedd.compose.build_core`)."""
         self.stopped: tuple[int, int] | None = None
         """(runs finished, runs interrupted) by `stop()`, once it returned."""
         self._last_success: dict[str, float] = {}
         self.history_loaded: asyncio.Task[None] | None = None
         self.runner.after_run.append(self._note_success)
-
-    def _install_families(self) -> None:
-        """Let the families hook into the runner (imported here: they import this module)."""
-        from schedd.families import aggregate, windows
-
-        aggregate.install(self)
-        self.windows = windows.install(self)
 
     async def start(self, *, run_loop: bool = True) -> None:
         """Open the database, recover, load the heap, and (unless a test drives it) start the loop."""
@@ -65,6 +68,7 @@ class Core:
         await account_store.ensure_org(self.db, DEFAULT_ORG, self.clock.now())
         await self.executors.start()
         interrupted = await self.runner.recover(self.clock.now())
+        self.retention.arm(self.clock.now())
         # Fires recorded before a restart count as handled: a clock behind them brings none back.
         self.engine.handled_until = max(
             self.engine.handled_until, await run_store.latest_created(self.db) or 0.0)
@@ -123,5 +127,5 @@ class Core:
         self.runner.max_concurrent = sched.max_concurrent_runs  # after quotas: re-reads the caps
         self.runner.misfire_grace = sched.misfire_grace
         self.runner.misfire_max = sched.misfire_max
-        self.runner.retention_sweep = sched.retention_sweep
-        self.runner.history_retention = sched.history_retention
+        self.retention.interval = sched.retention_sweep
+        self.retention.history_retention = sched.history_retention

@@ -14,14 +14,13 @@ import prometheus_client
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
 
 from schedd import __version__
-from schedd.states import ENDED_RUN_STATES, Family, values
+from schedd.states import ENDED_RUN_STATES
 
 prometheus_client.disable_created_metrics()
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 ProcessCollector(registry=REGISTRY)  # process_start_time_seconds tells restarts apart
 
-FAMILIES = values(Family)
 RUN_STATES = tuple(state.value for state in ENDED_RUN_STATES)
 RUN_KINDS = ("scheduled", "manual")
 SKIP_REASONS = ("overlap", "misfire", "maintenance")
@@ -135,14 +134,17 @@ FILESYSTEM_SIZE = Gauge(
 )
 
 BUILD_INFO.labels(__version__).set(1)
-for _family in FAMILIES:
-    FIRES.labels(_family)
-    MISFIRES.labels(_family)
-    for _state in RUN_STATES:
-        for _kind in RUN_KINDS:
-            RUNS.labels(_family, _state, _kind)
-    for _reason in SKIP_REASONS:
-        SKIPS.labels(_family, _reason)
+
+
+def declare_family(family: str) -> None:
+    """Create a job family's series at 0 (the composition root calls it for each family it installs)."""
+    FIRES.labels(family)
+    MISFIRES.labels(family)
+    for state in RUN_STATES:
+        for kind in RUN_KINDS:
+            RUNS.labels(family, state, kind)
+    for reason in SKIP_REASONS:
+        SKIPS.labels(family, reason)
 
 
 def run_kind(due_at: float | None) -> str:

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import functools
-import json
 import logging
 import uuid
 from collections import deque
@@ -23,14 +21,14 @@ from schedd import metrics
 from schedd.clock import Clock
 from schedd.config import QuotasConfig
 from schedd.cron import load_zone, parse
-from schedd.engine import CRON, HOUSEKEEPING, Engine
+from schedd.engine import CRON, Engine
 from schedd.errors import Conflict
 from schedd.executors import Outcome, RunContext
 from schedd.executors.registry import Executors
+from schedd.families.base import FAMILIES
 from schedd.policy import SKIP_RECORD_SPAN, counts_as, history_level, plan_fires, queued_too_long, retry_delay
 from schedd.quotas import QuotaExceeded, reached
 from schedd.slots import Grant, SlotPool
-from schedd.store import accounts as account_store
 from schedd.store import runs as run_store
 from schedd.store import schedules as schedule_store
 from schedd.store.db import Database, WriteConnection
@@ -38,14 +36,6 @@ from schedd.store.schedules import Schedule
 
 log = logging.getLogger("schedd.runner")
 
-SCHEDULED_TRIGGER = {
-    "maintenance": "TimeBasedMaintenance",
-    "aggregate": "TimeBasedBuild",
-    "service": "Scheduled",
-}
-RETENTION_SWEEP = 0  # housekeeping timer ident
-RETENTION_BATCH = 500
-EXPIRED_TOKENS_KEPT = 86400.0  # an expired token answers "token expired" for a day, then is forgotten
 INTERRUPTED_BY_CRASH = "schedd stopped while the run was in progress (crash or kill); it did not finish"
 INTERRUPTED_BY_SHUTDOWN = "schedd shut down before the run finished (shutdown_grace elapsed)"
 
@@ -56,16 +46,6 @@ SkipRow = tuple[run_store.NewRun, run_store.SkipText]
 """A skip to record, with how its message reads once several fires share the record."""
 
 
-
-async def _in_batches(delete: Callable[[], Awaitable[int]]) -> int:
-    """Call `delete()` (one write of at most RETENTION_BATCH rows) until it deletes fewer, yielding between."""
-    total = 0
-    while True:
-        deleted = await delete()
-        total += deleted
-        if deleted < RETENTION_BATCH:
-            return total
-        await asyncio.sleep(0)
 
 @dataclass(eq=False)
 class Active:
@@ -102,16 +82,13 @@ class Active:
         return self.org_id or ""
 
     def context(self) -> RunContext:
-        service = (self.schedule.spec.get("jobServiceInfo") or {}) if self.schedule else {}
-        post_data = service.get("postData")
-        if post_data is not None and not isinstance(post_data, str):
-            post_data = json.dumps(post_data, separators=(",", ":"))
+        target = FAMILIES.get(self.family).target(self.schedule)
         return RunContext(
             run_id=self.run_id, run_uid=self.uid, family=self.family, trigger=self.trigger,
             timeout=self.timeout, org_id=self.org_id, project_id=self.project_id,
             cube_id=self.cube_id, full_build=self.full_build,
-            service_name=service.get("serviceName"), operation_name=service.get("operationName"),
-            post_data=post_data, headers=dict(service.get("requestheaderMap") or {}),
+            service_name=target.service_name, operation_name=target.operation_name,
+            post_data=target.post_data, headers=dict(target.headers),
         )
 
 
@@ -126,7 +103,7 @@ class RunRef:
 
 
 class Runner:
-    """Run lifecycle: policies, concurrency, timeouts, history strategies, retention."""
+    """Run lifecycle: policies, concurrency, timeouts, history strategies."""
 
     def __init__(
         self,
@@ -138,8 +115,6 @@ class Runner:
         max_concurrent: int = 64,
         misfire_grace: float = 60.0,
         misfire_max: int = 10,
-        retention_sweep: float = 3600.0,
-        history_retention: float = 90 * 86400.0,
         quotas: QuotasConfig | None = None,
     ) -> None:
         self.db = db
@@ -150,8 +125,6 @@ class Runner:
         self.pool: SlotPool[Active] = SlotPool(max_concurrent, self._org_cap, self._org_line)
         self.misfire_grace = misfire_grace
         self.misfire_max = misfire_max
-        self.retention_sweep = retention_sweep
-        self.history_retention = history_retention
         self.gate: Gate | None = None
         self.after_run: list[AfterRun] = []
         self._active: dict[str, list[Active]] = {}
@@ -160,7 +133,6 @@ class Runner:
         self._tasks: set[asyncio.Task[None]] = set()
         self._accepting = True
         engine.on(CRON, self.on_cron_due)
-        engine.on(HOUSEKEEPING, self.on_housekeeping)
 
     # -- start-up --------------------------------------------------------------------
 
@@ -181,7 +153,6 @@ class Runner:
         async for chunk in schedule_store.due_index(self.db):
             self.engine.add_unordered(CRON, chunk)
         self.engine.restore_order()
-        self.engine.set(HOUSEKEEPING, RETENTION_SWEEP, at + min(60.0, self.retention_sweep))
         metrics.HEAP_SIZE.set(len(self.engine))
         return len(closed)
 
@@ -272,7 +243,7 @@ class Runner:
             catch_up = len(plan.run_at) > 1
             for fire_at in plan.run_at:
                 row, active = self._admit(
-                    schedule, fire_at, at, SCHEDULED_TRIGGER[schedule.family], in_order=catch_up)
+                    schedule, fire_at, at, FAMILIES.get(schedule.family).scheduled_trigger, in_order=catch_up)
                 if row is not None:
                     if active is not None:
                         starts.append((len(new_rows), active))
@@ -326,12 +297,37 @@ class Runner:
         last = last_due if last_due is not None else first
         row = run_store.NewRun(
             uid=str(uuid.uuid4()), family=schedule.family, overlap_key=schedule.overlap_key,
-            trigger=SCHEDULED_TRIGGER[schedule.family], state="skipped", created_at=at,
+            trigger=FAMILIES.get(schedule.family).scheduled_trigger, state="skipped", created_at=at,
             schedule_id=schedule.id, org_id=schedule.org_id, project_id=schedule.project_id,
             cube_id=schedule.cube_id, full_build=schedule.full_build, cron=schedule.cron,
             due_at=due, fires=fires, ended_at=at, error=text(fires, first, last), skip_reason=reason,
             window_id=window_id, last_due_at=last_due)
         return row, text
+
+    def _gated(self, schedule: Schedule, at: float) -> int | None:
+        """The maintenance window blocking this job's runs at `at`, when the gate applies to its family."""
+        if self.gate is None or not FAMILIES.get(schedule.family).gated:
+            return None
+        return self.gate(schedule, at)
+
+    def _gate_skip(self, schedule: Schedule, due: float | None, at: float, window_id: int) -> SkipRow:
+        """The skip of a fire (or run-now) the gate blocked; counted at once, recorded per history strategy."""
+        metrics.SKIPS.labels(schedule.family, "maintenance").inc()
+        return self._skip_row(
+            schedule, due, at, "maintenance", _skip_text(f"service under maintenance window {window_id}"),
+            window_id=window_id)
+
+    def _new_active(
+        self, family: str, key: str, trigger: str, *, schedule: Schedule | None, org_id: str | None,
+        project_id: str | None, cube_id: str | None, full_build: bool | None,
+        due_at: float | None = None, timeout: float | None = None,
+    ) -> Active:
+        """A new run with its timeout: the caller's, else its job's, else its executor's default."""
+        return Active(
+            uid=str(uuid.uuid4()), family=family, key=key, trigger=trigger, schedule=schedule,
+            timeout=timeout or (schedule.timeout if schedule else None)
+            or self.executors.timeout_for(family, FAMILIES.get(family).target(schedule)),
+            org_id=org_id, project_id=project_id, cube_id=cube_id, full_build=full_build, due_at=due_at)
 
     def _admit(
         self, schedule: Schedule, due: float, at: float, trigger: str, *, in_order: bool = False
@@ -342,14 +338,12 @@ class Runner:
         wait for each other instead of being skipped as overlaps.
         """
         family = schedule.family
-        window_id = self.gate(schedule, at) if self.gate is not None and family == "service" else None
+        window_id = self._gated(schedule, at)
         if window_id is not None:
-            metrics.SKIPS.labels(family, "maintenance").inc()
+            skip = self._gate_skip(schedule, due, at, window_id)
             if history_level(schedule.history_strategy, "skipped") == "none":
                 return None, None
-            return self._skip_row(
-                schedule, due, at, "maintenance", _skip_text(f"service under maintenance window {window_id}"),
-                window_id=window_id), None
+            return skip, None
         key = schedule.overlap_key
         busy = self.busy(key)
         policy = "buffer_all" if in_order else schedule.overlap_policy
@@ -361,11 +355,9 @@ class Runner:
                 schedule, due, at, "overlap",
                 _skip_text(f"previous run still in progress (overlap_policy {policy})")), None
         replaced = list(self._active.get(key, ())) if busy and policy == "replace" else []
-        active = Active(
-            uid=str(uuid.uuid4()), family=family, key=key, trigger=trigger, schedule=schedule,
-            timeout=schedule.timeout or self.executors.timeout_for(family, _service_name(schedule)),
-            org_id=schedule.org_id, project_id=schedule.project_id, cube_id=schedule.cube_id,
-            full_build=schedule.full_build, due_at=due)
+        active = self._new_active(
+            family, key, trigger, schedule=schedule, org_id=schedule.org_id, project_id=schedule.project_id,
+            cube_id=schedule.cube_id, full_build=schedule.full_build, due_at=due)
         if self._reserve(active, at, waits=busy and policy in ("buffer_one", "buffer_all")) is Grant.FULL:
             metrics.SKIPS.labels(family, "queue_full").inc()
             text = self._line_full(active, at)
@@ -374,13 +366,7 @@ class Runner:
             return self._skip_row(schedule, due, at, "queue_full", _skip_text(text)), None
         for running in replaced:
             self.cancel(running, "canceled", "replaced by a newer run (overlap_policy replace)")
-        row = run_store.NewRun(
-            uid=active.uid, family=family, overlap_key=key, trigger=trigger, state=active.state,
-            created_at=at, schedule_id=schedule.id, org_id=schedule.org_id,
-            project_id=schedule.project_id, cube_id=schedule.cube_id,
-            full_build=schedule.full_build, cron=schedule.cron, due_at=due,
-            started_at=None if active.queued else at)
-        return (row, None), active
+        return (run_row(active, at), None), active
 
     # -- run now ---------------------------------------------------------------------
 
@@ -405,21 +391,15 @@ class Runner:
             org_id, project_id, cube_id = schedule.org_id, schedule.project_id, schedule.cube_id
             if full_build is None:
                 full_build = schedule.full_build
-            window_id = self.gate(schedule, at) if self.gate is not None and family == "service" else None
+            window_id = self._gated(schedule, at)
             if window_id is not None:
                 return await self._record_skip_now(schedule, at, trigger, window_id)
-        active = Active(
-            uid=str(uuid.uuid4()), family=family, key=key, trigger=trigger, schedule=schedule,
-            timeout=timeout or (schedule.timeout if schedule else None)
-            or self.executors.timeout_for(family, _service_name(schedule)),
-            org_id=org_id, project_id=project_id, cube_id=cube_id, full_build=full_build)
+        active = self._new_active(
+            family, key, trigger, schedule=schedule, org_id=org_id, project_id=project_id,
+            cube_id=cube_id, full_build=full_build, timeout=timeout)
         if self._reserve(active, at, waits=False) is Grant.FULL:
             raise QuotaExceeded("quotas.max_queued_runs", self._line_full(active, at) + "; try again later")
-        row = run_store.NewRun(
-            uid=active.uid, family=family, overlap_key=key, trigger=trigger, state=active.state,
-            created_at=at, schedule_id=schedule.id if schedule else None, org_id=org_id,
-            project_id=project_id, cube_id=cube_id, full_build=full_build,
-            cron=schedule.cron if schedule else None, started_at=None if active.queued else at)
+        row = run_row(active, at)
 
         def op(conn: WriteConnection) -> int:
             run_id = run_store.op_insert(conn, row)
@@ -436,10 +416,7 @@ class Runner:
         return RunRef(active.run_id, active.uid, active.state)
 
     async def _record_skip_now(self, schedule: Schedule, at: float, trigger: str, window_id: int) -> RunRef:
-        metrics.SKIPS.labels(schedule.family, "maintenance").inc()
-        row, text = self._skip_row(
-            schedule, None, at, "maintenance", _skip_text(f"service under maintenance window {window_id}"),
-            window_id=window_id)
+        row, text = self._gate_skip(schedule, None, at, window_id)
         row = dataclasses.replace(row, trigger=trigger)
         if history_level(schedule.history_strategy, "skipped") == "none":
             return RunRef(0, row.uid, "skipped", window_id)
@@ -535,7 +512,7 @@ class Runner:
         for active in granted:
             active.slot = True
             if active.recorded:
-                self._spawn_promoted(active)
+                self._spawn(active, promoted=True)
         if granted:
             metrics.IN_FLIGHT.set(self.pool.in_use)
             metrics.QUEUED.set(self.queued)
@@ -548,10 +525,12 @@ class Runner:
         if not active.queued:
             self._spawn(active)
         elif active.slot:
-            self._spawn_promoted(active)
+            self._spawn(active, promoted=True)
 
-    def _spawn(self, active: Active) -> None:
-        task = asyncio.create_task(self._execute(active), name=f"run-{active.uid}")
+    def _spawn(self, active: Active, *, promoted: bool = False) -> None:
+        """Run a recorded run in its own task; `promoted`: it waited, and records its start first."""
+        body = self._promote(active) if promoted else self._execute(active)
+        task = asyncio.create_task(body, name=f"run-{active.uid}")
         active.task = task
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -589,12 +568,6 @@ class Runner:
             self._start_granted([waiting])
         metrics.IN_FLIGHT.set(self.pool.in_use)
         metrics.QUEUED.set(self.queued)
-
-    def _spawn_promoted(self, active: Active) -> None:
-        task = asyncio.create_task(self._promote(active), name=f"run-{active.uid}")
-        active.task = task
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
 
     def cancel(self, active: Active, state: str, reason: str) -> None:
         active.cancel_state, active.cancel_reason = state, reason
@@ -684,31 +657,6 @@ class Runner:
             except Exception:
                 log.exception("action=after_run_failed run=%s", active.uid)
 
-    # -- housekeeping ----------------------------------------------------------------
-
-    async def on_housekeeping(self, items: list[tuple[int, float]], at: float) -> None:
-        for ident, _ in items:
-            if ident == RETENTION_SWEEP:
-                deleted = await self.sweep_retention(at)
-                if deleted:
-                    log.info("action=retention_sweep deleted=%d", deleted)
-                purged = await account_store.purge_tokens(self.db, at - EXPIRED_TOKENS_KEPT)
-                if purged:
-                    log.info("action=tokens_purged count=%d", purged)
-                self.engine.set(HOUSEKEEPING, RETENTION_SWEEP, at + self.retention_sweep)
-
-    async def sweep_retention(self, at: float) -> int:
-        """Delete runs older than each job's retention period, and the runs no job's own period
-        covers older than `history_retention` (0: kept), a small batch per write."""
-        total = 0
-        for schedule_id, days in await schedule_store.retention_list(self.db, at):
-            total += await _in_batches(functools.partial(
-                run_store.delete_older, self.db, schedule_id, at - days * 86400.0, RETENTION_BATCH))
-        if self.history_retention > 0:
-            total += await _in_batches(functools.partial(
-                run_store.delete_unkept, self.db, at - self.history_retention, RETENTION_BATCH))
-        return total
-
     # -- shutdown --------------------------------------------------------------------
 
     @property
@@ -751,10 +699,15 @@ class Runner:
         return finished, interrupted
 
 
-def _service_name(schedule: Schedule | None) -> str | None:
-    if schedule is None:
-        return None
-    return (schedule.spec.get("jobServiceInfo") or {}).get("serviceName")
+def run_row(active: Active, at: float) -> run_store.NewRun:
+    """The record of a run admitted at `at`: started unless it waits (queued), tied to its job if any."""
+    schedule = active.schedule
+    return run_store.NewRun(
+        uid=active.uid, family=active.family, overlap_key=active.key, trigger=active.trigger,
+        state=active.state, created_at=at, schedule_id=schedule.id if schedule else None,
+        org_id=active.org_id, project_id=active.project_id, cube_id=active.cube_id,
+        full_build=active.full_build, cron=schedule.cron if schedule else None, due_at=active.due_at,
+        started_at=None if active.queued else at)
 
 
 def _tenant_name(tenant: str) -> str:

@@ -16,9 +16,10 @@ from aiohttp import web
 
 from schedd import config as config_mod
 from schedd import daemon, listener, logs
-from schedd.api.app import make_app
 from schedd.api.common import ACCOUNTS
 from schedd.api.ops import engine_turning
+from schedd.app import make_app
+from schedd.compose import build_core
 from schedd.config import Config
 from schedd.core import Core
 from schedd.errors import ScheddError
@@ -41,7 +42,7 @@ async def serve(
     notifier = notifier or daemon.Notifier.from_environ()
     watchdog = daemon.watchdog_interval()
     fds = listener.budget(config)
-    core = Core(config, db_path=db_path)
+    core = build_core(config, db_path=db_path)
     app = make_app(core)
     runner = web.AppRunner(app, handle_signals=False, **listener.handler_args(config.server))
     await runner.setup()  # starts the core: database open, runs recovered, heap loaded

@@ -13,9 +13,10 @@ import pytest
 
 from schedd import config as config_mod
 from schedd.accounts import hash_password
-from schedd.api.app import make_app
 from schedd.api.common import ACCOUNTS
+from schedd.app import make_app
 from schedd.clock import TestClock
+from schedd.compose import build_core
 from schedd.core import Core
 from schedd.store import accounts as account_store
 
@@ -79,7 +80,7 @@ def clock() -> TestClock:
 @pytest.fixture
 async def make_api(aiohttp_client, tmp_path, clock):
     async def build(**sections: Any) -> Api:
-        core = Core(api_config(tmp_path, **sections), db_path=str(tmp_path / "api.db"), clock=clock)
+        core = build_core(api_config(tmp_path, **sections), db_path=str(tmp_path / "api.db"), clock=clock)
         app = make_app(core, run_loop=False)
         client = await aiohttp_client(app)
         accounts = app[ACCOUNTS]

@@ -615,7 +615,7 @@ async def test_retention_deletes_old_runs_and_keeps_the_counters(api, service):
 
     await api.core.db.write(seed)
     assert (await summary(api, job_id))["jobHistoryTotal"] == 4
-    deleted = await api.core.runner.sweep_retention(now)
+    deleted = await api.core.retention.sweep(now)
     assert deleted == 2
     runs = await history(api, job_id)
     assert len(runs) == 2

@@ -9,7 +9,7 @@ import pytest
 from aiohttp import web
 
 from schedd import grants
-from schedd.core import Core
+from schedd.compose import build_core
 from schedd.cron import load_zone, parse
 from schedd.store import runs as run_store
 from schedd.store import schedules as schedule_store
@@ -115,7 +115,7 @@ async def test_a_window_due_while_the_daemon_was_down_moves_at_start(tmp_path, c
     db_path = api.core.db.path
     await api.core.stop()
     clock.set(berlin("2026-01-02T00:00"))  # both moves fell due while stopped
-    core = Core(api_config(tmp_path, scheduler={"timezone": "Europe/Berlin"}, scopes=SCOPES,
+    core = build_core(api_config(tmp_path, scheduler={"timezone": "Europe/Berlin"}, scopes=SCOPES,
                            services=SERVICES), db_path=db_path, clock=clock)
     await core.start(run_loop=False)
     try:

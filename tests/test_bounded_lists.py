@@ -15,12 +15,12 @@ from schedd.api import jobs as jobs_api
 from schedd.api import maintenance as maintenance_api
 from schedd.api import openapi, stream
 from schedd.api.common import rfc3339
-from schedd.api.windows import calendar
-from schedd.families import jobs
+from schedd.families.maintenance_windows.ical import calendar
+from schedd.families.maintenance_windows.service import Access
+from schedd.families.service_jobs import service as jobs
 from schedd.store import runs as run_store
 from schedd.store import schedules as schedule_store
 from schedd.store import windows as window_store
-from schedd.families.windows import Access
 from schedd.store.accounts import User
 from schedd.store.runs import NewRun
 from tests.conftest import T0

@@ -23,10 +23,11 @@ from test_runner import add_schedule, finish_all, history, make_config
 
 from schedd import metrics
 from schedd.clock import TestClock
+from schedd.compose import build_core
 from schedd.core import Core
 from schedd.engine import HOUSEKEEPING
 from schedd.policy import clock_step, fire_floor
-from schedd.runner import RETENTION_SWEEP
+from schedd.retention import RETENTION_SWEEP
 from schedd.store import runs as run_store
 from schedd.store import schedules as schedule_store
 from tests.conftest import T0
@@ -45,7 +46,7 @@ def clock():
 
 @pytest.fixture
 async def core(tmp_path, clock):
-    c = Core(make_config(), db_path=str(tmp_path / "steps.db"), clock=clock)
+    c = build_core(make_config(), db_path=str(tmp_path / "steps.db"), clock=clock)
     await c.start(run_loop=False)
     yield c
     if c.db.is_open:
@@ -154,7 +155,7 @@ async def test_a_step_backward_runs_no_fire_twice_and_fires_resume_when_the_cloc
 
 async def test_a_restart_while_the_clock_is_behind_brings_no_fire_back(tmp_path, clock):
     path = str(tmp_path / "restart.db")
-    core = Core(make_config(), db_path=path, clock=clock)
+    core = build_core(make_config(), db_path=path, clock=clock)
     await core.start(run_loop=False)
     schedule = await add_schedule(core, "0 * * * * ?")
     for _ in range(5):
@@ -163,7 +164,7 @@ async def test_a_restart_while_the_clock_is_behind_brings_no_fire_back(tmp_path,
     await core.stop()
 
     clock.step(-HOUR)
-    core = Core(make_config(), db_path=path, clock=clock)
+    core = build_core(make_config(), db_path=path, clock=clock)
     await core.start(run_loop=False)
     try:
         assert core.engine.handled_until == T0 + 300

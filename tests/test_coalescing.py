@@ -12,6 +12,7 @@ import uuid
 from schedd import config as config_mod
 from schedd import metrics
 from schedd.clock import TestClock
+from schedd.compose import build_core
 from schedd.core import Core
 from schedd.cron import load_zone, parse
 from schedd.executors import Outcome
@@ -36,7 +37,7 @@ class Held:
 
 async def started_core(tmp_path, clock) -> Core:
     cfg = config_mod.from_dict({"executors": {"maintenance": {"command": [sys.executable, "-c", "pass"]}}})
-    core = Core(cfg, db_path=str(tmp_path / "c.db"), clock=clock)
+    core = build_core(cfg, db_path=str(tmp_path / "c.db"), clock=clock)
     await core.start(run_loop=False)
     return core
 
@@ -140,7 +141,7 @@ async def test_a_record_takes_skips_for_a_day_and_retention_drops_it_like_any_ru
         rows = await records(core, schedule)
         assert [(r.fires, r.error) for r in rows] == [(25, "25 skipped"), (1, "previous run still in progress")]
         # Retention (1 day) drops the first record once it began more than a day ago.
-        assert await core.runner.sweep_retention(T0 + 86400 + 1) == 1
+        assert await core.retention.sweep(T0 + 86400 + 1) == 1
         assert [r.id for r in await records(core, schedule)] == [second]
     finally:
         await core.stop()

@@ -17,7 +17,11 @@ from schedd import config as cfg
 from schedd.executors import PAYLOAD_LIMIT, RunContext
 from schedd.executors.command import CommandExecutor
 from schedd.executors.http import HttpExecutor
+from schedd.compose import install_families
 from schedd.executors.registry import Executors
+from schedd.families.base import RunTarget
+
+install_families()  # the executors ask the families which executor a run takes
 
 PY = sys.executable
 PRINT_ARGV = "import json, sys; print(json.dumps(sys.argv[1:]))"
@@ -362,7 +366,7 @@ async def test_registry_dispatches_by_family_and_shares_one_session(service):
         assert executors._session is session and not session.closed
         assert executors.timeout_for("maintenance") == 34
         assert executors.timeout_for("aggregate") == 12
-        assert executors.timeout_for("service", "svc") == 7
+        assert executors.timeout_for("service", RunTarget(service_name="svc")) == 7
     finally:
         await executors.close()
     assert session.closed

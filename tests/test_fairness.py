@@ -10,6 +10,7 @@ import uuid
 from schedd import config as config_mod
 from schedd import metrics
 from schedd.clock import TestClock
+from schedd.compose import build_core
 from schedd.core import Core
 from schedd.cron import load_zone, parse
 from schedd.executors import Outcome
@@ -44,7 +45,7 @@ class Hog:
 
 
 async def started_core(tmp_path, clock, **sections) -> tuple[Core, Hog]:
-    core = Core(make_config(**sections), db_path=str(tmp_path / "fair.db"), clock=clock)
+    core = build_core(make_config(**sections), db_path=str(tmp_path / "fair.db"), clock=clock)
     await core.start(run_loop=False)
     for org in ("a", "b", "c"):
         await core.db.execute("INSERT INTO orgs (id, created_at) VALUES (?, 0)", (org,))

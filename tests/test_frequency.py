@@ -6,7 +6,8 @@ from datetime import datetime
 
 import pytest
 
-from schedd.cron import cron_to_frequency, frequency_to_cron, load_zone, parse
+from schedd.cron import load_zone, parse
+from schedd.families.service_jobs.frequency import cron_to_frequency, frequency_to_cron
 from schedd.errors import ValidationError
 
 UTC = load_zone("UTC")

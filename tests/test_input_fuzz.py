@@ -26,10 +26,10 @@ from yarl import URL
 from schedd import config as config_mod
 from schedd.accounts import hash_password
 from schedd.api import openapi
-from schedd.api.app import make_app
 from schedd.api.common import ACCOUNTS
+from schedd.app import make_app
 from schedd.clock import TestClock
-from schedd.core import Core
+from schedd.compose import build_core
 from schedd.store import accounts as account_store
 from tests.conftest import PASSWORD, T0
 
@@ -97,7 +97,7 @@ class Server:
             "services": {"jsonservices": {"base_url": "http://127.0.0.1:9/api", "id": 10, "scope": "platform",
                                           "timeout": "2s"}},
         })
-        self.core = Core(config, db_path=str(tmp_path / "fuzz.db"), clock=TestClock(T0))
+        self.core = build_core(config, db_path=str(tmp_path / "fuzz.db"), clock=TestClock(T0))
         self.client = self.run(self._start(make_app(self.core, run_loop=False)))
         accounts = self.client.app[ACCOUNTS]
         self.run(account_store.create_user(self.core.db, "admin", hash_password(PASSWORD), email=None,

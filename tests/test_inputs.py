@@ -317,7 +317,8 @@ def test_the_rule_itself_names_the_path_of_what_it_refuses():
 
 async def test_the_families_apply_the_rule_to_what_they_are_given_directly(api):
     from schedd.errors import ValidationError
-    from schedd.families import common, jobs
+    from schedd.families import common
+    from schedd.families.service_jobs import service as jobs
 
     for expression, zone in (("0 0 4 ? * * *\x00", None), ("0 0 4 ? * * *", "UTC\ud800")):
         with pytest.raises(ValidationError):

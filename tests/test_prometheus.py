@@ -312,7 +312,7 @@ async def test_runs_are_counted_by_kind_and_the_last_success_is_kept(api):
 
 async def test_the_last_success_is_read_from_the_database_at_start(api, tmp_path):
     from schedd.clock import TestClock
-    from schedd.core import Core
+    from schedd.compose import build_core
     from tests.conftest import api_config
 
     response, _ = await api.call("POST", "/aggregates/maintenance/scheduler/jobs/orgId/acme",
@@ -324,7 +324,7 @@ async def test_the_last_success_is_read_from_the_database_at_start(api, tmp_path
     await api.core.db.flush()
     metrics.LAST_SUCCESS.labels("maintenance").set(0)
     metrics.LAST_SUCCESS.remove("service")  # no service job has ever succeeded here
-    again = Core(api_config(tmp_path), db_path=api.core.db.path, clock=TestClock(ended + 86400))
+    again = build_core(api_config(tmp_path), db_path=api.core.db.path, clock=TestClock(ended + 86400))
     await again.start(run_loop=False)
     try:
         assert again.history_loaded is not None

@@ -13,7 +13,7 @@ from schedd.api.common import ACCOUNTS
 from schedd.cron import load_zone, parse
 from schedd.cron.interval import closer_than
 from schedd.errors import ValidationError
-from schedd.families import jobs
+from schedd.families.service_jobs import service as jobs
 from tests.conftest import T0
 from tests.test_api_jobs import JOBS, job, service, services  # noqa: F401 - service is a fixture
 

@@ -12,11 +12,12 @@ import pytest
 from schedd import config as config_mod
 from schedd.accounts import REFRESH_TTL
 from schedd.clock import TestClock
+from schedd.compose import build_core
 from schedd.core import Core
 from schedd.cron import load_zone, parse
 from schedd.errors import Conflict
 from schedd.executors import Outcome
-from schedd.runner import RETENTION_SWEEP
+from schedd.retention import RETENTION_SWEEP
 from schedd.store import runs as run_store
 from schedd.store import schedules as schedule_store
 
@@ -59,7 +60,7 @@ def clock():
 
 @pytest.fixture
 async def core(tmp_path, clock):
-    c = Core(make_config(), db_path=str(tmp_path / "r.db"), clock=clock)
+    c = build_core(make_config(), db_path=str(tmp_path / "r.db"), clock=clock)
     await c.start(run_loop=False)
     await c.db.execute("INSERT INTO orgs (id, created_at) VALUES ('default', 0) ON CONFLICT DO NOTHING")
     yield c
@@ -190,7 +191,7 @@ async def test_run_now_conflicts_while_the_same_job_runs(core, clock):
 
 
 async def test_runs_beyond_the_concurrency_limit_wait_queued(tmp_path, clock):
-    core = Core(make_config(max_concurrent_runs=1), db_path=str(tmp_path / "q.db"), clock=clock)
+    core = build_core(make_config(max_concurrent_runs=1), db_path=str(tmp_path / "q.db"), clock=clock)
     await core.start(run_loop=False)
     try:
         ex = controlled(core)
@@ -222,7 +223,7 @@ async def test_a_run_past_its_timeout_is_cancelled_and_fails(core, clock):
 async def test_a_failing_command_records_exit_code_and_output(tmp_path, clock):
     cfg = config_mod.from_dict({"executors": {"maintenance": {
         "command": [sys.executable, "-c", "import sys; print('disk full on {org_id}'); sys.exit(3)"]}}})
-    core = Core(cfg, db_path=str(tmp_path / "f.db"), clock=clock)
+    core = build_core(cfg, db_path=str(tmp_path / "f.db"), clock=clock)
     await core.start(run_loop=False)
     try:
         ref = await core.runner.run_now("maintenance", "maintenance:x", "ManualMaintenance", at=T0, org_id="x")
@@ -241,13 +242,13 @@ async def test_a_failing_command_records_exit_code_and_output(tmp_path, clock):
 ])
 async def test_downtime_misfires_follow_the_policy(tmp_path, clock, policy, expected_runs, expected_missed):
     path = str(tmp_path / "m.db")
-    core = Core(make_config(), db_path=path, clock=clock)
+    core = build_core(make_config(), db_path=path, clock=clock)
     await core.start(run_loop=False)
     schedule = await add_schedule(core, "0 0 * * * ?", misfire_policy=policy)
     await core.stop()
 
     clock.set(T0 + 10 * 3600 + 90)  # down for ten hours: every fire is past the 60 s grace
-    core = Core(make_config(), db_path=path, clock=clock)
+    core = build_core(make_config(), db_path=path, clock=clock)
     await core.start(run_loop=False)
     try:
         await finish_all(core)
@@ -278,7 +279,7 @@ async def test_fires_late_within_grace_run_normally(core, clock):
 
 async def test_runs_left_open_by_a_crash_become_interrupted_on_start(tmp_path, clock):
     path = str(tmp_path / "c.db")
-    core = Core(make_config(), db_path=path, clock=clock)
+    core = build_core(make_config(), db_path=path, clock=clock)
     await core.start(run_loop=False)
     schedule = await add_schedule(core, "0 * * * * ?")
     await core.db.write(lambda conn: run_store.op_insert(conn, run_store.NewRun(
@@ -287,7 +288,7 @@ async def test_runs_left_open_by_a_crash_become_interrupted_on_start(tmp_path, c
         org_id="default", started_at=T0)))
     await core.db.close()  # as if killed: no shutdown bookkeeping
 
-    core = Core(make_config(), db_path=path, clock=clock)
+    core = build_core(make_config(), db_path=path, clock=clock)
     await core.start(run_loop=False)
     try:
         run = await run_store.get_by_uid(core.db, "crashed")
@@ -300,7 +301,7 @@ async def test_runs_left_open_by_a_crash_become_interrupted_on_start(tmp_path, c
 
 async def test_shutdown_interrupts_runs_that_outlive_the_grace(tmp_path, clock):
     cfg = config_mod.from_dict({"scheduler": {"shutdown_grace": 0.05}})
-    core = Core(cfg, db_path=str(tmp_path / "s.db"), clock=clock)
+    core = build_core(cfg, db_path=str(tmp_path / "s.db"), clock=clock)
     await core.start(run_loop=False)
     ex = controlled(core)
     ref = await core.runner.run_now("maintenance", "maintenance:x", "ManualMaintenance", at=T0, org_id="x")
@@ -308,7 +309,7 @@ async def test_shutdown_interrupts_runs_that_outlive_the_grace(tmp_path, clock):
     db_path = core.db.path
     assert await core.stop() == (0, 1)
     assert ex.cancelled == [ref.uid]
-    core = Core(cfg, db_path=db_path, clock=clock)
+    core = build_core(cfg, db_path=db_path, clock=clock)
     await core.start(run_loop=False)
     try:
         run = await run_store.get_by_uid(core.db, ref.uid)
@@ -359,7 +360,7 @@ async def test_retention_deletes_old_runs_in_batches_and_keeps_counters(core, cl
             state="done", created_at=T0 - 3600, schedule_id=schedule.id))
 
     await core.db.write(seed)
-    assert await core.runner.sweep_retention(T0) == 1200
+    assert await core.retention.sweep(T0) == 1200
     assert [r.uid for r in await history(core, schedule)] == ["new"]
 
 
@@ -439,7 +440,7 @@ async def test_the_housekeeping_sweep_forgets_tokens_a_day_after_they_expire(mak
 
     async def sweep_at(at: float) -> list[float]:
         clock.set(at)
-        await api.core.runner.on_housekeeping([(RETENTION_SWEEP, at)], at)
+        await api.core.retention.on_due([(RETENTION_SWEEP, at)], at)
         return sorted(row[0] - T0 for row in await api.core.db.fetchall("SELECT expires_at FROM tokens"))
 
     await login()  # an access token (12 h) and a refresh token (30 days), beside the fixture's

@@ -32,6 +32,17 @@ def test_mypy_finds_nothing_in_schedd():
     assert out.returncode == 0, out.stdout + out.stderr
 
 
+def test_the_layers_hold():
+    # The import-linter contracts of pyproject.toml: layers one way, the API apart from the
+    # views, nothing below the families naming one (docs/architecture.md, "Layers").
+    if importlib.util.find_spec("importlinter") is None:
+        pytest.skip("import-linter is not installed (pip install -e '.[test]')")
+    script = Path(sys.executable).parent / "lint-imports"
+    out = subprocess.run([str(script), "--no-cache"], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "0 broken" in out.stdout
+
+
 def test_window_statements_name_the_fields_in_the_order_values_gives_them():
     # The statements are written out (no SQL built from strings); this keeps them in step.
     inserted = re.search(r"INSERT INTO windows \(creation_date, ([^)]*)\)", windows.SQL_INSERT)

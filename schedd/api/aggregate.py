@@ -25,7 +25,7 @@ from schedd.api.common import (
 )
 from schedd.api.maintenance import error_information
 from schedd.errors import ScheddError
-from schedd.families import aggregate
+from schedd.families.cube_builds import service as aggregate
 from schedd.store.runs import Run
 from schedd.store.schedules import Schedule
 

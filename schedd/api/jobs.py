@@ -25,7 +25,7 @@ from schedd.api.common import (
 from schedd.core import Core
 from schedd.cron import load_zone
 from schedd.errors import ScheddError, ValidationError
-from schedd.families import jobs
+from schedd.families.service_jobs import service as jobs
 from schedd.store.runs import Run, RunSummary
 from schedd.store.schedules import Schedule
 

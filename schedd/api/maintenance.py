@@ -23,7 +23,7 @@ from schedd.api.common import (
     with_envelope,
 )
 from schedd.errors import ScheddError, ValidationError
-from schedd.families import maintenance
+from schedd.families.org_maintenance import service as maintenance
 from schedd.store.runs import Run
 from schedd.store.schedules import Schedule
 

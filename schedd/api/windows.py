@@ -8,7 +8,6 @@ Prod-Manager does. Bodies are forms or JSON.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -17,7 +16,8 @@ from aiohttp import web
 from schedd.api import paging
 from schedd.api.common import CORE, current_user, json_response, optional_user, read_body, with_envelope
 from schedd.errors import NotFound, ScheddError, ValidationError
-from schedd.families.windows import Access, Invalid, Windows, format_date
+from schedd.families.maintenance_windows.ical import calendar
+from schedd.families.maintenance_windows.service import Access, Invalid, Windows, format_date
 from schedd.store.windows import Event, Window
 
 routes = web.RouteTableDef()
@@ -212,62 +212,3 @@ async def get_service(request: web.Request) -> web.Response:
     if service is None:
         raise NotFound("service", _window_id(request))
     return json_response(_service_object(request, service))
-
-
-# -- iCalendar (RFC 5545) ------------------------------------------------------------
-
-def _ics_text(value: str) -> str:
-    return (value.replace("\\", "\\\\").replace(";", "\\;").replace(",", "\\,")
-            .replace("\r\n", "\\n").replace("\n", "\\n").replace("\r", "\\n"))
-
-
-def _ics_time(at: float) -> str:
-    return datetime.fromtimestamp(at, timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-
-
-def _fold(line: str) -> str:
-    """Lines longer than 75 octets continue on the next line after a space, never mid-character."""
-    out, current, size = [], "", 0
-    for char in line:
-        width = len(char.encode("utf-8"))
-        if size + width > 75:
-            out.append(current)
-            current, size = " ", 1
-        current += char
-        size += width
-    out.append(current)
-    return "\r\n".join(out)
-
-
-CALENDAR_HEAD = ["BEGIN:VCALENDAR", "VERSION:2.0", "PRODID:-//schedd//maintenance windows//EN",
-                 "CALSCALE:GREGORIAN", "METHOD:PUBLISH"]
-CALENDAR_TAIL = ["END:VCALENDAR"]
-
-
-def calendar_lines(lines: list[str]) -> str:
-    return "".join(_fold(line) + "\r\n" for line in lines)
-
-
-def calendar_events(windows: list[Window], *, at: float, host: str) -> str:
-    """The VEVENTs of `windows`, folded: the middle of a calendar, which a feed writes piece by piece."""
-    lines = []
-    for window in windows:
-        lines += [
-            "BEGIN:VEVENT",
-            f"UID:maintenance-{window.id}@{_ics_text(host)}",
-            f"DTSTAMP:{_ics_time(at)}",
-            f"DTSTART:{_ics_time(window.scheduled_start_date)}",
-            f"DTEND:{_ics_time(window.scheduled_end_date)}",
-            f"SUMMARY:{_ics_text(window.name)}",
-            f"STATUS:{'CANCELLED' if window.status == 'canceled' else 'CONFIRMED'}",
-        ]
-        if window.description:
-            lines.append(f"DESCRIPTION:{_ics_text(window.description)}")
-        if window.external_link:
-            lines.append(f"URL:{window.external_link}")
-        lines.append("END:VEVENT")
-    return calendar_lines(lines)
-
-
-def calendar(windows: list[Window], *, at: float, host: str) -> str:
-    return calendar_lines(CALENDAR_HEAD) + calendar_events(windows, at=at, host=host) + calendar_lines(CALENDAR_TAIL)

@@ -14,12 +14,13 @@ clock, no I/O.
 
 Modules, each importing only those before it: `fields` (what both dialects share),
 `days` (day tables), `quartz` and `unix` (the dialects' grammars), `zones` (offset
-tables, `load_zone`), `expr` (`parse`, `CronExpr`), `frequency` (`jobFrequencyInfo`).
+tables, `load_zone`), `expr` (`parse`, `CronExpr`).
+Volt MX's `jobFrequencyInfo` shapes belong to the service jobs family
+(`schedd.families.service_jobs.frequency`).
 """
 
 from schedd.cron.expr import MAX_EXPRESSION_LENGTH, CronExpr, parse
 from schedd.cron.fields import MAX_YEAR, MIN_YEAR, CronError
-from schedd.cron.frequency import cron_to_frequency, frequency_to_cron
 from schedd.cron.zones import load_zone
 
 __all__ = [
@@ -28,8 +29,6 @@ __all__ = [
     "MIN_YEAR",
     "CronError",
     "CronExpr",
-    "cron_to_frequency",
-    "frequency_to_cron",
     "load_zone",
     "parse",
 ]

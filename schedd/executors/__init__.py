@@ -20,7 +20,7 @@ class RunContext:
 
     run_id: int
     run_uid: str
-    family: str  # "maintenance" | "aggregate" | "service"
+    family: str  # the wire name of a registered family (schedd.families.base)
     trigger: str
     timeout: float
     org_id: str | None = None

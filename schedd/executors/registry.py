@@ -1,4 +1,8 @@
-"""Which executor runs a job family, as the config says; owns the one shared HTTP session."""
+"""The executors the config describes, which each job family chooses from; owns the one shared HTTP session.
+
+The family of a run (`schedd.families.base.Family`) picks its executor and default timeout
+from this pool: a command of an `[executors.<section>]` table or a `[services.<name>]`.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ import aiohttp
 from schedd.executors import Executor, Outcome, RunContext
 from schedd.executors.command import CommandExecutor
 from schedd.executors.http import HttpExecutor
+from schedd.families.base import FAMILIES, RunTarget, UnknownFamily
 
 if TYPE_CHECKING:
     from schedd.config import AggregateExecutorConfig, Config, MaintenanceExecutorConfig
@@ -27,7 +32,7 @@ class Refuse:
 
 
 class Executors:
-    """`get(ctx)` by `ctx.family`; `replace_config` swaps executors, keeping the session."""
+    """`get(ctx)` as `ctx.family` chooses; `replace_config` swaps executors, keeping the session."""
 
     def __init__(self, config: Config) -> None:
         self._session: aiohttp.ClientSession | None = None
@@ -46,33 +51,45 @@ class Executors:
 
     def replace_config(self, config: Config) -> None:
         self._config = config
-        execs = config.executors
-        self._commands: dict[str, Executor] = {
-            "maintenance": _command(execs.maintenance, "executors.maintenance"),
-            "aggregate": _command(execs.aggregate, "executors.aggregate"),
-        }
+        self._commands: dict[str, Executor] = {}  # by config section, built when first asked for
         self._services: dict[str, Executor] = {
             name: HttpExecutor(service, self._get_session) if service.base_url
             else Refuse(f"service {name!r} has no base URL: set services.{name}.base_url")
             for name, service in config.services.items()}
 
     def get(self, ctx: RunContext) -> Executor:
-        if ctx.family == "service":
-            name = ctx.service_name or ""
-            return self._services.get(name) or Refuse(
-                f"unknown service {name!r}: configure [services.{name}] base_url "
-                f"(services.{name}.base_url)")
-        return self._commands.get(ctx.family) or Refuse(f"unknown job family {ctx.family!r}")
+        family = FAMILIES.find(ctx.family)
+        if family is None:
+            return Refuse(f"unknown job family {ctx.family!r}")
+        return family.executor(self, ctx)
 
-    def timeout_for(self, family: str, service_name: str | None = None) -> float:
-        """The run timeout the runner enforces (by cancelling `run`) for a family."""
-        if family in ("maintenance", "aggregate"):
-            return getattr(self._config.executors, family).timeout
-        if family == "service" and service_name is not None and service_name in self._config.services:
-            return self._config.services[service_name].timeout
-        if family == "service":
-            return 30.0
-        raise ValueError(f"unknown job family {family!r}")
+    def timeout_for(self, family: str, target: RunTarget | None = None) -> float:
+        """The run timeout the runner enforces (by cancelling `run`) for a run of a family."""
+        found = FAMILIES.find(family)
+        if found is None:
+            raise UnknownFamily(family)
+        return found.timeout(self, target or RunTarget())
+
+    # -- the pool families choose from ----------------------------------------------
+
+    def command(self, section: str) -> Executor:
+        executor = self._commands.get(section)
+        if executor is None:
+            executor = self._commands[section] = _command(
+                getattr(self._config.executors, section), f"executors.{section}")
+        return executor
+
+    def command_timeout(self, section: str) -> float:
+        timeout: float = getattr(self._config.executors, section).timeout
+        return timeout
+
+    def service(self, name: str) -> Executor:
+        return self._services.get(name) or Refuse(
+            f"unknown service {name!r}: configure [services.{name}] base_url (services.{name}.base_url)")
+
+    def service_timeout(self, name: str) -> float | None:
+        service = self._config.services.get(name)
+        return None if service is None else service.timeout
 
     def _get_session(self) -> aiohttp.ClientSession:
         if self._session is None:

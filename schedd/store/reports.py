@@ -14,7 +14,7 @@ from schedd.store.runs import Run
 from schedd.store.schedules import Schedule
 
 # Each statement ends its WHERE with the caller's visibility: its orgs (or every org),
-# service jobs for administrators only.
+# never the families hidden from it (admin-only families for other users).
 # A page of runs of every family, newest first, optionally by family, org and state.
 SQL_LIST = """
 SELECT * FROM runs
@@ -22,7 +22,7 @@ WHERE (:family IS NULL OR family = :family)
   AND (:org_id IS NULL OR org_id = :org_id)
   AND (:state IS NULL OR state = :state)
   AND (:all_orgs OR org_id IN (SELECT value FROM json_each(:orgs)))
-  AND (:services OR family != 'service')
+  AND family NOT IN (SELECT value FROM json_each(:hidden))
 ORDER BY id DESC LIMIT :limit OFFSET :offset"""
 # Runs created since a time, counted by hour (0 = the first hour) and state.
 SQL_OUTCOMES = """
@@ -30,7 +30,7 @@ SELECT CAST((created_at - :since) / 3600 AS INTEGER) AS hour, state, count(*) AS
 FROM runs
 WHERE created_at >= :since
   AND (:all_orgs OR org_id IN (SELECT value FROM json_each(:orgs)))
-  AND (:services OR family != 'service')
+  AND family NOT IN (SELECT value FROM json_each(:hidden))
 GROUP BY hour, state"""
 # Start delay (start minus due time) of scheduled runs created since a time, by hour.
 SQL_DELAYS = """
@@ -39,7 +39,7 @@ SELECT CAST((created_at - :since) / 3600 AS INTEGER) AS hour, count(*) AS runs,
 FROM runs
 WHERE created_at >= :since AND due_at IS NOT NULL AND started_at IS NOT NULL
   AND (:all_orgs OR org_id IN (SELECT value FROM json_each(:orgs)))
-  AND (:services OR family != 'service')
+  AND family NOT IN (SELECT value FROM json_each(:hidden))
 GROUP BY hour"""
 # Schedules of every family by family, org and active flag (constant text; values bound).
 _SCHEDULES_WHERE = """
@@ -47,7 +47,7 @@ WHERE (:family IS NULL OR family = :family)
   AND (:org_id IS NULL OR org_id = :org_id)
   AND (:active IS NULL OR active = :active)
   AND (:all_orgs OR org_id IN (SELECT value FROM json_each(:orgs)))
-  AND (:services OR family != 'service')"""
+  AND family NOT IN (SELECT value FROM json_each(:hidden))"""
 # A page of those schedules, oldest first.
 SQL_SCHEDULES = f"SELECT * FROM schedules {_SCHEDULES_WHERE} ORDER BY id LIMIT :limit OFFSET :offset"  # noqa: S608
 # How many schedules the same filters match.
@@ -56,14 +56,14 @@ SQL_SCHEDULES_COUNT = f"SELECT count(*) FROM schedules {_SCHEDULES_WHERE}"  # no
 
 @dataclass(frozen=True, slots=True)
 class Visibility:
-    """What one caller may see: `orgs` None means every org."""
+    """What one caller may see: `orgs` None means every org; never the families in `hidden`."""
 
     orgs: tuple[str, ...] | None
-    services: bool
+    hidden: tuple[str, ...] = ()
 
     def params(self) -> dict[str, object]:
         return {"all_orgs": int(self.orgs is None), "orgs": json.dumps(list(self.orgs or ())),
-                "services": int(self.services)}
+                "hidden": json.dumps(list(self.hidden))}
 
 
 @dataclass(frozen=True, slots=True)

@@ -77,13 +77,13 @@ SQL_COUNT_SCHEDULE = "SELECT count(*) FROM runs WHERE schedule_id = ?"
 # Durations of a cube's last successful builds (for estimateTime).
 SQL_RECENT_DURATIONS = """
 SELECT ended_at - started_at FROM runs
-WHERE family = 'aggregate' AND org_id = ? AND project_id = ? AND cube_id = ? AND state = 'done'
+WHERE family = ? AND org_id = ? AND project_id = ? AND cube_id = ? AND state = 'done'
   AND started_at IS NOT NULL AND ended_at IS NOT NULL
 ORDER BY id DESC LIMIT ?"""
 # Whether a cube has had a successful build before (first-build maintenance trigger).
 SQL_CUBE_HAS_BUILT = """
 SELECT 1 FROM runs
-WHERE family = 'aggregate' AND org_id = ? AND project_id = ? AND cube_id = ? AND state = 'done'
+WHERE family = ? AND org_id = ? AND project_id = ? AND cube_id = ? AND state = 'done'
   AND id != ? LIMIT 1"""
 # Deletes a small batch of a schedule's runs created before a time (retention).
 SQL_RETENTION_BATCH = """
@@ -334,13 +334,17 @@ async def count_schedule(db: Database, schedule_id: int) -> int:
     return int(row[0]) if row else 0
 
 
-async def recent_durations(db: Database, org_id: str, project_id: str, cube_id: str, n: int = 10) -> list[float]:
-    rows = await db.fetchall(SQL_RECENT_DURATIONS, (org_id, project_id, cube_id, n))
+async def recent_durations(
+    db: Database, family: str, org_id: str, project_id: str, cube_id: str, n: int = 10,
+) -> list[float]:
+    rows = await db.fetchall(SQL_RECENT_DURATIONS, (family, org_id, project_id, cube_id, n))
     return [float(row[0]) for row in rows]
 
 
-async def cube_has_built(db: Database, org_id: str, project_id: str, cube_id: str, *, other_than: int) -> bool:
-    row = await db.fetchone(SQL_CUBE_HAS_BUILT, (org_id, project_id, cube_id, other_than))
+async def cube_has_built(
+    db: Database, family: str, org_id: str, project_id: str, cube_id: str, *, other_than: int,
+) -> bool:
+    row = await db.fetchone(SQL_CUBE_HAS_BUILT, (family, org_id, project_id, cube_id, other_than))
     return row is not None
 
 

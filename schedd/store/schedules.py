@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from schedd.errors import Conflict, NotFound
+from schedd.families.base import FAMILIES
 from schedd.store.db import Database, WriteConnection, inserted_id, written_row
 
 # Creates a schedule; the values in the order of `NewSchedule.values()`.
@@ -230,20 +231,8 @@ class Schedule:
 
     @property
     def overlap_key(self) -> str:
-        """What "the same job" means for overlap: the org, the cube, or the job itself."""
-        if self.family == "maintenance":
-            return maintenance_key(self.org_id or "")
-        if self.family == "aggregate":
-            return aggregate_key(self.org_id or "", self.project_id or "", self.cube_id or "")
-        return f"service:{self.id}"
-
-
-def maintenance_key(org_id: str) -> str:
-    return f"maintenance:{org_id}"
-
-
-def aggregate_key(org_id: str, project_id: str, cube_id: str) -> str:
-    return f"aggregate:{org_id}/{project_id}/{cube_id}"
+        """What "the same job" means for overlap, as its family says: two runs with one key never overlap."""
+        return FAMILIES.get(self.family).overlap_key(self)
 
 
 def _name_taken(exc: sqlite3.IntegrityError, name: str | None) -> Exception:

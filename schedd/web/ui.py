@@ -10,24 +10,18 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 from urllib.parse import urlencode
 
 from aiohttp import web
 
 from schedd.api.common import CORE, query_int, status_for
-from schedd.api.jobs import job_detail
 from schedd.core import Core
 from schedd.cron import load_zone, parse
 from schedd.errors import NotFound, ScheddError, ValidationError
-from schedd.families import aggregate, jobs, maintenance
+from schedd.families import overview
+from schedd.families.base import FAMILIES
 from schedd.families.common import RUN_STATES
-from schedd.metrics import FAMILIES
 from schedd.runner import RunRef
-from schedd.store import accounts as account_store
-from schedd.store import reports
-from schedd.store import runs as run_store
-from schedd.store import schedules as schedule_store
 from schedd.store.accounts import User
 from schedd.store.runs import Run
 from schedd.store.schedules import Schedule
@@ -47,13 +41,6 @@ NOTICES = {
     "activated": "Schedule activated.",
 }
 
-# Run now of a 000/002 schedule is the API's run of its org or cube (no schedule of its own).
-RUN_HINTS = {
-    "maintenance": "Start a maintenance run of this org now (ManualMaintenance)",
-    "aggregate": "Start a build of this cube now",
-    "service": "Run this job now",
-}
-
 
 @dataclass(frozen=True, slots=True)
 class ScheduleRow:
@@ -65,24 +52,9 @@ class ScheduleRow:
     run_hint: str
 
 
-def visibility(user: User) -> reports.Visibility:
-    return reports.Visibility(orgs=None if user.is_admin else user.orgs, services=user.is_admin)
-
-
-def may_see(user: User, family: str, org_id: str | None) -> bool:
-    """Service jobs belong to no org and are for administrators; the rest go by org."""
-    if family == "service":
-        return user.is_admin
-    return org_id is not None and user.can_see(org_id)
-
-
 def label(family: str, org_id: str | None, project_id: str | None, cube_id: str | None,
           name: str | None) -> str:
-    if family == "maintenance":
-        return f"maintenance of {org_id}"
-    if family == "aggregate":
-        return f"build {org_id}/{project_id}/{cube_id}"
-    return name or "service job"
+    return FAMILIES.get(family).row_label(org_id, project_id, cube_id, name)
 
 
 def next_fires(schedule: Schedule) -> tuple[str, ...]:
@@ -100,18 +72,14 @@ def next_fires(schedule: Schedule) -> tuple[str, ...]:
 
 
 def row(schedule: Schedule) -> ScheduleRow:
-    # Seeds 000 and 002 can only delete (deactivate) a schedule; a service job goes both ways.
+    family = FAMILIES.get(schedule.family)
     return ScheduleRow(
         schedule=schedule,
         label=label(schedule.family, schedule.org_id, schedule.project_id, schedule.cube_id, schedule.name),
         next_fires=next_fires(schedule),
-        can_activate=schedule.family == "service" and not schedule.active,
+        can_activate=family.can_reactivate and not schedule.active,
         can_deactivate=schedule.active,
-        run_hint=RUN_HINTS[schedule.family])
-
-
-async def visible_orgs(core: Core, user: User) -> list[str]:
-    return await account_store.list_orgs(core.db) if user.is_admin else list(user.orgs)
+        run_hint=family.run_hint)
 
 
 def _choice(request: web.Request, name: str, allowed: list[str] | tuple[str, ...]) -> str | None:
@@ -156,16 +124,15 @@ async def dashboard(request: web.Request, session: Session) -> web.Response:
     """Schedules of every family the user may see, with the last day's charts."""
     core, user = request.app[CORE], session.user
     try:
-        family = _choice(request, "family", FAMILIES)
-        orgs = await visible_orgs(core, user)
+        family = _choice(request, "family", FAMILIES.names())
+        orgs = await overview.visible_orgs(core, user)
         org = _org(request, orgs)
         active = _choice(request, "active", ("yes", "no"))
         number = _page_number(request)
     except ScheddError as exc:
         return _failure(request, session, exc)
-    seen = visibility(user)
-    shown, total = await reports.list_schedules(
-        core.db, seen, family=family, org_id=org, active=None if active is None else active == "yes",
+    shown, total = await overview.schedules(
+        core, user, family=family, org_id=org, active=None if active is None else active == "yes",
         limit=PAGE_SIZE, offset=(number - 1) * PAGE_SIZE)
     start = charts.window_start(core.clock.now())
     tz = zone(request)
@@ -177,12 +144,12 @@ async def dashboard(request: web.Request, session: Session) -> web.Response:
         "pages": max(1, math.ceil(total / PAGE_SIZE)),
         "number": number,
         "links": _page_links(request, number, number * PAGE_SIZE < total),
-        "families": [f for f in FAMILIES if f != "service" or user.is_admin],
+        "families": overview.family_names(user),
         "orgs": orgs,
         "filters": {"family": family or "", "org": org or "", "active": active or ""},
-        "outcomes": charts.outcome_chart(await reports.outcomes_by_hour(core.db, seen, since=start),
+        "outcomes": charts.outcome_chart(await overview.outcomes_by_hour(core, user, since=start),
                                          start=start, zone=tz),
-        "delays": charts.delay_chart(await reports.delays_by_hour(core.db, seen, since=start),
+        "delays": charts.delay_chart(await overview.delays_by_hour(core, user, since=start),
                                      start=start, zone=tz),
     }, private=True)
 
@@ -193,21 +160,20 @@ async def runs(request: web.Request, session: Session) -> web.Response:
     """Run history of every family, newest first, by family, org and status."""
     core, user = request.app[CORE], session.user
     try:
-        family = _choice(request, "family", FAMILIES)
-        orgs = await visible_orgs(core, user)
+        family = _choice(request, "family", FAMILIES.names())
+        orgs = await overview.visible_orgs(core, user)
         org = _org(request, orgs)
         state = _choice(request, "status", RUN_STATES)
         number = _page_number(request)
     except ScheddError as exc:
         return _failure(request, session, exc)
-    found = await reports.list_runs(core.db, visibility(user), family=family, org_id=org, state=state,
-                                    limit=PAGE_SIZE + 1, offset=(number - 1) * PAGE_SIZE)
+    found, schedules = await overview.runs(core, user, family=family, org_id=org, state=state,
+                                           limit=PAGE_SIZE + 1, offset=(number - 1) * PAGE_SIZE)
     more, found = len(found) > PAGE_SIZE, found[:PAGE_SIZE]
-    schedules = await schedule_store.get_many(core.db, sorted({r.schedule_id for r in found if r.schedule_id}))
     return page(request, "runs.html", {
         "session": session,
         "runs": [(r, run_label(r, schedules.get(r.schedule_id or 0))) for r in found],
-        "families": [f for f in FAMILIES if f != "service" or user.is_admin],
+        "families": overview.family_names(user),
         "orgs": orgs,
         "states": RUN_STATES,
         "filters": {"family": family or "", "org": org or "", "status": state or ""},
@@ -224,10 +190,10 @@ def run_label(run: Run, schedule: Schedule | None) -> str:
 @operator
 async def run_page(request: web.Request, session: Session) -> web.Response:
     core = request.app[CORE]
-    run = await run_store.get_by_uid(core.db, request.match_info["uid"])
-    if run is None or not may_see(session.user, run.family, run.org_id):
-        return _failure(request, session, NotFound("run", request.match_info["uid"]))
-    schedule = await schedule_store.get(core.db, run.schedule_id) if run.schedule_id else None
+    try:
+        run, schedule = await overview.run(core, session.user, request.match_info["uid"])
+    except NotFound as exc:
+        return _failure(request, session, exc)
     delay = run.started_at - run.due_at if run.started_at is not None and run.due_at is not None else None
     return page(request, "run.html", {
         "session": session,
@@ -242,36 +208,17 @@ async def run_page(request: web.Request, session: Session) -> web.Response:
 
 
 async def _schedule(request: web.Request, session: Session) -> Schedule:
-    schedule = await schedule_store.get(request.app[CORE].db, int(request.match_info["id"]))
-    if schedule is None or not may_see(session.user, schedule.family, schedule.org_id):
-        raise NotFound("schedule", request.match_info["id"])
-    return schedule
+    return await overview.schedule(request.app[CORE], session.user, int(request.match_info["id"]))
 
 
 async def start_run(core: Core, user: User, schedule: Schedule, *, at: float) -> RunRef:
     """Run now through the family's own service function (the API's run-now)."""
-    if schedule.family == "maintenance":
-        return await maintenance.run_now(core, user, schedule.org_id or "", at=at)
-    if schedule.family == "aggregate":
-        return await aggregate.execute(
-            core, user, schedule.org_id or "", schedule.project_id or "", schedule.cube_id or "",
-            full_build=schedule.full_build, at=at)
-    return await jobs.run_now(core, schedule.id, at=at)
+    return await FAMILIES.get(schedule.family).start_run(core, user, schedule, at=at)
 
 
 async def set_active(core: Core, user: User, schedule: Schedule, active: bool, *, at: float) -> None:
-    """(De)activate through the API's service functions: 000/002 delete, 003 a whole-job update."""
-    if schedule.family == "service":
-        body: dict[str, Any] = job_detail(core, await jobs.get_job(core, schedule.id))
-        body["jobStatus"] = "Active" if active else "Inactive"
-        await jobs.update_job(core, user, body, at=at)
-    elif active:
-        raise ValidationError("active", "a maintenance or build schedule cannot be reactivated; create a new one")
-    elif schedule.family == "maintenance":
-        await maintenance.delete_schedule(core, user, schedule.org_id or "", schedule.uid, at=at)
-    else:
-        await aggregate.delete_schedule(core, user, schedule.org_id or "", schedule.project_id or "",
-                                        schedule.cube_id or "", schedule.uid, at=at)
+    """(De)activate through the family's own service function, as its API does."""
+    await FAMILIES.get(schedule.family).set_active(core, user, schedule, active, at=at)
 
 
 @routes.post(r"/ui/schedules/{id:[0-9]{1,18}}/run")

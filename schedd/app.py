@@ -1,4 +1,9 @@
-"""The aiohttp application: middlewares, route tables of every family, lifecycle."""
+"""The application factory: the HTTP API and the web views in one aiohttp application.
+
+Middlewares, the route tables of every API family and of the web views, and the
+lifecycle of the core. It sits above both `schedd.api` and `schedd.web`, which do not
+import each other's routes.
+"""
 
 from __future__ import annotations
 

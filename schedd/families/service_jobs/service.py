@@ -16,10 +16,11 @@ from typing import Any
 
 from schedd import quotas
 from schedd.core import Core
-from schedd.cron import CronExpr, cron_to_frequency, frequency_to_cron, load_zone, parse
+from schedd.cron import CronExpr, load_zone, parse
 from schedd.errors import Conflict, NotFound, ValidationError
 from schedd.executors.http import merge_headers, service_url
 from schedd.families.common import timing
+from schedd.families.service_jobs.frequency import cron_to_frequency, frequency_to_cron
 from schedd.inputs import check_tree
 from schedd.policy import HISTORY_STRATEGIES, fire_floor
 from schedd.runner import RunRef
@@ -334,6 +335,24 @@ async def update_job(core: Core, user: User, body: Mapping[str, Any], *, at: flo
     else:
         core.runner.disarm(schedule.id)
     return schedule
+
+
+def definition(schedule: Schedule) -> dict[str, Any]:
+    """The job's definition as an update takes it (what it was created or last updated with)."""
+    return {
+        "jobId": schedule.id, "jobName": schedule.name, "jobFrequency": schedule.cron,
+        "jobServiceInfo": schedule.spec.get(SERVICE) or {},
+        "jobStatus": JOB_STATUSES[0] if schedule.active else JOB_STATUSES[1],
+        "historyStrategy": schedule.history_strategy, "retentionPeriod": str(schedule.retention_days),
+        "jobFrequencyInfo": schedule.spec.get(FREQUENCY_INFO), "description": schedule.description,
+    }
+
+
+async def set_status(core: Core, user: User, ident: int, active: bool, *, at: float) -> Schedule:
+    """(De)activate a job: a whole-job update that changes only its status."""
+    body = definition(await _schedule(core, ident))
+    body["jobStatus"] = JOB_STATUSES[0] if active else JOB_STATUSES[1]
+    return await update_job(core, user, body, at=at)
 
 
 async def delete_job(core: Core, ident: int) -> None:

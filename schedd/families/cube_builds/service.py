@@ -10,20 +10,25 @@ from collections.abc import AsyncIterator
 from schedd import quotas
 from schedd.core import Core
 from schedd.errors import Conflict, NotFound, Unavailable, ValidationError
-from schedd.families import maintenance
 from schedd.families.common import check_org, run_state, timing
+from schedd.families.org_maintenance import service as maintenance
 from schedd.runner import Active, RunRef
 from schedd.store import runs as run_store
 from schedd.store import schedules as schedule_store
 from schedd.store.accounts import User
 from schedd.store.runs import Run
-from schedd.store.schedules import Schedule, aggregate_key
+from schedd.store.schedules import Schedule
 
 log = logging.getLogger("schedd.aggregate")
 
 FAMILY = "aggregate"
 MANUAL = "ManualBuild"
 ESTIMATE_SAMPLE = 10
+
+
+def aggregate_key(org_id: str, project_id: str, cube_id: str) -> str:
+    """The overlap key of a cube's builds: one build per cube at a time."""
+    return f"{FAMILY}:{org_id}/{project_id}/{cube_id}"
 
 
 def parse_bool(value: object, field: str, default: bool) -> bool:
@@ -121,7 +126,7 @@ async def builds(
 
 async def estimate_seconds(core: Core, org_id: str, project_id: str, cube_id: str) -> int:
     """Median duration of the cube's last successful builds; 0 when it has none."""
-    durations = await run_store.recent_durations(core.db, org_id, project_id, cube_id, ESTIMATE_SAMPLE)
+    durations = await run_store.recent_durations(core.db, FAMILY, org_id, project_id, cube_id, ESTIMATE_SAMPLE)
     return round(statistics.median(durations)) if durations else 0
 
 
@@ -135,7 +140,7 @@ def install(core: Core) -> None:
         if not (config.after_first_build and config.enabled):
             return
         org, project, cube = active.org_id or "", active.project_id or "", active.cube_id or ""
-        if await run_store.cube_has_built(core.db, org, project, cube, other_than=active.run_id):
+        if await run_store.cube_has_built(core.db, FAMILY, org, project, cube, other_than=active.run_id):
             return
         try:
             await maintenance.start(core, org, trigger=maintenance.AFTER_FIRST_BUILD, at=core.clock.now())

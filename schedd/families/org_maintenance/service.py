@@ -15,11 +15,16 @@ from schedd.store import runs as run_store
 from schedd.store import schedules as schedule_store
 from schedd.store.accounts import User
 from schedd.store.runs import Run
-from schedd.store.schedules import Schedule, maintenance_key
+from schedd.store.schedules import Schedule
 
 FAMILY = "maintenance"
 MANUAL = "ManualMaintenance"
 AFTER_FIRST_BUILD = "CubeUpdateMaintenance(FirstTimeCubeProcessed)"
+
+
+def maintenance_key(org_id: str) -> str:
+    """The overlap key of an org's maintenance: one run per org at a time."""
+    return f"{FAMILY}:{org_id}"
 
 
 async def list_schedules(

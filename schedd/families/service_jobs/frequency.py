@@ -1,4 +1,4 @@
-"""Seed 003's `jobFrequencyInfo` to a Quartz cron expression, and back for the four shapes it describes."""
+"""`jobFrequencyInfo` of a service job (Volt MX) to a Quartz cron expression, and back for its four shapes."""
 
 from __future__ import annotations
 
