@@ -370,7 +370,7 @@ async def test_retention_deletes_old_runs_in_batches_and_keeps_counters(core, cl
 ])
 async def test_runs_no_job_retention_covers_are_kept_for_history_retention(core, history_retention, kept):
     """Org maintenance and cube builds have no retention period of their own: `history_retention` bounds them."""
-    core.runner.history_retention = history_retention
+    core.retention.history_retention = history_retention
     schedule = await add_schedule(core, "0 0 0 1 1 ? 2099", retention_days=0)
     job = await add_schedule(core, "0 0 0 1 1 ? 2099", family="service", org_id=None, name="job",
                              retention_days=3650)
@@ -386,7 +386,7 @@ async def test_runs_no_job_retention_covers_are_kept_for_history_retention(core,
                 trigger="ManualMaintenance", state=state, created_at=T0 - age, schedule_id=schedule_id))
 
     await core.db.write(seed)
-    await core.runner.sweep_retention(T0)
+    await core.retention.sweep(T0)
     left = [row[0] for row in await core.db.fetchall("SELECT uid FROM runs ORDER BY id")]
     assert left == [*sorted(kept, key=["old", "recent", "running", "old-manual", "recent-manual"].index), "job-old"]
 

@@ -206,10 +206,14 @@ class SqliteRunStore:
     async def count_schedule(self, schedule_id: int) -> int:
         return await runs.count_schedule(self._db, schedule_id)
 
-    async def recent_durations(self, family: str, org_id: str, project_id: str, cube_id: str, n: int = 10) -> list[float]:
+    async def recent_durations(
+        self, family: str, org_id: str, project_id: str, cube_id: str, n: int = 10,
+    ) -> list[float]:
         return await runs.recent_durations(self._db, family, org_id, project_id, cube_id, n)
 
-    async def cube_has_built(self, family: str, org_id: str, project_id: str, cube_id: str, *, other_than: int) -> bool:
+    async def cube_has_built(
+        self, family: str, org_id: str, project_id: str, cube_id: str, *, other_than: int,
+    ) -> bool:
         return await runs.cube_has_built(self._db, family, org_id, project_id, cube_id, other_than=other_than)
 
     async def delete_older(self, schedule_id: int, before: float, batch: int = 500) -> int:
