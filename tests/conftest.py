@@ -1,73 +1,27 @@
-"""Shared fixtures: the API over a real SQLite file, driven by the test clock."""
+"""Shared fixtures and the test tiers.
+
+Fixtures: the API over a real SQLite file driven by the test clock (`clock`, `make_api`,
+`api`), and real daemons as subprocesses (`daemon_factory`). What they are built from lives
+in tests/support/, which test modules import; no test module imports another.
+
+Tiers: every test gets one marker by its module (see TIERS): `e2e` for modules that start
+real daemons or other subprocesses, `browser` for the Chromium tests, `slow` for modules
+that take more than a few seconds, `unit` for the rest. `pytest -m unit` is the inner loop.
+"""
 
 from __future__ import annotations
 
-import functools
-import sys
-from dataclasses import dataclass
-from datetime import datetime, timezone
 from typing import Any
 
 import pytest
 
-from schedd import config as config_mod
-from schedd.accounts import hash_password
 from schedd.api.app import make_app
 from schedd.api.common import ACCOUNTS
 from schedd.clock import TestClock
 from schedd.core import Core
 from schedd.store import accounts as account_store
-
-T0 = datetime(2026, 1, 1, tzinfo=timezone.utc).timestamp()
-PASSWORD = "correct horse battery"
-
-
-@dataclass
-class Api:
-    """A test client with a user per role and the core it drives."""
-
-    client: Any
-    core: Core
-    clock: TestClock
-    tokens: dict[str, str]
-
-    def auth(self, who: str = "admin", header: str = "bearer") -> dict[str, str]:
-        token = self.tokens[who]
-        if header == "voltmx":
-            return {"X-VoltMX-Authorization": token}
-        return {"Authorization": f"Bearer {token}"}
-
-    async def call(self, method: str, path: str, who: str | None = "admin", **kw: Any):
-        headers = {**(self.auth(who) if who else {}), **kw.pop("headers", {})}
-        response = await self.client.request(method, path, headers=headers, **kw)
-        try:
-            body = await response.json(content_type=None)
-        except ValueError:
-            body = await response.text()
-        return response, body
-
-    async def settle(self) -> None:
-        """Fire what is due at the test clock's time and wait for every run to end."""
-        await self.core.engine.run_until_idle()
-        await self.core.runner.wait_idle()
-
-
-def api_config(tmp_path, **sections: Any) -> config_mod.Config:
-    data: dict[str, Any] = {
-        "executors": {
-            "maintenance": {"command": [sys.executable, "-c", "print('maintenance of {org_id}')"]},
-            "aggregate": {"command": [sys.executable, "-c", "print('build {cube_id} full={full_build}')"]},
-        },
-    }
-    for key, value in sections.items():
-        data.setdefault(key, {}).update(value)
-    return config_mod.from_dict(data)
-
-
-@functools.cache
-def password_hash() -> str:
-    """PASSWORD's scrypt hash, computed once per test session."""
-    return hash_password(PASSWORD)
+from tests.support.api import T0, Api, api_config, password_hash
+from tests.support.daemon import Daemon, admin_daemon, kill
 
 
 @pytest.fixture
@@ -99,3 +53,61 @@ async def make_api(aiohttp_client, tmp_path, clock):
 @pytest.fixture
 async def api(make_api) -> Api:
     return await make_api()
+
+
+@pytest.fixture
+def daemon_factory(tmp_path):
+    """Makes Daemons (not started) with the admin user "ops"; kills those still running at the end."""
+    made: list[Daemon] = []
+
+    def make(command: list[str]) -> Daemon:
+        daemon = admin_daemon(tmp_path, command)
+        made.append(daemon)
+        return daemon
+
+    yield make
+    for daemon in made:
+        kill(daemon)
+
+
+# The tier of each module that is not `unit`. A test marked with a tier itself keeps it.
+TIERS: dict[str, tuple[str, ...]] = {
+    # schedd serve or the schedd CLI as subprocesses, or the whole system around them
+    "test_e2e": ("e2e",),
+    "test_ops": ("e2e",),
+    "test_lock": ("e2e",),
+    "test_restore": ("e2e",),
+    "test_revocation": ("e2e",),
+    "test_prometheus": ("e2e", "slow"),
+    "test_durability": ("e2e", "slow"),
+    "test_connections": ("e2e", "slow"),
+    "test_cli_errors": ("e2e",),
+    "test_readme": ("e2e",),
+    "test_prodmanager_client": ("e2e",),
+    "test_fuzz": ("e2e", "slow"),
+    "test_crashloop": ("e2e", "slow"),
+    # headless Chromium against a daemon
+    "test_browser": ("browser", "e2e"),
+    # in-process, but seconds each: ruff and mypy, fuzzers, scrypt-bound logins, the
+    # access matrices (every route by every role), large tables
+    "test_static": ("slow",),
+    "test_input_fuzz": ("slow",),
+    "test_hostile": ("slow",),
+    "test_login_throttle": ("slow",),
+    "test_accounts": ("slow",),
+    "test_auth_security": ("slow",),
+    "test_window_roles": ("slow",),
+    "test_bounded_lists": ("slow",),
+    "test_full_disk": ("slow",),
+}
+TIER_NAMES = ("unit", "e2e", "browser", "slow")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Give every test its tier markers by module (TIERS; `unit` when the module has none)."""
+    for item in items:
+        if any(item.get_closest_marker(name) for name in TIER_NAMES):
+            continue
+        module = item.path.stem
+        for name in TIERS.get(module, ("unit",)):
+            item.add_marker(name)

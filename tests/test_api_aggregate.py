@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from schedd.executors import Outcome
-from tests.conftest import T0
+from tests.support.api import T0
 
 PROJECT = "7051865d-74a8-4aad-4904-ebf88d56880c"
 CUBE = "dea39a20-9920-4a79-51f3-1ff3a399fbd3"

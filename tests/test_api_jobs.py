@@ -6,7 +6,6 @@ import asyncio
 import copy
 import json
 import re
-import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -20,34 +19,13 @@ from schedd.api.common import local_seconds
 from schedd.cron import load_zone
 from schedd.executors import PAYLOAD_LIMIT
 from schedd.store import runs as run_store
-from tests.conftest import T0
+from tests.support.api import T0
+from tests.support.jobs import SAMPLE_JOB
 
 JOBS = "/admin/api/jobs/job"
 DATE = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$")
 DAY = 86400.0
 
-# The seed's "Create a Job" sample request, as printed.
-SEED_JOB: dict[str, Any] = {
-    "jobId": 2,
-    "jobName": "testjob1",
-    "jobFrequency": "19 0 * * * ? *",
-    "description": "Job for testjob2",
-    "jobServiceInfo": {
-        "version": "1.0",
-        "serviceType": "intSer",
-        "serviceName": "jsonservices",
-        "objectName": "",
-        "operationName": "metadatajson",
-        "requestheaderMap": {},
-        "serviceExecutionType": "SERVER_URL",
-        "postData": "{}",
-        "operationSecurityLevel": "public",
-    },
-    "jobStatus": "Active",
-    "historyStrategy": "OFF",
-    "retentionPeriod": "30",
-    "jobFrequencyInfo": {"frequencyType": 1, "minuteValues": [0], "hourValues": [1]},
-}
 SUMMARY_FIELDS = {
     "jobId", "jobName", "description", "cronExpression", "updatedUser", "updatedDate", "jobStatus",
     "jobHistoryTotal", "jobHistorySuccessCount", "jobHistoryFailCount", "jobHistorySucPercentage",
@@ -66,12 +44,14 @@ DROP = object()
 
 @dataclass
 class FakeService:
-    """A local HTTP service: records each call, answers `status` with `body` after `delay` s."""
+    """A local HTTP service: records each call and answers `status` with `body`; with `hold`,
+    only once the test sets `released`."""
 
     status: int = 200
     body: str = '{"opstatus":0}'
-    delay: float = 0.0
+    hold: bool = False
     calls: list[dict[str, Any]] = field(default_factory=list)
+    answered: int = 0
     released: asyncio.Event = field(default_factory=asyncio.Event)
     server: Any = None
 
@@ -80,11 +60,9 @@ class FakeService:
             "method": request.method, "path": request.path, "headers": dict(request.headers),
             "body": await request.text(),
         })
-        if self.delay:
-            try:
-                await asyncio.wait_for(self.released.wait(), self.delay)
-            except TimeoutError:
-                pass
+        if self.hold:
+            await self.released.wait()
+        self.answered += 1
         return web.Response(status=self.status, text=self.body, content_type="application/json")
 
     @property
@@ -113,7 +91,7 @@ async def api(make_api, service):
 
 def job(**changes: Any) -> dict[str, Any]:
     """The seed's sample job with dotted-path changes (`jobServiceInfo__operationName`); DROP removes."""
-    body = copy.deepcopy(SEED_JOB)
+    body = copy.deepcopy(SAMPLE_JOB)
     for key, value in changes.items():
         *parents, leaf = key.split("__")
         target = body
@@ -182,11 +160,11 @@ async def test_get_returns_what_was_sent_in_the_seed_shape(api):
     assert detail["jobId"] == job_id
     assert detail["jobName"] == "testjob1"
     assert detail["jobFrequency"] == "19 0 * * * ? *"
-    assert detail["jobServiceInfo"] == SEED_JOB["jobServiceInfo"]
+    assert detail["jobServiceInfo"] == SAMPLE_JOB["jobServiceInfo"]
     assert detail["jobStatus"] == "Active"
     assert detail["historyStrategy"] == "OFF"
     assert detail["retentionPeriod"] == "30"
-    assert detail["jobFrequencyInfo"] == SEED_JOB["jobFrequencyInfo"]
+    assert detail["jobFrequencyInfo"] == SAMPLE_JOB["jobFrequencyInfo"]
     assert detail["description"] == "Job for testjob2"
 
 
@@ -476,20 +454,19 @@ async def test_a_500_from_the_service_fails_the_run_with_the_reason(api, service
 
 async def test_a_service_that_times_out_fails_the_run(make_api, service):
     api = await make_api(services=services(service, timeout=0.2))
-    service.delay = 5
+    service.hold = True  # the service never answers on its own: only the timeout ends the run
     job_id = await create(api, historyStrategy="MINIMAL")
-    started = time.monotonic()
     await run_now(api, job_id)
-    assert time.monotonic() - started < 3
+    assert (len(service.calls), service.answered) == (1, 0)
     (run,) = await history(api, job_id)
     assert run["executionStatus"] == "Fail"
     detail = await get(api, f"/admin/api/jobs/history/{job_id}/{run['jobRunId']}")
-    assert "timeout after" in detail["errorMessage"]
+    assert detail["errorMessage"] == "timeout after 0.2 s"
 
 
 async def test_run_now_while_a_run_is_in_progress_is_409(make_api, service):
     api = await make_api(services=services(service, timeout=5))
-    service.delay = 5
+    service.hold = True
     job_id = await create(api)
     response, _ = await api.call("POST", f"{JOBS}/run/{job_id}")
     assert response.status == 200
@@ -711,7 +688,7 @@ async def test_a_deleted_jobs_name_can_be_used_again(api):
     job_id = await create(api)
     await api.call("DELETE", f"{JOBS}/{job_id}")
     again = await create(api)
-    assert (await get(api, f"{JOBS}/{again}"))["jobName"] == SEED_JOB["jobName"]
+    assert (await get(api, f"{JOBS}/{again}"))["jobName"] == SAMPLE_JOB["jobName"]
 
 
 # -- history paging ----------------------------------------------------------------------

@@ -10,7 +10,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from schedd.api.common import rfc3339
-from tests.conftest import PASSWORD, T0
+from tests.support.api import PASSWORD, T0
 
 SCHEDULES = "/aggregates/maintenance/scheduler/jobs/orgId/{org}"
 SEED_DELETE = "/api/1.0/aggregates/maintenance-schedule/jobs/orgId/{org}/jobId/{job}"

@@ -13,7 +13,7 @@ from schedd.core import Core
 from schedd.cron import load_zone, parse
 from schedd.store import runs as run_store
 from schedd.store import schedules as schedule_store
-from tests.conftest import T0, api_config
+from tests.support.api import T0, api_config
 
 # T0 is 2026-01-01T00:00Z = 01:00 in Berlin, the zone these tests configure.
 SCOPES = {"platform": {"id": 1}, "edge": {"id": 2}}

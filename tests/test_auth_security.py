@@ -18,9 +18,9 @@ import tomli_w
 import schedd.accounts
 from schedd.api import openapi
 from schedd.api.common import ACCOUNTS
-from tests.conftest import PASSWORD, T0
-from tests.test_e2e import Daemon
-from tests.test_e2e import schedd as run_cli
+from tests.support.api import PASSWORD, T0
+from tests.support.daemon import Daemon
+from tests.support.daemon import schedd as run_cli
 
 SCOPES = {"platform": {"id": 1}}
 SERVICES = {"jsonservices": {"base_url": "http://127.0.0.1:9/api", "id": 10, "scope": "platform"}}

@@ -194,8 +194,9 @@ class TestQuartzSpecials:
 
 
 class TestQuartzRandom:
-    """2,500 seeded random Quartz expressions (UTC), 5 fires each from Quartz 2.3.2."""
+    """2,500 random Quartz expressions (UTC, from a fixed RNG seed), 5 fires each from Quartz 2.3.2."""
 
+    @pytest.mark.slow  # the whole fixture; TestQuartzSpecials is the inner loop's share
     @pytest.mark.parametrize("row", FIXTURE["quartz_random"], ids=case_id)
     def test_matches_quartz(self, row):
         check_row(row)
@@ -204,6 +205,7 @@ class TestQuartzRandom:
 class TestUnix:
     """5-field expressions, cronsim's answers: names, L, nL, #, the day-of-month/day-of-week OR rule."""
 
+    @pytest.mark.slow  # the whole fixture
     @pytest.mark.parametrize("row", FIXTURE["unix"], ids=case_id)
     def test_matches_cronsim(self, row):
         check_row(row)
@@ -292,6 +294,7 @@ class TestCronieSyntax:
 class TestDST:
     """Wall-clock fields across DST changes, as cronie and cronsim do (DESIGN.md), not as Quartz does."""
 
+    @pytest.mark.slow  # the whole fixture; the hand-written DST cases below are the inner loop's share
     @pytest.mark.parametrize("row", FIXTURE["dst"], ids=lambda r: f"{r['expr']} | {r['zone']} | {r['change']} {r['start']}")
     @pytest.mark.parametrize("spelling", ["expr", "quartz_expr"])
     def test_matches_cronsim_or_the_rules(self, row, spelling):

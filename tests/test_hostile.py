@@ -7,7 +7,7 @@ import json
 import pytest
 
 from schedd import grants
-from tests.conftest import T0
+from tests.support.api import T0
 
 SCOPES = {"platform": {"id": 1}}
 SERVICES = {"jsonservices": {"base_url": "http://127.0.0.1:9/api", "id": 10, "scope": "platform"}}

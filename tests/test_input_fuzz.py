@@ -31,7 +31,7 @@ from schedd.api.common import ACCOUNTS
 from schedd.clock import TestClock
 from schedd.core import Core
 from schedd.store import accounts as account_store
-from tests.conftest import PASSWORD, T0
+from tests.support.api import PASSWORD, T0
 
 EXAMPLES = 10
 LOGIN_EXAMPLES = 3  # each verifies a scrypt hash

@@ -36,16 +36,30 @@ class Controlled:
         self.release = asyncio.Event()
         self.ok = True
         self.cancelled: list[str] = []
+        self._changed = asyncio.Event()
 
     async def run(self, ctx):
         self.started.append(ctx.run_uid)
+        self._note()
         try:
             await self.release.wait()
         except asyncio.CancelledError:
             self.cancelled.append(ctx.run_uid)
+            self._note()
             raise
         return Outcome(ok=self.ok, error=None if self.ok else "boom",
                        request_payload="req", response_status=200, response_body="resp")
+
+    def _note(self) -> None:
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    async def until(self, started: int = 0, cancelled: int = 0) -> None:
+        """Wait until this many runs have started and this many were cancelled (no real time
+        passes; the bound only turns a hang into a failure)."""
+        async with asyncio.timeout(10):
+            while len(self.started) < started or len(self.cancelled) < cancelled:
+                await self._changed.wait()
 
 
 @pytest.fixture
@@ -162,7 +176,7 @@ async def test_replace_cancels_the_running_fire(core, clock):
     await settle(core)
     clock.set(T0 + 2)
     await settle(core)
-    await asyncio.sleep(0.01)
+    await ex.until(started=2, cancelled=1)  # the newer run started, the older one was cancelled
     ex.release.set()
     await core.runner.wait_idle()
     runs = await history(core, schedule)
@@ -194,8 +208,9 @@ async def test_runs_beyond_the_concurrency_limit_wait_queued(tmp_path, clock):
         second = await core.runner.run_now("maintenance", "maintenance:b", "ManualMaintenance", at=T0, org_id="b")
         assert (first.state, second.state) == ("inprogress", "queued")
         assert (await run_store.get_by_uid(core.db, second.uid)).state == "queued"
-        await asyncio.sleep(0.01)
+        await ex.until(started=1)  # a second run spawned with the first would have started with it
         assert len(ex.started) == 1
+        assert (core.runner.in_flight, core.runner.queued) == (1, 1)
         ex.release.set()
         await core.runner.wait_idle()
         assert len(ex.started) == 2
@@ -300,7 +315,7 @@ async def test_shutdown_interrupts_runs_that_outlive_the_grace(tmp_path, clock):
     await core.start(run_loop=False)
     ex = controlled(core)
     ref = await core.runner.run_now("maintenance", "maintenance:x", "ManualMaintenance", at=T0, org_id="x")
-    await asyncio.sleep(0.01)
+    await ex.until(started=1)
     db_path = core.db.path
     assert await core.stop() == (0, 1)
     assert ex.cancelled == [ref.uid]
