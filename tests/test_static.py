@@ -40,3 +40,15 @@ def test_window_statements_name_the_fields_in_the_order_values_gives_them():
     updated = re.search(r"UPDATE windows SET (.*) WHERE id = \?", windows.SQL_UPDATE)
     assert updated is not None
     assert tuple(part.removesuffix(" = ?") for part in updated.group(1).split(", ")) == windows._FIELDS
+
+
+def test_test_modules_import_no_other_test_module_and_leave_sys_path_alone():
+    # Shared helpers live in tests/support (and fixtures in conftest.py), the crash loop in the
+    # benchmarks package: a test module never imports another one or edits the import path.
+    found = []
+    for path in sorted((ROOT / "tests").rglob("*.py")):
+        text = path.read_text("utf-8")
+        for line in re.findall(r"^\s*(?:from tests\.(?:test_|conftest)\S*|import test_\S+|from test_\S+).*$"
+                               r"|^.*sys\.path\.(?:insert|append).*$", text, re.MULTILINE):
+            found.append(f"{path.relative_to(ROOT)}: {line.strip()}")
+    assert found == []
