@@ -730,4 +730,4 @@ ZONES = ("UTC", "America/New_York", "Europe/Berlin", "Europe/London", "Australia
 @example("Africa/Monrovia", 63_593_070.0)
 def test_local_times_are_formatted_exactly_as_datetime_formats_them(zone, at):
     tz = load_zone(zone)
-    assert local_seconds(tz, at) == datetime.fromtimestamp(at, tz).strftime("%Y-%m-%d %H:%M:%S")
+    assert local_seconds(at, tz) == datetime.fromtimestamp(at, tz).strftime("%Y-%m-%d %H:%M:%S")

@@ -66,9 +66,9 @@ def rfc3339(at: float | None) -> str:
     return f"{_utc_date(day)}T{hour:02d}:{minute:02d}:{second:02d}.{micro:06d}Z"
 
 
-def local_seconds(zone: ZoneInfo, at: float) -> str:
+def local_seconds(at: float, zone: ZoneInfo) -> str:
     """`YYYY-MM-DD HH:MM:SS` of `at` in `zone`: the text of `datetime.fromtimestamp(at, zone)`
-    with `%Y-%m-%d %H:%M:%S`, at a third of the cost (seed 003 pages show two per row)."""
+    with `%Y-%m-%d %H:%M:%S`, at a third of the cost (a page of job history shows two per row)."""
     whole = math.floor(at)
     if round((at - whole) * 1e6) == 1_000_000:  # datetime rounds to microseconds first
         whole += 1

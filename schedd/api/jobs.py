@@ -58,8 +58,9 @@ def daemon_zone(core: Core) -> ZoneInfo:
     return load_zone(core.config.scheduler.timezone)
 
 
-def local_time(zone: ZoneInfo, at: float | None) -> str | None:
-    return None if at is None else local_seconds(zone, at)
+def job_date(at: float | None, zone: ZoneInfo) -> str | None:
+    """A date of Volt MX's job API: `YYYY-MM-DD HH:MM:SS` in `zone`, None for what has not happened."""
+    return None if at is None else local_seconds(at, zone)
 
 
 def _percent(part: int, whole: int) -> int:
@@ -78,7 +79,7 @@ def job_summary(core: Core, job: jobs.Job, zone: ZoneInfo | None = None) -> dict
         "description": s.description,
         "cronExpression": s.cron,
         "updatedUser": s.updated_by,
-        "updatedDate": local_time(zone, s.updated_at),
+        "updatedDate": job_date(s.updated_at, zone),
         "jobStatus": _status(s),
         "jobHistoryTotal": job.kept,
         "jobHistorySuccessCount": s.success_count,
@@ -86,7 +87,7 @@ def job_summary(core: Core, job: jobs.Job, zone: ZoneInfo | None = None) -> dict
         "jobHistorySucPercentage": success,
         "jobHistoryFailPercentage": 100 - success if counted else 0,
         "jobLastRunStatus": EXECUTION_STATUS.get(s.last_run_status or ""),
-        "jobNextRunTime": local_time(zone, s.next_fire_at) if s.active else None,
+        "jobNextRunTime": job_date(s.next_fire_at, zone) if s.active else None,
     }
 
 
@@ -103,9 +104,9 @@ def job_detail(core: Core, job: jobs.Job) -> dict[str, Any]:
         "retentionPeriod": str(s.retention_days),
         "jobFrequencyInfo": s.spec.get(jobs.FREQUENCY_INFO),
         "description": s.description,
-        "jobNextRunTime": local_time(zone, s.next_fire_at) if s.active else None,
+        "jobNextRunTime": job_date(s.next_fire_at, zone) if s.active else None,
         "updatedUser": s.updated_by,
-        "updatedDate": local_time(zone, s.updated_at),
+        "updatedDate": job_date(s.updated_at, zone),
     }
 
 
@@ -119,8 +120,8 @@ def run_summary(zone: ZoneInfo, run: Run | RunSummary) -> dict[str, Any]:
     ended = run.ended_at
     return {
         "jobRunId": run.id,
-        "jobStartTime": local_time(zone, started),
-        "jobEndTime": local_time(zone, ended),
+        "jobStartTime": job_date(started, zone),
+        "jobEndTime": job_date(ended, zone),
         "jobDuration": round((ended - started) * 1000) if started is not None and ended is not None else 0,
         "executionFrequency": run.cron,
         "executionStatus": EXECUTION_STATUS.get(run.state, run.state),

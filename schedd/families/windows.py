@@ -117,8 +117,8 @@ def advance(window: Window, at: float) -> tuple[Window, list[NewEvent]]:
     return window, events
 
 
-def gates(window: Window, at: float) -> bool:
-    """Whether the window blocks its service's jobs at `at`.
+def blocks_service(window: Window, at: float) -> bool:
+    """Whether the window blocks the service jobs that call its service at `at`.
 
     The window is judged by its times as well as its status, so a fire due at the very
     instant a window starts or ends is gated the same whichever timer the loop handles
@@ -222,7 +222,7 @@ class Windows:
         service = self.core.config.services.get(name) if isinstance(name, str) else None
         if service is None or service.id is None:
             return None
-        blocking = [w.id for w in self._down.get(service.id, {}).values() if gates(w, at)]
+        blocking = [w.id for w in self._down.get(service.id, {}).values() if blocks_service(w, at)]
         return min(blocking) if blocking else None
 
     def _track(self, window: Window | None, window_id: int) -> None:
