@@ -20,6 +20,7 @@ prometheus_client.disable_created_metrics()
 REGISTRY = CollectorRegistry(auto_describe=True)
 ProcessCollector(registry=REGISTRY)  # process_start_time_seconds tells restarts apart
 
+# The `family` label: org maintenance, cube builds and service jobs (docs/architecture.md, glossary).
 FAMILIES = ("maintenance", "aggregate", "service")
 RUN_STATES = ("done", "failed", "canceled", "interrupted")
 RUN_KINDS = ("scheduled", "manual")

@@ -1,4 +1,5 @@
-"""Seed 003 through HTTP: job CRUD, run now, history strategies, retention, against a real service."""
+"""Service jobs through Volt MX's jobs API: job CRUD, run now, history strategies, retention, against a
+real service."""
 
 from __future__ import annotations
 
@@ -90,7 +91,7 @@ async def api(make_api, service):
 
 
 def job(**changes: Any) -> dict[str, Any]:
-    """The seed's sample job with dotted-path changes (`jobServiceInfo__operationName`); DROP removes."""
+    """Volt MX's sample job with dotted-path changes (`jobServiceInfo__operationName`); DROP removes."""
     body = copy.deepcopy(SAMPLE_JOB)
     for key, value in changes.items():
         *parents, leaf = key.split("__")
@@ -153,7 +154,7 @@ async def test_create_answers_volt_mx_success_and_names_the_job_in_location(api)
     assert (await get(api, response.headers["Location"]))["jobId"] == job_id
 
 
-async def test_get_returns_what_was_sent_in_the_seed_shape(api):
+async def test_get_returns_what_was_sent_in_volt_mxs_shape(api):
     job_id = await create(api)
     detail = await get(api, f"{JOBS}/{job_id}")
     assert DETAIL_FIELDS <= set(detail)
@@ -168,7 +169,7 @@ async def test_get_returns_what_was_sent_in_the_seed_shape(api):
     assert detail["description"] == "Job for testjob2"
 
 
-async def test_the_glued_path_of_the_seed_serves_get_and_delete(api):
+async def test_volt_mxs_glued_path_serves_get_and_delete(api):
     job_id = await create(api)
     detail = await get(api, f"{JOBS}{job_id}")
     assert detail["jobId"] == job_id
@@ -177,7 +178,7 @@ async def test_the_glued_path_of_the_seed_serves_get_and_delete(api):
     assert await get(api, JOBS) == []
 
 
-async def test_list_has_the_seed_summary_fields_before_any_run(api):
+async def test_list_has_volt_mxs_summary_fields_before_any_run(api):
     job_id = await create(api)
     (item,) = await get(api, JOBS)
     assert set(item) == SUMMARY_FIELDS
@@ -582,7 +583,7 @@ async def test_retention_deletes_old_runs_and_keeps_the_counters(api, service):
     assert schedule is not None
     now = api.clock.now()
 
-    async def seed(conn):
+    async def fill(conn):
         for age_days in (30, 8, 6):
             at = now - age_days * DAY
             await run_store.op_insert(conn, run_store.NewRun(
@@ -590,7 +591,7 @@ async def test_retention_deletes_old_runs_and_keeps_the_counters(api, service):
                 trigger="Scheduled", state="done", created_at=at, schedule_id=job_id,
                 cron="19 0 * * * ? *", started_at=at, ended_at=at + 1))
 
-    await api.core.db.write(seed)
+    await api.core.db.write(fill)
     assert (await summary(api, job_id))["jobHistoryTotal"] == 4
     deleted = await api.core.runner.sweep_retention(now)
     assert deleted == 2

@@ -1,4 +1,5 @@
-"""Seed 004 through HTTP: maintenance windows, their timeline, timers, and the gate on jobs."""
+"""Maintenance windows through Prod-Manager's maintenance API: windows, their timeline, timers, and the
+gate on service jobs."""
 
 from __future__ import annotations
 

@@ -222,7 +222,7 @@ async def test_concurrent_wrong_logins_reach_the_password_check_at_most_max_fail
 NOT_ORG_SCOPED = {
     "ops": "process health, metrics and this document: no org data",
     "auth": "login: answers only for the credentials given",
-    "maintenance windows": "seed 004 windows belong to a configured service's scope, not to an org; reads are "
+    "maintenance windows": "maintenance windows belong to a configured service's scope, not to an org; reads are "
                            "public; writes need an admin or a grant of the scope (tests/test_window_roles.py)",
 }
 VALID_BODIES = {

@@ -161,7 +161,7 @@ async def test_sql_metacharacters_in_text_are_stored_literally(api):
     assert response.status == 200 and body["items"] == []
 
 
-# -- seed 003: service-call jobs ---------------------------------------------------------------
+# -- service jobs (Volt MX's jobs API) ---------------------------------------------------------
 
 JOBS = "/admin/api/jobs/job"
 JOB = {"jobName": "nightly", "jobFrequency": "0 0 4 ? * * *", "description": "d", "jobStatus": "Active",

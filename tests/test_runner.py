@@ -360,7 +360,7 @@ async def test_retention_deletes_old_runs_in_batches_and_keeps_counters(core, cl
     schedule = await add_schedule(core, "0 0 0 1 1 ? 2099", family="service", org_id=None,
                                   name="old", retention_days=1)
 
-    async def seed(conn):
+    async def fill(conn):
         for i in range(1200):
             await run_store.op_insert(conn, run_store.NewRun(
                 uid=f"old{i}", family="service", overlap_key=schedule.overlap_key, trigger="Scheduled",
@@ -369,7 +369,7 @@ async def test_retention_deletes_old_runs_in_batches_and_keeps_counters(core, cl
             uid="new", family="service", overlap_key=schedule.overlap_key, trigger="Scheduled",
             state="done", created_at=T0 - 3600, schedule_id=schedule.id))
 
-    await core.db.write(seed)
+    await core.db.write(fill)
     assert await core.runner.sweep_retention(T0) == 1200
     assert [r.uid for r in await history(core, schedule)] == ["new"]
 

@@ -1,4 +1,4 @@
-"""Seed 003: Volt MX admin-console jobs under /admin/api/jobs, for administrators only.
+"""Service jobs over Volt MX's admin-console jobs API under /admin/api/jobs, for administrators only.
 
 Mutations answer exactly Volt MX's `{"status": "SUCCESS", "result": null, "message": null,
 "token": null}`; what they made is named by a `Location` header (the new job, the new run's
@@ -39,7 +39,7 @@ EXECUTION_STATUS = {
 
 
 def render_error(request: web.Request, status: int, message: str, exc: ScheddError) -> web.Response:
-    """auth's FAIL envelope, with the short `jobName is required` message API-NOTES shows."""
+    """auth's FAIL envelope, with Volt MX's short `jobName is required` message for a missing field."""
     if isinstance(exc, ValidationError) and exc.reason == "is required":
         return auth.fail(status, f"{exc.field} is required", {"field": exc.field, "reason": exc.reason})
     return auth.render_error(request, status, message, exc)
@@ -54,7 +54,7 @@ def success(headers: dict[str, str] | None = None) -> web.Response:
 
 
 def daemon_zone(core: Core) -> ZoneInfo:
-    """The zone the seed's dates are shown in (the config's; a reload may change it)."""
+    """The zone Volt MX's dates are shown in (the config's; a reload may change it)."""
     return load_zone(core.config.scheduler.timezone)
 
 
@@ -149,7 +149,7 @@ def _job_id(request: web.Request) -> int:
 @routes.get(BASE + "/job")
 @handler
 async def list_jobs(request: web.Request) -> web.StreamResponse:
-    """Every job (the seed's list has no paging), streamed; `limit`/`offset` ask for a page."""
+    """Every job (Volt MX's list has no paging), streamed; `limit`/`offset` ask for a page."""
     await admin_user(request)
     core = request.app[CORE]
     limit, offset = paging.JOB_LIST.parse(request)

@@ -1,4 +1,4 @@
-"""Seed 004: Prod-Manager's maintenance API, its scopes and services.
+"""Maintenance windows over Prod-Manager's maintenance API (`/api/maintenance`), its scopes and services.
 
 Reads are public; internal events, and who wrote each event, are shown only to those who
 may write the window. Writes need a token (401) and a caller who may write the window: an
@@ -52,7 +52,7 @@ def _event_object(event: Event, zone: ZoneInfo, authors: bool) -> dict[str, Any]
 
 
 def window_object(window: Window, zone: ZoneInfo, *, authors: bool = False) -> dict[str, Any]:
-    """The seed's maintenance object; with `authors`, each event names the user who wrote it."""
+    """Prod-Manager's maintenance object; with `authors`, each event names the user who wrote it."""
     path = f"/api/maintenance/{window.id}"
     return {
         "id": window.id,

@@ -1,4 +1,4 @@
-"""Seed 004: maintenance windows, the timers that move them, and the gate on service jobs.
+"""Maintenance windows, the timers that move them, and the gate on service jobs.
 
 A window moves `scheduled -> in-progress` at its scheduled start and `-> succeed` at its
 scheduled end, by one engine timer per window (re-armed from the database at start-up,
@@ -422,7 +422,7 @@ class Windows:
         return store.ending_after(self.core.db, since)
 
     def filters(self, query: Mapping[str, Any]) -> dict[str, Any]:
-        """The seed's list filters, validated; dates in the daemon's zone."""
+        """Prod-Manager's list filters, validated; dates in the daemon's zone."""
         found: dict[str, Any] = {}
         for name in ("status", "service_status"):
             allowed = STATUSES if name == "status" else SERVICE_STATUSES

@@ -47,7 +47,8 @@ NOTICES = {
     "activated": "Schedule activated.",
 }
 
-# Run now of a 000/002 schedule is the API's run of its org or cube (no schedule of its own).
+# Run now of an org maintenance or cube build schedule is the API's run of its org or cube (no
+# schedule of its own).
 RUN_HINTS = {
     "maintenance": "Start a maintenance run of this org now (ManualMaintenance)",
     "aggregate": "Start a build of this cube now",
@@ -100,7 +101,8 @@ def next_fires(schedule: Schedule) -> tuple[str, ...]:
 
 
 def row(schedule: Schedule) -> ScheduleRow:
-    # Seeds 000 and 002 can only delete (deactivate) a schedule; a service job goes both ways.
+    # AtScale's APIs can only delete (deactivate) an org maintenance or cube build schedule;
+    # a service job (Volt MX) goes both ways.
     return ScheduleRow(
         schedule=schedule,
         label=label(schedule.family, schedule.org_id, schedule.project_id, schedule.cube_id, schedule.name),
@@ -260,7 +262,8 @@ async def start_run(core: Core, user: User, schedule: Schedule, *, at: float) ->
 
 
 async def set_active(core: Core, user: User, schedule: Schedule, active: bool, *, at: float) -> None:
-    """(De)activate through the API's service functions: 000/002 delete, 003 a whole-job update."""
+    """(De)activate through the API's service functions: org maintenance and cube builds delete, a
+    service job is updated whole."""
     if schedule.family == "service":
         body: dict[str, Any] = job_detail(core, await jobs.get_job(core, schedule.id))
         body["jobStatus"] = "Active" if active else "Inactive"
