@@ -1,22 +1,23 @@
 """Time as the engine sees it: the wall clock, or a test clock moved by hand.
 
 Only the engine loop reads a clock; everything below it takes `at=` (epoch seconds).
+Each clock also has a monotonic side, which never steps: waits are measured on it, and
+the engine compares the two to tell time passing from the wall clock being stepped.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
 from typing import Protocol
-
-JUMP_THRESHOLD = 1.0
-"""A step of the wall clock larger than this (seconds) is a clock jump; NTP slewing is far smaller."""
 
 
 class Clock(Protocol):
     def now(self) -> float:
         """Seconds since the epoch (UTC)."""
+
+    def monotonic(self) -> float:
+        """Seconds from an arbitrary origin; never steps, and does not count a suspended host."""
 
     async def sleep(self, seconds: float) -> None:
         """Wait `seconds` of this clock's time (may return early)."""
@@ -31,6 +32,9 @@ class WallClock:
     def now(self) -> float:
         return time.time()
 
+    def monotonic(self) -> float:
+        return time.monotonic()
+
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(max(0.0, seconds))
 
@@ -42,16 +46,19 @@ class WallClock:
 
 
 class TestClock:
-    """A clock that moves only when a test calls `advance` or `set`.
+    """A clock that moves only when a test calls `advance`, `set` or `step`.
 
-    `sleep` returns once the clock has been moved to or past its deadline, so a loop
-    driven by this clock wakes exactly when the test says time has passed.
+    `advance` and a forward `set` are time passing: the wall and monotonic sides move
+    together. `step` (and a backward `set`) moves the wall side alone, as NTP, `date -s`
+    or a resumed VM does. `sleep` and `wait` are measured on the monotonic side, as
+    `WallClock`'s are, and return once the clock has been moved to or past their deadline.
     """
 
     __test__ = False  # not a pytest test class
 
     def __init__(self, start: float = 1_767_225_600.0) -> None:  # 2026-01-01T00:00:00Z
         self._now = float(start)
+        self._mono = 0.0
         self._moved = asyncio.Event()
         self._parked: set[object] = set()  # waiters that went to sleep since the clock last moved
         self._parking = asyncio.Event()
@@ -59,30 +66,43 @@ class TestClock:
     def now(self) -> float:
         return self._now
 
+    def monotonic(self) -> float:
+        return self._mono
+
     def set(self, at: float) -> None:
+        """Move the wall clock to `at`: forward as time passing, backward as a step."""
+        self._mono += max(0.0, float(at) - self._now)
         self._now = float(at)
-        self._parked.clear()
-        self._moved.set()
-        self._moved = asyncio.Event()
+        self._notify()
 
     def advance(self, seconds: float) -> None:
         self.set(self._now + seconds)
 
+    def step(self, seconds: float) -> None:
+        """Step the wall clock by `seconds` (negative: back) while no time passes."""
+        self._now += float(seconds)
+        self._notify()
+
+    def _notify(self) -> None:
+        self._parked.clear()
+        self._moved.set()
+        self._moved = asyncio.Event()
+
     async def sleep(self, seconds: float) -> None:
-        deadline = self._now + max(0.0, seconds)
+        deadline = self._mono + max(0.0, seconds)
         waiter = object()
         try:
-            while self._now < deadline:
+            while self._mono < deadline:
                 self._park(waiter)
                 await self._moved.wait()
         finally:
             self._parked.discard(waiter)
 
     async def wait(self, event: asyncio.Event, seconds: float) -> None:
-        deadline = self._now + max(0.0, seconds)
+        deadline = self._mono + max(0.0, seconds)
         waiter = object()
         try:
-            while self._now < deadline and not event.is_set():
+            while self._mono < deadline and not event.is_set():
                 moved = asyncio.ensure_future(self._moved.wait())
                 woken = asyncio.ensure_future(event.wait())
                 self._park(waiter)
@@ -109,26 +129,3 @@ class TestClock:
         """
         while len(self._parked) < count:
             await self._parking.wait()
-
-
-async def watch_jumps(
-    on_jump: Callable[[float], None],
-    *,
-    every: float = 1.0,
-    threshold: float = JUMP_THRESHOLD,
-    wall: Callable[[], float] = time.time,
-    monotonic: Callable[[], float] = time.monotonic,
-) -> None:
-    """Call `on_jump(seconds)` whenever the wall clock stepped against the monotonic clock.
-
-    The offset between the two clocks stays put however long a check is delayed; it
-    changes only when someone (an admin, NTP stepping, a resumed VM) sets the wall clock.
-    A positive step means the clock moved forward.
-    """
-    offset = wall() - monotonic()
-    while True:
-        await asyncio.sleep(every)
-        now = wall() - monotonic()
-        step, offset = now - offset, now
-        if abs(step) > threshold:
-            on_jump(step)

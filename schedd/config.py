@@ -126,6 +126,57 @@ def _empty_mapping() -> Mapping[str, Any]:
 
 
 @dataclass(frozen=True, slots=True)
+class OrgLimits:
+    """The limits in force for one org (or for service jobs, which belong to no org)."""
+
+    max_schedules: int
+    min_interval: float
+    max_concurrent_runs: int | None  # None: half of [scheduler] max_concurrent_runs
+    max_queued_runs: int
+
+
+@dataclass(frozen=True, slots=True)
+class OrgQuotaConfig:
+    """[quotas.orgs.NAME]: one org's own limits; a key left out takes [quotas]' value."""
+
+    name: str
+    max_schedules: int | None = None
+    min_interval: float | None = None
+    max_concurrent_runs: int | None = None
+    max_queued_runs: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class QuotasConfig:
+    """[quotas]: what one org may hold and use of what every org shares; admins are exempt
+    from the limits on creating schedules (max_schedules, max_jobs, min_interval)."""
+
+    max_schedules: int = 10_000
+    max_jobs: int = 10_000
+    min_interval: float = 60.0
+    max_concurrent_runs: int | None = None
+    max_queued_runs: int = 1_000
+    orgs: Mapping[str, OrgQuotaConfig] = field(default_factory=_empty_mapping)
+
+    def for_org(self, org_id: str | None) -> OrgLimits:
+        """The limits of `org_id` (None: service jobs), its own where [quotas.orgs.NAME] sets them."""
+        own = self.orgs.get(org_id) if org_id is not None else None
+
+        def pick(value: Any, default: Any) -> Any:
+            return default if value is None else value
+
+        if own is None:
+            return OrgLimits(self.max_schedules, self.min_interval, self.max_concurrent_runs,
+                             self.max_queued_runs)
+        return OrgLimits(
+            max_schedules=pick(own.max_schedules, self.max_schedules),
+            min_interval=pick(own.min_interval, self.min_interval),
+            max_concurrent_runs=pick(own.max_concurrent_runs, self.max_concurrent_runs),
+            max_queued_runs=pick(own.max_queued_runs, self.max_queued_runs),
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
@@ -135,6 +186,7 @@ class Config:
     executors: ExecutorsConfig = field(default_factory=ExecutorsConfig)
     scopes: Mapping[str, ScopeConfig] = field(default_factory=_empty_mapping)
     services: Mapping[str, ServiceConfig] = field(default_factory=_empty_mapping)
+    quotas: QuotasConfig = field(default_factory=QuotasConfig)
 
 
 # --- durations ---------------------------------------------------------------------
@@ -487,6 +539,38 @@ def _services(data: object, scopes: Mapping[str, ScopeConfig]) -> Mapping[str, S
     return types.MappingProxyType(services)
 
 
+_MAX_MIN_INTERVAL = 86400.0  # the interval check looks at most one midnight ahead
+
+
+def _min_interval(value: object, key: str) -> float:
+    seconds = parse_duration(value, key)
+    if seconds > _MAX_MIN_INTERVAL:
+        raise ConfigError(key, f"{value!r} is longer than a day")
+    return seconds
+
+
+def _quotas(data: object) -> QuotasConfig:
+    t, d = _Table(data, "quotas", _keys(QuotasConfig)), QuotasConfig()
+    orgs: dict[str, OrgQuotaConfig] = {}
+    for name, body in _named_tables(t.data.get("orgs", {}), "quotas.orgs").items():
+        o = _Table(body, f"quotas.orgs.{name}", _keys(OrgQuotaConfig, skip=("name",)))
+        orgs[name] = OrgQuotaConfig(
+            name=name,
+            max_schedules=o.get("max_schedules", None, _integer(0)),
+            min_interval=o.get("min_interval", None, _min_interval),
+            max_concurrent_runs=o.get("max_concurrent_runs", None, _integer(1)),
+            max_queued_runs=o.get("max_queued_runs", None, _integer(0)),
+        )
+    return QuotasConfig(
+        max_schedules=t.get("max_schedules", d.max_schedules, _integer(0)),
+        max_jobs=t.get("max_jobs", d.max_jobs, _integer(0)),
+        min_interval=t.get("min_interval", d.min_interval, _min_interval),
+        max_concurrent_runs=t.get("max_concurrent_runs", d.max_concurrent_runs, _integer(1)),
+        max_queued_runs=t.get("max_queued_runs", d.max_queued_runs, _integer(0)),
+        orgs=types.MappingProxyType(orgs),
+    )
+
+
 # --- public API --------------------------------------------------------------------
 
 def from_dict(data: Mapping) -> Config:
@@ -507,6 +591,7 @@ def from_dict(data: Mapping) -> Config:
         executors=_executors(data.get("executors", {})),
         scopes=scopes,
         services=_services(data.get("services", {}), scopes),
+        quotas=_quotas(data.get("quotas", {})),
     )
 
 
@@ -546,6 +631,11 @@ def to_dict(config: Config) -> dict:
     if config.services:
         out["services"] = {
             n: _record_dict(s, durations=("timeout",), skip=("name",)) for n, s in config.services.items()
+        }
+    out["quotas"] = _record_dict(config.quotas, durations=("min_interval",), skip=("orgs",))
+    if config.quotas.orgs:
+        out["quotas"]["orgs"] = {
+            n: _record_dict(o, durations=("min_interval",), skip=("name",)) for n, o in config.quotas.orgs.items()
         }
     return out
 

@@ -13,6 +13,7 @@ from schedd.engine import Engine
 from schedd.executors.registry import Executors
 from schedd.runner import Active, Runner
 from schedd.store import accounts as account_store
+from schedd.store import runs as run_store
 from schedd.store import schedules as schedule_store
 from schedd.store.db import Database
 
@@ -36,7 +37,7 @@ class Core:
         self.runner = Runner(
             self.db, self.engine, self.executors, self.clock,
             max_concurrent=sched.max_concurrent_runs, misfire_grace=sched.misfire_grace,
-            misfire_max=sched.misfire_max, retention_sweep=sched.retention_sweep)
+            misfire_max=sched.misfire_max, retention_sweep=sched.retention_sweep, quotas=config.quotas)
         self._loop_task: asyncio.Task[None] | None = None
         self.ready = False
         self.known_orgs: set[str] = set()
@@ -63,6 +64,9 @@ class Core:
         await account_store.ensure_org(self.db, DEFAULT_ORG, self.clock.now())
         await self.executors.start()
         interrupted = await self.runner.recover(self.clock.now())
+        # Fires recorded before a restart count as handled: a clock behind them brings none back.
+        self.engine.handled_until = max(
+            self.engine.handled_until, await run_store.latest_created(self.db) or 0.0)
         for hook in self.startup:
             await hook(self.clock.now())
         if run_loop:
@@ -114,7 +118,8 @@ class Core:
         self.config = config
         self.executors.replace_config(config)
         sched = config.scheduler
-        self.runner.max_concurrent = sched.max_concurrent_runs
+        self.runner.quotas = config.quotas
+        self.runner.max_concurrent = sched.max_concurrent_runs  # after quotas: re-reads the caps
         self.runner.misfire_grace = sched.misfire_grace
         self.runner.misfire_max = sched.misfire_max
         self.runner.retention_sweep = sched.retention_sweep

@@ -7,6 +7,13 @@ rebuilt only when stale entries outnumber live ones.
 
 Keys are small ints carrying a kind in their low bits, so a million timers cost a
 million small tuples and nothing else.
+
+Each turn reads the wall and the monotonic clock; when the wall clock moved more or less
+than the monotonic one, it was stepped (NTP, `date -s`, a resumed VM or laptop). Cron and
+window timers are wall-clock times and stay where they are: after a step forward they come
+due at once and the runner's misfire rules apply; after a step back they wait until the
+clock catches up, so nothing fires twice. Housekeeping timers are intervals: they move with
+the step, so they keep the time left before they are due.
 """
 
 from __future__ import annotations
@@ -18,13 +25,17 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
 
+from schedd import metrics
 from schedd.clock import Clock
+from schedd.policy import CLOCK_STEP_LARGE, clock_step
 
 log = logging.getLogger("schedd.engine")
 
 KIND_BITS = 2
 CRON, WINDOW, HOUSEKEEPING = 0, 1, 2
 KIND_NAMES = {CRON: "cron", WINDOW: "window", HOUSEKEEPING: "housekeeping"}
+INTERVAL_KINDS = frozenset({HOUSEKEEPING})
+"""Kinds whose timers measure an interval, not a wall-clock time: they move with a step."""
 
 Handler = Callable[[list[tuple[int, float]], float], Awaitable[None]]
 """Called with [(ident, due), ...] of one kind and the turn's time `at`."""
@@ -53,6 +64,10 @@ class Engine:
         self._stopping = False
         self.heartbeat = time.monotonic()
         self.loaded = False
+        self.handled_until = 0.0
+        """The latest wall time a turn has handled: every timer due by then has fired."""
+        self._intervals: dict[int, float] = {}  # key -> due, of the INTERVAL_KINDS timers
+        self._reading: tuple[float, float] | None = None  # (wall, monotonic) of the last turn
 
     # -- timers ----------------------------------------------------------------------
 
@@ -64,6 +79,8 @@ class Engine:
         key = make_key(kind, ident)
         seq = next(self._seq)
         self._live[key] = seq
+        if kind in INTERVAL_KINDS:
+            self._intervals[key] = due
         if not self._heap or due < self._heap[0][0]:
             self._wake.set()
         heapq.heappush(self._heap, (due, seq, key))
@@ -71,7 +88,9 @@ class Engine:
 
     def cancel(self, kind: int, ident: int) -> None:
         """Disarm a timer; its heap entry is dropped lazily."""
-        if self._live.pop(make_key(kind, ident), None) is not None:
+        key = make_key(kind, ident)
+        self._intervals.pop(key, None)
+        if self._live.pop(key, None) is not None:
             self._maybe_rebuild()
 
     def load(self, kind: int, timers: Iterable[tuple[int, float]]) -> None:
@@ -83,11 +102,14 @@ class Engine:
         """Arm timers without keeping the heap in order: `restore_order()` must follow before
         the loop runs (start-up, in chunks, before one heapify)."""
         live, heap, seqs = self._live, self._heap, self._seq
+        intervals = self._intervals if kind in INTERVAL_KINDS else None
         for ident, due in timers:
             key = make_key(kind, ident)
             seq = next(seqs)
             live[key] = seq
             heap.append((due, seq, key))
+            if intervals is not None:
+                intervals[key] = due
 
     def restore_order(self) -> None:
         heapq.heapify(self._heap)
@@ -132,14 +154,22 @@ class Engine:
                 continue
             del live[key]
             kind, ident = split_key(key)
+            if kind in INTERVAL_KINDS:
+                self._intervals.pop(key, None)
             due.setdefault(kind, []).append((ident, when))
         return due
 
     # -- the loop --------------------------------------------------------------------
 
     def run_pending(self, at: float | None = None) -> int:
-        """One turn: hand every due timer to its handler (as tasks); returns how many."""
-        at = self.clock.now() if at is None else at
+        """One turn: hand every due timer to its handler (as tasks); returns how many.
+
+        Without `at`, the turn reads the clock and first reacts to a step of it."""
+        if at is None:
+            at = self.clock.now()
+            self._watch_clock(at, self.clock.monotonic())
+        if at > self.handled_until:
+            self.handled_until = at
         count = 0
         for kind, items in self.pop_due(at).items():
             handler = self._handlers.get(kind)
@@ -151,6 +181,31 @@ class Engine:
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
         return count
+
+    def _watch_clock(self, wall: float, mono: float) -> None:
+        """Compare this turn's clock readings with the last turn's; react to a step."""
+        last, self._reading = self._reading, (wall, mono)
+        if last is None:
+            return
+        step = clock_step((last[0], wall), (last[1], mono))
+        if step:
+            self.clock_stepped(step, wall)
+
+    def clock_stepped(self, step: float, at: float) -> None:
+        """The wall clock moved by `step` seconds more than time passed: count it, say it,
+        and move the interval timers with it. Wall-clock timers stay (see the module doc)."""
+        direction = "forward" if step > 0 else "backward"
+        metrics.CLOCK_JUMPS.labels(direction).inc()
+        metrics.CLOCK_LAST_JUMP.set(step)
+        for key, due in list(self._intervals.items()):
+            kind, ident = split_key(key)
+            self.set(kind, ident, due + step)
+        if step > 0:
+            log.warning("action=clock_step direction=forward seconds=%.3f at=%s", step, _iso(at))
+        else:
+            log.warning(
+                "action=clock_step direction=backward seconds=%.3f at=%s handled_until=%s large=%d",
+                -step, _iso(at), _iso(self.handled_until), int(-step >= CLOCK_STEP_LARGE))
 
     async def _call(self, handler: Handler, kind: int, items: list[tuple[int, float]], at: float) -> None:
         try:
@@ -189,3 +244,9 @@ class Engine:
         """Wait for handlers already started (after `stop()`)."""
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+
+def _iso(at: float) -> str:
+    from datetime import datetime, timezone
+
+    return datetime.fromtimestamp(at, timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")

@@ -73,12 +73,42 @@ HTTP_REQUESTS = Counter(
     "schedd_http_requests", "HTTP requests answered, by route and status code.",
     ["method", "route", "status"], registry=REGISTRY,
 )
+LIMITS = Counter(
+    "schedd_limit_reached",
+    "Times a configured limit was reached, by its config key: a create or run-now refused"
+    " (quotas.max_schedules, quotas.max_jobs, quotas.min_interval, quotas.max_queued_runs),"
+    " a fire skipped (quotas.max_queued_runs), or a run waiting for a slot"
+    " (quotas.max_concurrent_runs: its org holds its share; scheduler.max_concurrent_runs: all are held).",
+    ["limit"], registry=REGISTRY,
+)
+SKIPS_COALESCED = Counter(
+    "schedd_skips_coalesced",
+    "Skips folded into the skip record just before them (same schedule and reason) instead of a new row.",
+    ["family"], registry=REGISTRY,
+)
 HTTP_LATENCY = Histogram(
     "schedd_http_request_seconds", "HTTP request handling time, by route.",
     ["method", "route"],
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1),
     registry=REGISTRY,
 )
+
+CLOCK_JUMPS = Counter(
+    "schedd_clock_jumps", "Wall-clock steps seen by the engine (the wall clock moved more or less"
+    " than the monotonic clock between two turns), by direction.",
+    ["direction"], registry=REGISTRY,
+)
+for _direction in ("forward", "backward"):
+    CLOCK_JUMPS.labels(_direction)
+CLOCK_LAST_JUMP = Gauge(
+    "schedd_clock_last_jump_seconds", "Size of the last wall-clock step, signed (negative: back).",
+    registry=REGISTRY,
+)
+HEAP_ENTRIES = Gauge(
+    "schedd_heap_entries", "Entries in the engine heap, stale ones included (its memory).",
+    registry=REGISTRY,
+)
+TASKS = Gauge("schedd_asyncio_tasks", "asyncio tasks alive in the daemon's event loop.", registry=REGISTRY)
 
 
 LAST_SUCCESS = Gauge(
@@ -99,10 +129,6 @@ FILESYSTEM_AVAIL = Gauge(
 FILESYSTEM_SIZE = Gauge(
     "schedd_database_filesystem_size_bytes", "Size of the filesystem of the database.", registry=REGISTRY,
 )
-CLOCK_JUMPS = Counter(
-    "schedd_clock_jumps", "Steps of the wall clock against the monotonic clock, by direction.",
-    ["direction"], registry=REGISTRY,
-)
 
 BUILD_INFO.labels(__version__).set(1)
 for _family in FAMILIES:
@@ -113,8 +139,6 @@ for _family in FAMILIES:
             RUNS.labels(_family, _state, _kind)
     for _reason in SKIP_REASONS:
         SKIPS.labels(_family, _reason)
-for _direction in ("forward", "backward"):
-    CLOCK_JUMPS.labels(_direction)
 
 
 def run_kind(due_at: float | None) -> str:

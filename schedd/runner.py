@@ -2,7 +2,9 @@
 
 A run is committed (`inprogress`, or `queued` when it must wait) before its executor is
 called, and its outcome is committed after; a fire that does not run is committed as a
-`skipped` record with its reason. The policies themselves live in `schedd.policy`.
+`skipped` record with its reason, joined to the record of the skip just before it when
+that was of the same kind (one record with a count, not one row per fire). The policies
+themselves live in `schedd.policy`; run slots are shared between orgs by `schedd.slots`.
 """
 
 from __future__ import annotations
@@ -18,12 +20,16 @@ from dataclasses import dataclass, field
 
 from schedd import metrics
 from schedd.clock import Clock
+from schedd.config import QuotasConfig
 from schedd.cron import load_zone, parse
 from schedd.engine import CRON, HOUSEKEEPING, Engine
 from schedd.errors import Conflict
 from schedd.executors import Outcome, RunContext
 from schedd.executors.registry import Executors
-from schedd.policy import counts_as, history_level, plan_fires, retry_delay
+from schedd.policy import SKIP_RECORD_SPAN, counts_as, history_level, plan_fires, queued_too_long, retry_delay
+from schedd.quotas import QuotaExceeded, reached
+from schedd.slots import Grant, SlotPool
+from schedd.store import accounts as account_store
 from schedd.store import runs as run_store
 from schedd.store import schedules as schedule_store
 from schedd.store.db import Database, WriteConnection
@@ -38,12 +44,15 @@ SCHEDULED_TRIGGER = {
 }
 RETENTION_SWEEP = 0  # housekeeping timer ident
 RETENTION_BATCH = 500
+EXPIRED_TOKENS_KEPT = 86400.0  # an expired token answers "token expired" for a day, then is forgotten
 INTERRUPTED_BY_CRASH = "schedd stopped while the run was in progress (crash or kill); it did not finish"
 INTERRUPTED_BY_SHUTDOWN = "schedd shut down before the run finished (shutdown_grace elapsed)"
 
 Gate = Callable[[Schedule, float], int | None]
 """Returns the id of a maintenance window that blocks this job's runs at a time, or None."""
 AfterRun = Callable[["Active", str], Awaitable[None]]
+SkipRow = tuple[run_store.NewRun, run_store.SkipText]
+"""A skip to record, with how its message reads once several fires share the record."""
 
 
 @dataclass(eq=False)
@@ -64,6 +73,7 @@ class Active:
     run_id: int = 0
     queued: bool = False
     slot: bool = False
+    recorded: bool = False
     task: asyncio.Task[None] | None = None
     cancel_state: str | None = None
     cancel_reason: str | None = None
@@ -73,6 +83,11 @@ class Active:
     @property
     def strategy(self) -> str:
         return self.schedule.history_strategy if self.schedule else "MINIMAL"
+
+    @property
+    def tenant(self) -> str:
+        """Whose share of the run slots this run takes: its org; "" for service jobs."""
+        return self.org_id or ""
 
     def context(self) -> RunContext:
         service = (self.schedule.spec.get("jobServiceInfo") or {}) if self.schedule else {}
@@ -112,12 +127,14 @@ class Runner:
         misfire_grace: float = 60.0,
         misfire_max: int = 10,
         retention_sweep: float = 3600.0,
+        quotas: QuotasConfig | None = None,
     ) -> None:
         self.db = db
         self.engine = engine
         self.executors = executors
         self.clock = clock
-        self.max_concurrent = max_concurrent
+        self.quotas = quotas or QuotasConfig()
+        self.pool: SlotPool[Active] = SlotPool(max_concurrent, self._org_cap, self._org_line)
         self.misfire_grace = misfire_grace
         self.misfire_max = misfire_max
         self.retention_sweep = retention_sweep
@@ -125,8 +142,7 @@ class Runner:
         self.after_run: list[AfterRun] = []
         self._active: dict[str, list[Active]] = {}
         self._waiting: dict[str, deque[Active]] = {}  # per overlap key, runs waiting their turn
-        self._queue: deque[Active] = deque()
-        self._in_flight = 0
+        self._deferred: dict[int, str] = {}  # schedule id -> org, of orgs at their share of run slots
         self._tasks: set[asyncio.Task[None]] = set()
         self._accepting = True
         engine.on(CRON, self.on_cron_due)
@@ -168,13 +184,60 @@ class Runner:
     def disarm(self, schedule_id: int) -> None:
         """Stop a schedule's timer at once (deactivated or deleted)."""
         self.engine.cancel(CRON, schedule_id)
+        self._deferred.pop(schedule_id, None)
         metrics.HEAP_SIZE.set(len(self.engine))
 
     async def on_cron_due(self, items: list[tuple[int, float]], at: float) -> None:
+        """Fire a due batch: first the schedules of orgs below their share of run slots, then
+        those of orgs at it (whose fires mostly wait or are skipped), so that an org with
+        thousands of due schedules does not hold up the start of another org's few."""
         if not self._accepting:
             return
+        first, later = self._lanes(items)
+        if first:
+            await self._fire(first, at)
+        if later and self._accepting:
+            await asyncio.sleep(0)  # the first lane's runs reach their executors before the rest is read
+            await self._fire(later, at)
+
+    def _lanes(self, items: list[tuple[int, float]]) -> tuple[list[tuple[int, float]], list[tuple[int, float]]]:
+        if not self._deferred:
+            return items, []
+        first: list[tuple[int, float]] = []
+        later: list[tuple[int, float]] = []
+        deferred = self._deferred
+        at_share: dict[str, bool] = {}
+        for item in items:
+            tenant = deferred.get(item[0])
+            if tenant is None:
+                first.append(item)
+                continue
+            late = at_share.get(tenant)
+            if late is None:
+                late = at_share[tenant] = self._at_share(tenant)
+            (later if late else first).append(item)
+        return first, later
+
+    def _at_share(self, tenant: str) -> bool:
+        return self.pool.held(tenant) >= self.pool.cap(tenant)
+
+    def _note_tenants(self, schedules: list[Schedule]) -> None:
+        """Remember the schedules of orgs at their share once a batch is admitted (only those),
+        to fire them after the rest next time."""
+        at_share: dict[str, bool] = {}
+        for schedule in schedules:
+            tenant = schedule.org_id or ""
+            late = at_share.get(tenant)
+            if late is None:
+                late = at_share[tenant] = self._at_share(tenant)
+            if late:
+                self._deferred[schedule.id] = tenant
+            else:
+                self._deferred.pop(schedule.id, None)
+
+    async def _fire(self, items: list[tuple[int, float]], at: float) -> None:
         schedules = await schedule_store.get_many(self.db, [ident for ident, _ in items])
-        new_rows: list[run_store.NewRun] = []
+        new_rows: list[tuple[run_store.NewRun, run_store.SkipText | None]] = []
         starts: list[tuple[int, Active]] = []  # (index into new_rows, run)
         next_fires: list[tuple[Schedule, float | None]] = []
         for ident, due in items:
@@ -190,10 +253,8 @@ class Runner:
                 metrics.MISFIRES.labels(schedule.family).inc(plan.missed)
                 metrics.SKIPS.labels(schedule.family, "misfire").inc()
                 new_rows.append(self._skip_row(
-                    schedule, plan.missed_first, at, "misfire",
-                    f"missed {plan.missed} fire(s) due {_iso(plan.missed_first)} to {_iso(plan.missed_last)}"
-                    f" (misfire_policy {schedule.misfire_policy}, grace {self.misfire_grace:g} s)",
-                    fires=plan.missed))
+                    schedule, plan.missed_first, at, "misfire", _misfire_text(schedule, self.misfire_grace),
+                    fires=plan.missed, last_due=plan.missed_last))
             catch_up = len(plan.run_at) > 1
             for fire_at in plan.run_at:
                 row, active = self._admit(
@@ -202,18 +263,27 @@ class Runner:
                     if active is not None:
                         starts.append((len(new_rows), active))
                     new_rows.append(row)
+        self._note_tenants([schedule for schedule, _ in next_fires])
 
         # The last run each schedule started in this batch, written with its next fire time.
         started = {a.schedule.id: (a.uid, a.state) for _, a in starts if a.schedule is not None}
 
-        async def op(conn: WriteConnection) -> list[int]:
-            ids = [await run_store.op_insert(conn, row) for row in new_rows]
+        async def op(conn: WriteConnection) -> tuple[list[int], list[str]]:
+            ids, joined = [], []
+            for row, text in new_rows:
+                if text is None:
+                    ids.append(await run_store.op_insert(conn, row))
+                    continue
+                run_id, was_joined = await run_store.op_record_skip(conn, row, text, since=at - SKIP_RECORD_SPAN)
+                ids.append(run_id)
+                if was_joined:
+                    joined.append(row.family)
             for schedule, next_fire_at in next_fires:
                 await schedule_store.op_fired(conn, schedule.id, next_fire_at, started.get(schedule.id), at)
-            return ids
+            return ids, joined
 
         try:
-            ids = await self.db.write(op)
+            ids, joined = await self.db.write(op)
         except Exception as exc:
             # Nothing was recorded: release what was admitted, retry the fires shortly.
             for _, active in starts:
@@ -224,6 +294,8 @@ class Runner:
                 if ident in schedules and schedules[ident].active:
                     self.engine.set(CRON, ident, due)
             return
+        for family in joined:
+            metrics.SKIPS_COALESCED.labels(family).inc()
         for index, active in starts:
             active.run_id = ids[index]
             self._dispatch(active)
@@ -233,20 +305,23 @@ class Runner:
         metrics.HEAP_SIZE.set(len(self.engine))
 
     def _skip_row(
-        self, schedule: Schedule, due: float | None, at: float, reason: str, error: str,
-        *, fires: int = 1, window_id: int | None = None,
-    ) -> run_store.NewRun:
-        return run_store.NewRun(
+        self, schedule: Schedule, due: float | None, at: float, reason: str, text: run_store.SkipText,
+        *, fires: int = 1, last_due: float | None = None, window_id: int | None = None,
+    ) -> SkipRow:
+        first = due if due is not None else at
+        last = last_due if last_due is not None else first
+        row = run_store.NewRun(
             uid=str(uuid.uuid4()), family=schedule.family, overlap_key=schedule.overlap_key,
             trigger=SCHEDULED_TRIGGER[schedule.family], state="skipped", created_at=at,
             schedule_id=schedule.id, org_id=schedule.org_id, project_id=schedule.project_id,
             cube_id=schedule.cube_id, full_build=schedule.full_build, cron=schedule.cron,
-            due_at=due, fires=fires, ended_at=at, error=error, skip_reason=reason,
-            window_id=window_id)
+            due_at=due, fires=fires, ended_at=at, error=text(fires, first, last), skip_reason=reason,
+            window_id=window_id, last_due_at=last_due)
+        return row, text
 
     def _admit(
         self, schedule: Schedule, due: float, at: float, trigger: str, *, in_order: bool = False
-    ) -> tuple[run_store.NewRun | None, Active | None]:
+    ) -> tuple[tuple[run_store.NewRun, run_store.SkipText | None] | None, Active | None]:
         """Apply the gate and the overlap policy to one fire; returns its record and run.
 
         `in_order` marks fires of one catch-up (several due fires handled at once): they
@@ -259,8 +334,8 @@ class Runner:
             if history_level(schedule.history_strategy, "skipped") == "none":
                 return None, None
             return self._skip_row(
-                schedule, due, at, "maintenance",
-                f"service under maintenance window {window_id}", window_id=window_id), None
+                schedule, due, at, "maintenance", _skip_text(f"service under maintenance window {window_id}"),
+                window_id=window_id), None
         key = schedule.overlap_key
         busy = self.busy(key)
         policy = "buffer_all" if in_order else schedule.overlap_policy
@@ -270,23 +345,28 @@ class Runner:
                 return None, None
             return self._skip_row(
                 schedule, due, at, "overlap",
-                f"previous run still in progress (overlap_policy {policy})"), None
-        if busy and policy == "replace":
-            for running in list(self._active.get(key, ())):
-                self.cancel(running, "canceled", "replaced by a newer run (overlap_policy replace)")
+                _skip_text(f"previous run still in progress (overlap_policy {policy})")), None
+        replaced = list(self._active.get(key, ())) if busy and policy == "replace" else []
         active = Active(
             uid=str(uuid.uuid4()), family=family, key=key, trigger=trigger, schedule=schedule,
             timeout=schedule.timeout or self.executors.timeout_for(family, _service_name(schedule)),
             org_id=schedule.org_id, project_id=schedule.project_id, cube_id=schedule.cube_id,
             full_build=schedule.full_build, due_at=due)
-        self._reserve(active, waits=busy and policy in ("buffer_one", "buffer_all"))
+        if self._reserve(active, at, waits=busy and policy in ("buffer_one", "buffer_all")) is Grant.FULL:
+            metrics.SKIPS.labels(family, "queue_full").inc()
+            text = self._line_full(active, at)
+            if history_level(schedule.history_strategy, "skipped") == "none":
+                return None, None
+            return self._skip_row(schedule, due, at, "queue_full", _skip_text(text)), None
+        for running in replaced:
+            self.cancel(running, "canceled", "replaced by a newer run (overlap_policy replace)")
         row = run_store.NewRun(
             uid=active.uid, family=family, overlap_key=key, trigger=trigger, state=active.state,
             created_at=at, schedule_id=schedule.id, org_id=schedule.org_id,
             project_id=schedule.project_id, cube_id=schedule.cube_id,
             full_build=schedule.full_build, cron=schedule.cron, due_at=due,
             started_at=None if active.queued else at)
-        return row, active
+        return (row, None), active
 
     # -- run now ---------------------------------------------------------------------
 
@@ -319,7 +399,8 @@ class Runner:
             timeout=timeout or (schedule.timeout if schedule else None)
             or self.executors.timeout_for(family, _service_name(schedule)),
             org_id=org_id, project_id=project_id, cube_id=cube_id, full_build=full_build)
-        self._reserve(active, waits=False)
+        if self._reserve(active, at, waits=False) is Grant.FULL:
+            raise QuotaExceeded("quotas.max_queued_runs", self._line_full(active, at) + "; try again later")
         row = run_store.NewRun(
             uid=active.uid, family=family, overlap_key=key, trigger=trigger, state=active.state,
             created_at=at, schedule_id=schedule.id if schedule else None, org_id=org_id,
@@ -342,13 +423,19 @@ class Runner:
 
     async def _record_skip_now(self, schedule: Schedule, at: float, trigger: str, window_id: int) -> RunRef:
         metrics.SKIPS.labels(schedule.family, "maintenance").inc()
-        row = self._skip_row(
-            schedule, None, at, "maintenance", f"service under maintenance window {window_id}",
+        row, text = self._skip_row(
+            schedule, None, at, "maintenance", _skip_text(f"service under maintenance window {window_id}"),
             window_id=window_id)
         row = dataclasses.replace(row, trigger=trigger)
         if history_level(schedule.history_strategy, "skipped") == "none":
             return RunRef(0, row.uid, "skipped", window_id)
-        run_id = await self.db.write(lambda conn: run_store.op_insert(conn, row))
+
+        async def op(conn: WriteConnection) -> tuple[int, bool]:
+            return await run_store.op_record_skip(conn, row, text, since=at - SKIP_RECORD_SPAN)
+
+        run_id, joined = await self.db.write(op)
+        if joined:
+            metrics.SKIPS_COALESCED.labels(schedule.family).inc()
         return RunRef(run_id, row.uid, "skipped", window_id)
 
     # -- concurrency -----------------------------------------------------------------
@@ -356,22 +443,58 @@ class Runner:
     def busy(self, key: str) -> bool:
         return bool(self._active.get(key)) or bool(self._waiting.get(key))
 
-    def _reserve(self, active: Active, *, waits: bool) -> None:
-        """Claim the overlap slot and, if free, a concurrency slot (synchronously)."""
+    @property
+    def max_concurrent(self) -> int:
+        return self.pool.total
+
+    @max_concurrent.setter
+    def max_concurrent(self, total: int) -> None:
+        """A new limit on all runs (a reload); also re-reads the caps of `quotas`."""
+        self._start_granted(self.pool.resize(total))
+
+    def _org_cap(self, tenant: str) -> int:
+        share = self.quotas.for_org(tenant or None).max_concurrent_runs
+        return share if share is not None else max(1, self.pool.total // 2)
+
+    def _org_line(self, tenant: str) -> int:
+        return self.quotas.for_org(tenant or None).max_queued_runs
+
+    def _reserve(self, active: Active, at: float, *, waits: bool) -> Grant | None:
+        """Claim the overlap slot and a run slot or a place in line (synchronously).
+
+        `waits`: the run waits for the run of its own job first (buffered overlap), None.
+        Else what the pool granted; FULL leaves nothing claimed.
+        """
         if waits:
             self._waiting.setdefault(active.key, deque()).append(active)
             active.queued, active.state = True, "queued"
-            return
+            metrics.QUEUED.set(self.queued)
+            return None
+        grant = self.pool.acquire(active.tenant, active)
+        if grant is Grant.FULL:
+            return grant
         self._active.setdefault(active.key, []).append(active)
-        if self._in_flight < self.max_concurrent:
-            self._take_slot(active)
+        if grant is Grant.SLOT:
+            active.slot = True
         else:
             active.queued, active.state = True, "queued"
+            self._held_back(active, grant, at)
+        metrics.IN_FLIGHT.set(self.pool.in_use)
+        metrics.QUEUED.set(self.queued)
+        return grant
 
-    def _take_slot(self, active: Active) -> None:
-        active.slot = True
-        self._in_flight += 1
-        metrics.IN_FLIGHT.set(self._in_flight)
+    def _held_back(self, active: Active, grant: Grant, at: float) -> None:
+        if grant is Grant.WAIT_TENANT:
+            reached("quotas.max_concurrent_runs", at,
+                    f"{_tenant_name(active.tenant)} holds {self.pool.held(active.tenant)} run slots, its share")
+        else:
+            reached("scheduler.max_concurrent_runs", at, f"all {self.pool.total} run slots are held")
+
+    def _line_full(self, active: Active, at: float) -> str:
+        text = (f"{_tenant_name(active.tenant)} already has {self.pool.line(active.tenant)} runs waiting"
+                f" for a run slot, the most [quotas] max_queued_runs allows")
+        reached("quotas.max_queued_runs", at, text)
+        return text
 
     def _release(self, active: Active) -> None:
         line = self._waiting.get(active.key)
@@ -385,22 +508,33 @@ class Runner:
             group.remove(active)
             if not group:
                 del self._active[active.key]
-        if active in self._queue:
-            self._queue.remove(active)
         if active.slot:
             active.slot = False
-            self._in_flight -= 1
-        metrics.IN_FLIGHT.set(self._in_flight)
+            self._start_granted(self.pool.release(active.tenant))
+        else:
+            self.pool.remove(active.tenant, active)
+        metrics.IN_FLIGHT.set(self.pool.in_use)
+        metrics.QUEUED.set(self.queued)
+
+    def _start_granted(self, granted: list[Active]) -> None:
+        """Waiting runs the pool gave a slot: start those recorded (the rest start when they are)."""
+        for active in granted:
+            active.slot = True
+            if active.recorded:
+                self._spawn_promoted(active)
+        if granted:
+            metrics.IN_FLIGHT.set(self.pool.in_use)
+            metrics.QUEUED.set(self.queued)
 
     def _dispatch(self, active: Active) -> None:
-        """Start a recorded run, or leave it waiting for its overlap or concurrency slot."""
+        """Start a recorded run, or leave it waiting for its overlap or run slot."""
+        active.recorded = True
         if active in self._waiting.get(active.key, ()):
             return
-        if active.queued:
-            self._queue.append(active)
-            metrics.QUEUED.set(self.queued)
-            return
-        self._spawn(active)
+        if not active.queued:
+            self._spawn(active)
+        elif active.slot:
+            self._spawn_promoted(active)
 
     def _spawn(self, active: Active) -> None:
         task = asyncio.create_task(self._execute(active), name=f"run-{active.uid}")
@@ -409,8 +543,16 @@ class Runner:
         task.add_done_callback(self._tasks.discard)
 
     async def _promote(self, active: Active) -> None:
-        """A waiting run got its slot: record it started, then run it."""
+        """A waiting run got its slot: record it started (or skipped, per its misfire policy), then run it."""
         at = self.clock.now()
+        schedule = active.schedule
+        if schedule is not None and queued_too_long(
+                active.due_at, at, policy=schedule.misfire_policy, grace=self.misfire_grace):
+            metrics.MISFIRES.labels(active.family).inc()
+            error = (f"waited {at - (active.due_at or at):.0f} s for a run slot, more than misfire_grace"
+                     f" {self.misfire_grace:g} s (misfire_policy skip)")
+            await self._finish(active, Outcome(ok=False, error=error), "skipped", skip_reason="misfire")
+            return
         try:
             await self.db.write(lambda conn: run_store.op_start(conn, active.run_id, at))
         except Exception as exc:
@@ -420,24 +562,18 @@ class Runner:
         await self._execute(active)
 
     def _after_release(self, key: str) -> None:
-        """Hand freed slots to waiting runs: the next waiting run of `key`, then the queue."""
+        """The next run waiting for `key`'s previous run takes its place, and a run slot or a place in line."""
         line = self._waiting.get(key)
-        waiting = None
-        if line and not self._active.get(key) and self._accepting:
-            waiting = line.popleft()
-            if not line:
-                del self._waiting[key]
-        if waiting is not None:
-            self._active.setdefault(key, []).append(waiting)
-            if self._in_flight < self.max_concurrent:
-                self._take_slot(waiting)
-                self._spawn_promoted(waiting)
-            else:
-                self._queue.append(waiting)
-        while self._queue and self._in_flight < self.max_concurrent and self._accepting:
-            nxt = self._queue.popleft()
-            self._take_slot(nxt)
-            self._spawn_promoted(nxt)
+        if not line or self._active.get(key) or not self._accepting:
+            return
+        waiting = line.popleft()
+        if not line:
+            del self._waiting[key]
+        self._active.setdefault(key, []).append(waiting)
+        # Already recorded as queued: it takes its place in line even past the line's bound.
+        if self.pool.acquire(waiting.tenant, waiting, force=True) is Grant.SLOT:
+            self._start_granted([waiting])
+        metrics.IN_FLIGHT.set(self.pool.in_use)
         metrics.QUEUED.set(self.queued)
 
     def _spawn_promoted(self, active: Active) -> None:
@@ -488,7 +624,9 @@ class Runner:
             return Outcome(ok=False, error=f"executor failed: {exc}"), "failed"
         return outcome, "done" if outcome.ok else "failed"
 
-    async def _finish(self, active: Active, outcome: Outcome, state: str, *, attempt: int = 1) -> None:
+    async def _finish(
+        self, active: Active, outcome: Outcome, state: str, *, attempt: int = 1, skip_reason: str | None = None
+    ) -> None:
         at = self.clock.now()
         level = history_level(active.strategy, state)
         finish = run_store.Finish(
@@ -497,7 +635,7 @@ class Runner:
             request_payload=outcome.request_payload if level == "full" else None,
             response_status=outcome.response_status,
             response_body=outcome.response_body if level == "full" else None,
-            complete=level == "full")
+            complete=level == "full", skip_reason=skip_reason)
         ok, failed = counts_as(state)
         schedule_id = active.schedule.id if active.schedule else None
 
@@ -517,7 +655,10 @@ class Runner:
             # The run stays open in the database and is closed as interrupted at start-up.
             log.error("action=finish_not_recorded run=%s state=%s error=%r", active.uid, state, str(exc))
         active.state = state
-        metrics.RUNS.labels(active.family, state, metrics.run_kind(active.due_at)).inc()
+        if skip_reason is not None:
+            metrics.SKIPS.labels(active.family, skip_reason).inc()
+        else:
+            metrics.RUNS.labels(active.family, state, metrics.run_kind(active.due_at)).inc()
         log.info(
             "action=run_end run=%s family=%s state=%s error=%r", active.uid, active.family, state,
             outcome.error or "")
@@ -537,6 +678,9 @@ class Runner:
                 deleted = await self.sweep_retention(at)
                 if deleted:
                     log.info("action=retention_sweep deleted=%d", deleted)
+                purged = await account_store.purge_tokens(self.db, at - EXPIRED_TOKENS_KEPT)
+                if purged:
+                    log.info("action=tokens_purged count=%d", purged)
                 self.engine.set(HOUSEKEEPING, RETENTION_SWEEP, at + self.retention_sweep)
 
     async def sweep_retention(self, at: float) -> int:
@@ -555,11 +699,11 @@ class Runner:
 
     @property
     def in_flight(self) -> int:
-        return self._in_flight
+        return self.pool.in_use
 
     @property
     def queued(self) -> int:
-        return len(self._queue) + sum(len(line) for line in self._waiting.values())
+        return self.pool.waiting + sum(len(line) for line in self._waiting.values())
 
     async def wait_idle(self) -> None:
         """Wait until no run is executing or waiting (tests)."""
@@ -572,8 +716,7 @@ class Runner:
         Returns (finished, interrupted).
         """
         self._accepting = False
-        waiting = list(self._queue) + [a for line in self._waiting.values() for a in line]
-        self._queue.clear()
+        waiting = self.pool.drain() + [a for line in self._waiting.values() for a in line]
         self._waiting.clear()
         running = [t for t in self._tasks if not t.done()]
         finished = interrupted = 0
@@ -598,6 +741,29 @@ def _service_name(schedule: Schedule | None) -> str | None:
     if schedule is None:
         return None
     return (schedule.spec.get("jobServiceInfo") or {}).get("serviceName")
+
+
+def _tenant_name(tenant: str) -> str:
+    return f"organization {tenant}" if tenant else "service jobs"
+
+
+def _skip_text(reason: str) -> run_store.SkipText:
+    """A skip's message: its reason, and how many fires the record holds once it holds several."""
+
+    def text(fires: int, first: float, last: float) -> str:
+        if fires == 1:
+            return reason
+        return f"{reason}; {fires} fires skipped, due {_iso(first)} to {_iso(last)}"
+
+    return text
+
+
+def _misfire_text(schedule: Schedule, grace: float) -> run_store.SkipText:
+    def text(fires: int, first: float, last: float) -> str:
+        return (f"missed {fires} fire(s) due {_iso(first)} to {_iso(last)}"
+                f" (misfire_policy {schedule.misfire_policy}, grace {grace:g} s)")
+
+    return text
 
 
 def _iso(at: float | None) -> str:

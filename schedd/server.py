@@ -15,11 +15,10 @@ from dataclasses import fields
 from aiohttp import web
 
 from schedd import config as config_mod
-from schedd import daemon, listener, logs, metrics
+from schedd import daemon, listener, logs
 from schedd.api.app import make_app
 from schedd.api.common import ACCOUNTS
 from schedd.api.ops import engine_turning
-from schedd.clock import watch_jumps
 from schedd.config import Config
 from schedd.core import Core
 from schedd.errors import ScheddError
@@ -59,7 +58,6 @@ async def serve(
     background = [
         asyncio.create_task(signals.reloads(), name="schedd-reload"),
         asyncio.create_task(daemon.report_status(notifier, lambda: status_line(core)), name="schedd-status"),
-        asyncio.create_task(watch_jumps(clock_jumped), name="schedd-clock"),
     ]
     keep_alive = None
     if watchdog is not None:
@@ -86,12 +84,6 @@ async def serve(
             os.unlink(unix_socket)
     notifier.close()
     return 0
-
-
-def clock_jumped(seconds: float) -> None:
-    """The wall clock stepped: fires it skipped follow the misfire policy, none is run twice."""
-    metrics.CLOCK_JUMPS.labels("forward" if seconds > 0 else "backward").inc()
-    log.warning("action=clock_jump seconds=%+.3f", seconds)
 
 
 async def _listen(runner: web.AppRunner, core: Core, host: str, port: int, unix_socket: str | None,

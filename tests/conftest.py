@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from aiohttp import web
 
 from schedd.api.app import make_app
 from schedd.api.common import ACCOUNTS
@@ -22,6 +23,7 @@ from schedd.core import Core
 from schedd.store import accounts as account_store
 from tests.support.api import T0, Api, api_config, password_hash
 from tests.support.daemon import Daemon, admin_daemon, kill
+from tests.support.jobs import FakeService
 
 
 @pytest.fixture
@@ -56,6 +58,17 @@ async def api(make_api) -> Api:
 
 
 @pytest.fixture
+async def service(aiohttp_server):
+    """A local HTTP service that service jobs call (tests/support/jobs.py)."""
+    fake = FakeService()
+    app = web.Application(client_max_size=4 * 1024 * 1024)
+    app.router.add_post("/api/{tail:.*}", fake.handle)
+    fake.server = await aiohttp_server(app)
+    yield fake
+    fake.released.set()
+
+
+@pytest.fixture
 def daemon_factory(tmp_path):
     """Makes Daemons (not started) with the admin user "ops"; kills those still running at the end."""
     made: list[Daemon] = []
@@ -86,6 +99,7 @@ TIERS: dict[str, tuple[str, ...]] = {
     "test_prodmanager_client": ("e2e",),
     "test_fuzz": ("e2e", "slow"),
     "test_crashloop": ("e2e", "slow"),
+    "test_soak": ("e2e", "slow"),
     # headless Chromium against a daemon
     "test_browser": ("browser", "e2e"),
     # in-process, but seconds each: ruff and mypy, fuzzers, scrypt-bound logins, the
@@ -99,6 +113,7 @@ TIERS: dict[str, tuple[str, ...]] = {
     "test_window_roles": ("slow",),
     "test_bounded_lists": ("slow",),
     "test_full_disk": ("slow",),
+    "test_fairness": ("slow",),
 }
 TIER_NAMES = ("unit", "e2e", "browser", "slow")
 

@@ -3,16 +3,12 @@ real service."""
 
 from __future__ import annotations
 
-import asyncio
-import copy
 import json
 import re
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 import pytest
-from aiohttp import web
 from hypothesis import example, given
 from hypothesis import strategies as st
 
@@ -21,9 +17,8 @@ from schedd.cron import load_zone
 from schedd.executors import PAYLOAD_LIMIT
 from schedd.store import runs as run_store
 from tests.support.api import T0
-from tests.support.jobs import SAMPLE_JOB
+from tests.support.jobs import DROP, JOBS, SAMPLE_JOB, job, services
 
-JOBS = "/admin/api/jobs/job"
 DATE = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$")
 DAY = 86400.0
 
@@ -40,69 +35,9 @@ RUN_FIELDS = {
     "jobRunId", "jobStartTime", "jobEndTime", "jobDuration", "executionFrequency",
     "executionStatus", "completeHistory",
 }
-DROP = object()
-
-
-@dataclass
-class FakeService:
-    """A local HTTP service: records each call and answers `status` with `body`; with `hold`,
-    only once the test sets `released`."""
-
-    status: int = 200
-    body: str = '{"opstatus":0}'
-    hold: bool = False
-    calls: list[dict[str, Any]] = field(default_factory=list)
-    answered: int = 0
-    released: asyncio.Event = field(default_factory=asyncio.Event)
-    server: Any = None
-
-    async def handle(self, request: web.Request) -> web.Response:
-        self.calls.append({
-            "method": request.method, "path": request.path, "headers": dict(request.headers),
-            "body": await request.text(),
-        })
-        if self.hold:
-            await self.released.wait()
-        self.answered += 1
-        return web.Response(status=self.status, text=self.body, content_type="application/json")
-
-    @property
-    def base_url(self) -> str:
-        return str(self.server.make_url("/api"))
-
-
-@pytest.fixture
-async def service(aiohttp_server):
-    fake = FakeService()
-    app = web.Application(client_max_size=4 * 1024 * 1024)
-    app.router.add_post("/api/{tail:.*}", fake.handle)
-    fake.server = await aiohttp_server(app)
-    yield fake
-    fake.released.set()
-
-
-def services(service: FakeService, timeout: float = 1, **extra: Any) -> dict[str, Any]:
-    return {"jsonservices": {"base_url": service.base_url, "timeout": timeout, **extra}}
-
-
 @pytest.fixture
 async def api(make_api, service):
     return await make_api(services=services(service, headers={"X-Service-Key": "k1"}))
-
-
-def job(**changes: Any) -> dict[str, Any]:
-    """Volt MX's sample job with dotted-path changes (`jobServiceInfo__operationName`); DROP removes."""
-    body = copy.deepcopy(SAMPLE_JOB)
-    for key, value in changes.items():
-        *parents, leaf = key.split("__")
-        target = body
-        for parent in parents:
-            target = target[parent]
-        if value is DROP:
-            target.pop(leaf, None)
-        else:
-            target[leaf] = value
-    return body
 
 
 async def create(api, body: dict[str, Any] | None = None, **changes: Any) -> int:

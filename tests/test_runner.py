@@ -2,64 +2,23 @@
 
 from __future__ import annotations
 
-import asyncio
 import sys
-import uuid
 from datetime import datetime, timezone
 
 import pytest
 
 from schedd import config as config_mod
+from schedd.accounts import REFRESH_TTL
 from schedd.clock import TestClock
 from schedd.core import Core
-from schedd.cron import load_zone, parse
 from schedd.errors import Conflict
-from schedd.executors import Outcome
+from schedd.runner import RETENTION_SWEEP
 from schedd.store import runs as run_store
 from schedd.store import schedules as schedule_store
+from tests.support.api import PASSWORD
+from tests.support.runner import add_schedule, controlled, finish_all, history, make_config, settle
 
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc).timestamp()
-
-
-def make_config(**scheduler) -> config_mod.Config:
-    return config_mod.from_dict({
-        "scheduler": {"misfire_grace": 60, "misfire_max": 3, **scheduler},
-        "executors": {"maintenance": {"command": [sys.executable, "-c", "print('maintained {org_id}')"]}},
-    })
-
-
-class Controlled:
-    """An executor whose runs end when the test says so."""
-
-    def __init__(self) -> None:
-        self.started: list[str] = []
-        self.release = asyncio.Event()
-        self.ok = True
-        self.cancelled: list[str] = []
-        self._changed = asyncio.Event()
-
-    async def run(self, ctx):
-        self.started.append(ctx.run_uid)
-        self._note()
-        try:
-            await self.release.wait()
-        except asyncio.CancelledError:
-            self.cancelled.append(ctx.run_uid)
-            self._note()
-            raise
-        return Outcome(ok=self.ok, error=None if self.ok else "boom",
-                       request_payload="req", response_status=200, response_body="resp")
-
-    def _note(self) -> None:
-        self._changed.set()
-        self._changed = asyncio.Event()
-
-    async def until(self, started: int = 0, cancelled: int = 0) -> None:
-        """Wait until this many runs have started and this many were cancelled (no real time
-        passes; the bound only turns a hang into a failure)."""
-        async with asyncio.timeout(10):
-            while len(self.started) < started or len(self.cancelled) < cancelled:
-                await self._changed.wait()
 
 
 @pytest.fixture
@@ -76,37 +35,6 @@ async def core(tmp_path, clock):
     if c.db.is_open:
         c.runner.executors = c.executors
         await c.stop()
-
-
-def controlled(core: Core) -> Controlled:
-    ex = Controlled()
-    core.executors.get = lambda ctx: ex  # type: ignore[method-assign]
-    return ex
-
-
-async def settle(core: Core) -> None:
-    await core.engine.run_until_idle()
-    for _ in range(5):
-        await asyncio.sleep(0)
-
-
-async def finish_all(core: Core) -> None:
-    await core.engine.run_until_idle()
-    await core.runner.wait_idle()
-
-
-async def add_schedule(core: Core, cron: str, *, tz: str = "UTC", family: str = "maintenance", **kw):
-    expr = parse(cron)
-    schedule = await schedule_store.insert(core.db, schedule_store.NewSchedule(
-        uid=str(uuid.uuid4()), family=family, org_id=kw.pop("org_id", "default"), cron=cron,
-        cron_normalized=expr.normalized, timezone=tz, created_at=core.clock.now(),
-        next_fire_at=expr.next_after(core.clock.now(), load_zone(tz)), **kw))
-    core.runner.arm(schedule)
-    return schedule
-
-
-async def history(core: Core, schedule) -> list[run_store.Run]:
-    return list(reversed(await run_store.list_schedule(core.db, schedule.id, limit=1000, offset=0)))
 
 
 async def test_a_due_schedule_runs_its_command_and_moves_to_the_next_fire(core, clock):
@@ -411,3 +339,23 @@ async def test_fall_back_fires_a_fixed_hour_once_and_an_hourly_schedule_in_both_
     assert [utc(r) for r in await history(core, hourly)] == ["05:00", "06:00", "07:00", "08:00"]
     assert (await schedule_store.get(core.db, fixed.id)).next_fire_at == datetime(
         2026, 11, 2, 6, 30, tzinfo=timezone.utc).timestamp()
+
+
+async def test_the_housekeeping_sweep_forgets_tokens_a_day_after_they_expire(make_api, clock):
+    api = await make_api()
+
+    async def login() -> None:
+        response, body = await api.call("POST", "/authService/accounts/login", None,
+                                        data={"userid": "alice", "password": PASSWORD})
+        assert response.status == 200, body
+
+    async def sweep_at(at: float) -> list[float]:
+        clock.set(at)
+        await api.core.runner.on_housekeeping([(RETENTION_SWEEP, at)], at)
+        return sorted(row[0] - T0 for row in await api.core.db.fetchall("SELECT expires_at FROM tokens"))
+
+    await login()  # an access token (12 h) and a refresh token (30 days), beside the fixture's
+    assert len(await sweep_at(T0 + 43200 + 86400 - 60)) == 5  # expired less than a day ago: kept
+    assert await sweep_at(T0 + 43200 + 86400 + 60) == [REFRESH_TTL]  # 12 h tokens expired over a day ago
+    assert await sweep_at(T0 + REFRESH_TTL + 86400 + 60) == []
+    await login()  # logging in still works, with fresh tokens

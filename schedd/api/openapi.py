@@ -309,7 +309,9 @@ def volt(result: Schema) -> Schema:
 ERROR_TEXT = {400: "Invalid input; the message names the parameter", 401: "Missing, invalid or expired token",
               403: "Refused: the token's user may not change this maintenance window (only an admin, or a"
                    " user granted the window's scope with `schedd user grant NAME --scope S`); nothing was changed",
-              404: "Unknown, or not visible to the caller", 409: "A run is already queued or in progress",
+              404: "Unknown, or not visible to the caller",
+              409: "A run is already queued or in progress, or its org's line of runs waiting for a slot"
+                   " is full ([quotas] max_queued_runs)",
               413: "Body larger than [server] max_body", 429: "Too many failed logins",
               500: "Internal error; the message carries the request id",
               503: "Not now: the executor is disabled in the config, or the database cannot be written"
@@ -318,6 +320,10 @@ ERROR_TEXT = {400: "Invalid input; the message names the parameter", 401: "Missi
 
 def errors(envelope: Schema, *codes: int) -> dict[int, Answer]:
     return {code: Answer(ERROR_TEXT[code], envelope) for code in (*codes, 500)}
+
+
+QUOTA_FULL = ("The org holds as many active maintenance and build schedules as [quotas] max_schedules"
+              " allows (administrators are exempt); nothing was created")
 
 
 ENGINE_ERROR = engine({"type": "null"})
@@ -396,7 +402,7 @@ MAINTENANCE = served_under_api_1_0([
            "Create a time-based maintenance schedule (fields in the body or the query; the body wins)",
            {200: Answer("`200`/`Time-based schedule successfully created.`",
                         engine(ref("MaintenanceScheduleCreated"))),
-            **errors(ENGINE_ERROR, 400, 401, 404, 413)},
+            **errors(ENGINE_ERROR, 400, 401, 404, 413), 409: Answer(QUOTA_FULL, ENGINE_ERROR)},
            params=(Param("time_expression", "query", STRING), Param("scheduler_type", "query", STRING),
                    Param("timezone", "query", STRING)),
            body=Body(ref("MaintenanceScheduleInput"), required=False)),
@@ -444,7 +450,7 @@ AGGREGATE = served_under_api_1_0([
     _cube("POST", _CUBE + "/scheduler", "createCubeSchedule",
           "Create a build schedule (fields in the body or the query; the body wins)",
           {200: Answer("The schedule", design(ref("CubeSchedule"))),
-           **errors(DESIGN_ERROR, 400, 401, 404, 413)},
+           **errors(DESIGN_ERROR, 400, 401, 404, 413), 409: Answer(QUOTA_FULL, DESIGN_ERROR)},
           params=(Param("time_expression", "query", STRING), Param("path", "query", STRING),
                   Param("full_build", "query", BOOLEAN), Param("timezone", "query", STRING)),
           body=Body(ref("CubeScheduleInput"), required=False)),

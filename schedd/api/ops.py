@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 from aiohttp import web
@@ -52,6 +53,8 @@ async def prometheus(request: web.Request) -> web.Response:
     metrics.MAX_CONCURRENT.set(core.runner.max_concurrent)
     metrics.READY.set(1 if readiness(core)[0] else 0)
     metrics.observe_database(core.db.path)
+    metrics.HEAP_ENTRIES.set(core.engine.heap_entries)
+    metrics.TASKS.set(len(asyncio.all_tasks()))
     body = generate_latest(metrics.REGISTRY)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 

@@ -7,6 +7,7 @@ import statistics
 import uuid
 from collections.abc import AsyncIterator
 
+from schedd import quotas
 from schedd.core import Core
 from schedd.errors import Conflict, NotFound, Unavailable, ValidationError
 from schedd.families import maintenance
@@ -55,11 +56,16 @@ async def create_schedule(
         raise ValidationError("path", "must be 'aggregate/create'")
     full = parse_bool(full_build, "full_build", True)
     when = timing(core, time_expression, timezone, at=at)
-    schedule = await schedule_store.insert(core.db, schedule_store.NewSchedule(
-        uid=str(uuid.uuid4()), family=FAMILY, org_id=org_id, project_id=project_id, cube_id=cube_id,
-        cron=when.cron.expr, cron_normalized=when.cron.normalized, timezone=when.timezone,
-        full_build=full, next_fire_at=when.next_fire_at, retention_days=0, created_by=user.name,
-        created_at=at))
+    quotas.check_interval(core.config, user, org_id, when.cron, when.zone, field="time_expression", at=at)
+    cap = quotas.schedule_cap(core.config, user, org_id)
+    try:
+        schedule = await schedule_store.insert(core.db, schedule_store.NewSchedule(
+            uid=str(uuid.uuid4()), family=FAMILY, org_id=org_id, project_id=project_id, cube_id=cube_id,
+            cron=when.cron.expr, cron_normalized=when.cron.normalized, timezone=when.timezone,
+            full_build=full, next_fire_at=when.next_fire_at, retention_days=0, created_by=user.name,
+            created_at=at), cap=cap)
+    except schedule_store.CapReached as exc:
+        raise quotas.cap_exceeded(exc.cap, at) from None
     core.runner.arm(schedule)
     return schedule
 

@@ -35,8 +35,8 @@ class Timing:
 
 
 def timing(core: Core, expression: object, timezone: object, *, at: float,
-           field: str = "time_expression") -> Timing:
-    """Validate a schedule's cron and zone; the first fire must exist."""
+           field: str = "time_expression", after: float | None = None) -> Timing:
+    """Validate a schedule's cron and zone; the first fire (after `after`, default `at`) must exist."""
     if not isinstance(expression, str) or not expression.strip():
         raise ValidationError(field, "is required (a cron expression such as '0 0 4 ? * * *')")
     check_text(expression, field)
@@ -50,7 +50,7 @@ def timing(core: Core, expression: object, timezone: object, *, at: float,
         cron = parse(expression)
     except CronError as exc:
         raise exc.under(field) from exc
-    next_fire_at = cron.next_after(at, zone)
+    next_fire_at = cron.next_after(at if after is None else max(at, after), zone)
     if next_fire_at is None:
         raise ValidationError(field, "has no fire time in the future")
     return Timing(cron, timezone, zone, next_fire_at)

@@ -15,13 +15,14 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from schedd import quotas
 from schedd.core import Core
-from schedd.cron import CronExpr, cron_to_frequency, frequency_to_cron, parse
+from schedd.cron import CronExpr, cron_to_frequency, frequency_to_cron, load_zone, parse
 from schedd.errors import Conflict, NotFound, ValidationError
 from schedd.executors.http import merge_headers, service_url
 from schedd.families.common import timing
 from schedd.inputs import check_tree
-from schedd.policy import HISTORY_STRATEGIES
+from schedd.policy import HISTORY_STRATEGIES, fire_floor
 from schedd.runner import RunRef
 from schedd.store import runs as run_store
 from schedd.store import schedules as schedule_store
@@ -96,11 +97,12 @@ class Job:
 # -- validation ----------------------------------------------------------------------
 
 
-def validate(core: Core, body: Mapping[str, Any], *, at: float) -> JobDefinition:
+def validate(core: Core, body: Mapping[str, Any], *, at: float, after: float | None = None) -> JobDefinition:
     """Check a whole job document (create and update alike); the first fault is raised.
 
     Every string in it passes the input rule first, nested ones too (`requestheaderMap`
-    values, `jobFrequencyInfo`), so nothing stored can break a later read.
+    values, `jobFrequencyInfo`), so nothing stored can break a later read. The next fire is
+    the first after `after` (default `at`).
     """
     check_tree(body)
     name = _name(body.get("jobName"))
@@ -108,7 +110,7 @@ def validate(core: Core, body: Mapping[str, Any], *, at: float) -> JobDefinition
     if description is not None:
         _text(description, "description", MAX_DESCRIPTION, lines=True)
     expression, info = _frequency(body.get("jobFrequency"), body.get(FREQUENCY_INFO))
-    when = timing(core, expression, None, at=at, field="jobFrequency")
+    when = timing(core, expression, None, at=at, field="jobFrequency", after=after)
     if info is None:
         info = cron_to_frequency(when.cron)
     return JobDefinition(
@@ -297,11 +299,20 @@ async def get_job(core: Core, ident: int) -> Job:
     return Job(schedule, await run_store.count_schedule(core.db, schedule.id))
 
 
+def _check_interval(core: Core, user: User, body: Mapping[str, Any], job: JobDefinition, *, at: float) -> None:
+    field = "jobFrequency" if _given(body.get("jobFrequency")) else FREQUENCY_INFO
+    quotas.check_interval(core.config, user, None, job.cron, load_zone(job.timezone), field=field, at=at)
+
+
 async def create_job(core: Core, user: User, body: Mapping[str, Any], *, at: float) -> Schedule:
     """Create a job (a `jobId` in the body is ignored); an Active one is armed at once."""
     job = validate(core, body, at=at)
+    _check_interval(core, user, body, job, at=at)
+    cap = quotas.job_cap(core.config, user)
     try:
-        schedule = await schedule_store.insert(core.db, job.new_schedule(user=user, at=at))
+        schedule = await schedule_store.insert(core.db, job.new_schedule(user=user, at=at), cap=cap)
+    except schedule_store.CapReached as exc:
+        raise quotas.cap_exceeded(exc.cap, at) from None
     except Conflict as exc:
         raise ValidationError("jobName", str(exc)) from exc
     core.runner.arm(schedule)
@@ -311,7 +322,9 @@ async def create_job(core: Core, user: User, body: Mapping[str, Any], *, at: flo
 async def update_job(core: Core, user: User, body: Mapping[str, Any], *, at: float) -> Schedule:
     """Replace the job named by the body's `jobId`; its counters and history stay."""
     current = await _schedule(core, job_id(body.get("jobId")))
-    job = validate(core, body, at=at)
+    # A clock that stepped back must not bring back a fire this job already had.
+    job = validate(core, body, at=at, after=fire_floor(at, core.engine.handled_until, current.last_run_at))
+    _check_interval(core, user, body, job, at=at)
     try:
         schedule = await schedule_store.replace(
             core.db, current.id, job.new_schedule(user=user, at=at, like=current), by=user.name, at=at)

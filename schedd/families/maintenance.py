@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 
+from schedd import quotas
 from schedd.core import Core
 from schedd.errors import NotFound, Unavailable, ValidationError
 from schedd.families.common import check_org, run_state, timing
@@ -37,10 +38,15 @@ async def create_schedule(
     if scheduler_type not in (None, "", "time-based"):
         raise ValidationError("scheduler_type", "must be 'time-based'")
     when = timing(core, time_expression, timezone, at=at)
-    schedule = await schedule_store.insert(core.db, schedule_store.NewSchedule(
-        uid=str(uuid.uuid4()), family=FAMILY, org_id=org_id, cron=when.cron.expr,
-        cron_normalized=when.cron.normalized, timezone=when.timezone, full_build=False,
-        next_fire_at=when.next_fire_at, retention_days=0, created_by=user.name, created_at=at))
+    quotas.check_interval(core.config, user, org_id, when.cron, when.zone, field="time_expression", at=at)
+    cap = quotas.schedule_cap(core.config, user, org_id)
+    try:
+        schedule = await schedule_store.insert(core.db, schedule_store.NewSchedule(
+            uid=str(uuid.uuid4()), family=FAMILY, org_id=org_id, cron=when.cron.expr,
+            cron_normalized=when.cron.normalized, timezone=when.timezone, full_build=False,
+            next_fire_at=when.next_fire_at, retention_days=0, created_by=user.name, created_at=at), cap=cap)
+    except schedule_store.CapReached as exc:
+        raise quotas.cap_exceeded(exc.cap, at) from None
     core.runner.arm(schedule)
     return schedule
 

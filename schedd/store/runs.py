@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -14,15 +15,27 @@ END_STATES = ("done", "failed", "canceled", "skipped", "interrupted")
 # Records a run (or a skip) as it is created; the values in the order of `NewRun.values()`.
 SQL_INSERT = (
     "INSERT INTO runs (uid, family, schedule_id, overlap_key, org_id, project_id, cube_id, trigger, state,"
-    " full_build, cron, due_at, fires, created_at, started_at, ended_at, attempt, error, skip_reason, window_id)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " full_build, cron, due_at, fires, created_at, started_at, ended_at, attempt, error, skip_reason, window_id,"
+    " last_due_at)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
+# The latest record of a schedule when it is a skip that a new skip may join: same reason,
+# trigger and window, and begun since a time (a joined record covers a bounded span).
+SQL_JOINABLE_SKIP = """
+SELECT id, fires, due_at, created_at FROM runs
+WHERE id = (SELECT max(id) FROM runs WHERE schedule_id = :schedule_id)
+  AND state = 'skipped' AND skip_reason IS :reason AND trigger = :trigger AND window_id IS :window_id
+  AND created_at >= :since"""
+# Folds more skipped fires into a skip record: the count, the last due time and message.
+SQL_JOIN_SKIP = """
+UPDATE runs SET fires = fires + :fires, last_due_at = :last_due_at, ended_at = :at, error = :error
+WHERE id = :id"""
 # Marks a queued run as started.
 SQL_START = "UPDATE runs SET state = 'inprogress', started_at = ? WHERE id = ? AND state = 'queued'"
 # Records how a run ended, with what the executor kept.
 SQL_FINISH = """
 UPDATE runs SET state = :state, ended_at = :ended_at, attempt = :attempt, error = :error,
-    exit_code = :exit_code,
+    exit_code = :exit_code, skip_reason = :skip_reason,
     timed_out = :timed_out, request_payload = :request_payload,
     response_status = :response_status, response_body = :response_body, complete = :complete
 WHERE id = :id"""
@@ -78,6 +91,8 @@ DELETE FROM runs WHERE id IN (
     LIMIT ?)"""
 # Sums the fires each schedule's records account for (crash-loop and tests).
 SQL_FIRES_BY_SCHEDULE = "SELECT schedule_id, sum(fires) FROM runs WHERE schedule_id IS NOT NULL GROUP BY schedule_id"
+# The latest creation time of any run record (index runs_created_at): how far handling got.
+SQL_LATEST_CREATED = "SELECT max(created_at) FROM runs"
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +117,7 @@ class NewRun:
     error: str | None = None
     skip_reason: str | None = None
     window_id: int | None = None
+    last_due_at: float | None = None
 
     def values(self) -> tuple[Any, ...]:
         return (
@@ -109,7 +125,7 @@ class NewRun:
             self.project_id, self.cube_id, self.trigger, self.state,
             None if self.full_build is None else int(self.full_build), self.cron, self.due_at,
             self.fires, self.created_at, self.started_at, self.ended_at, self.attempt,
-            self.error, self.skip_reason, self.window_id,
+            self.error, self.skip_reason, self.window_id, self.last_due_at,
         )
 
 
@@ -154,6 +170,8 @@ class Run:
     response_status: int | None
     response_body: str | None
     complete: bool
+    last_due_at: float | None = None
+    """Of a record of several skipped fires: the due time of the last (`due_at`: the first)."""
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> Run:
@@ -168,7 +186,7 @@ class Run:
             timed_out=bool(row["timed_out"]), skip_reason=row["skip_reason"],
             window_id=row["window_id"], request_payload=row["request_payload"],
             response_status=row["response_status"], response_body=row["response_body"],
-            complete=bool(row["complete"]),
+            complete=bool(row["complete"]), last_due_at=row["last_due_at"],
         )
 
 
@@ -186,6 +204,11 @@ class Finish:
     response_status: int | None = None
     response_body: str | None = None
     complete: bool = False
+    skip_reason: str | None = None
+
+
+SkipText = Callable[[int, float, float], str]
+"""The message of a skip record from its fire count and first and last due times."""
 
 
 # -- pieces of a larger transaction ------------------------------------------------
@@ -205,7 +228,35 @@ async def op_finish(conn: WriteConnection, run_id: int, finish: Finish) -> None:
         "exit_code": finish.exit_code, "timed_out": int(finish.timed_out),
         "request_payload": finish.request_payload, "response_status": finish.response_status,
         "response_body": finish.response_body, "complete": int(finish.complete),
+        "skip_reason": finish.skip_reason,
     })
+
+
+async def op_record_skip(conn: WriteConnection, new: NewRun, text: SkipText, *, since: float) -> tuple[int, bool]:
+    """Record a skip, joined to the schedule's latest record when that is a skip of the same
+    kind begun at or after `since`; returns (record id, joined)."""
+    if new.schedule_id is not None:
+        cur = await conn.execute(SQL_JOINABLE_SKIP, {
+            "schedule_id": new.schedule_id, "reason": new.skip_reason, "trigger": new.trigger,
+            "window_id": new.window_id, "since": since,
+        })
+        row = await cur.fetchone()
+        if row is not None:
+            fires = row["fires"] + new.fires
+            first = row["due_at"] if row["due_at"] is not None else row["created_at"]
+            last = _last_due(new)
+            await conn.execute(SQL_JOIN_SKIP, {
+                "id": row["id"], "fires": new.fires, "last_due_at": last, "at": new.created_at,
+                "error": text(fires, first, last),
+            })
+            return row["id"], True
+    return await op_insert(conn, new), False
+
+
+def _last_due(new: NewRun) -> float:
+    if new.last_due_at is not None:
+        return new.last_due_at
+    return new.due_at if new.due_at is not None else new.created_at
 
 
 async def op_delete(conn: WriteConnection, run_id: int) -> None:
@@ -285,3 +336,9 @@ async def delete_older(db: Database, schedule_id: int, before: float, batch: int
 
 async def fires_by_schedule(db: Database) -> dict[int, int]:
     return {row[0]: int(row[1]) for row in await db.fetchall(SQL_FIRES_BY_SCHEDULE)}
+
+
+async def latest_created(db: Database) -> float | None:
+    """When the newest run record was created, or None without runs."""
+    row = await db.fetchone(SQL_LATEST_CREATED)
+    return None if row is None or row[0] is None else float(row[0])

@@ -83,6 +83,12 @@ SQL_RECORD_START = "UPDATE schedules SET last_run_uid = ?, last_run_at = ?, last
 SQL_LAST_SUCCESS = (
     "SELECT family, MAX(last_run_at) FROM schedules WHERE last_run_status = 'done' GROUP BY family"
 )
+# How many active maintenance and build schedules an org holds (its quota).
+SQL_COUNT_ORG_ACTIVE = (
+    "SELECT count(*) FROM schedules WHERE org_id = ? AND family IN ('maintenance', 'aggregate') AND active = 1"
+)
+# How many service jobs there are (their quota; they belong to no org).
+SQL_COUNT_SERVICE = "SELECT count(*) FROM schedules WHERE org_id IS NULL AND family = 'service'"
 # Schedules that hold runs older than their retention period (every period is >= 1 day,
 # so only runs older than a day are looked at, through the index on runs.created_at).
 SQL_RETENTION_LIST = """
@@ -90,6 +96,23 @@ SELECT s.id, s.retention_days FROM runs r JOIN schedules s ON s.id = r.schedule_
 WHERE r.created_at < :at - 86400 AND s.retention_days > 0
   AND r.created_at < :at - s.retention_days * 86400.0
 GROUP BY s.id"""
+
+
+@dataclass(frozen=True, slots=True)
+class Cap:
+    """Refuse an insert when its scope already holds `limit` schedules: an org's active
+    maintenance and build schedules, or (org_id None) every service job."""
+
+    limit: int
+    org_id: str | None
+
+
+class CapReached(Exception):
+    """The insert was refused: the scope of `cap` is full."""
+
+    def __init__(self, cap: Cap) -> None:
+        self.cap = cap
+        super().__init__(f"{cap.org_id or 'service jobs'}: {cap.limit} held")
 
 
 @dataclass(frozen=True, slots=True)
@@ -237,10 +260,13 @@ def _opt_int(value: bool | None) -> int | None:
     return None if value is None else int(value)
 
 
-async def insert(db: Database, new: NewSchedule) -> Schedule:
-    """Create a schedule; Conflict when a service job's name is taken."""
+async def insert(db: Database, new: NewSchedule, *, cap: Cap | None = None) -> Schedule:
+    """Create a schedule; Conflict when a service job's name is taken, CapReached when `cap`'s
+    scope is full (counted in the same transaction as the insert)."""
 
     async def op(conn: WriteConnection) -> Schedule:
+        if cap is not None and await _held(conn, cap) >= cap.limit:
+            raise CapReached(cap)
         try:
             cur = await conn.execute(SQL_INSERT, new.values())
         except sqlite3.IntegrityError as exc:
@@ -248,6 +274,15 @@ async def insert(db: Database, new: NewSchedule) -> Schedule:
         return Schedule.from_new(inserted_id(cur), new)
 
     return await db.write(op)
+
+
+async def _held(conn: WriteConnection, cap: Cap) -> int:
+    if cap.org_id is None:
+        cur = await conn.execute(SQL_COUNT_SERVICE)
+    else:
+        cur = await conn.execute(SQL_COUNT_ORG_ACTIVE, (cap.org_id,))
+    row = await cur.fetchone()
+    return int(row[0]) if row else 0
 
 
 async def replace(db: Database, schedule_id: int, new: NewSchedule, *, by: str | None, at: float) -> Schedule:
