@@ -11,13 +11,15 @@ that take more than a few seconds, `unit` for the rest. `pytest -m unit` is the 
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp import web
 
+from schedd.accounts import Accounts
 from schedd.api.app import make_app
-from schedd.api.common import ACCOUNTS
 from schedd.clock import TestClock
 from schedd.core import Core
 from schedd.store import accounts as account_store
@@ -31,23 +33,49 @@ def clock() -> TestClock:
     return TestClock(T0)
 
 
+async def _populate(core: Core, accounts: Accounts) -> dict[str, str]:
+    """Orgs acme and other; users admin, alice (acme, default) and bob (other); a token each."""
+    await accounts.add_org("acme", at=T0)
+    await accounts.add_org("other", at=T0)
+    encoded = password_hash()
+    for name, admin, orgs, email in (("admin", True, (), None),
+                                     ("alice", False, ("acme", "default"), "alice@example.com"),
+                                     ("bob", False, ("other",), None)):
+        await account_store.create_user(core.db, name, encoded, email=email, is_admin=admin, orgs=orgs, at=T0)
+    return {name: await accounts.create_token(name, ttl=None, at=T0) for name in ("admin", "alice", "bob")}
+
+
+_TEMPLATE: list[tuple[bytes, dict[str, str]]] = []
+
+
+async def _template(directory: Path) -> tuple[bytes, dict[str, str]]:
+    """The database every `make_api` starts from, migrated and populated once per session: each
+    test gets a copy of the file (a real SQLite file of its own) instead of building it again."""
+    if not _TEMPLATE:
+        path = directory / "template.db"
+        core = Core(api_config(directory), db_path=str(path), clock=TestClock(T0))
+        await core.start(run_loop=False)
+        accounts = Accounts(core.db, core.config.auth, core.clock)
+        try:
+            tokens = await _populate(core, accounts)
+        finally:
+            accounts.close()
+            await core.stop()
+        assert not Path(f"{path}-wal").exists()  # closing folded the log into the file
+        _TEMPLATE.append((path.read_bytes(), tokens))
+    return _TEMPLATE[0]
+
+
 @pytest.fixture
-async def make_api(aiohttp_client, tmp_path, clock):
+async def make_api(aiohttp_client, tmp_path, tmp_path_factory, clock):
     async def build(**sections: Any) -> Api:
-        core = Core(api_config(tmp_path, **sections), db_path=str(tmp_path / "api.db"), clock=clock)
-        app = make_app(core, run_loop=False)
-        client = await aiohttp_client(app)
-        accounts = app[ACCOUNTS]
-        await accounts.add_org("acme", at=T0)
-        await accounts.add_org("other", at=T0)
-        encoded = password_hash()
-        for name, admin, orgs, email in (("admin", True, (), None),
-                                         ("alice", False, ("acme", "default"), "alice@example.com"),
-                                         ("bob", False, ("other",), None)):
-            await account_store.create_user(core.db, name, encoded, email=email, is_admin=admin,
-                                            orgs=orgs, at=T0)
-        tokens = {name: await accounts.create_token(name, ttl=None, at=T0) for name in ("admin", "alice", "bob")}
-        return Api(client, core, clock, tokens)
+        content, tokens = await _template(tmp_path_factory.getbasetemp())
+        path = tmp_path / "api.db"
+        with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as file:
+            file.write(content)
+        core = Core(api_config(tmp_path, **sections), db_path=str(path), clock=clock)
+        client = await aiohttp_client(make_app(core, run_loop=False))
+        return Api(client, core, clock, dict(tokens))
 
     return build
 
