@@ -111,7 +111,7 @@ def daemon_factory(tmp_path):
         kill(daemon)
 
 
-# The tier of each module that is not `unit`. A test marked with a tier itself keeps it.
+# The tier of each module that is not `unit`.
 TIERS: dict[str, tuple[str, ...]] = {
     # schedd serve or the schedd CLI as subprocesses, or the whole system around them
     "test_e2e": ("e2e",),
@@ -143,14 +143,48 @@ TIERS: dict[str, tuple[str, ...]] = {
     "test_full_disk": ("slow",),
     "test_fairness": ("slow",),
 }
+# A test whose tier is not its module's: in a module of TIERS it is named here, never by a
+# decorator, so that a selection by tier can pass over a module without importing it.
+TEST_TIERS: dict[str, tuple[str, ...]] = {
+    "test_auth_security.py::test_passwords_and_tokens_are_never_stored_or_logged_in_clear": ("e2e",),
+}
 TIER_NAMES = ("unit", "e2e", "browser", "slow")
+_EXPRESSION_WORDS = frozenset({"and", "or", "not", "(", ")"})
+
+
+def _selected(expression: str, tiers: tuple[str, ...]) -> bool | None:
+    """Whether a `-m` expression over tier names selects a test of `tiers`; None for any other expression."""
+    words = expression.replace("(", " ( ").replace(")", " ) ").split()
+    if not words or any(w not in _EXPRESSION_WORDS and w not in TIER_NAMES for w in words):
+        return None
+    text = " ".join(w if w in _EXPRESSION_WORDS else str(w in tiers) for w in words)
+    try:
+        return bool(eval(text, {"__builtins__": {}}))  # noqa: S307 - only True/False/and/or/not/()
+    except SyntaxError:
+        return None
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """Under `-m` with tiers only (`-m unit`), a module none of whose tests it selects is not
+    even imported: the inner loop does not pay for collecting the fuzzers and the browser."""
+    module = collection_path.stem
+    if collection_path.suffix != ".py" or module not in TIERS or not config.option.markexpr:
+        return None
+    kinds = [TIERS[module]] + [t for name, t in TEST_TIERS.items() if name.startswith(collection_path.name + "::")]
+    answers = [_selected(config.option.markexpr, tiers) for tiers in kinds]
+    return True if answers and all(answer is False for answer in answers) else None
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Give every test its tier markers by module (TIERS; `unit` when the module has none)."""
+    """Give every test its tier markers: TEST_TIERS, else its module's (TIERS; `unit` when the
+    module has none), unless it carries a tier of its own in a module that is not in TIERS."""
     for item in items:
-        if any(item.get_closest_marker(name) for name in TIER_NAMES):
-            continue
         module = item.path.stem
-        for name in TIERS.get(module, ("unit",)):
+        key = f"{item.path.name}::{item.originalname if isinstance(item, pytest.Function) else item.name}"
+        own = [name for name in TIER_NAMES if item.get_closest_marker(name)]
+        if own and module in TIERS:
+            raise pytest.UsageError(f"{item.nodeid}: a tier of its own goes in TEST_TIERS (tests/conftest.py)")
+        if own:
+            continue
+        for name in TEST_TIERS.get(key) or TIERS.get(module, ("unit",)):
             item.add_marker(name)

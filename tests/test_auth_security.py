@@ -53,7 +53,6 @@ def _files(db: str) -> bytes:
                     if Path(db + suffix).exists())
 
 
-@pytest.mark.e2e
 def test_passwords_and_tokens_are_never_stored_or_logged_in_clear(tmp_path):
     daemon = Daemon(tmp_path, [sys.executable, "-c", "pass"])
     daemon.config.write_bytes(tomli_w.dumps({"logging": {"level": "DEBUG"}}).encode())

@@ -9,6 +9,8 @@ import re
 import sys
 import uuid
 
+import pytest
+
 from schedd import config as config_mod
 from schedd import metrics
 from schedd.clock import TestClock
@@ -55,6 +57,7 @@ async def records(core: Core, schedule) -> list[run_store.Run]:
     return list(reversed(await run_store.list_schedule(core.db, schedule.id, limit=100_000, offset=0)))
 
 
+@pytest.mark.slow  # a thousand fires, one by one
 async def test_1000_consecutive_skips_of_one_schedule_leave_one_record(tmp_path):
     clock = TestClock(T0)
     core = await started_core(tmp_path, clock)

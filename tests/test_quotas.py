@@ -260,6 +260,7 @@ def _take(iterator, count):
         yield item
 
 
+@pytest.mark.slow  # 300 random expressions against a brute-force count
 def test_closer_than_never_misses_a_gap_the_next_fires_show():
     rng = random.Random(16)
 

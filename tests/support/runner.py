@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import sys
 import uuid
 
 from schedd import config as config_mod
@@ -12,12 +11,16 @@ from schedd.cron import load_zone, parse
 from schedd.executors import Outcome
 from schedd.store import runs as run_store
 from schedd.store import schedules as schedule_store
+from tests.support.api import ECHO
 
 
 def make_config(**scheduler) -> config_mod.Config:
+    """A runner's config for in-process tests: no sync at commit (see `api_config`), and a
+    maintenance command that echoes."""
     return config_mod.from_dict({
+        "database": {"synchronous": "OFF"},
         "scheduler": {"misfire_grace": 60, "misfire_max": 3, **scheduler},
-        "executors": {"maintenance": {"command": [sys.executable, "-c", "print('maintained {org_id}')"]}},
+        "executors": {"maintenance": {"command": [ECHO, "maintained {org_id}"]}},
     })
 
 
