@@ -67,6 +67,9 @@ HOURLY, DAILY, EVERY_MINUTE, EVERY_SECOND = "0 0 * * * ?", "0 0 4 ? * * *", "0 *
 CAPS = {"maintenance": 150, "aggregate": 150, "job": 100, "window": 60}
 """Live objects the churn keeps per kind: below the cap a write creates, at it one deletes."""
 RETENTION_DAYS = 1
+# Org maintenance and cube builds keep their runs this long: short, so that an hour shows
+# the sweep holding their history flat.
+HISTORY_RETENTION = "10m"
 DAY = 86400.0
 
 
@@ -90,6 +93,7 @@ class Daemon:
         self.config.write_text(f"""\
 [scheduler]
 retention_sweep = "30s"
+history_retention = "{HISTORY_RETENTION}"
 shutdown_grace = "5s"
 
 [executors.maintenance]
@@ -437,9 +441,9 @@ async def seed_aged_history(db_path: Path, job_ids: list[int], seconds: float) -
             for start in range(0, len(times), 2000):
                 chunk = times[start:start + 2000]
 
-                async def op(conn, chunk=chunk, schedule=schedule):
+                def op(conn, chunk=chunk, schedule=schedule):
                     for at in chunk:
-                        await run_store.op_insert(conn, run_store.NewRun(
+                        run_store.op_insert(conn, run_store.NewRun(
                             uid=str(uuid.uuid4()), family="service", overlap_key=schedule.overlap_key,
                             trigger="Scheduled", state="done", created_at=at, schedule_id=schedule.id,
                             cron=schedule.cron, due_at=at, started_at=at, ended_at=at + 0.01))

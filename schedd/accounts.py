@@ -33,6 +33,7 @@ from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
 from typing import TypeVar
 
+from schedd import metrics
 from schedd.clock import Clock, WallClock
 from schedd.config import AuthConfig
 from schedd.errors import Conflict, Throttled, Unauthorized, ValidationError
@@ -208,6 +209,7 @@ class LoginThrottle:
             del self._entries[key]
             entry = None
         if entry is not None and entry.locked_until is not None:
+            metrics.LIMITS.labels("auth.login_max_failures").inc()
             raise Throttled(max(1, math.ceil(entry.locked_until - at)))
         if entry is None:
             self._make_room(at)
@@ -455,6 +457,7 @@ class Accounts:
         self.addresses.attempt(address, at)
         delay = self.budget.take(at)
         if delay > 0 and failed_before:
+            metrics.LIMITS.labels("auth.login_budget").inc()
             self.delayed += 1
             try:
                 await self.clock.sleep(delay)

@@ -163,6 +163,16 @@ def _with_db(args: argparse.Namespace, work: Callable[[Any, config_mod.Config], 
     return asyncio.run(go())
 
 
+def _with_accounts(args: argparse.Namespace, work: Callable[[Any], Awaitable[int]]) -> int:
+    """`_with_db` for the account commands: run `work(accounts)` over the database."""
+    from schedd.accounts import Accounts
+
+    async def go(db: Any, config: config_mod.Config) -> int:
+        return await work(Accounts(db, config.auth))
+
+    return _with_db(args, go)
+
+
 def _now() -> float:
     return datetime.now(timezone.utc).timestamp()
 
@@ -475,49 +485,41 @@ def _token_list(args: argparse.Namespace) -> int:
 
 
 def _token_revoke(args: argparse.Namespace) -> int:
-    from schedd.accounts import Accounts
-
-    async def work(db: Any, config: config_mod.Config) -> int:
-        revoked = await Accounts(db, config.auth).revoke_token_id(args.id, at=_now())
+    async def work(accounts: Any) -> int:
+        revoked = await accounts.revoke_token_id(args.id, at=_now())
         print(f"token {args.id} {'revoked' if revoked else 'was already revoked'}")
         return 0
 
-    return _with_db(args, work)
+    return _with_accounts(args, work)
 
 
 def _user_list(args: argparse.Namespace) -> int:
-    from schedd.accounts import Accounts
-
-    async def work(db: Any, config: config_mod.Config) -> int:
-        users = await Accounts(db, config.auth).list_users()
+    async def work(accounts: Any) -> int:
+        users = await accounts.list_users()
         _table(("NAME", "ADMIN", "STATE", "ORGS", "CREATED"),
                [(u.name, "yes" if u.is_admin else "no", "disabled" if u.disabled_at is not None else "enabled",
                  ",".join(u.orgs) or "-", _iso(u.created_at)) for u in users])
         return 0
 
-    return _with_db(args, work)
+    return _with_accounts(args, work)
 
 
 def _user_disable(args: argparse.Namespace) -> int:
-    from schedd.accounts import Accounts
-
-    async def work(db: Any, config: config_mod.Config) -> int:
-        revoked = await Accounts(db, config.auth).disable(args.name, at=_now())
+    async def work(accounts: Any) -> int:
+        revoked = await accounts.disable(args.name, at=_now())
         print(f"{args.name} disabled; {revoked} token(s) revoked")
         return 0
 
-    return _with_db(args, work)
+    return _with_accounts(args, work)
 
 
 def _user_enable(args: argparse.Namespace) -> int:
-    from schedd.accounts import Accounts
-
-    async def work(db: Any, config: config_mod.Config) -> int:
-        await Accounts(db, config.auth).enable(args.name, at=_now())
+    async def work(accounts: Any) -> int:
+        await accounts.enable(args.name, at=_now())
         print(f"{args.name} enabled")
         return 0
 
-    return _with_db(args, work)
+    return _with_accounts(args, work)
 
 
 def _user_passwd(args: argparse.Namespace) -> int:

@@ -59,6 +59,7 @@ class SchedulerConfig:
     misfire_max: int = 10
     shutdown_grace: float = 30.0
     retention_sweep: float = 3600.0
+    history_retention: float = 90 * 86400.0  # runs of schedules without a retention of their own; 0 keeps all
 
 
 @dataclass(frozen=True, slots=True)
@@ -406,6 +407,7 @@ def _scheduler(data: object) -> SchedulerConfig:
         misfire_max=t.get("misfire_max", d.misfire_max, _integer(1)),
         shutdown_grace=t.get("shutdown_grace", d.shutdown_grace, parse_duration),
         retention_sweep=t.get("retention_sweep", d.retention_sweep, parse_duration),
+        history_retention=t.get("history_retention", d.history_retention, parse_duration),
     )
 
 
@@ -614,7 +616,7 @@ def _record_dict(record: Any, durations: tuple[str, ...] = (), skip: tuple[str, 
 
 def to_dict(config: Config) -> dict:
     """The TOML-writable form of `config`; `from_dict(to_dict(c)) == c`."""
-    grace = ("misfire_grace", "shutdown_grace", "retention_sweep")
+    grace = ("misfire_grace", "shutdown_grace", "retention_sweep", "history_retention")
     out = {
         "server": _record_dict(config.server, durations=("header_timeout", "body_timeout", "keepalive_timeout")),
         "database": _record_dict(config.database),

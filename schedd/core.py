@@ -37,7 +37,8 @@ class Core:
         self.runner = Runner(
             self.db, self.engine, self.executors, self.clock,
             max_concurrent=sched.max_concurrent_runs, misfire_grace=sched.misfire_grace,
-            misfire_max=sched.misfire_max, retention_sweep=sched.retention_sweep, quotas=config.quotas)
+            misfire_max=sched.misfire_max, retention_sweep=sched.retention_sweep,
+            history_retention=sched.history_retention, quotas=config.quotas)
         self._loop_task: asyncio.Task[None] | None = None
         self.ready = False
         self.known_orgs: set[str] = set()
@@ -123,3 +124,4 @@ class Core:
         self.runner.misfire_grace = sched.misfire_grace
         self.runner.misfire_max = sched.misfire_max
         self.runner.retention_sweep = sched.retention_sweep
+        self.runner.history_retention = sched.history_retention

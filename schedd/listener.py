@@ -31,6 +31,7 @@ from typing import Any
 
 from aiohttp import web
 
+from schedd import metrics
 from schedd.config import Config, ServerConfig
 
 log = logging.getLogger("schedd.server")
@@ -137,14 +138,17 @@ class Throttled:
 
 
 def _log_accept_failed(count: int, total: int, error: str) -> None:
+    metrics.LIMITS.labels("server.reserved_fds").inc(count)
     log.warning("action=accept_failed count=%d total=%d error=%s", count, total, error)
 
 
 def _log_timeout(count: int, total: int, phase: str, limit: float) -> None:
+    metrics.LIMITS.labels(f"server.{'header' if phase == 'headers' else phase}_timeout").inc(count)
     log.warning("action=http_timeout count=%d total=%d phase=%s limit=%gs", count, total, phase, limit)
 
 
 def _log_at_cap(count: int, total: int, max_connections: int) -> None:
+    metrics.LIMITS.labels("server.max_connections").inc(count)
     log.warning("action=connections_at_cap count=%d total=%d max_connections=%d", count, total, max_connections)
 
 

@@ -14,6 +14,7 @@ import prometheus_client
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
 
 from schedd import __version__
+from schedd.states import ENDED_RUN_STATES, Family, values
 
 prometheus_client.disable_created_metrics()
 
@@ -21,8 +22,8 @@ REGISTRY = CollectorRegistry(auto_describe=True)
 ProcessCollector(registry=REGISTRY)  # process_start_time_seconds tells restarts apart
 
 # The `family` label: org maintenance, cube builds and service jobs (docs/architecture.md, glossary).
-FAMILIES = ("maintenance", "aggregate", "service")
-RUN_STATES = ("done", "failed", "canceled", "interrupted")
+FAMILIES = values(Family)
+RUN_STATES = tuple(state.value for state in ENDED_RUN_STATES)
 RUN_KINDS = ("scheduled", "manual")
 SKIP_REASONS = ("overlap", "misfire", "maintenance")
 
@@ -78,7 +79,11 @@ LIMITS = Counter(
     "Times a configured limit was reached, by its config key: a create or run-now refused"
     " (quotas.max_schedules, quotas.max_jobs, quotas.min_interval, quotas.max_queued_runs),"
     " a fire skipped (quotas.max_queued_runs), or a run waiting for a slot"
-    " (quotas.max_concurrent_runs: its org holds its share; scheduler.max_concurrent_runs: all are held).",
+    " (quotas.max_concurrent_runs: its org holds its share; scheduler.max_concurrent_runs: all are held);"
+    " connections (server.max_connections: a connection waited for a slot; server.header_timeout,"
+    " server.body_timeout: a slow client was closed; server.reserved_fds: accept() found no descriptor),"
+    " logins (auth.login_max_failures: a 429; auth.login_budget: a login delayed) and bodies"
+    " (server.max_body: a 413).",
     ["limit"], registry=REGISTRY,
 )
 SKIPS_COALESCED = Counter(

@@ -26,11 +26,12 @@ from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
 from schedd.cron import CronExpr
+from schedd.states import FAILED_RUN_STATES, HistoryStrategy, MisfirePolicy, OverlapPolicy, RunState, values
 
-MISFIRE_POLICIES = ("fire_once", "skip", "fire_all")
-OVERLAP_POLICIES = ("forbid", "buffer_one", "allow", "replace")
-HISTORY_STRATEGIES = ("OFF", "MINIMAL", "ERROR", "FULL")
-FAILED_STATES = ("failed", "interrupted", "canceled")
+MISFIRE_POLICIES = values(MisfirePolicy)
+OVERLAP_POLICIES = values(OverlapPolicy)
+HISTORY_STRATEGIES = values(HistoryStrategy)
+FAILED_STATES = FAILED_RUN_STATES
 
 # Past this many missed fires, counting stops and the schedule jumps to its next fire.
 MAX_COUNTED_MISSES = 1_000_000
@@ -140,18 +141,18 @@ def queued_too_long(due: float | None, at: float, *, policy: str, grace: float) 
 
 def history_level(strategy: str, state: str) -> str:
     """What a finished run keeps under its job's strategy: "none", "minimal" or "full"."""
-    if strategy == "OFF":
+    if strategy == HistoryStrategy.OFF:
         return "none"
-    if strategy == "ERROR":
+    if strategy == HistoryStrategy.ERROR:
         return "minimal" if state in FAILED_STATES else "none"
-    if strategy == "FULL":
+    if strategy == HistoryStrategy.FULL:
         return "full"
     return "minimal"
 
 
 def counts_as(state: str) -> tuple[int, int]:
     """(success, failure) increments of a job's counters for a run that ended in `state`."""
-    if state == "done":
+    if state == RunState.DONE:
         return 1, 0
     if state in FAILED_STATES:
         return 0, 1

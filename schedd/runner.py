@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import json
 import logging
 import uuid
@@ -54,6 +55,17 @@ AfterRun = Callable[["Active", str], Awaitable[None]]
 SkipRow = tuple[run_store.NewRun, run_store.SkipText]
 """A skip to record, with how its message reads once several fires share the record."""
 
+
+
+async def _in_batches(delete: Callable[[], Awaitable[int]]) -> int:
+    """Call `delete()` (one write of at most RETENTION_BATCH rows) until it deletes fewer, yielding between."""
+    total = 0
+    while True:
+        deleted = await delete()
+        total += deleted
+        if deleted < RETENTION_BATCH:
+            return total
+        await asyncio.sleep(0)
 
 @dataclass(eq=False)
 class Active:
@@ -127,6 +139,7 @@ class Runner:
         misfire_grace: float = 60.0,
         misfire_max: int = 10,
         retention_sweep: float = 3600.0,
+        history_retention: float = 90 * 86400.0,
         quotas: QuotasConfig | None = None,
     ) -> None:
         self.db = db
@@ -138,6 +151,7 @@ class Runner:
         self.misfire_grace = misfire_grace
         self.misfire_max = misfire_max
         self.retention_sweep = retention_sweep
+        self.history_retention = history_retention
         self.gate: Gate | None = None
         self.after_run: list[AfterRun] = []
         self._active: dict[str, list[Active]] = {}
@@ -153,11 +167,11 @@ class Runner:
     async def recover(self, at: float) -> int:
         """Mark runs a crash left open as interrupted and arm every schedule; returns how many runs."""
 
-        async def op(conn: WriteConnection) -> list[tuple[int, int | None, str]]:
-            closed = await run_store.op_interrupt_open(conn, at, INTERRUPTED_BY_CRASH)
+        def op(conn: WriteConnection) -> list[tuple[int, int | None, str]]:
+            closed = run_store.op_interrupt_open(conn, at, INTERRUPTED_BY_CRASH)
             for _, schedule_id, uid in closed:
                 if schedule_id is not None:
-                    await schedule_store.op_record_outcome(
+                    schedule_store.op_record_outcome(
                         conn, schedule_id, ok=False, counted=True, status="interrupted", run_uid=uid, at=at)
             return closed
 
@@ -268,18 +282,18 @@ class Runner:
         # The last run each schedule started in this batch, written with its next fire time.
         started = {a.schedule.id: (a.uid, a.state) for _, a in starts if a.schedule is not None}
 
-        async def op(conn: WriteConnection) -> tuple[list[int], list[str]]:
+        def op(conn: WriteConnection) -> tuple[list[int], list[str]]:
             ids, joined = [], []
             for row, text in new_rows:
                 if text is None:
-                    ids.append(await run_store.op_insert(conn, row))
+                    ids.append(run_store.op_insert(conn, row))
                     continue
-                run_id, was_joined = await run_store.op_record_skip(conn, row, text, since=at - SKIP_RECORD_SPAN)
+                run_id, was_joined = run_store.op_record_skip(conn, row, text, since=at - SKIP_RECORD_SPAN)
                 ids.append(run_id)
                 if was_joined:
                     joined.append(row.family)
             for schedule, next_fire_at in next_fires:
-                await schedule_store.op_fired(conn, schedule.id, next_fire_at, started.get(schedule.id), at)
+                schedule_store.op_fired(conn, schedule.id, next_fire_at, started.get(schedule.id), at)
             return ids, joined
 
         try:
@@ -407,10 +421,10 @@ class Runner:
             project_id=project_id, cube_id=cube_id, full_build=full_build,
             cron=schedule.cron if schedule else None, started_at=None if active.queued else at)
 
-        async def op(conn: WriteConnection) -> int:
-            run_id = await run_store.op_insert(conn, row)
+        def op(conn: WriteConnection) -> int:
+            run_id = run_store.op_insert(conn, row)
             if schedule is not None:
-                await schedule_store.op_record_start(conn, schedule.id, active.uid, at, active.state)
+                schedule_store.op_record_start(conn, schedule.id, active.uid, at, active.state)
             return run_id
 
         try:
@@ -430,8 +444,8 @@ class Runner:
         if history_level(schedule.history_strategy, "skipped") == "none":
             return RunRef(0, row.uid, "skipped", window_id)
 
-        async def op(conn: WriteConnection) -> tuple[int, bool]:
-            return await run_store.op_record_skip(conn, row, text, since=at - SKIP_RECORD_SPAN)
+        def op(conn: WriteConnection) -> tuple[int, bool]:
+            return run_store.op_record_skip(conn, row, text, since=at - SKIP_RECORD_SPAN)
 
         run_id, joined = await self.db.write(op)
         if joined:
@@ -639,13 +653,13 @@ class Runner:
         ok, failed = counts_as(state)
         schedule_id = active.schedule.id if active.schedule else None
 
-        async def op(conn: WriteConnection) -> None:
+        def op(conn: WriteConnection) -> None:
             if level == "none":
-                await run_store.op_delete(conn, active.run_id)
+                run_store.op_delete(conn, active.run_id)
             else:
-                await run_store.op_finish(conn, active.run_id, finish)
+                run_store.op_finish(conn, active.run_id, finish)
             if schedule_id is not None:
-                await schedule_store.op_record_outcome(
+                schedule_store.op_record_outcome(
                     conn, schedule_id, ok=bool(ok), counted=bool(ok or failed), status=state,
                     run_uid=active.uid, at=at)
 
@@ -684,15 +698,15 @@ class Runner:
                 self.engine.set(HOUSEKEEPING, RETENTION_SWEEP, at + self.retention_sweep)
 
     async def sweep_retention(self, at: float) -> int:
-        """Delete runs older than each job's retention period, a small batch per write."""
+        """Delete runs older than each job's retention period, and the runs no job's own period
+        covers older than `history_retention` (0: kept), a small batch per write."""
         total = 0
         for schedule_id, days in await schedule_store.retention_list(self.db, at):
-            while True:
-                deleted = await run_store.delete_older(self.db, schedule_id, at - days * 86400.0, RETENTION_BATCH)
-                total += deleted
-                if deleted < RETENTION_BATCH:
-                    break
-                await asyncio.sleep(0)
+            total += await _in_batches(functools.partial(
+                run_store.delete_older, self.db, schedule_id, at - days * 86400.0, RETENTION_BATCH))
+        if self.history_retention > 0:
+            total += await _in_batches(functools.partial(
+                run_store.delete_unkept, self.db, at - self.history_retention, RETENTION_BATCH))
         return total
 
     # -- shutdown --------------------------------------------------------------------

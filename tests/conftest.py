@@ -12,6 +12,7 @@ that take more than a few seconds, `unit` for the rest. `pytest -m unit` is the 
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -188,3 +189,22 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             continue
         for name in TEST_TIERS.get(key) or TIERS.get(module, ("unit",)):
             item.add_marker(name)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Under `.ci/run` (SCHEDD_CI=1) a skipped test fails the run.
+
+    Tests that need a tool (promtool, Prometheus, Chromium, strace, faketime, …) skip
+    without it on a developer's machine; `.ci/run` installs every one, so a skip there
+    means a test that did not run.
+    """
+    if os.environ.get("SCHEDD_CI") != "1":
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    skipped = reporter.stats.get("skipped", []) if reporter is not None else []
+    if skipped:
+        reasons = sorted({str(report.longrepr[-1]) if isinstance(report.longrepr, tuple) else str(report.longrepr)
+                          for report in skipped})
+        sys.stderr.write(f"\nSCHEDD_CI=1: {len(skipped)} tests skipped, which CI must run:\n  "
+                         + "\n  ".join(reasons) + "\n")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

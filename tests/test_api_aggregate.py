@@ -189,9 +189,9 @@ async def test_a_failed_build_does_not_count_as_the_first_build(make_api):
 async def test_estimate_time_is_the_median_of_the_cubes_successful_builds(api):
     from schedd.store import runs as run_store
 
-    async def fill(conn):
+    def fill(conn):
         for i, seconds in enumerate([10, 30, 20, 1000]):
-            await run_store.op_insert(conn, run_store.NewRun(
+            run_store.op_insert(conn, run_store.NewRun(
                 uid=f"b{i}", family="aggregate", overlap_key="k", trigger="ManualBuild",
                 state="done" if seconds != 1000 else "failed", created_at=T0 - 100 + i,
                 org_id="acme", project_id=PROJECT, cube_id=CUBE, started_at=T0, ended_at=T0 + seconds))

@@ -518,10 +518,10 @@ async def test_retention_deletes_old_runs_and_keeps_the_counters(api, service):
     assert schedule is not None
     now = api.clock.now()
 
-    async def fill(conn):
+    def fill(conn):
         for age_days in (30, 8, 6):
             at = now - age_days * DAY
-            await run_store.op_insert(conn, run_store.NewRun(
+            run_store.op_insert(conn, run_store.NewRun(
                 uid=f"old-{age_days}", family="service", overlap_key=f"service:{job_id}",
                 trigger="Scheduled", state="done", created_at=at, schedule_id=job_id,
                 cron="19 0 * * * ? *", started_at=at, ended_at=at + 1))

@@ -60,8 +60,8 @@ async def add_schedules(api, family: str, count: int, **fields: Any) -> None:
 
 
 async def add_run(api, new: NewRun) -> None:
-    async def op(conn):
-        await run_store.op_insert(conn, new)
+    def op(conn):
+        run_store.op_insert(conn, new)
 
     await api.core.db.write(op)
 

@@ -202,9 +202,9 @@ async def test_a_job_updated_while_the_clock_is_behind_keeps_its_floor(make_api,
 
 
 async def add_old_runs(core: Core, schedule, count: int, tag: str) -> None:
-    async def op(conn):
+    def op(conn):
         for i in range(count):
-            await run_store.op_insert(conn, run_store.NewRun(
+            run_store.op_insert(conn, run_store.NewRun(
                 uid=f"{tag}{i}", family="service", overlap_key=schedule.overlap_key, trigger="Scheduled",
                 state="done", created_at=T0 - 10 * 86400 + i, schedule_id=schedule.id))
     await core.db.write(op)

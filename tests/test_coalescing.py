@@ -130,8 +130,8 @@ async def test_a_record_takes_skips_for_a_day_and_retention_drops_it_like_any_ru
             return f"{fires} skipped"
 
         async def record(at: float) -> tuple[int, bool]:
-            async def op(conn):
-                return await run_store.op_record_skip(conn, skip(at), text, since=at - SKIP_RECORD_SPAN)
+            def op(conn):
+                return run_store.op_record_skip(conn, skip(at), text, since=at - SKIP_RECORD_SPAN)
             return await core.db.write(op)
 
         first, joined = await record(T0)

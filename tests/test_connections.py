@@ -14,6 +14,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -133,6 +134,15 @@ def test_half_sent_heads_and_bodies_and_idle_connections_are_closed_after_their_
     assert len(timeout_counts(log, "headers")) <= 6  # at most one line a second
     assert "action=request_failed" not in log
     assert d.request("GET", "/healthz")[0] == 200
+    # Each slow client closed is counted by the limit it reached.
+    exposed = urllib.request.urlopen(f"http://127.0.0.1:{d.port}/metrics", timeout=10).read().decode()
+    assert limit_count(exposed, "server.header_timeout") >= 41
+    assert limit_count(exposed, "server.body_timeout") == 1
+
+
+def limit_count(exposed: str, limit: str) -> float:
+    found = re.search(rf'^schedd_limit_reached_total{{limit="{re.escape(limit)}"}} (\S+)$', exposed, re.M)
+    return float(found.group(1)) if found else 0.0
 
 
 def login(conn: http.client.HTTPConnection) -> str:

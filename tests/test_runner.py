@@ -288,18 +288,45 @@ async def test_retention_deletes_old_runs_in_batches_and_keeps_counters(core, cl
     schedule = await add_schedule(core, "0 0 0 1 1 ? 2099", family="service", org_id=None,
                                   name="old", retention_days=1)
 
-    async def fill(conn):
+    def fill(conn):
         for i in range(1200):
-            await run_store.op_insert(conn, run_store.NewRun(
+            run_store.op_insert(conn, run_store.NewRun(
                 uid=f"old{i}", family="service", overlap_key=schedule.overlap_key, trigger="Scheduled",
                 state="done", created_at=T0 - 3 * 86400 + i, schedule_id=schedule.id))
-        await run_store.op_insert(conn, run_store.NewRun(
+        run_store.op_insert(conn, run_store.NewRun(
             uid="new", family="service", overlap_key=schedule.overlap_key, trigger="Scheduled",
             state="done", created_at=T0 - 3600, schedule_id=schedule.id))
 
     await core.db.write(fill)
     assert await core.runner.sweep_retention(T0) == 1200
     assert [r.uid for r in await history(core, schedule)] == ["new"]
+
+
+@pytest.mark.parametrize("history_retention, kept", [
+    (90 * 86400.0, ["recent", "running", "recent-manual"]),
+    (0.0, ["old", "recent", "running", "old-manual", "recent-manual"]),
+])
+async def test_runs_no_job_retention_covers_are_kept_for_history_retention(core, history_retention, kept):
+    """Org maintenance and cube builds have no retention period of their own: `history_retention` bounds them."""
+    core.runner.history_retention = history_retention
+    schedule = await add_schedule(core, "0 0 0 1 1 ? 2099", retention_days=0)
+    job = await add_schedule(core, "0 0 0 1 1 ? 2099", family="service", org_id=None, name="job",
+                             retention_days=3650)
+    day = 86400
+
+    def fill(conn):
+        for uid, state, age, schedule_id in (
+                ("old", "done", 100 * day, schedule.id), ("recent", "failed", 10 * day, schedule.id),
+                ("running", "inprogress", 100 * day, schedule.id), ("old-manual", "done", 100 * day, None),
+                ("recent-manual", "done", 10 * day, None), ("job-old", "done", 100 * day, job.id)):
+            run_store.op_insert(conn, run_store.NewRun(
+                uid=uid, family="service" if schedule_id == job.id else "maintenance", overlap_key=uid,
+                trigger="ManualMaintenance", state=state, created_at=T0 - age, schedule_id=schedule_id))
+
+    await core.db.write(fill)
+    await core.runner.sweep_retention(T0)
+    left = [row[0] for row in await core.db.fetchall("SELECT uid FROM runs ORDER BY id")]
+    assert left == [*sorted(kept, key=["old", "recent", "running", "old-manual", "recent-manual"].index), "job-old"]
 
 
 async def test_spring_forward_fire_runs_once_at_the_first_instant_after_the_gap(core, clock):

@@ -97,6 +97,7 @@ async def inputs(request: web.Request, handler: Handler) -> web.StreamResponse:
     except ValidationError as exc:
         return _renderer(request)(request, 400, str(exc), exc)
     except web.HTTPRequestEntityTooLarge as exc:
+        metrics.LIMITS.labels("server.max_body").inc()
         too_many = "field" in (exc.text or "")  # aiohttp's and read_form's limit on the number of fields
         message = f"the form has {exc.text}" if too_many else "request body is larger than the limit"
         return _renderer(request)(request, 413, message, ScheddError(message))

@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
+from schedd import metrics
 from schedd.accounts import Accounts
 from schedd.config import UNIX_PEER
 from schedd.core import Core
@@ -139,6 +140,7 @@ def with_envelope(render: ErrorRenderer) -> Callable[[Handler], Handler]:
                     response.headers.setdefault("WWW-Authenticate", 'Bearer realm="schedd"')
                 return response
             except web.HTTPRequestEntityTooLarge as exc:
+                metrics.LIMITS.labels("server.max_body").inc()
                 return render(request, 413, "request body is larger than the limit", ScheddError(exc.text))
             except (web.HTTPException, ConnectionError):  # ConnectionError: the client is gone (or was cut off)
                 raise

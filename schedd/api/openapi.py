@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from schedd import __version__
+from schedd.states import HistoryStrategy, RunState, WindowState, values
 
 BROWSER_PAGES = re.compile(r"^/(?:$|status(?:/|$)|static/|ui(?:/|$))")
 """Paths of the server-rendered pages (schedd/web): for browsers, not scripts, so not here."""
@@ -50,8 +51,8 @@ RFC3339: Schema = {"type": "string", "format": "date-time",
 LOCAL_TIME: Schema = {"type": ["string", "null"], "pattern": r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$",
                       "description": "YYYY-MM-DD HH:MM:SS in the daemon's time zone"}
 IDENT: Schema = {"type": "string", "pattern": r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"}
-RUN_STATES = ["queued", "inprogress", "done", "failed", "canceled", "skipped", "interrupted"]
-WINDOW_STATUSES = ["scheduled", "in-progress", "succeed", "failed", "canceled"]
+RUN_STATES = list(values(RunState))
+WINDOW_STATUSES = list(values(WindowState))
 SERVICE_STATUSES = ["up", "degraded", "down"]
 PROD_TIME: Schema = {"type": "string", "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}$",
                      "description": "YYYY-MM-DDTHH:MM in the daemon's time zone"}
@@ -243,7 +244,7 @@ SCHEMAS: dict[str, Schema] = {
         description={"type": ["string", "null"], "maxLength": 1000},
         jobFrequency={"type": ["string", "null"], "description": "cron"},
         jobServiceInfo=ref("JobServiceInfo"), jobStatus={"enum": ["Active", "Inactive"]},
-        historyStrategy={"enum": ["OFF", "MINIMAL", "ERROR", "FULL"]},
+        historyStrategy={"enum": list(values(HistoryStrategy))},
         retentionPeriod={"type": ["string", "integer"], "description": "days, 1-3650"},
         jobFrequencyInfo={"oneOf": [ref("JobFrequencyInfo"), {"type": "null"}]},
         jobNextRunTime=LOCAL_TIME, updatedUser=NULLABLE_STRING, updatedDate=LOCAL_TIME),

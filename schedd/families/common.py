@@ -9,10 +9,11 @@ from schedd.core import Core
 from schedd.cron import CronError, CronExpr, load_zone, parse
 from schedd.errors import NotFound, ValidationError
 from schedd.inputs import check_text
+from schedd.states import RunState, values
 from schedd.store import accounts as account_store
 from schedd.store.accounts import User
 
-RUN_STATES = ("queued", "inprogress", "done", "failed", "canceled", "skipped", "interrupted")
+RUN_STATES = values(RunState)
 
 
 async def check_org(core: Core, user: User, org_id: str) -> None:

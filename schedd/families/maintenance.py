@@ -10,6 +10,7 @@ from schedd.core import Core
 from schedd.errors import NotFound, Unavailable, ValidationError
 from schedd.families.common import check_org, run_state, timing
 from schedd.runner import RunRef
+from schedd.states import RunState
 from schedd.store import runs as run_store
 from schedd.store import schedules as schedule_store
 from schedd.store.accounts import User
@@ -76,7 +77,7 @@ async def start(core: Core, org_id: str, *, trigger: str, at: float) -> RunRef:
 async def current_run(core: Core, user: User, org_id: str) -> Run | None:
     await check_org(core, user, org_id)
     open_runs = await run_store.open_for_key(core.db, maintenance_key(org_id))
-    running = [r for r in open_runs if r.state == "inprogress"]
+    running = [r for r in open_runs if r.state == RunState.INPROGRESS]
     return (running or open_runs)[0] if open_runs else None
 
 

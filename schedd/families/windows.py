@@ -30,6 +30,7 @@ from schedd.cron import load_zone
 from schedd.engine import WINDOW
 from schedd.errors import Forbidden, NotFound, ValidationError
 from schedd.inputs import MAX_DIGITS, parse_int, text_fault
+from schedd.states import WindowState, values
 from schedd.store import grants as grant_store
 from schedd.store import windows as store
 from schedd.store.accounts import User
@@ -38,7 +39,7 @@ from schedd.store.windows import NewEvent, Window
 
 log = logging.getLogger("schedd.windows")
 
-STATUSES = ("scheduled", "in-progress", "succeed", "failed", "canceled")
+STATUSES = values(WindowState)
 SERVICE_STATUSES = ("up", "degraded", "down")
 DATE_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}")
 DATE_FORMAT = "%Y-%m-%dT%H:%M"
@@ -96,9 +97,9 @@ def format_date(at: float | None, zone: ZoneInfo) -> str | None:
 # -- the rules (pure) --------------------------------------------------------------
 
 def next_move(window: Window) -> float | None:
-    if window.status == "scheduled":
+    if window.status == WindowState.SCHEDULED:
         return window.scheduled_start_date
-    if window.status == "in-progress":
+    if window.status == WindowState.IN_PROGRESS:
         return window.scheduled_end_date
     return None
 
@@ -106,12 +107,12 @@ def next_move(window: Window) -> float | None:
 def advance(window: Window, at: float) -> tuple[Window, list[NewEvent]]:
     """Every move that is due at `at`, with the events that record them."""
     events: list[NewEvent] = []
-    if window.status == "scheduled" and at >= window.scheduled_start_date:
-        window = replace(window, status="in-progress", start_date=window.scheduled_start_date)
+    if window.status == WindowState.SCHEDULED and at >= window.scheduled_start_date:
+        window = replace(window, status=WindowState.IN_PROGRESS, start_date=window.scheduled_start_date)
         events.append(NewEvent("Status changed from scheduled to in-progress: the scheduled start was reached",
                                "update"))
-    if window.status == "in-progress" and at >= window.scheduled_end_date:
-        window = replace(window, status="succeed", end_date=window.scheduled_end_date)
+    if window.status == WindowState.IN_PROGRESS and at >= window.scheduled_end_date:
+        window = replace(window, status=WindowState.SUCCEED, end_date=window.scheduled_end_date)
         events.append(NewEvent("Status changed from in-progress to succeed: the scheduled end was reached",
                                "update"))
     return window, events
@@ -126,9 +127,9 @@ def blocks_service(window: Window, at: float) -> bool:
     """
     if window.service_status != "down" or at >= window.scheduled_end_date:
         return False
-    if window.status == "in-progress":
+    if window.status == WindowState.IN_PROGRESS:
         return True
-    return window.status == "scheduled" and at >= window.scheduled_start_date
+    return window.status == WindowState.SCHEDULED and at >= window.scheduled_start_date
 
 
 # -- validation --------------------------------------------------------------------

@@ -143,8 +143,8 @@ async def ensure_org(db: Database, org_id: str, at: float) -> None:
 async def create_org(db: Database, org_id: str, at: float) -> bool:
     """Create an organization; False when it already existed."""
 
-    async def op(conn: WriteConnection) -> bool:
-        cur = await conn.execute(SQL_ORG_ENSURE, (org_id, at))
+    def op(conn: WriteConnection) -> bool:
+        cur = conn.execute(SQL_ORG_ENSURE, (org_id, at))
         return cur.rowcount > 0
 
     return await db.write(op)
@@ -174,19 +174,19 @@ async def create_user(
     Missing orgs are created, or with `create_orgs=False` refused with NotFound.
     """
 
-    async def op(conn: WriteConnection) -> int:
+    def op(conn: WriteConnection) -> int:
         if not create_orgs:
             for org in orgs:
-                if await (await conn.execute(SQL_ORG_EXISTS, (org,))).fetchone() is None:
+                if conn.execute(SQL_ORG_EXISTS, (org,)).fetchone() is None:
                     raise NotFound("organization", org)
         try:
-            cur = await conn.execute(SQL_USER_INSERT, (name, email, password_hash, int(is_admin), at))
+            cur = conn.execute(SQL_USER_INSERT, (name, email, password_hash, int(is_admin), at))
         except sqlite3.IntegrityError as exc:
             raise Conflict(f"user {name!r} already exists") from exc
         user_id = inserted_id(cur)
         for org in orgs:
-            await conn.execute(SQL_ORG_ENSURE, (org, at))
-            await conn.execute(SQL_MEMBER_ADD, (user_id, org))
+            conn.execute(SQL_ORG_ENSURE, (org, at))
+            conn.execute(SQL_MEMBER_ADD, (user_id, org))
         return user_id
 
     return await db.write(op)
@@ -217,9 +217,9 @@ async def add_tokens(
 ) -> None:
     """Store tokens as (hash, kind, expires_at) rows, all in one commit."""
 
-    async def op(conn: WriteConnection) -> None:
+    def op(conn: WriteConnection) -> None:
         for token_hash, kind, expires_at in tokens:
-            await conn.execute(SQL_TOKEN_INSERT, (user_id, token_hash, kind, name, at, expires_at))
+            conn.execute(SQL_TOKEN_INSERT, (user_id, token_hash, kind, name, at, expires_at))
 
     await db.write(op)
 
@@ -240,26 +240,26 @@ async def lookup_token(db: Database, token_hash: bytes) -> TokenRecord | None:
 
 
 async def revoke_token(db: Database, token_hash: bytes, at: float) -> bool:
-    async def op(conn: WriteConnection) -> bool:
-        return await _revoked(conn, await conn.execute(SQL_TOKEN_REVOKE, (at, token_hash)))
+    def op(conn: WriteConnection) -> bool:
+        return _revoked(conn, conn.execute(SQL_TOKEN_REVOKE, (at, token_hash)))
 
     return await db.write(op)
 
 
-async def _revoked(conn: WriteConnection, cur: WriteCursor) -> bool:
+def _revoked(conn: WriteConnection, cur: WriteCursor) -> bool:
     """Move the epoch on when a statement revoked something; whether it did."""
     if cur.rowcount > 0:
-        await conn.execute(SQL_EPOCH_BUMP)
+        conn.execute(SQL_EPOCH_BUMP)
     return cur.rowcount > 0
 
 
 async def revoke_token_id(db: Database, token_id: int, at: float) -> bool:
     """Revoke a token by id: True, or False when it was revoked already; NotFound if unknown."""
 
-    async def op(conn: WriteConnection) -> bool:
-        if await (await conn.execute(SQL_TOKEN_EXISTS, (token_id,))).fetchone() is None:
+    def op(conn: WriteConnection) -> bool:
+        if conn.execute(SQL_TOKEN_EXISTS, (token_id,)).fetchone() is None:
             raise NotFound("token", token_id)
-        return await _revoked(conn, await conn.execute(SQL_TOKEN_REVOKE_ID, (at, token_id)))
+        return _revoked(conn, conn.execute(SQL_TOKEN_REVOKE_ID, (at, token_id)))
 
     return await db.write(op)
 
@@ -283,13 +283,13 @@ async def set_disabled(db: Database, name: str, disabled_at: float | None, at: f
     Returns how many tokens were revoked; NotFound for an unknown user.
     """
 
-    async def op(conn: WriteConnection) -> int:
-        if (await conn.execute(SQL_USER_DISABLE, (disabled_at, name))).rowcount == 0:
+    def op(conn: WriteConnection) -> int:
+        if conn.execute(SQL_USER_DISABLE, (disabled_at, name)).rowcount == 0:
             raise NotFound("user", name)
         revoked = 0
         if disabled_at is not None:
-            revoked = (await conn.execute(SQL_TOKEN_REVOKE_USER, (at, name))).rowcount
-        await conn.execute(SQL_EPOCH_BUMP)
+            revoked = conn.execute(SQL_TOKEN_REVOKE_USER, (at, name)).rowcount
+        conn.execute(SQL_EPOCH_BUMP)
         return revoked
 
     return await db.write(op)
@@ -298,13 +298,13 @@ async def set_disabled(db: Database, name: str, disabled_at: float | None, at: f
 async def set_password(db: Database, name: str, password_hash: str, *, revoke_tokens: bool, at: float) -> int:
     """A new password hash; with `revoke_tokens` every token of the user is revoked too (count returned)."""
 
-    async def op(conn: WriteConnection) -> int:
-        if (await conn.execute(SQL_USER_PASSWORD, (password_hash, name))).rowcount == 0:
+    def op(conn: WriteConnection) -> int:
+        if conn.execute(SQL_USER_PASSWORD, (password_hash, name)).rowcount == 0:
             raise NotFound("user", name)
         revoked = 0
         if revoke_tokens:
-            revoked = (await conn.execute(SQL_TOKEN_REVOKE_USER, (at, name))).rowcount
-            await conn.execute(SQL_EPOCH_BUMP)
+            revoked = conn.execute(SQL_TOKEN_REVOKE_USER, (at, name)).rowcount
+            conn.execute(SQL_EPOCH_BUMP)
         return revoked
 
     return await db.write(op)
@@ -313,10 +313,10 @@ async def set_password(db: Database, name: str, password_hash: str, *, revoke_to
 async def remove_member(db: Database, name: str, org_id: str) -> bool:
     """Take a user out of an organization; False when it was not a member, NotFound if unknown."""
 
-    async def op(conn: WriteConnection) -> bool:
-        if await (await conn.execute(SQL_USER_BY_NAME, (name,))).fetchone() is None:
+    def op(conn: WriteConnection) -> bool:
+        if conn.execute(SQL_USER_BY_NAME, (name,)).fetchone() is None:
             raise NotFound("user", name)
-        return await _revoked(conn, await conn.execute(SQL_MEMBER_REMOVE, (name, org_id)))
+        return _revoked(conn, conn.execute(SQL_MEMBER_REMOVE, (name, org_id)))
 
     return await db.write(op)
 

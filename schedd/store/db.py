@@ -2,31 +2,34 @@
 
 One writer connection: writes queued during one loop turn are committed in one
 transaction, then their awaiters are released, so a caller that awaited `write()` knows
-its change is durable. Reads go to a separate connection and never wait behind the
+its change is durable. Reads go to separate connections and never wait behind the
 writer (WAL).
 
 The writer connection lives on a thread of its own, and a whole group commit runs there
-in one hop: a write op is an `async def op(conn)` whose awaits on `conn` complete at
-once, so the thread drives it to the end without the event loop. One hop per batch
+in one hop: a write op is a plain `def op(conn)` (statements on `conn`, nothing else),
+so the thread runs every op of the batch without the event loop. One hop per batch
 instead of one per statement is what lets a thousand fires be recorded in milliseconds.
+
+Reads follow the same model: each of `READERS` reader threads owns one read-only
+connection, and a read is one hop to the next reader's thread (round robin). Every
+connection is touched by its own thread only.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import logging
 import os
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit
-
-import aiosqlite
 
 from schedd.errors import StoreError, Unavailable
 
@@ -34,7 +37,13 @@ T = TypeVar("T")
 log = logging.getLogger("schedd.store")
 
 SYNCHRONOUS = ("OFF", "NORMAL", "FULL", "EXTRA")
+# After a checkpoint the write-ahead log is cut back to this size: without it the file keeps
+# the largest size a burst of writes (or a long read holding a checkpoint back) ever gave it.
+WAL_SIZE_LIMIT = 4 * 1024 * 1024
 SQLITE_HEADER = b"SQLite format 3\x00"
+READERS = 2
+"""Reader threads, each with its own connection: SQLite runs a query without the GIL, so two
+readers serve two reads at once on the machine's cores."""
 FILE_MODE = 0o600
 """The database, its -wal and -shm (SQLite gives them the database's mode) and backups."""
 
@@ -74,59 +83,63 @@ def migrations() -> list[Migration]:
     return sorted(found, key=lambda m: m.version)
 
 
-class WriteCursor:
-    """The cursor a write op gets: aiosqlite's shape, answered at once on the writer thread."""
-
-    __slots__ = ("_cursor",)
-
-    def __init__(self, cursor: sqlite3.Cursor) -> None:
-        self._cursor = cursor
-
-    @property
-    def lastrowid(self) -> int | None:
-        return self._cursor.lastrowid
-
-    @property
-    def rowcount(self) -> int:
-        return self._cursor.rowcount
-
-    async def fetchone(self) -> sqlite3.Row | None:
-        row: sqlite3.Row | None = self._cursor.fetchone()
-        return row
-
-    async def fetchall(self) -> list[sqlite3.Row]:
-        return list(self._cursor.fetchall())
+WriteCursor = sqlite3.Cursor
+"""What `WriteConnection.execute` returns: the cursor of the statement, already run."""
 
 
 class WriteConnection:
-    """The connection a write op gets, inside the open transaction of its group commit."""
+    """The connection a write op gets, inside the open transaction of its group commit.
+
+    Only statements: a write op cannot commit, roll back or close the transaction it shares
+    with the rest of its batch.
+    """
 
     __slots__ = ("_conn",)
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self._conn = conn
 
-    async def execute(self, sql: str, parameters: Sequence[Any] | dict[str, Any] = ()) -> WriteCursor:
-        return WriteCursor(self._conn.execute(sql, parameters))
+    def execute(self, sql: str, parameters: Sequence[Any] | dict[str, Any] = ()) -> WriteCursor:
+        return self._conn.execute(sql, parameters)
 
-    async def executemany(self, sql: str, rows: Iterable[Sequence[Any] | dict[str, Any]]) -> WriteCursor:
-        return WriteCursor(self._conn.executemany(sql, rows))
-
-
-WriteOp = Callable[[WriteConnection], Awaitable[T]]
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any] | dict[str, Any]]) -> WriteCursor:
+        return self._conn.executemany(sql, rows)
 
 
-def _drive(step: Awaitable[T]) -> T:
-    """Run a write op's coroutine to its end on this thread; it may await only `conn`."""
-    if not isinstance(step, Coroutine):
-        raise TypeError("a write op must be an async function of its connection")
-    try:
-        step.send(None)
-    except StopIteration as done:
-        result: T = done.value
-        return result
-    step.close()
-    raise RuntimeError("a write op awaited something other than its database connection")
+WriteOp = Callable[[WriteConnection], T]
+"""A write: a plain function of the connection, run on the writer's thread."""
+
+
+def _run_op(op: WriteOp[T], conn: WriteConnection) -> T:
+    """Run one write op; a coroutine function is refused (it would never be awaited)."""
+    result = op(conn)
+    if inspect.iscoroutine(result):
+        result.close()
+        raise TypeError("a write op is a plain function of its connection, not an async one")
+    return result
+
+
+class _Reader:
+    """One read-only connection and the one thread that uses it."""
+
+    __slots__ = ("thread", "conn")
+
+    def __init__(self, name: str) -> None:
+        self.thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
+        self.conn: sqlite3.Connection | None = None
+
+    async def run(self, work: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self.thread, work, *args)
+
+    def fetchall(self, sql: str, params: Sequence[Any] | dict[str, Any]) -> list[sqlite3.Row]:
+        if self.conn is None:
+            raise StoreError("database is not open")
+        return self.conn.execute(sql, params).fetchall()
+
+    def close(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
 
 
 def _is_full(exc: BaseException) -> bool:
@@ -151,7 +164,8 @@ class Database:
         self._on_commit = on_commit
         self._writer: sqlite3.Connection | None = None
         self._thread: ThreadPoolExecutor | None = None
-        self._reader: aiosqlite.Connection | None = None
+        self._readers: list[_Reader] = []
+        self._next_reader = 0
         self._pending: list[tuple[WriteOp[Any], asyncio.Future[Any]]] = []
         self._kick = asyncio.Event()
         self._idle = asyncio.Event()
@@ -167,8 +181,10 @@ class Database:
         try:
             await self._on_writer(self._connect_writer)
             self.applied = await self.migrate()
-            self._reader = await self._connect()
-            await self._reader.execute("PRAGMA query_only=ON")
+            for n in range(READERS):
+                reader = _Reader(f"schedd-reader-{n}")
+                self._readers.append(reader)
+                reader.conn = await reader.run(self._connect)
         except BaseException:
             await self.close()
             raise
@@ -190,25 +206,26 @@ class Database:
         conn.row_factory = sqlite3.Row
         try:
             for pragma in (f"synchronous={self.synchronous}", "foreign_keys=ON", "busy_timeout=5000",
-                           "journal_mode=WAL"):
+                           "journal_mode=WAL", f"journal_size_limit={WAL_SIZE_LIMIT}"):
                 conn.execute(f"PRAGMA {pragma}")
         except sqlite3.Error as exc:
             conn.close()
             raise StoreError(f"cannot open database {self.path}: {exc}") from exc
         self._writer = conn
 
-    async def _connect(self) -> aiosqlite.Connection:
+    def _connect(self) -> sqlite3.Connection:
+        """A read-only connection, made on the reader thread that will use it."""
         try:
-            conn = await aiosqlite.connect(self.path, isolation_level=None)
+            conn = sqlite3.connect(self.path, isolation_level=None)
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open database {self.path}: {exc}") from exc
         conn.row_factory = sqlite3.Row
         try:
-            await conn.execute(f"PRAGMA synchronous={self.synchronous}")
-            await conn.execute("PRAGMA foreign_keys=ON")
-            await conn.execute("PRAGMA busy_timeout=5000")
+            for pragma in (f"synchronous={self.synchronous}", "foreign_keys=ON", "busy_timeout=5000",
+                           "query_only=ON"):
+                conn.execute(f"PRAGMA {pragma}")
         except sqlite3.Error as exc:
-            await conn.close()
+            conn.close()
             raise StoreError(f"cannot open database {self.path}: {exc}") from exc
         return conn
 
@@ -222,13 +239,15 @@ class Database:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
-        if self._reader is not None:
-            await self._reader.close()
+        for reader in self._readers:
+            await reader.run(reader.close)
+            reader.thread.shutdown(wait=True)
+        self._readers = []
         if self._writer is not None:
             await self._on_writer(self._writer.close)
         if self._thread is not None:
             self._thread.shutdown(wait=True)
-        self._reader, self._writer, self._thread = None, None, None
+        self._writer, self._thread = None, None
 
     async def migrate(self) -> list[int]:
         """Apply the migrations this file lacks; returns the versions applied."""
@@ -264,11 +283,17 @@ class Database:
 
     # -- reads -----------------------------------------------------------------------
 
-    async def fetchall(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[sqlite3.Row]:
-        if self._reader is None:
+    def _reader(self) -> _Reader:
+        """The reader the next read goes to, in turn."""
+        if not self._readers:
             raise StoreError("database is not open")
+        self._next_reader = (self._next_reader + 1) % len(self._readers)
+        return self._readers[self._next_reader]
+
+    async def fetchall(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[sqlite3.Row]:
+        reader = self._reader()
         try:
-            return list(await self._reader.execute_fetchall(sql, params))
+            return await reader.run(reader.fetchall, sql, params)
         except sqlite3.Error as exc:
             if _is_full(exc):
                 raise Unavailable(f"database cannot be read: {exc}") from exc
@@ -283,12 +308,24 @@ class Database:
         of each chunk and drops the rest before the next, so a million rows never sit in
         memory twice.
         """
-        if self._reader is None:
+        reader = self._reader()
+        conn = reader.conn
+        if conn is None:
             raise StoreError("database is not open")
+
+        def first() -> sqlite3.Cursor:
+            return conn.execute(sql, params)
+
+        def more(cursor: sqlite3.Cursor) -> list[tuple[Any, ...]]:
+            return [tuple(row) for row in cursor.fetchmany(size)]
+
         try:
-            async with self._reader.execute(sql, params) as cursor:
-                while rows := await cursor.fetchmany(size):
-                    yield [tuple(row) for row in rows]
+            cursor = await reader.run(first)
+            try:
+                while rows := await reader.run(more, cursor):
+                    yield rows
+            finally:
+                await reader.run(cursor.close)
         except sqlite3.Error as exc:
             if _is_full(exc):
                 raise Unavailable(f"database cannot be read: {exc}") from exc
@@ -313,8 +350,8 @@ class Database:
     async def execute(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> int:
         """One statement as a write; returns lastrowid (inserts) or rowcount."""
 
-        async def op(conn: WriteConnection) -> int:
-            cur = await conn.execute(sql, params)
+        def op(conn: WriteConnection) -> int:
+            cur = conn.execute(sql, params)
             return inserted_id(cur) if sql.lstrip()[:6].upper() == "INSERT" else cur.rowcount
 
         return await self.write(op)
@@ -363,7 +400,7 @@ class Database:
         shim = WriteConnection(conn)
         conn.execute("BEGIN IMMEDIATE")
         try:
-            results = [_drive(op(shim)) for op in ops]
+            results = [_run_op(op, shim) for op in ops]
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:
@@ -394,9 +431,9 @@ def inserted_id(cur: WriteCursor) -> int:
     return cur.lastrowid
 
 
-async def written_row(conn: WriteConnection, sql: str, params: Sequence[Any]) -> sqlite3.Row:
+def written_row(conn: WriteConnection, sql: str, params: Sequence[Any]) -> sqlite3.Row:
     """A row the current write transaction has just made or changed, read back."""
-    row = await (await conn.execute(sql, params)).fetchone()
+    row: sqlite3.Row | None = conn.execute(sql, params).fetchone()
     if row is None:
         raise StoreError("a row written in this transaction is not there")
     return row

@@ -15,8 +15,8 @@ SQL_SCOPES_OF = "SELECT scope_id FROM scope_grants WHERE user_id = ? ORDER BY sc
 async def grant(db: Database, user_id: int, scope_id: int, *, at: float) -> bool:
     """Grant `scope_id` to the user; False when it was granted already."""
 
-    async def op(conn: WriteConnection) -> bool:
-        return (await conn.execute(SQL_GRANT, (user_id, scope_id, at))).rowcount > 0
+    def op(conn: WriteConnection) -> bool:
+        return conn.execute(SQL_GRANT, (user_id, scope_id, at)).rowcount > 0
 
     return await db.write(op)
 

@@ -7,9 +7,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
+from schedd.states import OPEN_RUN_STATES
 from schedd.store.db import Database, WriteConnection, inserted_id
 
-OPEN_STATES = ("queued", "inprogress")
+OPEN_STATES = OPEN_RUN_STATES
 END_STATES = ("done", "failed", "canceled", "skipped", "interrupted")
 
 # Records a run (or a skip) as it is created; the values in the order of `NewRun.values()`.
@@ -89,6 +90,15 @@ SQL_RETENTION_BATCH = """
 DELETE FROM runs WHERE id IN (
     SELECT id FROM runs WHERE schedule_id = ? AND created_at < ? AND state NOT IN ('queued', 'inprogress')
     LIMIT ?)"""
+# Deletes a small batch of the oldest ended runs created before a time that no retention
+# period of their own covers: runs without a schedule, or of a schedule whose
+# retention_days is 0 (the [scheduler] history_retention of org maintenance and cube builds).
+SQL_RETENTION_UNKEPT_BATCH = """
+DELETE FROM runs WHERE id IN (
+    SELECT r.id FROM runs r LEFT JOIN schedules s ON s.id = r.schedule_id
+    WHERE r.created_at < ? AND r.state NOT IN ('queued', 'inprogress')
+      AND (r.schedule_id IS NULL OR s.retention_days = 0)
+    ORDER BY r.created_at LIMIT ?)"""
 # Sums the fires each schedule's records account for (crash-loop and tests).
 SQL_FIRES_BY_SCHEDULE = "SELECT schedule_id, sum(fires) FROM runs WHERE schedule_id IS NOT NULL GROUP BY schedule_id"
 # The latest creation time of any run record (index runs_created_at): how far handling got.
@@ -213,16 +223,16 @@ SkipText = Callable[[int, float, float], str]
 
 # -- pieces of a larger transaction ------------------------------------------------
 
-async def op_insert(conn: WriteConnection, new: NewRun) -> int:
-    return inserted_id(await conn.execute(SQL_INSERT, new.values()))
+def op_insert(conn: WriteConnection, new: NewRun) -> int:
+    return inserted_id(conn.execute(SQL_INSERT, new.values()))
 
 
-async def op_start(conn: WriteConnection, run_id: int, at: float) -> bool:
-    return (await conn.execute(SQL_START, (at, run_id))).rowcount > 0
+def op_start(conn: WriteConnection, run_id: int, at: float) -> bool:
+    return conn.execute(SQL_START, (at, run_id)).rowcount > 0
 
 
-async def op_finish(conn: WriteConnection, run_id: int, finish: Finish) -> None:
-    await conn.execute(SQL_FINISH, {
+def op_finish(conn: WriteConnection, run_id: int, finish: Finish) -> None:
+    conn.execute(SQL_FINISH, {
         "id": run_id, "state": finish.state, "ended_at": finish.ended_at,
         "attempt": finish.attempt, "error": finish.error,
         "exit_code": finish.exit_code, "timed_out": int(finish.timed_out),
@@ -232,25 +242,25 @@ async def op_finish(conn: WriteConnection, run_id: int, finish: Finish) -> None:
     })
 
 
-async def op_record_skip(conn: WriteConnection, new: NewRun, text: SkipText, *, since: float) -> tuple[int, bool]:
+def op_record_skip(conn: WriteConnection, new: NewRun, text: SkipText, *, since: float) -> tuple[int, bool]:
     """Record a skip, joined to the schedule's latest record when that is a skip of the same
     kind begun at or after `since`; returns (record id, joined)."""
     if new.schedule_id is not None:
-        cur = await conn.execute(SQL_JOINABLE_SKIP, {
+        cur = conn.execute(SQL_JOINABLE_SKIP, {
             "schedule_id": new.schedule_id, "reason": new.skip_reason, "trigger": new.trigger,
             "window_id": new.window_id, "since": since,
         })
-        row = await cur.fetchone()
+        row = cur.fetchone()
         if row is not None:
             fires = row["fires"] + new.fires
             first = row["due_at"] if row["due_at"] is not None else row["created_at"]
             last = _last_due(new)
-            await conn.execute(SQL_JOIN_SKIP, {
+            conn.execute(SQL_JOIN_SKIP, {
                 "id": row["id"], "fires": new.fires, "last_due_at": last, "at": new.created_at,
                 "error": text(fires, first, last),
             })
             return row["id"], True
-    return await op_insert(conn, new), False
+    return op_insert(conn, new), False
 
 
 def _last_due(new: NewRun) -> float:
@@ -259,15 +269,15 @@ def _last_due(new: NewRun) -> float:
     return new.due_at if new.due_at is not None else new.created_at
 
 
-async def op_delete(conn: WriteConnection, run_id: int) -> None:
-    await conn.execute(SQL_DELETE, (run_id,))
+def op_delete(conn: WriteConnection, run_id: int) -> None:
+    conn.execute(SQL_DELETE, (run_id,))
 
 
 # -- whole operations --------------------------------------------------------------
 
-async def op_interrupt_open(conn: WriteConnection, at: float, error: str) -> list[tuple[int, int | None, str]]:
+def op_interrupt_open(conn: WriteConnection, at: float, error: str) -> list[tuple[int, int | None, str]]:
     """Close runs a crash left open; returns (run id, schedule id, uid) of each."""
-    rows = await (await conn.execute(SQL_INTERRUPT_OPEN, {"at": at, "error": error})).fetchall()
+    rows = conn.execute(SQL_INTERRUPT_OPEN, {"at": at, "error": error}).fetchall()
     return [(row[0], row[1], row[2]) for row in rows]
 
 
@@ -279,6 +289,11 @@ async def get_by_uid(db: Database, uid: str) -> Run | None:
 async def get_of_schedule(db: Database, schedule_id: int, run_id: int) -> Run | None:
     row = await db.fetchone(SQL_GET_OF_SCHEDULE, (run_id, schedule_id))
     return None if row is None else Run.from_row(row)
+
+
+async def insert(db: Database, new: NewRun) -> int:
+    """Record one run on its own (the runner records its runs inside larger transactions)."""
+    return await db.write(lambda conn: op_insert(conn, new))
 
 
 async def open_for_key(db: Database, overlap_key: str) -> list[Run]:
@@ -332,6 +347,11 @@ async def cube_has_built(db: Database, org_id: str, project_id: str, cube_id: st
 async def delete_older(db: Database, schedule_id: int, before: float, batch: int = 500) -> int:
     """Delete at most `batch` of a schedule's ended runs created before `before`."""
     return await db.execute(SQL_RETENTION_BATCH, (schedule_id, before, batch))
+
+
+async def delete_unkept(db: Database, before: float, batch: int = 500) -> int:
+    """Delete at most `batch` of the oldest ended runs before `before` that no job's own retention covers."""
+    return await db.execute(SQL_RETENTION_UNKEPT_BATCH, (before, batch))
 
 
 async def fires_by_schedule(db: Database) -> dict[int, int]:

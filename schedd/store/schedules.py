@@ -264,11 +264,11 @@ async def insert(db: Database, new: NewSchedule, *, cap: Cap | None = None) -> S
     """Create a schedule; Conflict when a service job's name is taken, CapReached when `cap`'s
     scope is full (counted in the same transaction as the insert)."""
 
-    async def op(conn: WriteConnection) -> Schedule:
-        if cap is not None and await _held(conn, cap) >= cap.limit:
+    def op(conn: WriteConnection) -> Schedule:
+        if cap is not None and _held(conn, cap) >= cap.limit:
             raise CapReached(cap)
         try:
-            cur = await conn.execute(SQL_INSERT, new.values())
+            cur = conn.execute(SQL_INSERT, new.values())
         except sqlite3.IntegrityError as exc:
             raise _name_taken(exc, new.name) from exc
         return Schedule.from_new(inserted_id(cur), new)
@@ -276,21 +276,21 @@ async def insert(db: Database, new: NewSchedule, *, cap: Cap | None = None) -> S
     return await db.write(op)
 
 
-async def _held(conn: WriteConnection, cap: Cap) -> int:
+def _held(conn: WriteConnection, cap: Cap) -> int:
     if cap.org_id is None:
-        cur = await conn.execute(SQL_COUNT_SERVICE)
+        cur = conn.execute(SQL_COUNT_SERVICE)
     else:
-        cur = await conn.execute(SQL_COUNT_ORG_ACTIVE, (cap.org_id,))
-    row = await cur.fetchone()
+        cur = conn.execute(SQL_COUNT_ORG_ACTIVE, (cap.org_id,))
+    row = cur.fetchone()
     return int(row[0]) if row else 0
 
 
 async def replace(db: Database, schedule_id: int, new: NewSchedule, *, by: str | None, at: float) -> Schedule:
     """Replace a schedule's definition (a service job's PUT); counters and history stay."""
 
-    async def op(conn: WriteConnection) -> Schedule:
+    def op(conn: WriteConnection) -> Schedule:
         try:
-            cur = await conn.execute(SQL_REPLACE, (
+            cur = conn.execute(SQL_REPLACE, (
                 new.name, new.description, new.cron, new.cron_normalized, new.timezone,
                 _opt_int(new.full_build), _dump(new.spec), int(new.active), new.next_fire_at,
                 new.misfire_policy, new.overlap_policy, new.timeout, new.retries,
@@ -300,7 +300,7 @@ async def replace(db: Database, schedule_id: int, new: NewSchedule, *, by: str |
             raise _name_taken(exc, new.name) from exc
         if cur.rowcount == 0:
             raise NotFound("job", schedule_id)
-        return Schedule.from_row(await written_row(conn, SQL_GET, (schedule_id,)))
+        return Schedule.from_row(written_row(conn, SQL_GET, (schedule_id,)))
 
     return await db.write(op)
 
@@ -411,24 +411,24 @@ async def last_success(db: Database) -> dict[str, float]:
 
 # -- pieces of a larger transaction (the runner composes these in one write) ---------
 
-async def op_fired(
+def op_fired(
     conn: WriteConnection, schedule_id: int, next_fire_at: float | None, started: tuple[str, str] | None, at: float
 ) -> None:
     """A fire was handled: the next fire time, and `(run_uid, status)` of the run it started, if any."""
     if started is None:
-        await conn.execute(SQL_SET_NEXT, (next_fire_at, schedule_id))
+        conn.execute(SQL_SET_NEXT, (next_fire_at, schedule_id))
     else:
-        await conn.execute(SQL_SET_NEXT_STARTED, (next_fire_at, started[0], at, started[1], schedule_id))
+        conn.execute(SQL_SET_NEXT_STARTED, (next_fire_at, started[0], at, started[1], schedule_id))
 
 
-async def op_record_start(conn: WriteConnection, schedule_id: int, run_uid: str, at: float, status: str) -> None:
-    await conn.execute(SQL_RECORD_START, (run_uid, at, status, schedule_id))
+def op_record_start(conn: WriteConnection, schedule_id: int, run_uid: str, at: float, status: str) -> None:
+    conn.execute(SQL_RECORD_START, (run_uid, at, status, schedule_id))
 
 
-async def op_record_outcome(
+def op_record_outcome(
     conn: WriteConnection, schedule_id: int, *, ok: bool, counted: bool, status: str, run_uid: str, at: float
 ) -> None:
-    await conn.execute(SQL_RECORD_OUTCOME, {
+    conn.execute(SQL_RECORD_OUTCOME, {
         "id": schedule_id, "ok": int(ok and counted), "failed": int(counted and not ok),
         "status": status, "run_uid": run_uid, "at": at,
     })

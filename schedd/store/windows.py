@@ -8,9 +8,10 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from typing import Any
 
+from schedd.states import OPEN_WINDOW_STATES
 from schedd.store.db import Database, WriteConnection, inserted_id, written_row
 
-OPEN_STATUSES = ("scheduled", "in-progress")
+OPEN_STATUSES = OPEN_WINDOW_STATES
 
 # The fields a window's values() gives, in the order SQL_INSERT and SQL_UPDATE name them.
 _FIELDS = (
@@ -143,19 +144,19 @@ class NewEvent:
         return (window_id, at, self.content, int(self.internal), self.type, self.author_id)
 
 
-async def _events(conn: WriteConnection, window_id: int) -> tuple[Event, ...]:
-    rows = await (await conn.execute(SQL_EVENTS, (window_id, True))).fetchall()
+def _events(conn: WriteConnection, window_id: int) -> tuple[Event, ...]:
+    rows = conn.execute(SQL_EVENTS, (window_id, True)).fetchall()
     return tuple(Event.from_row(row) for row in rows)
 
 
 async def insert(db: Database, window: Window, event: NewEvent, *, at: float) -> Window:
     """Create a window with its first event."""
 
-    async def op(conn: WriteConnection) -> Window:
-        cur = await conn.execute(SQL_INSERT, (at, *window.values()))
+    def op(conn: WriteConnection) -> Window:
+        cur = conn.execute(SQL_INSERT, (at, *window.values()))
         window_id = inserted_id(cur)
-        await conn.execute(SQL_EVENT_INSERT, event.row(window_id, at))
-        return Window.from_row(await written_row(conn, SQL_GET, (window_id,)), await _events(conn, window_id))
+        conn.execute(SQL_EVENT_INSERT, event.row(window_id, at))
+        return Window.from_row(written_row(conn, SQL_GET, (window_id,)), _events(conn, window_id))
 
     return await db.write(op)
 
@@ -163,13 +164,13 @@ async def insert(db: Database, window: Window, event: NewEvent, *, at: float) ->
 async def save(db: Database, window: Window, events: list[NewEvent], *, at: float) -> Window | None:
     """Rewrite a window and append events in one transaction; None if it is gone."""
 
-    async def op(conn: WriteConnection) -> Window | None:
-        cur = await conn.execute(SQL_UPDATE, (*window.values(), window.id))
+    def op(conn: WriteConnection) -> Window | None:
+        cur = conn.execute(SQL_UPDATE, (*window.values(), window.id))
         if cur.rowcount == 0:
             return None
         for event in events:
-            await conn.execute(SQL_EVENT_INSERT, event.row(window.id, at))
-        return Window.from_row(await written_row(conn, SQL_GET, (window.id,)), await _events(conn, window.id))
+            conn.execute(SQL_EVENT_INSERT, event.row(window.id, at))
+        return Window.from_row(written_row(conn, SQL_GET, (window.id,)), _events(conn, window.id))
 
     return await db.write(op)
 
@@ -177,10 +178,10 @@ async def save(db: Database, window: Window, events: list[NewEvent], *, at: floa
 async def add_event(db: Database, window_id: int, event: NewEvent, *, at: float) -> bool:
     """Append an event; False if the window does not exist."""
 
-    async def op(conn: WriteConnection) -> bool:
-        if await (await conn.execute(SQL_GET, (window_id,))).fetchone() is None:
+    def op(conn: WriteConnection) -> bool:
+        if conn.execute(SQL_GET, (window_id,)).fetchone() is None:
             return False
-        await conn.execute(SQL_EVENT_INSERT, event.row(window_id, at))
+        conn.execute(SQL_EVENT_INSERT, event.row(window_id, at))
         return True
 
     return await db.write(op)

@@ -1,0 +1,304 @@
+"""The store as an interface: the named operations the rest of schedd calls, with their records.
+
+`Store` is what a backend provides: one group of operations per kind of record
+(`accounts`, `schedules`, `runs`, `windows`, `grants`, `reports`) and its lifecycle
+(`open`, `close`, `flush`, `backup`). Every write an operation makes is durable when the
+operation returns. The records are the frozen dataclasses of the store modules
+(`Schedule`, `Run`, `Window`, `User`, ...); no operation takes or gives a connection, a
+cursor or SQL, so a PostgreSQL backend can satisfy the same Protocol without callers
+changing. `schedd.store.sqlite.SqliteStore` is the SQLite backend; tests/test_store_protocol.py
+runs against every backend listed there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+from schedd.store.accounts import TokenInfo, TokenRecord, User
+from schedd.store.reports import HourDelay, Visibility
+from schedd.store.runs import NewRun, Run, RunSummary
+from schedd.store.schedules import Cap, NewSchedule, Schedule, Scope
+from schedd.store.windows import NewEvent, Window
+
+
+class AccountStore(Protocol):
+    """Organizations, users and their tokens."""
+
+    async def ensure_org(self, org_id: str, at: float) -> None: ...
+
+    async def create_org(self, org_id: str, at: float) -> bool:
+        """Create an organization; False when it already existed."""
+        ...
+
+    async def org_exists(self, org_id: str) -> bool: ...
+
+    async def list_orgs(self) -> list[str]: ...
+
+    async def create_user(
+        self,
+        name: str,
+        password_hash: str,
+        *,
+        email: str | None,
+        is_admin: bool,
+        orgs: tuple[str, ...],
+        create_orgs: bool = True,
+        at: float,
+    ) -> int:
+        """Create a user and its memberships; Conflict if the name is taken."""
+        ...
+
+    async def get_user(self, name: str) -> User: ...
+
+    async def find_user(self, name: str) -> User | None: ...
+
+    async def find_password_hash(self, name: str) -> str | None: ...
+
+    async def add_tokens(
+        self, user_id: int, tokens: Sequence[tuple[bytes, str, float]], *, name: str | None, at: float
+    ) -> None:
+        """Store tokens as (hash, kind, expires_at) rows, all in one commit."""
+        ...
+
+    async def lookup_token(self, token_hash: bytes) -> TokenRecord | None: ...
+
+    async def revoke_token(self, token_hash: bytes, at: float) -> bool: ...
+
+    async def revoke_token_id(self, token_id: int, at: float) -> bool:
+        """Revoke a token by id: True, or False when it was revoked already; NotFound if unknown."""
+        ...
+
+    async def list_tokens(self, user: str | None = None) -> list[TokenInfo]: ...
+
+    async def list_users(self) -> list[User]: ...
+
+    async def set_disabled(self, name: str, disabled_at: float | None, at: float) -> int:
+        """Disable a user and revoke every token it has (or enable it: `disabled_at` None)."""
+        ...
+
+    async def set_password(self, name: str, password_hash: str, *, revoke_tokens: bool, at: float) -> int:
+        """A new password hash; with `revoke_tokens` every token of the user is revoked too (count returned)."""
+        ...
+
+    async def remove_member(self, name: str, org_id: str) -> bool:
+        """Take a user out of an organization; False when it was not a member, NotFound if unknown."""
+        ...
+
+    async def purge_tokens(self, before: float) -> int: ...
+
+
+class ScheduleStore(Protocol):
+    """Schedules of every family."""
+
+    async def insert(self, new: NewSchedule, *, cap: Cap | None = None) -> Schedule:
+        """Create a schedule; Conflict when a service job's name is taken, CapReached when `cap` is full."""
+        ...
+
+    async def replace(self, schedule_id: int, new: NewSchedule, *, by: str | None, at: float) -> Schedule:
+        """Replace a schedule's definition; counters and history stay."""
+        ...
+
+    async def get(self, schedule_id: int) -> Schedule | None: ...
+
+    async def get_many(self, ids: list[int]) -> dict[int, Schedule]: ...
+
+    async def get_by_uid(self, family: str, uid: str) -> Schedule | None: ...
+
+    async def list_scope(
+        self,
+        family: str,
+        org_id: str,
+        *,
+        project_id: str | None = None,
+        cube_id: str | None = None,
+        active: bool | None = None,
+    ) -> list[Schedule]: ...
+
+    async def list_family(self, family: str) -> list[Schedule]: ...
+
+    def scope_batches(
+        self,
+        scope: Scope,
+        *,
+        offset: int = 0,
+        limit: int | None = None,
+        size: int | None = None,
+        with_kept: bool = False,
+    ) -> AsyncIterator[list[tuple[Schedule, int]]]:
+        """The scope's schedules in id order from `offset` on (at most `limit`), `size` per read."""
+        ...
+
+    def due_index(self) -> AsyncIterator[list[tuple[int, float]]]:
+        """(id, next_fire_at) of every active schedule, in chunks: all the engine loads at start."""
+        ...
+
+    async def set_active(
+        self, schedule_id: int, active: bool, next_fire_at: float | None, *, by: str | None, at: float
+    ) -> bool: ...
+
+    async def delete(self, schedule_id: int) -> bool: ...
+
+    async def retention_list(self, at: float) -> list[tuple[int, int]]:
+        """(id, retention days) of the schedules with runs to delete at `at`."""
+        ...
+
+    async def last_success(self) -> dict[str, float]:
+        """Family -> end of its latest successful run that a schedule records (for the metrics at start)."""
+        ...
+
+
+class RunStore(Protocol):
+    """Runs: reads, and the retention sweep."""
+
+    async def insert(self, new: NewRun) -> int:
+        """Record one run on its own; its id."""
+        ...
+
+    async def get_by_uid(self, uid: str) -> Run | None: ...
+
+    async def get_of_schedule(self, schedule_id: int, run_id: int) -> Run | None: ...
+
+    async def open_for_key(self, overlap_key: str) -> list[Run]: ...
+
+    async def list_org(
+        self,
+        family: str,
+        org_id: str,
+        *,
+        limit: int,
+        offset: int,
+        state: str | None = None,
+        project_id: str | None = None,
+        cube_id: str | None = None,
+    ) -> list[Run]: ...
+
+    async def list_schedule(self, schedule_id: int, *, limit: int, offset: int) -> list[Run]: ...
+
+    async def list_schedule_summaries(self, schedule_id: int, *, limit: int, offset: int) -> list[RunSummary]:
+        """`list_schedule` reduced to `RunSummary`: a seventh of the columns, no `Run` per row."""
+        ...
+
+    async def count_schedule(self, schedule_id: int) -> int: ...
+
+    async def recent_durations(self, org_id: str, project_id: str, cube_id: str, n: int = 10) -> list[float]: ...
+
+    async def cube_has_built(self, org_id: str, project_id: str, cube_id: str, *, other_than: int) -> bool: ...
+
+    async def delete_older(self, schedule_id: int, before: float, batch: int = 500) -> int:
+        """Delete at most `batch` of a schedule's ended runs created before `before`."""
+        ...
+
+    async def fires_by_schedule(self) -> dict[int, int]: ...
+
+    async def latest_created(self) -> float | None:
+        """When the newest run record was created, or None without runs."""
+        ...
+
+
+class WindowStore(Protocol):
+    """Maintenance windows and their events."""
+
+    async def insert(self, window: Window, event: NewEvent, *, at: float) -> Window:
+        """Create a window with its first event."""
+        ...
+
+    async def save(self, window: Window, events: list[NewEvent], *, at: float) -> Window | None:
+        """Rewrite a window and append events in one transaction; None if it is gone."""
+        ...
+
+    async def add_event(self, window_id: int, event: NewEvent, *, at: float) -> bool:
+        """Append an event; False if the window does not exist."""
+        ...
+
+    async def delete(self, window_id: int) -> bool: ...
+
+    async def get(self, window_id: int, *, internal: bool) -> Window | None: ...
+
+    async def list_page(
+        self, filters: dict[str, Any], *, limit: int, offset: int, internal: bool, timelines: bool = True
+    ) -> tuple[list[Window], int]:
+        """A page of windows with their timelines (unless `timelines` is False), and the total that match."""
+        ...
+
+    def ending_after(self, at: float, *, size: int | None = None) -> AsyncIterator[list[Window]]:
+        """The windows that end after `at`, by scheduled start, `size` at a time (without timelines)."""
+        ...
+
+    async def open_windows(self) -> list[Window]: ...
+
+
+class GrantStore(Protocol):
+    """Which window scopes a user may write."""
+
+    async def grant(self, user_id: int, scope_id: int, *, at: float) -> bool:
+        """Grant `scope_id` to the user; False when it was granted already."""
+        ...
+
+    async def revoke(self, user_id: int, scope_id: int) -> bool:
+        """Take `scope_id` back; False when the user did not have it."""
+        ...
+
+    async def scopes_of(self, user_id: int) -> frozenset[int]: ...
+
+
+class ReportStore(Protocol):
+    """Reports across families for the operator view."""
+
+    async def list_runs(
+        self, seen: Visibility, *, family: str | None, org_id: str | None, state: str | None, limit: int, offset: int
+    ) -> list[Run]: ...
+
+    async def outcomes_by_hour(self, seen: Visibility, *, since: float) -> dict[int, dict[str, int]]:
+        """{hour: {state: runs}} for the runs created since `since`."""
+        ...
+
+    async def delays_by_hour(self, seen: Visibility, *, since: float) -> list[HourDelay]: ...
+
+    async def list_schedules(
+        self, seen: Visibility, *, family: str | None, org_id: str | None, active: bool | None, limit: int, offset: int
+    ) -> tuple[list[Schedule], int]:
+        """A page of the schedules the caller may see, and how many match in all."""
+        ...
+
+
+class Store(Protocol):
+    """A whole store: its groups of operations and its lifecycle."""
+
+    @property
+    def accounts(self) -> AccountStore: ...
+
+    @property
+    def schedules(self) -> ScheduleStore: ...
+
+    @property
+    def runs(self) -> RunStore: ...
+
+    @property
+    def windows(self) -> WindowStore: ...
+
+    @property
+    def grants(self) -> GrantStore: ...
+
+    @property
+    def reports(self) -> ReportStore: ...
+
+    @property
+    def is_open(self) -> bool: ...
+
+    async def open(self) -> None:
+        """Connect and bring the schema up to date; writes are accepted from then on."""
+        ...
+
+    async def close(self) -> None:
+        """Commit what is queued, then disconnect."""
+        ...
+
+    async def flush(self) -> None:
+        """Wait until every write queued so far is durable."""
+        ...
+
+    async def backup(self, target: str | Path, progress: Callable[[int, int], None] | None = None) -> None:
+        """A consistent copy of the live store at `target` (which must not exist)."""
+        ...
