@@ -6,7 +6,7 @@
     .venv/bin/python benchmarks/api_bench.py --quick          # smoke run, well under a minute
     .venv/bin/python benchmarks/api_bench.py --ops history_org,history_job --conns 1,64 --repeat 1
     .venv/bin/python benchmarks/api_bench.py --client wrk     # requests driven by wrk (C) instead of aiohttp
-    .venv/bin/python benchmarks/api_bench.py --ops run_job    # seed-003 run-now (not in the default set)
+    .venv/bin/python benchmarks/api_bench.py --ops run_job    # a service job's run-now (not in the default set)
     .venv/bin/python benchmarks/api_bench.py --schedules 10000,100000,1000000   # how each cell grows
     .venv/bin/python benchmarks/api_bench.py --analyse /tmp/schedd-api-profile-create_job-64.txt
 
@@ -15,7 +15,7 @@ Set-up (not timed): a fresh SQLite file, an admin user and a token through the C
 command is `/bin/true` and whose `[services.stub]` points at a tiny aiohttp stub in its own
 process, the list schedules, the history job and a pool of jobs for run-now created
 through the API, then `--rows` runs bulk-inserted with sqlite3 executemany for the history
-org (seed 001) and as many again for the history job (seed 003), and the organisations
+org (org maintenance) and as many again for the history job (a service job), and the organisations
 that run-now uses (`schedd org add` for a few, the rest inserted the same way). Then the
 daemon is started again and each cell (operation x connections) runs a fresh load-client
 process (aiohttp on the default asyncio loop, as schedd itself runs: no uvloop) for a
@@ -69,13 +69,13 @@ JOB_RETENTION = "30"
 
 # operation -> (method, what it does, goal)
 OPS: dict[str, tuple[str, str]] = {
-    "create_schedule": ("POST", "seed 000 POST .../scheduler/jobs/orgId/{org} (Quartz cron)"),
-    "create_job": ("POST", "seed 003 POST /admin/api/jobs/job (unique jobName)"),
-    "run_now": ("POST", "seed 001 POST /api/1.0/.../orgId/{org}/run-immediately, a fresh org each"),
-    "run_job": ("POST", "seed 003 POST /admin/api/jobs/job/run/{jobId}, round-robin over a job pool"),
-    "list": ("GET", "seed 000 GET .../scheduler/jobs/orgId/{org} (--list-size schedules)"),
-    "history_org": ("GET", "seed 001 GET .../orgId/{org}/history?limit=10, --rows runs in the org"),
-    "history_job": ("GET", "seed 003 GET /admin/api/jobs/history/{jobId}?limit=100, --rows runs"),
+    "create_schedule": ("POST", "org maintenance: POST .../scheduler/jobs/orgId/{org} (Quartz cron)"),
+    "create_job": ("POST", "service job: POST /admin/api/jobs/job (unique jobName)"),
+    "run_now": ("POST", "org maintenance: POST /api/1.0/.../orgId/{org}/run-immediately, a fresh org each"),
+    "run_job": ("POST", "service job: POST /admin/api/jobs/job/run/{jobId}, round-robin over a job pool"),
+    "list": ("GET", "org maintenance: GET .../scheduler/jobs/orgId/{org} (--list-size schedules)"),
+    "history_org": ("GET", "org maintenance: GET .../orgId/{org}/history?limit=10, --rows runs in the org"),
+    "history_job": ("GET", "service job: GET /admin/api/jobs/history/{jobId}?limit=100, --rows runs"),
 }
 CREATE_GOAL = (3000.0, 20.0)   # req/s at least, p99 ms at most, at 64 connections
 HISTORY_GOAL = 10.0            # p99 ms at most
@@ -111,7 +111,7 @@ def proc_cpu(pid: int) -> float:
 # ============================================================================ children
 
 def stub_main() -> None:
-    """The service seed-003 jobs POST to: answers every POST with 200 `{}`."""
+    """The service the service jobs POST to: answers every POST with 200 `{}`."""
     from aiohttp import web
 
     async def answer(request: web.Request) -> web.Response:
@@ -133,7 +133,7 @@ def stub_main() -> None:
 
 
 def job_body(name: str, operation: str = "ping") -> dict[str, Any]:
-    """A seed-003 job like the seed's sample (MINIMAL history, the far cron)."""
+    """A service job like Volt MX's sample (MINIMAL history, the far cron)."""
     return {
         "jobName": name, "jobFrequency": FAR_CRON, "description": f"benchmark job {name}",
         "jobServiceInfo": {

@@ -1,13 +1,13 @@
 # ruff: noqa: S101, S310, S603, S607, S608 - a benchmark: it runs its own daemon, CLI and curl on a
 # throwaway database with a throwaway password, and calls 127.0.0.1 only.
 """Bounded responses: a real `schedd serve` holding 50k schedules in one org, whose complete
-schedule list (seed 000, no paging) is fetched by 24 concurrent clients while `/healthz`
+schedule list (org maintenance, no paging) is fetched by 24 concurrent clients while `/healthz`
 is polled. Prints /healthz latency (p50/p99/max) during the load and the daemon's peak RSS
 growth over its RSS before the load. Goals: healthz p99 <= 50 ms, RSS growth <= 100 MB.
 
     .venv/bin/python benchmarks/bounded_bench.py                       # 50k rows, 24 clients, 3 lists each
     .venv/bin/python benchmarks/bounded_bench.py --rows 5000 --rounds 1  # a quick run
-    .venv/bin/python benchmarks/bounded_bench.py --path /admin/api/jobs/job   # the seed-003 job list instead
+    .venv/bin/python benchmarks/bounded_bench.py --path /admin/api/jobs/job   # the service job list instead
 
 The lists are fetched by curl (C, one process per client) so that the clients' own CPU
 stays small; /healthz is polled over one keep-alive connection from a thread of this

@@ -30,10 +30,9 @@ from pathlib import Path
 
 import aiohttp
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from schedd.cron import load_zone, parse
 
-from schedd.cron import load_zone, parse  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 PASSWORD = "crash loop password"
 CRONS = ("* * * * * ?", "*/2 * * * * ?", "0/3 * * * * ?", "* * * * * ? *")

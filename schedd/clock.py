@@ -60,6 +60,8 @@ class TestClock:
         self._now = float(start)
         self._mono = 0.0
         self._moved = asyncio.Event()
+        self._parked: set[object] = set()  # waiters that went to sleep since the clock last moved
+        self._parking = asyncio.Event()
 
     def now(self) -> float:
         return self._now
@@ -82,21 +84,48 @@ class TestClock:
         self._notify()
 
     def _notify(self) -> None:
+        self._parked.clear()
         self._moved.set()
         self._moved = asyncio.Event()
 
     async def sleep(self, seconds: float) -> None:
         deadline = self._mono + max(0.0, seconds)
-        while self._mono < deadline:
-            await self._moved.wait()
+        waiter = object()
+        try:
+            while self._mono < deadline:
+                self._park(waiter)
+                await self._moved.wait()
+        finally:
+            self._parked.discard(waiter)
 
     async def wait(self, event: asyncio.Event, seconds: float) -> None:
         deadline = self._mono + max(0.0, seconds)
-        while self._mono < deadline and not event.is_set():
-            moved = asyncio.ensure_future(self._moved.wait())
-            woken = asyncio.ensure_future(event.wait())
-            try:
-                await asyncio.wait((moved, woken), return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                moved.cancel()
-                woken.cancel()
+        waiter = object()
+        try:
+            while self._mono < deadline and not event.is_set():
+                moved = asyncio.ensure_future(self._moved.wait())
+                woken = asyncio.ensure_future(event.wait())
+                self._park(waiter)
+                try:
+                    await asyncio.wait((moved, woken), return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    moved.cancel()
+                    woken.cancel()
+        finally:
+            self._parked.discard(waiter)
+
+    def _park(self, waiter: object) -> None:
+        self._parked.add(waiter)
+        self._parking.set()
+        self._parking = asyncio.Event()
+
+    async def parked(self, count: int = 1) -> None:
+        """Return once `count` coroutines sleep on this clock, each gone to sleep since it last moved.
+
+        A test moves the clock, then awaits this to know that the code it drives has done
+        everything the new time allows and sleeps again, without real time passing. A
+        coroutine woken by its event rather than by the clock still counts until it runs:
+        after setting such an event, await what the event causes instead.
+        """
+        while len(self._parked) < count:
+            await self._parking.wait()

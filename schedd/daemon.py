@@ -19,11 +19,13 @@ from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
+from schedd.clock import Clock, WallClock
 from schedd.errors import ScheddError
 
 log = logging.getLogger("schedd.daemon")
 
 STATUS_EVERY = 5.0
+WALL = WallClock()
 """Seconds between STATUS= refreshes (sent only when the text changed)."""
 READY_TIMEOUT = 120.0
 """How long `serve --daemon` waits for the detached daemon to be ready before giving up."""
@@ -124,7 +126,8 @@ def watchdog_interval(environ: MutableMapping[str, str] | None = None) -> float 
     return value / 2e6 if value > 0 else None
 
 
-async def keep_alive(notifier: Notifier, interval: float, healthy: Callable[[], bool]) -> None:
+async def keep_alive(notifier: Notifier, interval: float, healthy: Callable[[], bool], *,
+                     clock: Clock = WALL) -> None:
     """WATCHDOG=1 every `interval` from the event loop, while `healthy()` says the engine turns.
 
     A blocked event loop sends nothing; a running loop whose engine stalled sends nothing
@@ -138,14 +141,15 @@ async def keep_alive(notifier: Notifier, interval: float, healthy: Callable[[], 
         elif not withheld:
             withheld = True
             log.error("action=watchdog_withheld reason=engine_loop_stalled")
-        await asyncio.sleep(interval)
+        await clock.sleep(interval)
 
 
-async def report_status(notifier: Notifier, describe: Callable[[], str], every: float = STATUS_EVERY) -> None:
+async def report_status(notifier: Notifier, describe: Callable[[], str], every: float = STATUS_EVERY, *,
+                        clock: Clock = WALL) -> None:
     """STATUS=describe() every `every` seconds, when it changed."""
     shown = None
     while True:
-        await asyncio.sleep(every)
+        await clock.sleep(every)
         text = describe()
         if text != shown:
             notifier.status(text)

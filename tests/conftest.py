@@ -1,75 +1,33 @@
-"""Shared fixtures: the API over a real SQLite file, driven by the test clock."""
+"""Shared fixtures and the test tiers.
+
+Fixtures: the API over a real SQLite file driven by the test clock (`clock`, `make_api`,
+`api`), and real daemons as subprocesses (`daemon_factory`). What they are built from lives
+in tests/support/, which test modules import; no test module imports another.
+
+Tiers: every test gets one marker by its module (see TIERS): `e2e` for modules that start
+real daemons or other subprocesses, `browser` for the Chromium tests, `slow` for modules
+that take more than a few seconds, `unit` for the rest. `pytest -m unit` is the inner loop.
+"""
 
 from __future__ import annotations
 
-import functools
 import os
 import sys
-from dataclasses import dataclass
-from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp import web
 
-from schedd import config as config_mod
-from schedd.accounts import hash_password
-from schedd.api.common import ACCOUNTS
+from schedd.accounts import Accounts
 from schedd.app import make_app
 from schedd.clock import TestClock
 from schedd.compose import build_core
 from schedd.core import Core
 from schedd.store import accounts as account_store
-
-T0 = datetime(2026, 1, 1, tzinfo=timezone.utc).timestamp()
-PASSWORD = "correct horse battery"
-
-
-@dataclass
-class Api:
-    """A test client with a user per role and the core it drives."""
-
-    client: Any
-    core: Core
-    clock: TestClock
-    tokens: dict[str, str]
-
-    def auth(self, who: str = "admin", header: str = "bearer") -> dict[str, str]:
-        token = self.tokens[who]
-        if header == "voltmx":
-            return {"X-VoltMX-Authorization": token}
-        return {"Authorization": f"Bearer {token}"}
-
-    async def call(self, method: str, path: str, who: str | None = "admin", **kw: Any):
-        headers = {**(self.auth(who) if who else {}), **kw.pop("headers", {})}
-        response = await self.client.request(method, path, headers=headers, **kw)
-        try:
-            body = await response.json(content_type=None)
-        except ValueError:
-            body = await response.text()
-        return response, body
-
-    async def settle(self) -> None:
-        """Fire what is due at the test clock's time and wait for every run to end."""
-        await self.core.engine.run_until_idle()
-        await self.core.runner.wait_idle()
-
-
-def api_config(tmp_path, **sections: Any) -> config_mod.Config:
-    data: dict[str, Any] = {
-        "executors": {
-            "maintenance": {"command": [sys.executable, "-c", "print('maintenance of {org_id}')"]},
-            "aggregate": {"command": [sys.executable, "-c", "print('build {cube_id} full={full_build}')"]},
-        },
-    }
-    for key, value in sections.items():
-        data.setdefault(key, {}).update(value)
-    return config_mod.from_dict(data)
-
-
-@functools.cache
-def password_hash() -> str:
-    """PASSWORD's scrypt hash, computed once per test session."""
-    return hash_password(PASSWORD)
+from tests.support.api import T0, Api, api_config, password_hash
+from tests.support.daemon import Daemon, admin_daemon, kill
+from tests.support.jobs import FakeService
 
 
 @pytest.fixture
@@ -77,23 +35,49 @@ def clock() -> TestClock:
     return TestClock(T0)
 
 
+async def _populate(core: Core, accounts: Accounts) -> dict[str, str]:
+    """Orgs acme and other; users admin, alice (acme, default) and bob (other); a token each."""
+    await accounts.add_org("acme", at=T0)
+    await accounts.add_org("other", at=T0)
+    encoded = password_hash()
+    for name, admin, orgs, email in (("admin", True, (), None),
+                                     ("alice", False, ("acme", "default"), "alice@example.com"),
+                                     ("bob", False, ("other",), None)):
+        await account_store.create_user(core.db, name, encoded, email=email, is_admin=admin, orgs=orgs, at=T0)
+    return {name: await accounts.create_token(name, ttl=None, at=T0) for name in ("admin", "alice", "bob")}
+
+
+_TEMPLATE: list[tuple[bytes, dict[str, str]]] = []
+
+
+async def _template(directory: Path) -> tuple[bytes, dict[str, str]]:
+    """The database every `make_api` starts from, migrated and populated once per session: each
+    test gets a copy of the file (a real SQLite file of its own) instead of building it again."""
+    if not _TEMPLATE:
+        path = directory / "template.db"
+        core = build_core(api_config(directory), db_path=str(path), clock=TestClock(T0))
+        await core.start(run_loop=False)
+        accounts = Accounts(core.db, core.config.auth, core.clock)
+        try:
+            tokens = await _populate(core, accounts)
+        finally:
+            accounts.close()
+            await core.stop()
+        assert not Path(f"{path}-wal").exists()  # closing folded the log into the file
+        _TEMPLATE.append((path.read_bytes(), tokens))
+    return _TEMPLATE[0]
+
+
 @pytest.fixture
-async def make_api(aiohttp_client, tmp_path, clock):
+async def make_api(aiohttp_client, tmp_path, tmp_path_factory, clock):
     async def build(**sections: Any) -> Api:
-        core = build_core(api_config(tmp_path, **sections), db_path=str(tmp_path / "api.db"), clock=clock)
-        app = make_app(core, run_loop=False)
-        client = await aiohttp_client(app)
-        accounts = app[ACCOUNTS]
-        await accounts.add_org("acme", at=T0)
-        await accounts.add_org("other", at=T0)
-        encoded = password_hash()
-        for name, admin, orgs, email in (("admin", True, (), None),
-                                         ("alice", False, ("acme", "default"), "alice@example.com"),
-                                         ("bob", False, ("other",), None)):
-            await account_store.create_user(core.db, name, encoded, email=email, is_admin=admin,
-                                            orgs=orgs, at=T0)
-        tokens = {name: await accounts.create_token(name, ttl=None, at=T0) for name in ("admin", "alice", "bob")}
-        return Api(client, core, clock, tokens)
+        content, tokens = await _template(tmp_path_factory.getbasetemp())
+        path = tmp_path / "api.db"
+        with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as file:
+            file.write(content)
+        core = build_core(api_config(tmp_path, **sections), db_path=str(path), clock=clock)
+        client = await aiohttp_client(make_app(core, run_loop=False))
+        return Api(client, core, clock, dict(tokens))
 
     return build
 
@@ -101,6 +85,111 @@ async def make_api(aiohttp_client, tmp_path, clock):
 @pytest.fixture
 async def api(make_api) -> Api:
     return await make_api()
+
+
+@pytest.fixture
+async def service(aiohttp_server):
+    """A local HTTP service that service jobs call (tests/support/jobs.py)."""
+    fake = FakeService()
+    app = web.Application(client_max_size=4 * 1024 * 1024)
+    app.router.add_post("/api/{tail:.*}", fake.handle)
+    fake.server = await aiohttp_server(app)
+    yield fake
+    fake.released.set()
+
+
+@pytest.fixture
+def daemon_factory(tmp_path):
+    """Makes Daemons (not started) with the admin user "ops"; kills those still running at the end."""
+    made: list[Daemon] = []
+
+    def make(command: list[str]) -> Daemon:
+        daemon = admin_daemon(tmp_path, command)
+        made.append(daemon)
+        return daemon
+
+    yield make
+    for daemon in made:
+        kill(daemon)
+
+
+# The tier of each module that is not `unit`.
+TIERS: dict[str, tuple[str, ...]] = {
+    # schedd serve or the schedd CLI as subprocesses, or the whole system around them
+    "test_e2e": ("e2e",),
+    "test_ops": ("e2e",),
+    "test_lock": ("e2e",),
+    "test_restore": ("e2e",),
+    "test_revocation": ("e2e",),
+    "test_prometheus": ("e2e", "slow"),
+    "test_durability": ("e2e", "slow"),
+    "test_connections": ("e2e", "slow"),
+    "test_cli_errors": ("e2e",),
+    "test_readme": ("e2e",),
+    "test_prodmanager_client": ("e2e",),
+    "test_fuzz": ("e2e", "slow"),
+    "test_crashloop": ("e2e", "slow"),
+    "test_soak": ("e2e", "slow"),
+    # headless Chromium against a daemon
+    "test_browser": ("browser", "e2e"),
+    # in-process, but seconds each: ruff and mypy, fuzzers, scrypt-bound logins, the
+    # access matrices (every route by every role), large tables
+    "test_static": ("slow",),
+    "test_input_fuzz": ("slow",),
+    "test_hostile": ("slow",),
+    "test_login_throttle": ("slow",),
+    "test_accounts": ("slow",),
+    "test_auth_security": ("slow",),
+    "test_window_roles": ("slow",),
+    "test_bounded_lists": ("slow",),
+    "test_full_disk": ("slow",),
+    "test_fairness": ("slow",),
+}
+# A test whose tier is not its module's: in a module of TIERS it is named here, never by a
+# decorator, so that a selection by tier can pass over a module without importing it.
+TEST_TIERS: dict[str, tuple[str, ...]] = {
+    "test_auth_security.py::test_passwords_and_tokens_are_never_stored_or_logged_in_clear": ("e2e",),
+}
+TIER_NAMES = ("unit", "e2e", "browser", "slow")
+_EXPRESSION_WORDS = frozenset({"and", "or", "not", "(", ")"})
+
+
+def _selected(expression: str, tiers: tuple[str, ...]) -> bool | None:
+    """Whether a `-m` expression over tier names selects a test of `tiers`; None for any other expression."""
+    words = expression.replace("(", " ( ").replace(")", " ) ").split()
+    if not words or any(w not in _EXPRESSION_WORDS and w not in TIER_NAMES for w in words):
+        return None
+    text = " ".join(w if w in _EXPRESSION_WORDS else str(w in tiers) for w in words)
+    try:
+        return bool(eval(text, {"__builtins__": {}}))  # noqa: S307 - only True/False/and/or/not/()
+    except SyntaxError:
+        return None
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """Under `-m` with tiers only (`-m unit`), a module none of whose tests it selects is not
+    even imported: the inner loop does not pay for collecting the fuzzers and the browser."""
+    module = collection_path.stem
+    if collection_path.suffix != ".py" or module not in TIERS or not config.option.markexpr:
+        return None
+    kinds = [TIERS[module]] + [t for name, t in TEST_TIERS.items() if name.startswith(collection_path.name + "::")]
+    answers = [_selected(config.option.markexpr, tiers) for tiers in kinds]
+    return True if answers and all(answer is False for answer in answers) else None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Give every test its tier markers: TEST_TIERS, else its module's (TIERS; `unit` when the
+    module has none), unless it carries a tier of its own in a module that is not in TIERS."""
+    for item in items:
+        module = item.path.stem
+        key = f"{item.path.name}::{item.originalname if isinstance(item, pytest.Function) else item.name}"
+        own = [name for name in TIER_NAMES if item.get_closest_marker(name)]
+        if own and module in TIERS:
+            raise pytest.UsageError(f"{item.nodeid}: a tier of its own goes in TEST_TIERS (tests/conftest.py)")
+        if own:
+            continue
+        for name in TEST_TIERS.get(key) or TIERS.get(module, ("unit",)):
+            item.add_marker(name)
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

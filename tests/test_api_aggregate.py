@@ -1,4 +1,5 @@
-"""Seed 002 through HTTP: cube schedules, builds, histories, the first-build maintenance trigger."""
+"""Cube builds through AtScale's aggregate creation API: schedules, builds, histories, the first-build
+maintenance trigger."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import sys
 import pytest
 
 from schedd.executors import Outcome
-from tests.conftest import T0
+from tests.support.api import T0
 
 PROJECT = "7051865d-74a8-4aad-4904-ebf88d56880c"
 CUBE = "dea39a20-9920-4a79-51f3-1ff3a399fbd3"
@@ -21,7 +22,7 @@ SCHEDULE_HISTORY = BASE + "/scheduler/history/jobId/{job}"
 BUILDS = "/org/{org}/aggregates-creation/builds/history"
 OK = {"i18n_message": "response.ok", "message": "OK"}
 RFC3339 = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
-SEED_BODY = {"time_expression": "0 25 06 ? * *", "path": "aggregate/create"}
+SAMPLE_BODY = {"time_expression": "0 25 06 ? * *", "path": "aggregate/create"}
 
 
 def url(template: str, org="acme", project=PROJECT, cube=CUBE, **kw) -> str:
@@ -32,14 +33,14 @@ async def count(api, table: str) -> int:
     return (await api.core.db.fetchone(f"SELECT count(*) FROM {table}"))[0]
 
 
-async def test_create_with_the_seed_body_answers_the_seed_object(api):
-    response, body = await api.call("POST", url(SCHEDULER), "alice", json=SEED_BODY)
+async def test_create_with_atscales_sample_body_answers_atscales_object(api):
+    response, body = await api.call("POST", url(SCHEDULER), "alice", json=SAMPLE_BODY)
     assert response.status == 200, body
     assert body["status"] == OK
     created = body["response"]
     assert created["organization_Id"] == "acme"
     assert (created["project_id"], created["cube_id"]) == (PROJECT, CUBE)
-    assert created["full_build"] is True  # the seed's default
+    assert created["full_build"] is True  # AtScale's default
     assert created["path"] == "aggregate/create"
     assert created["time_expression"] == "0 25 06 ? * *"
     assert created["created_by_user"] == "alice"
@@ -49,8 +50,8 @@ async def test_create_with_the_seed_body_answers_the_seed_object(api):
 
 
 async def test_list_shows_the_cubes_schedules_only(api):
-    await api.call("POST", url(SCHEDULER), "alice", json=SEED_BODY)
-    await api.call("POST", url(SCHEDULER, cube="other-cube"), "alice", json=SEED_BODY)
+    await api.call("POST", url(SCHEDULER), "alice", json=SAMPLE_BODY)
+    await api.call("POST", url(SCHEDULER, cube="other-cube"), "alice", json=SAMPLE_BODY)
     response, body = await api.call("GET", url(SCHEDULER), "alice")
     assert response.status == 200 and body["status"] == OK
     assert [s["cube_id"] for s in body["response"]] == [CUBE]
@@ -58,9 +59,9 @@ async def test_list_shows_the_cubes_schedules_only(api):
     assert response.status == 200 and len(body["response"]) == 1
 
 
-async def test_delete_answers_the_seed_message_and_the_schedule_stops_firing(api):
+async def test_delete_answers_atscales_message_and_the_schedule_stops_firing(api):
     _, created = await api.call("POST", url(SCHEDULER), "alice",
-                                json={**SEED_BODY, "time_expression": "0 * * * * ?"})
+                                json={**SAMPLE_BODY, "time_expression": "0 * * * * ?"})
     job = created["response"]["job_id"]
     response, body = await api.call("DELETE", url(DELETE, job=job), "alice")
     assert response.status == 200
@@ -77,7 +78,7 @@ async def test_delete_answers_the_seed_message_and_the_schedule_stops_firing(api
 
 async def test_a_scheduled_fire_builds_the_cube_and_shows_in_both_histories(api):
     _, created = await api.call("POST", url(SCHEDULER), "alice",
-                                json={**SEED_BODY, "time_expression": "0 * * * * ?"})
+                                json={**SAMPLE_BODY, "time_expression": "0 * * * * ?"})
     job = created["response"]["job_id"]
     api.clock.set(T0 + 60)
     await api.settle()
@@ -143,7 +144,7 @@ async def test_one_build_per_cube_at_a_time(api, monkeypatch):
     assert body["status"]["i18n_message"] == "response.conflict" and body["response"] is None
     # A scheduled fire while the build runs follows the overlap policy (forbid) and is recorded.
     _, created = await api.call("POST", url(SCHEDULER), "alice",
-                                json={**SEED_BODY, "time_expression": "0 * * * * ?"})
+                                json={**SAMPLE_BODY, "time_expression": "0 * * * * ?"})
     api.clock.set(T0 + 60)
     await api.core.engine.run_until_idle()
     _, builds = await api.call("GET", url(BUILDS) + "?status=skipped", "alice")
@@ -188,14 +189,14 @@ async def test_a_failed_build_does_not_count_as_the_first_build(make_api):
 async def test_estimate_time_is_the_median_of_the_cubes_successful_builds(api):
     from schedd.store import runs as run_store
 
-    def seed(conn):
+    def fill(conn):
         for i, seconds in enumerate([10, 30, 20, 1000]):
             run_store.op_insert(conn, run_store.NewRun(
                 uid=f"b{i}", family="aggregate", overlap_key="k", trigger="ManualBuild",
                 state="done" if seconds != 1000 else "failed", created_at=T0 - 100 + i,
                 org_id="acme", project_id=PROJECT, cube_id=CUBE, started_at=T0, ended_at=T0 + seconds))
 
-    await api.core.db.write(seed)
+    await api.core.db.write(fill)
     _, builds = await api.call("GET", url(BUILDS), "alice")
     assert {b["estimateTime"] for b in builds["response"]["data"]} == {20}
 
@@ -218,8 +219,8 @@ BAD_CREATES = [
     ({"path": "aggregate/create"}, "time_expression"),
     ({"time_expression": "0 25 06 ? * *", "path": "aggregate/delete"}, "path"),
     ({"time_expression": "0 25 06 ? * *"}, "path"),
-    ({**SEED_BODY, "full_build": "yes"}, "full_build"),
-    ({**SEED_BODY, "timezone": "Nowhere/City"}, "timezone"),
+    ({**SAMPLE_BODY, "full_build": "yes"}, "full_build"),
+    ({**SAMPLE_BODY, "timezone": "Nowhere/City"}, "timezone"),
 ]
 
 
@@ -236,7 +237,7 @@ async def test_bad_create_is_400_naming_the_field_and_changes_nothing(api, body,
 @pytest.mark.parametrize(("param", "project", "cube"), [
     ("projectId", "-bad", CUBE), ("cubeId", PROJECT, "bad cube"), ("cubeId", PROJECT, "x" * 129)])
 async def test_malformed_project_or_cube_id_is_400_naming_it(api, param, project, cube):
-    response, body = await api.call("POST", url(SCHEDULER, project=project, cube=cube), "alice", json=SEED_BODY)
+    response, body = await api.call("POST", url(SCHEDULER, project=project, cube=cube), "alice", json=SAMPLE_BODY)
     assert response.status == 400
     assert body["status"]["message"].startswith(f"{param}:")
     response, body = await api.call("GET", url(BUILDS) + f"?{param}=-bad", "alice")
@@ -248,10 +249,10 @@ async def test_malformed_project_or_cube_id_is_400_naming_it(api, param, project
     ("GET", SCHEDULE_HISTORY), ("GET", BUILDS)])
 async def test_other_orgs_are_404_and_no_token_is_401(api, method, template):
     job = "00000000-0000-4000-8000-000000000000"
-    response, body = await api.call(method, url(template, org="other", job=job), "alice", json=SEED_BODY)
+    response, body = await api.call(method, url(template, org="other", job=job), "alice", json=SAMPLE_BODY)
     assert response.status == 404
     assert body["status"]["i18n_message"] == "response.not_found"
-    response, body = await api.call(method, url(template, job=job), None, json=SEED_BODY)
+    response, body = await api.call(method, url(template, job=job), None, json=SAMPLE_BODY)
     assert response.status == 401
     assert body["status"]["i18n_message"] == "response.unauthorized"
     assert await count(api, "schedules") == 0 and await count(api, "runs") == 0

@@ -1,4 +1,5 @@
-"""Seeds 000 and 001 through HTTP: envelopes as the seeds print them, org access, bad input."""
+"""Org maintenance through AtScale's aggregate maintenance API: envelopes as AtScale answers them, org
+access, bad input."""
 
 from __future__ import annotations
 
@@ -10,10 +11,10 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from schedd.api.common import rfc3339
-from tests.conftest import PASSWORD, T0
+from tests.support.api import PASSWORD, T0
 
 SCHEDULES = "/aggregates/maintenance/scheduler/jobs/orgId/{org}"
-SEED_DELETE = "/api/1.0/aggregates/maintenance-schedule/jobs/orgId/{org}/jobId/{job}"
+ATSCALE_DELETE = "/api/1.0/aggregates/maintenance-schedule/jobs/orgId/{org}/jobId/{job}"
 ALIAS_DELETE = "/aggregates/maintenance/scheduler/jobs/orgId/{org}/jobId/{job}"
 RUN_NOW = "/api/1.0/aggregates/maintenance/orgId/{org}/run-immediately"
 CURRENT = "/aggregates/maintenance/orgId/{org}"
@@ -31,7 +32,7 @@ async def count_schedules(api) -> int:
     return (await api.core.db.fetchone("SELECT count(*) FROM schedules"))[0]
 
 
-async def test_create_answers_the_seed_envelope_and_object(api):
+async def test_create_answers_atscales_envelope_and_object(api):
     response, body = await create(api, time_expression="0 0 0 ? * MON")
     assert response.status == 200
     assert body["status"] == {"code": 200, "message": "Time-based schedule successfully created."}
@@ -61,7 +62,7 @@ async def test_body_wins_over_the_query_string(api):
     assert body["response"]["time_expression"] == "0 15 10 ? * 6L"
 
 
-async def test_list_shows_the_seed_fields_with_zero_latest_execution(api):
+async def test_list_shows_atscales_fields_with_zero_latest_execution(api):
     _, created = await create(api)
     response, body = await api.call("GET", SCHEDULES.format(org="acme"), "alice")
     assert response.status == 200
@@ -87,8 +88,8 @@ async def test_every_path_answers_bare_and_under_api_1_0(api):
         assert response.status == 200, prefix
 
 
-@pytest.mark.parametrize("path", [SEED_DELETE, ALIAS_DELETE, "/api/1.0" + ALIAS_DELETE,
-                                  SEED_DELETE.removeprefix("/api/1.0")])
+@pytest.mark.parametrize("path", [ATSCALE_DELETE, ALIAS_DELETE, "/api/1.0" + ALIAS_DELETE,
+                                  ATSCALE_DELETE.removeprefix("/api/1.0")])
 async def test_delete_deactivates_and_keeps_the_schedule_listed_as_inactive(api, path):
     _, created = await create(api)
     job = created["response"]["job_id"]
@@ -107,7 +108,7 @@ async def test_delete_deactivates_and_keeps_the_schedule_listed_as_inactive(api,
 
 async def test_a_deleted_schedule_stops_firing_at_once(api):
     _, created = await create(api, time_expression="0 * * * * ?")
-    await api.call("DELETE", SEED_DELETE.format(org="acme", job=created["response"]["job_id"]), "alice")
+    await api.call("DELETE", ATSCALE_DELETE.format(org="acme", job=created["response"]["job_id"]), "alice")
     api.clock.set(T0 + 3600)
     await api.settle()
     _, body = await api.call("GET", HISTORY.format(org="acme"), "alice")
@@ -288,7 +289,7 @@ async def test_bad_active_filter_is_400(api):
 
 ORG_ROUTES = [
     ("GET", SCHEDULES), ("POST", SCHEDULES), ("POST", RUN_NOW), ("GET", CURRENT), ("GET", HISTORY),
-    ("DELETE", SEED_DELETE),
+    ("DELETE", ATSCALE_DELETE),
 ]
 
 

@@ -1,4 +1,5 @@
-"""Seed 004 through HTTP: maintenance windows, their timeline, timers, and the gate on jobs."""
+"""Maintenance windows through Prod-Manager's maintenance API: windows, their timeline, timers, and the
+gate on service jobs."""
 
 from __future__ import annotations
 
@@ -11,9 +12,11 @@ from aiohttp import web
 from schedd import grants
 from schedd.compose import build_core
 from schedd.cron import load_zone, parse
+from schedd.families.maintenance_windows.service import blocks_service
 from schedd.store import runs as run_store
 from schedd.store import schedules as schedule_store
-from tests.conftest import T0, api_config
+from schedd.store.windows import Window
+from tests.support.api import T0, api_config
 
 # T0 is 2026-01-01T00:00Z = 01:00 in Berlin, the zone these tests configure.
 SCOPES = {"platform": {"id": 1}, "edge": {"id": 2}}
@@ -354,3 +357,23 @@ async def test_canceling_a_down_window_lifts_the_gate(api):
                    data={**FORM, "scheduled_start_date": "2026-01-01T00:30", "status": "canceled"},
                    allow_redirects=False)
     assert api.core.runner.gate(job, api.clock.now()) is None
+
+
+@pytest.mark.parametrize(("status", "service_status", "offset", "blocks"), [
+    ("scheduled", "down", -1, False),      # before the scheduled start
+    ("scheduled", "down", 0, True),        # at the start, before its timer moved it
+    ("in-progress", "down", 0, True),
+    ("in-progress", "down", 3599, True),
+    ("in-progress", "down", 3600, False),  # the scheduled end is not covered
+    ("in-progress", "degraded", 60, False),
+    ("in-progress", "up", 60, False),
+    ("succeed", "down", 60, False),
+    ("canceled", "down", 60, False),
+])
+def test_a_down_window_blocks_its_service_from_scheduled_start_to_scheduled_end(status, service_status, offset,
+                                                                                 blocks):
+    window = Window(id=1, name="w", description=None, external_reference=None, external_link=None,
+                    status=status, scope_id=1, service_id=10, service_status=service_status,
+                    creation_date=T0, scheduled_start_date=T0, scheduled_end_date=T0 + 3600,
+                    start_date=None, end_date=None)
+    assert blocks_service(window, T0 + offset) is blocks

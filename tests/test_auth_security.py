@@ -18,9 +18,9 @@ import tomli_w
 import schedd.accounts
 from schedd.api import openapi
 from schedd.api.common import ACCOUNTS
-from tests.conftest import PASSWORD, T0
-from tests.test_e2e import Daemon
-from tests.test_e2e import schedd as run_cli
+from tests.support.api import PASSWORD, T0
+from tests.support.daemon import Daemon
+from tests.support.daemon import schedd as run_cli
 
 SCOPES = {"platform": {"id": 1}}
 SERVICES = {"jsonservices": {"base_url": "http://127.0.0.1:9/api", "id": 10, "scope": "platform"}}
@@ -221,7 +221,7 @@ async def test_concurrent_wrong_logins_reach_the_password_check_at_most_max_fail
 NOT_ORG_SCOPED = {
     "ops": "process health, metrics and this document: no org data",
     "auth": "login: answers only for the credentials given",
-    "maintenance windows": "seed 004 windows belong to a configured service's scope, not to an org; reads are "
+    "maintenance windows": "maintenance windows belong to a configured service's scope, not to an org; reads are "
                            "public; writes need an admin or a grant of the scope (tests/test_window_roles.py)",
 }
 VALID_BODIES = {

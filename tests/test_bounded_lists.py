@@ -23,8 +23,8 @@ from schedd.store import schedules as schedule_store
 from schedd.store import windows as window_store
 from schedd.store.accounts import User
 from schedd.store.runs import NewRun
-from tests.conftest import T0
-from tests.test_api_jobs import SEED_JOB
+from tests.support.api import T0
+from tests.support.jobs import SAMPLE_JOB
 
 ROWS = 300
 SCHEDULES = "/aggregates/maintenance/scheduler/jobs/orgId/acme"
@@ -103,7 +103,7 @@ async def test_the_job_list_streams_exactly_the_json_it_answered_whole(api, smal
     admin = User(1, "admin", None, "-", True, T0)
     made = []
     for n in range(ROWS):
-        body = {**SEED_JOB, "jobName": f"job {n} ü", "jobStatus": "Active" if n % 3 else "Inactive"}
+        body = {**SAMPLE_JOB, "jobName": f"job {n} ü", "jobStatus": "Active" if n % 3 else "Inactive"}
         made.append(await jobs.create_job(api.core, admin, body, at=T0 + n))
     for n, schedule in enumerate(made[:20]):  # some jobs have kept runs
         for k in range(n % 4):
@@ -197,7 +197,7 @@ async def test_paging_parameters_out_of_range_are_400_naming_the_field(api, path
 
 async def test_job_and_cube_schedule_histories_page_with_their_limits(api):
     admin = User(1, "admin", None, "-", True, T0)
-    job = await jobs.create_job(api.core, admin, SEED_JOB, at=T0)
+    job = await jobs.create_job(api.core, admin, SAMPLE_JOB, at=T0)
     for query, status in (("limit=1000", 200), ("limit=1001", 400), ("offset=-1", 400)):
         response, body = await api.call("GET", f"/admin/api/jobs/history/{job.id}?{query}")
         assert response.status == status, (query, body)

@@ -16,10 +16,6 @@ from collections import Counter
 
 import pytest
 import tomli_w
-from aiohttp import web
-from test_api_jobs import JOBS, FakeService, job, services
-from test_e2e import Daemon, schedd
-from test_runner import add_schedule, finish_all, history, make_config
 
 from schedd import metrics
 from schedd.clock import TestClock
@@ -30,7 +26,10 @@ from schedd.policy import clock_step, fire_floor
 from schedd.retention import RETENTION_SWEEP
 from schedd.store import runs as run_store
 from schedd.store import schedules as schedule_store
-from tests.conftest import T0
+from tests.support.api import T0
+from tests.support.daemon import Daemon, schedd
+from tests.support.jobs import JOBS, job, services
+from tests.support.runner import add_schedule, finish_all, history, make_config
 
 MINUTE, HOUR = 60.0, 3600.0
 
@@ -178,15 +177,6 @@ async def test_a_restart_while_the_clock_is_behind_brings_no_fire_back(tmp_path,
         await core.stop()
 
 
-@pytest.fixture
-async def service(aiohttp_server):
-    fake = FakeService()
-    app = web.Application()
-    app.router.add_post("/api/{tail:.*}", fake.handle)
-    fake.server = await aiohttp_server(app)
-    return fake
-
-
 async def test_a_job_updated_while_the_clock_is_behind_keeps_its_floor(make_api, service):
     api = await make_api(services=services(service))
     response, body = await api.call("POST", JOBS, json=job(jobFrequency="0 * * * * ?", historyStrategy="MINIMAL"))
@@ -212,7 +202,7 @@ async def test_a_job_updated_while_the_clock_is_behind_keeps_its_floor(make_api,
 # -- timers and retention keep working -------------------------------------------------------
 
 
-async def seed_old_runs(core: Core, schedule, count: int, tag: str) -> None:
+async def add_old_runs(core: Core, schedule, count: int, tag: str) -> None:
     def op(conn):
         for i in range(count):
             run_store.op_insert(conn, run_store.NewRun(
@@ -227,7 +217,7 @@ async def test_the_retention_sweep_keeps_its_interval_across_steps_both_ways(cor
     await finish_all(core)  # first turn: the clock's reading to compare with
     assert core.engine.due_of(HOUSEKEEPING, RETENTION_SWEEP) == T0 + 60  # the first sweep, a minute in
 
-    await seed_old_runs(core, schedule, 30, "a")
+    await add_old_runs(core, schedule, 30, "a")
     clock.advance(30)
     clock.step(-5 * HOUR)
     await finish_all(core)
@@ -238,7 +228,7 @@ async def test_the_retention_sweep_keeps_its_interval_across_steps_both_ways(cor
     swept_at = clock.now()
     assert core.engine.due_of(HOUSEKEEPING, RETENTION_SWEEP) == swept_at + HOUR
 
-    await seed_old_runs(core, schedule, 30, "b")
+    await add_old_runs(core, schedule, 30, "b")
     clock.advance(HOUR / 2)
     clock.step(2 * HOUR)
     await finish_all(core)
@@ -302,6 +292,7 @@ class SteppedDaemon(Daemon):
 
 
 @pytest.mark.skipif(LIBFAKETIME is None, reason="libfaketime is not installed (Debian package faketime)")
+@pytest.mark.e2e
 def test_a_real_daemon_stepped_back_and_forward_runs_no_fire_twice_and_records_misfires(tmp_path):
     daemon = SteppedDaemon(tmp_path, ["/bin/true"])
     out = schedd("user", "add", "ops", "--admin", "--password-stdin", "--db", daemon.db,

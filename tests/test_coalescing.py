@@ -9,6 +9,8 @@ import re
 import sys
 import uuid
 
+import pytest
+
 from schedd import config as config_mod
 from schedd import metrics
 from schedd.clock import TestClock
@@ -19,9 +21,9 @@ from schedd.executors import Outcome
 from schedd.policy import SKIP_RECORD_SPAN
 from schedd.store import runs as run_store
 from schedd.store import schedules as schedule_store
-from tests.conftest import T0
-from tests.test_api_jobs import JOBS, job, service, services  # noqa: F401 - service is a fixture
-from tests.test_web import Operator
+from tests.support.api import T0
+from tests.support.jobs import JOBS, job, services
+from tests.support.web import Operator
 
 
 class Held:
@@ -56,6 +58,7 @@ async def records(core: Core, schedule) -> list[run_store.Run]:
     return list(reversed(await run_store.list_schedule(core.db, schedule.id, limit=100_000, offset=0)))
 
 
+@pytest.mark.slow  # a thousand fires, one by one
 async def test_1000_consecutive_skips_of_one_schedule_leave_one_record(tmp_path):
     clock = TestClock(T0)
     core = await started_core(tmp_path, clock)

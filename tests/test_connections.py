@@ -22,7 +22,7 @@ import tomli_w
 
 from schedd import config as config_mod
 from schedd import listener
-from tests.test_e2e import PASSWORD, Daemon, schedd
+from tests.support.daemon import PASSWORD, Daemon, schedd
 
 HEALTHZ = b"GET /healthz HTTP/1.1\r\nHost: schedd\r\n\r\n"
 

@@ -2,12 +2,7 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
-
-import crashloop  # noqa: E402
+from benchmarks import crashloop
 
 
 def test_five_crash_rounds_lose_nothing_and_account_for_every_fire(tmp_path):

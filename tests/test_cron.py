@@ -1,4 +1,5 @@
-"""schedd.cron against Quartz 2.3.2 and cronsim (tests/reference/cron_fixture.json) and DESIGN.md."""
+"""schedd.cron against Quartz 2.3.2 and cronsim (tests/reference/cron_fixture.json) and the DST rule
+of docs/time.md."""
 
 from __future__ import annotations
 
@@ -168,7 +169,7 @@ class TestQuartzSpecials:
     """Hand-picked expressions covering every special, in several zones, answered by Quartz 2.3.2.
 
     In zones with DST the fixture keeps only Quartz's fires before the zone's next offset
-    change (row["complete"] is false then): DESIGN.md does not take Quartz's word across one.
+    change (row["complete"] is false then): the DST rule (docs/time.md) does not take Quartz's word across one.
     """
 
     @pytest.mark.parametrize("row", FIXTURE["quartz_special"], ids=case_id)
@@ -194,8 +195,9 @@ class TestQuartzSpecials:
 
 
 class TestQuartzRandom:
-    """2,500 seeded random Quartz expressions (UTC), 5 fires each from Quartz 2.3.2."""
+    """2,500 random Quartz expressions (UTC, generated deterministically), 5 fires each from Quartz 2.3.2."""
 
+    @pytest.mark.slow  # the whole fixture; TestQuartzSpecials is the inner loop's share
     @pytest.mark.parametrize("row", FIXTURE["quartz_random"], ids=case_id)
     def test_matches_quartz(self, row):
         check_row(row)
@@ -204,6 +206,7 @@ class TestQuartzRandom:
 class TestUnix:
     """5-field expressions, cronsim's answers: names, L, nL, #, the day-of-month/day-of-week OR rule."""
 
+    @pytest.mark.slow  # the whole fixture
     @pytest.mark.parametrize("row", FIXTURE["unix"], ids=case_id)
     def test_matches_cronsim(self, row):
         check_row(row)
@@ -290,8 +293,9 @@ class TestCronieSyntax:
 
 
 class TestDST:
-    """Wall-clock fields across DST changes, as cronie and cronsim do (DESIGN.md), not as Quartz does."""
+    """Wall-clock fields across DST changes, as cronie and cronsim do (docs/time.md), not as Quartz does."""
 
+    @pytest.mark.slow  # the whole fixture; the hand-written DST cases below are the inner loop's share
     @pytest.mark.parametrize("row", FIXTURE["dst"], ids=lambda r: f"{r['expr']} | {r['zone']} | {r['change']} {r['start']}")
     @pytest.mark.parametrize("spelling", ["expr", "quartz_expr"])
     def test_matches_cronsim_or_the_rules(self, row, spelling):

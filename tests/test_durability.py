@@ -37,8 +37,7 @@ from pathlib import Path
 import pytest
 import tomli_w
 
-from tests import test_e2e
-from tests.test_e2e import PASSWORD, Daemon
+from tests.support.daemon import PASSWORD, Daemon, schedd
 
 STRACE = shutil.which("strace")
 TRUE = shutil.which("true") or "/bin/true"
@@ -166,7 +165,7 @@ def once_soon(seconds: float) -> str:
 
 def drive(daemon: TracedDaemon, creates: int) -> tuple[list[Event], int]:
     """Login, creates, a run now, a fire; one at a time. Returns the events and SIGTERM's line."""
-    out = test_e2e.schedd("user", "add", "ops", "--admin", "--password-stdin", "--db", daemon.db,
+    out = schedd("user", "add", "ops", "--admin", "--password-stdin", "--db", daemon.db,
                           "--config", str(daemon.config), stdin=PASSWORD + "\n")
     assert out.returncode == 0, out.stderr
     daemon.start()

@@ -87,16 +87,13 @@ async def test_loop_fires_timers_when_the_test_clock_reaches_them():
     engine.on(CRON, handler)
     engine.set(CRON, 1, T0 + 60)
     task = asyncio.create_task(engine.run())
-    await asyncio.sleep(0.01)
+    await clock.parked()  # the loop has handled T0 and sleeps on the clock
     assert seen == []
     clock.advance(59)
-    await asyncio.sleep(0.01)
+    await clock.parked()  # ... and T0 + 59
     assert seen == []
     clock.advance(1)
-    for _ in range(50):
-        await asyncio.sleep(0.001)
-        if seen:
-            break
+    await clock.parked()  # ... and T0 + 60, after starting the handler
     assert seen == [(1, T0 + 60, T0 + 60)]
     engine.stop()
     await task
@@ -106,19 +103,19 @@ async def test_a_sooner_timer_wakes_the_sleeping_loop():
     clock = TestClock(T0)
     engine = Engine(clock, slice_seconds=3600)
     seen: list[int] = []
+    fired = asyncio.Event()
 
     async def handler(items, at):
         seen.extend(ident for ident, _ in items)
+        fired.set()
 
     engine.on(CRON, handler)
     engine.set(CRON, 1, T0 + 3000)
     task = asyncio.create_task(engine.run())
-    await asyncio.sleep(0.01)
+    await clock.parked()  # asleep until the first timer, as far as the clock goes
     engine.set(CRON, 2, T0)  # due now: the loop must not sleep until the first timer
-    for _ in range(50):
-        await asyncio.sleep(0.001)
-        if seen:
-            break
+    async with asyncio.timeout(5):  # the clock never moves: only the wake-up can fire it
+        await fired.wait()
     assert seen == [2]
     engine.stop()
     await task

@@ -39,6 +39,27 @@ def command(*argv: str, **kwargs) -> CommandExecutor:
     return CommandExecutor(tuple(argv), "executors.aggregate.command", **kwargs)
 
 
+async def listening(path: Path):
+    """A Unix socket at `path`, and a future of the first message a process sends to it: a test
+    awaits the child's own word that it is up instead of sleeping."""
+    message: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+
+    async def receive(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        data = await reader.read()
+        if not message.done():
+            message.set_result(data)
+        writer.close()
+
+    server = await asyncio.start_unix_server(receive, str(path))
+    return server, message
+
+
+def tell(path: Path, what: str) -> str:
+    """Python source that sends `what` (an expression) to the socket at `path`."""
+    return (f"import socket as _s; _c = _s.socket(_s.AF_UNIX); _c.connect({str(path)!r}); "
+            f"_c.sendall(str({what}).encode()); _c.close()")
+
+
 def gone(pid: int) -> bool:
     """True when the process no longer runs (a zombie awaiting its reaper counts as gone)."""
     try:
@@ -130,21 +151,18 @@ async def test_no_command_configured_names_the_key():
 
 
 async def test_cancelled_run_kills_the_process_group_including_grandchildren(tmp_path):
-    pids = tmp_path / "pids"
+    server, pids = await listening(tmp_path / "pids.sock")
     # The grandchild ignores SIGTERM, so only the SIGKILL after the grace ends it.
     code = (
         "import os, subprocess, sys, time\n"
         "child = subprocess.Popen([sys.executable, '-c', 'import signal, time; "
         "signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(30)'])\n"
-        f"open({str(pids)!r} + '.tmp', 'w').write(f'{{os.getpid()}} {{child.pid}}')\n"
-        f"os.rename({str(pids)!r} + '.tmp', {str(pids)!r})\n"
+        + tell(tmp_path / "pids.sock", "f'{os.getpid()} {child.pid}'") + "\n"
         "child.wait()\n")
     task = asyncio.create_task(command(PY, "-c", code, kill_grace=0.2).run(context()))
-    for _ in range(200):
-        if pids.exists():
-            break
-        await asyncio.sleep(0.02)
-    leader, grandchild = map(int, pids.read_text().split())
+    async with asyncio.timeout(20):  # a bound on start-up, not a wait
+        leader, grandchild = map(int, (await pids).split())
+    server.close()
     assert os.getpgid(grandchild) == leader
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
@@ -157,10 +175,13 @@ async def test_cancelled_run_kills_the_process_group_including_grandchildren(tmp
     assert gone(grandchild)
 
 
-async def test_cancelled_run_that_obeys_sigterm_ends_without_waiting_the_grace():
-    task = asyncio.create_task(command(PY, "-c", "print('up', flush=True); import time; "
+async def test_cancelled_run_that_obeys_sigterm_ends_without_waiting_the_grace(tmp_path):
+    server, up = await listening(tmp_path / "up.sock")
+    task = asyncio.create_task(command(PY, "-c", tell(tmp_path / "up.sock", "'up'") + "; import time; "
                                        "time.sleep(30)").run(context()))
-    await asyncio.sleep(0.2)
+    async with asyncio.timeout(20):  # a bound on start-up, not a wait
+        assert await up == b"up"
+    server.close()
     loop = asyncio.get_running_loop()
     started = loop.time()
     task.cancel()

@@ -16,7 +16,7 @@ from schedd.cron import load_zone, parse
 from schedd.executors import Outcome
 from schedd.store import runs as run_store
 from schedd.store import schedules as schedule_store
-from tests.conftest import T0
+from tests.support.api import T0
 
 EVERY_SECOND = "* * * * * ?"
 

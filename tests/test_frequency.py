@@ -1,4 +1,4 @@
-"""Seed 003's `jobFrequencyInfo` <-> Quartz cron (API-NOTES.md, "Frequency info")."""
+"""Volt MX's `jobFrequencyInfo` <-> Quartz cron (docs/api.md, "Service jobs")."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ UTC = load_zone("UTC")
 NOW = datetime(2026, 1, 1, tzinfo=UTC).timestamp()
 
 SHAPES = [
-    # the seed's own samples
+    # Volt MX's own samples
     ({"frequencyType": 1, "minuteValues": [5]}, "0 5 * * * ? *"),
     ({"frequencyType": 1, "minuteValues": [0], "hourValues": [3]}, "0 0 */3 * * ? *"),
     ({"frequencyType": 1, "minuteValues": [0, 30]}, "0 0,30 * * * ? *"),
@@ -38,7 +38,7 @@ def test_cron_of_a_shape_gives_back_its_frequency_info(info, cron):
     assert cron_to_frequency(parse(cron)) == info
 
 
-def test_seed_sample_with_every_one_hour_derives_an_hourly_cron():
+def test_volt_mxs_sample_with_every_one_hour_derives_an_hourly_cron():
     info = {"frequencyType": 1, "minuteValues": [0], "hourValues": [1]}
     assert frequency_to_cron(info) == "0 0 * * * ? *"
     assert cron_to_frequency(parse("0 0 * * * ? *")) == {"frequencyType": 1, "minuteValues": [0]}

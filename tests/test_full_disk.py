@@ -20,7 +20,7 @@ from schedd.api import openapi
 from schedd.engine import CRON
 from schedd.executors import Outcome
 from schedd.store import schedules as schedule_store
-from tests.conftest import PASSWORD
+from tests.support.api import PASSWORD
 
 SCOPES = {"platform": {"id": 1}}
 SERVICES = {"jsonservices": {"base_url": "http://127.0.0.1:9/api", "id": 10, "scope": "platform"}}

@@ -17,7 +17,7 @@ import pytest
 import tomli_w
 
 from schedd.api import openapi
-from tests.test_e2e import PASSWORD, Daemon, schedd
+from tests.support.daemon import PASSWORD, Daemon, schedd
 
 schemathesis = pytest.importorskip("schemathesis")
 hypothesis = pytest.importorskip("hypothesis")

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from schedd import grants
-from tests.conftest import T0
+from tests.support.api import T0
 
 SCOPES = {"platform": {"id": 1}}
 SERVICES = {"jsonservices": {"base_url": "http://127.0.0.1:9/api", "id": 10, "scope": "platform"}}
@@ -161,7 +161,7 @@ async def test_sql_metacharacters_in_text_are_stored_literally(api):
     assert response.status == 200 and body["items"] == []
 
 
-# -- seed 003: service-call jobs ---------------------------------------------------------------
+# -- service jobs (Volt MX's jobs API) ---------------------------------------------------------
 
 JOBS = "/admin/api/jobs/job"
 JOB = {"jobName": "nightly", "jobFrequency": "0 0 4 ? * * *", "description": "d", "jobStatus": "Active",

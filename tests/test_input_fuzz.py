@@ -31,7 +31,7 @@ from schedd.app import make_app
 from schedd.clock import TestClock
 from schedd.compose import build_core
 from schedd.store import accounts as account_store
-from tests.conftest import PASSWORD, T0
+from tests.support.api import PASSWORD, T0
 
 EXAMPLES = 10
 LOGIN_EXAMPLES = 3  # each verifies a scrypt hash
@@ -226,7 +226,7 @@ def request_strategy(op: openapi.Op, ids: dict[str, list[str]]) -> st.SearchStra
     query = {p.name: query_strategy(p) for p in op.params if p.where == "query"}
     base = BODIES.get(op.op_id.removesuffix("V1"), {})
     if op.op_id == "updateJob":
-        base = {**base, "jobId": int(ids["jobId"][-1]), "jobName": "seeded"}
+        base = {**base, "jobId": int(ids["jobId"][-1]), "jobName": "populated"}
     body = body_strategy(op.body.schema, base) if op.body else st.none()
     media = st.sampled_from(sorted(op.body.media, key=lambda m: m != openapi.JSON)) if op.body else st.none()
 
@@ -285,7 +285,7 @@ def record(server: Server, op: openapi.Op, request: Request, status: int, header
         created.comments.setdefault(int(params["id"]), []).append(form_text(sent["comment"]))
 
 
-def seed(server: Server, name: str) -> dict[str, list[str]]:
+def populate(server: Server, name: str) -> dict[str, list[str]]:
     """A resource of each kind for path parameters to name, besides arbitrary text."""
     _, _, maint = server.call("POST", "/aggregates/maintenance/scheduler/jobs/orgId/default",
                               body=json.dumps({"time_expression": CRON}).encode(), media=openapi.JSON)
@@ -386,7 +386,7 @@ def drive(server: Server, op: openapi.Op, ids: dict[str, list[str]], failures: l
 
 
 def test_every_operation_with_hostile_input_never_answers_5xx_and_what_it_made_reads_back(server):
-    ids, victims = seed(server, "seeded"), seed(server, "to delete")
+    ids, victims = populate(server, "populated"), populate(server, "to delete")
     victims["id"] = victims["id"][:1]  # not scope 1 or service 10, which are windows ids too
     failures: list[str] = []
     for op in sorted(openapi.operations(), key=_deletes_last):

@@ -16,8 +16,8 @@ from yarl import URL
 
 from schedd import grants
 from schedd.store import schedules as schedule_store
-from tests.conftest import T0
-from tests.test_web import JOB, SCOPES, SERVICES, WINDOW, Operator, create_window
+from tests.support.api import T0
+from tests.support.web import JOB, SCOPES, SERVICES, WINDOW, Operator, create_window
 
 TABLES = ("schedules", "runs", "windows", "window_events", "tokens")
 MALFORMED = [

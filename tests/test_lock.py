@@ -19,13 +19,11 @@ from pathlib import Path
 import pytest
 
 from schedd.store.lock import DatabaseInUse, DatabaseLock, lock_path
-from tests import test_e2e
-from tests.test_e2e import Daemon, schedd
+from tests.support.daemon import Daemon, schedd
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="flock and signals")
 
 RUN_NOW = "/api/1.0/aggregates/maintenance/orgId/default/run-immediately"
-daemon_factory = test_e2e.daemon_factory  # the fixture: a Daemon with user "ops", killed at the end
 SINCE = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00"
 
 

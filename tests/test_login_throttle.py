@@ -22,7 +22,7 @@ import schedd.accounts
 from schedd import config
 from schedd.accounts import AddressHistory, FailureBudget, HashSlots
 from schedd.api.common import ACCOUNTS
-from tests.conftest import PASSWORD
+from tests.support.api import PASSWORD
 
 LOGIN = "/authService/accounts/login"
 X, Y = "127.0.0.2", "127.0.0.3"  # the attacker's address, and the user's

@@ -206,6 +206,7 @@ def _log_calls() -> list[tuple[str, ast.Call]]:
     return found
 
 
+@pytest.mark.slow  # parses every module of schedd
 def test_every_log_call_of_schedd_is_structured_with_one_argument_per_conversion():
     """A literal `action=NAME key=value...` with as many %-arguments as conversions: never an f-string."""
     calls = _log_calls()

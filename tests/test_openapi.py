@@ -28,6 +28,7 @@ def documented_routes(document: dict) -> set[tuple[str, str]]:
     return {(method.upper(), path) for path, item in document["paths"].items() for method in item}
 
 
+@pytest.mark.slow  # the full OpenAPI 3.1 validator
 async def test_the_document_served_is_valid_openapi_3_1(api):
     response, document = await api.call("GET", "/api/openapi.json", who=None)
     assert response.status == 200

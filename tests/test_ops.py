@@ -17,14 +17,12 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-import test_e2e  # tests/ is on sys.path (a conftest directory), under `pytest` and `python -m pytest`
 import tomli_w
-from test_e2e import Daemon, schedd
 
 from schedd import daemon as daemon_mod
 from schedd import logs, metrics
-
-daemon_factory = test_e2e.daemon_factory  # the fixture: a Daemon with user "ops", killed at the end
+from schedd.clock import TestClock
+from tests.support.daemon import Daemon, schedd
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="sd_notify, signals and Unix sockets")
 
@@ -184,23 +182,37 @@ def test_watchdog_interval_is_half_of_watchdog_usec_for_this_process_only():
     assert daemon_mod.watchdog_interval({}) is None
 
 
+def pending(fake: FakeSystemd) -> list[str]:
+    """The notifications that arrived and were not read yet (datagrams are there once sent)."""
+    fake.sock.setblocking(False)
+    found = []
+    while True:
+        try:
+            found.append(fake.sock.recv(4096).decode())
+        except BlockingIOError:
+            return found
+
+
 async def test_watchdog_is_withheld_while_the_engine_loop_stalls(tmp_path):
     fake = FakeSystemd(str(tmp_path / "n.sock"))
     notifier = daemon_mod.Notifier(fake.address)
+    clock = TestClock(0)
     healthy = [True]
-    task = asyncio.create_task(daemon_mod.keep_alive(notifier, 0.01, lambda: healthy[0]))
-    await asyncio.sleep(0.05)
+    task = asyncio.create_task(daemon_mod.keep_alive(notifier, 10, lambda: healthy[0], clock=clock))
+    for _ in range(3):
+        await clock.parked()
+        clock.advance(10)
+    await clock.parked()
+    assert pending(fake) == ["WATCHDOG=1"] * 4  # one at start, one per interval
     healthy[0] = False
-    await asyncio.sleep(0.02)
-    fake.sock.setblocking(False)
-    while True:  # drain what was sent while healthy
-        try:
-            fake.sock.recv(64)
-        except BlockingIOError:
-            break
-    await asyncio.sleep(0.05)
-    with pytest.raises(BlockingIOError):
-        fake.sock.recv(64)
+    for _ in range(3):
+        clock.advance(10)
+        await clock.parked()
+    assert pending(fake) == []
+    healthy[0] = True
+    clock.advance(10)
+    await clock.parked()
+    assert pending(fake) == ["WATCHDOG=1"]
     task.cancel()
     notifier.close()
 
@@ -208,11 +220,19 @@ async def test_watchdog_is_withheld_while_the_engine_loop_stalls(tmp_path):
 async def test_status_is_refreshed_when_it_changes(tmp_path):
     fake = FakeSystemd(str(tmp_path / "n.sock"))
     notifier = daemon_mod.Notifier(fake.address)
+    clock = TestClock(0)
     texts = iter(["1 run", "1 run", "2 runs"])
-    task = asyncio.create_task(daemon_mod.report_status(notifier, lambda: next(texts, "2 runs"), every=0.01))
-    await asyncio.sleep(0.1)
+    task = asyncio.create_task(daemon_mod.report_status(notifier, lambda: next(texts, "2 runs"), every=5,
+                                                        clock=clock))
+    await clock.parked()
+    assert pending(fake) == []  # nothing before the first interval
+    seen = []
+    for _ in range(4):
+        clock.advance(5)
+        await clock.parked()
+        seen += pending(fake)
+    assert seen == ["STATUS=1 run", "STATUS=2 runs"]
     task.cancel()
-    assert [fake.receive(1)["STATUS"] for _ in range(2)] == ["1 run", "2 runs"]
     notifier.close()
 
 

@@ -10,7 +10,7 @@ import pytest
 import tomli_w
 from prodmanager import ProdManager
 
-from tests.test_e2e import PASSWORD, Daemon, schedd
+from tests.support.daemon import PASSWORD, Daemon, schedd
 
 SCOPES = {"platform": {"id": 1}, **{f"zone{n}": {"id": 10 + n} for n in range(60)}}
 SERVICES = {

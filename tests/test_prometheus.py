@@ -16,13 +16,11 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-import test_e2e  # tests/ is on sys.path (a conftest directory)
 import yaml
 
 import schedd
 from schedd import metrics
-
-daemon_factory = test_e2e.daemon_factory
+from tests.support.daemon import SCHEDULES
 
 ROOT = Path(__file__).resolve().parent.parent
 RULES = ROOT / "etc" / "prometheus" / "schedd-rules.yml"
@@ -244,7 +242,7 @@ def dashboard_queries() -> list[str]:
 def test_prometheus_scrapes_schedd_evaluates_the_rules_and_the_dashboard(daemon_factory, prometheus_factory):
     daemon = daemon_factory(["/bin/false"]).start()  # every maintenance run fails
     token = daemon.login()
-    status, body = daemon.request("POST", test_e2e.SCHEDULES, {"time_expression": "* * * * * ?",
+    status, body = daemon.request("POST", SCHEDULES, {"time_expression": "* * * * * ?",
                                                                "scheduler_type": "time-based"}, token)
     assert status == 200, body
     prom = prometheus_factory(f"127.0.0.1:{daemon.port}")
@@ -313,7 +311,7 @@ async def test_runs_are_counted_by_kind_and_the_last_success_is_kept(api):
 async def test_the_last_success_is_read_from_the_database_at_start(api, tmp_path):
     from schedd.clock import TestClock
     from schedd.compose import build_core
-    from tests.conftest import api_config
+    from tests.support.api import api_config
 
     response, _ = await api.call("POST", "/aggregates/maintenance/scheduler/jobs/orgId/acme",
                                  json={"time_expression": "0 0 4 ? * * *", "scheduler_type": "time-based"})

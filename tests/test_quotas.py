@@ -14,8 +14,8 @@ from schedd.cron import load_zone, parse
 from schedd.cron.interval import closer_than
 from schedd.errors import ValidationError
 from schedd.families.service_jobs import service as jobs
-from tests.conftest import T0
-from tests.test_api_jobs import JOBS, job, service, services  # noqa: F401 - service is a fixture
+from tests.support.api import T0
+from tests.support.jobs import JOBS, job, services
 
 MAINTENANCE = "/aggregates/maintenance/scheduler/jobs/orgId/{org}"
 CUBE = "/org/{org}/project/p1/cube/{cube}/aggregates-creation/scheduler"
@@ -260,6 +260,7 @@ def _take(iterator, count):
         yield item
 
 
+@pytest.mark.slow  # 300 random expressions against a brute-force count
 def test_closer_than_never_misses_a_gap_the_next_fires_show():
     rng = random.Random(16)
 

@@ -20,6 +20,8 @@ from typing import Any
 
 import pytest
 
+from tests.support.daemon import Daemon
+
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
 
@@ -239,9 +241,7 @@ def test_db_migrate_says_whether_it_created_the_schema(tmp_path, monkeypatch, ca
 
 @pytest.mark.skipif(sys.platform != "linux", reason="a real daemon")
 def test_the_daemon_logs_its_stop_with_its_own_logger(tmp_path):
-    import test_e2e
-
-    daemon = test_e2e.Daemon(tmp_path, [sys.executable, "-c", "pass"]).start()
+    daemon = Daemon(tmp_path, [sys.executable, "-c", "pass"]).start()
     try:
         assert daemon.stop() == 0
     finally:

@@ -18,10 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests import test_e2e
-from tests.test_e2e import Daemon, schedd
-
-daemon_factory = test_e2e.daemon_factory  # the fixture: a Daemon with user "ops", killed at the end
+from tests.support.daemon import Daemon, schedd
 
 SCHEDULES = "/aggregates/maintenance/scheduler/jobs/orgId/default"
 

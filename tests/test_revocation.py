@@ -15,11 +15,8 @@ import pytest
 from schedd.accounts import REVOCATION_CHECK_SECONDS, TOKEN_CACHE_SECONDS, Accounts, hash_token
 from schedd.store import accounts as store
 from schedd.store.db import Database
-from tests import test_e2e
-from tests.conftest import PASSWORD as API_PASSWORD
-from tests.test_e2e import PASSWORD, Daemon, schedd
-
-daemon_factory = test_e2e.daemon_factory  # the fixture: a Daemon with user "ops", killed at the end
+from tests.support.api import PASSWORD as API_PASSWORD
+from tests.support.daemon import PASSWORD, Daemon, schedd
 
 SCHEDULES = "/aggregates/maintenance/scheduler/jobs/orgId/{org}"
 LOGIN = "/authService/accounts/login"

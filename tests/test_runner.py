@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import sys
-import uuid
 from datetime import datetime, timezone
 
 import pytest
@@ -14,43 +12,14 @@ from schedd.accounts import REFRESH_TTL
 from schedd.clock import TestClock
 from schedd.compose import build_core
 from schedd.core import Core
-from schedd.cron import load_zone, parse
 from schedd.errors import Conflict
-from schedd.executors import Outcome
 from schedd.retention import RETENTION_SWEEP
 from schedd.store import runs as run_store
 from schedd.store import schedules as schedule_store
-
-from tests.conftest import PASSWORD
+from tests.support.api import PASSWORD
+from tests.support.runner import add_schedule, controlled, finish_all, history, make_config, settle
 
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc).timestamp()
-
-
-def make_config(**scheduler) -> config_mod.Config:
-    return config_mod.from_dict({
-        "scheduler": {"misfire_grace": 60, "misfire_max": 3, **scheduler},
-        "executors": {"maintenance": {"command": [sys.executable, "-c", "print('maintained {org_id}')"]}},
-    })
-
-
-class Controlled:
-    """An executor whose runs end when the test says so."""
-
-    def __init__(self) -> None:
-        self.started: list[str] = []
-        self.release = asyncio.Event()
-        self.ok = True
-        self.cancelled: list[str] = []
-
-    async def run(self, ctx):
-        self.started.append(ctx.run_uid)
-        try:
-            await self.release.wait()
-        except asyncio.CancelledError:
-            self.cancelled.append(ctx.run_uid)
-            raise
-        return Outcome(ok=self.ok, error=None if self.ok else "boom",
-                       request_payload="req", response_status=200, response_body="resp")
 
 
 @pytest.fixture
@@ -67,37 +36,6 @@ async def core(tmp_path, clock):
     if c.db.is_open:
         c.runner.executors = c.executors
         await c.stop()
-
-
-def controlled(core: Core) -> Controlled:
-    ex = Controlled()
-    core.executors.get = lambda ctx: ex  # type: ignore[method-assign]
-    return ex
-
-
-async def settle(core: Core) -> None:
-    await core.engine.run_until_idle()
-    for _ in range(5):
-        await asyncio.sleep(0)
-
-
-async def finish_all(core: Core) -> None:
-    await core.engine.run_until_idle()
-    await core.runner.wait_idle()
-
-
-async def add_schedule(core: Core, cron: str, *, tz: str = "UTC", family: str = "maintenance", **kw):
-    expr = parse(cron)
-    schedule = await schedule_store.insert(core.db, schedule_store.NewSchedule(
-        uid=str(uuid.uuid4()), family=family, org_id=kw.pop("org_id", "default"), cron=cron,
-        cron_normalized=expr.normalized, timezone=tz, created_at=core.clock.now(),
-        next_fire_at=expr.next_after(core.clock.now(), load_zone(tz)), **kw))
-    core.runner.arm(schedule)
-    return schedule
-
-
-async def history(core: Core, schedule) -> list[run_store.Run]:
-    return list(reversed(await run_store.list_schedule(core.db, schedule.id, limit=1000, offset=0)))
 
 
 async def test_a_due_schedule_runs_its_command_and_moves_to_the_next_fire(core, clock):
@@ -167,7 +105,7 @@ async def test_replace_cancels_the_running_fire(core, clock):
     await settle(core)
     clock.set(T0 + 2)
     await settle(core)
-    await asyncio.sleep(0.01)
+    await ex.until(started=2, cancelled=1)  # the newer run started, the older one was cancelled
     ex.release.set()
     await core.runner.wait_idle()
     runs = await history(core, schedule)
@@ -199,8 +137,9 @@ async def test_runs_beyond_the_concurrency_limit_wait_queued(tmp_path, clock):
         second = await core.runner.run_now("maintenance", "maintenance:b", "ManualMaintenance", at=T0, org_id="b")
         assert (first.state, second.state) == ("inprogress", "queued")
         assert (await run_store.get_by_uid(core.db, second.uid)).state == "queued"
-        await asyncio.sleep(0.01)
+        await ex.until(started=1)  # a second run spawned with the first would have started with it
         assert len(ex.started) == 1
+        assert (core.runner.in_flight, core.runner.queued) == (1, 1)
         ex.release.set()
         await core.runner.wait_idle()
         assert len(ex.started) == 2
@@ -305,7 +244,7 @@ async def test_shutdown_interrupts_runs_that_outlive_the_grace(tmp_path, clock):
     await core.start(run_loop=False)
     ex = controlled(core)
     ref = await core.runner.run_now("maintenance", "maintenance:x", "ManualMaintenance", at=T0, org_id="x")
-    await asyncio.sleep(0.01)
+    await ex.until(started=1)
     db_path = core.db.path
     assert await core.stop() == (0, 1)
     assert ex.cancelled == [ref.uid]
@@ -350,7 +289,7 @@ async def test_retention_deletes_old_runs_in_batches_and_keeps_counters(core, cl
     schedule = await add_schedule(core, "0 0 0 1 1 ? 2099", family="service", org_id=None,
                                   name="old", retention_days=1)
 
-    def seed(conn):
+    def fill(conn):
         for i in range(1200):
             run_store.op_insert(conn, run_store.NewRun(
                 uid=f"old{i}", family="service", overlap_key=schedule.overlap_key, trigger="Scheduled",
@@ -359,7 +298,7 @@ async def test_retention_deletes_old_runs_in_batches_and_keeps_counters(core, cl
             uid="new", family="service", overlap_key=schedule.overlap_key, trigger="Scheduled",
             state="done", created_at=T0 - 3600, schedule_id=schedule.id))
 
-    await core.db.write(seed)
+    await core.db.write(fill)
     assert await core.retention.sweep(T0) == 1200
     assert [r.uid for r in await history(core, schedule)] == ["new"]
 
@@ -376,7 +315,7 @@ async def test_runs_no_job_retention_covers_are_kept_for_history_retention(core,
                              retention_days=3650)
     day = 86400
 
-    def seed(conn):
+    def fill(conn):
         for uid, state, age, schedule_id in (
                 ("old", "done", 100 * day, schedule.id), ("recent", "failed", 10 * day, schedule.id),
                 ("running", "inprogress", 100 * day, schedule.id), ("old-manual", "done", 100 * day, None),
@@ -385,7 +324,7 @@ async def test_runs_no_job_retention_covers_are_kept_for_history_retention(core,
                 uid=uid, family="service" if schedule_id == job.id else "maintenance", overlap_key=uid,
                 trigger="ManualMaintenance", state=state, created_at=T0 - age, schedule_id=schedule_id))
 
-    await core.db.write(seed)
+    await core.db.write(fill)
     await core.retention.sweep(T0)
     left = [row[0] for row in await core.db.fetchall("SELECT uid FROM runs ORDER BY id")]
     assert left == [*sorted(kept, key=["old", "recent", "running", "old-manual", "recent-manual"].index), "job-old"]

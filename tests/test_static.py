@@ -51,3 +51,34 @@ def test_window_statements_name_the_fields_in_the_order_values_gives_them():
     updated = re.search(r"UPDATE windows SET (.*) WHERE id = \?", windows.SQL_UPDATE)
     assert updated is not None
     assert tuple(part.removesuffix(" = ?") for part in updated.group(1).split(", ")) == windows._FIELDS
+
+
+def test_test_modules_import_no_other_test_module_and_leave_sys_path_alone():
+    # Shared helpers live in tests/support (and fixtures in conftest.py), the crash loop in the
+    # benchmarks package: a test module never imports another one or edits the import path.
+    found = []
+    for path in sorted((ROOT / "tests").rglob("*.py")):
+        text = path.read_text("utf-8")
+        for line in re.findall(r"^\s*(?:from tests\.(?:test_|conftest)\S*|import test_\S+|from test_\S+).*$"
+                               r"|^.*sys\.path\.(?:insert|append).*$", text, re.MULTILINE):
+            found.append(f"{path.relative_to(ROOT)}: {line.strip()}")
+    assert found == []
+
+
+def test_the_repository_cites_no_document_outside_it():
+    # The APIs are named by their products (docs/api.md) and the rules cite docs/; the
+    # pattern is built from pieces so that this file does not match it.
+    outside = re.compile("|".join([r"\bseeds?[ -]0\d\d", "the " + "seed'?s?\\b", "API" + "-NOTES", "DESIGN" + r"\.md"]),
+                         re.IGNORECASE)
+    found = []
+    for top in ("schedd", "tests", "benchmarks", "etc", "docs", "systemd", "README.md"):
+        base = ROOT / top
+        for path in sorted([base] if base.is_file() else base.rglob("*")):
+            if path.suffix not in (".py", ".md", ".toml", ".sql", ".html", ".yml", ".service", ".json", ""):
+                continue
+            if not path.is_file() or path.name == "cron_fixture.json":
+                continue
+            for number, line in enumerate(path.read_text("utf-8", "replace").splitlines(), 1):
+                if outside.search(line):
+                    found.append(f"{path.relative_to(ROOT)}:{number}: {line.strip()}")
+    assert found == []

@@ -124,13 +124,13 @@ async def test_full_database_answers_unavailable_and_recovers(db):
 async def test_interrupt_open_closes_queued_and_inprogress_runs(db):
     await db.execute("INSERT INTO orgs (id, created_at) VALUES ('default', 0)")
 
-    def seed(conn):
+    def fill(conn):
         for i, state in enumerate(["queued", "inprogress", "done"]):
             runs.op_insert(conn, runs.NewRun(
                 uid=f"r{i}", family="maintenance", overlap_key="maintenance:default",
                 trigger="ManualMaintenance", state=state, created_at=T0, org_id="default"))
 
-    await db.write(seed)
+    await db.write(fill)
     closed = await db.write(lambda conn: runs.op_interrupt_open(conn, T0 + 5, "crashed"))
     assert sorted(uid for _, _, uid in closed) == ["r0", "r1"]
     states = {r.uid: (r.state, r.error) for r in await runs.list_org(db, "maintenance", "default", limit=10, offset=0)}

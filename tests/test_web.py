@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import html
+import asyncio
 import re
 from datetime import datetime, timezone
-from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -13,33 +12,17 @@ from aiohttp import web
 from yarl import URL
 
 from schedd import grants
+from schedd.executors import Outcome
 from schedd.store import runs as run_store
 from schedd.store import schedules as schedule_store
-from schedd.web import charts
 from schedd.store.reports import HourDelay
-from tests.conftest import PASSWORD, T0
+from schedd.web import charts
+from tests.support.api import PASSWORD, T0
+from tests.support.web import JOB, SCOPES, SERVICES, WINDOW, Operator, create_window
 
-# T0 is 2026-01-01T00:00 UTC, the zone these tests keep.
-SCOPES = {"platform": {"id": 1}, "edge": {"id": 2}}
-SERVICES = {
-    "jsonservices": {"base_url": "http://127.0.0.1:9/api", "id": 10, "scope": "platform"},
-    "orders": {"base_url": "http://127.0.0.1:9/orders", "id": 11, "scope": "platform"},
-    "cdn": {"base_url": "http://127.0.0.1:9/cdn", "id": 20, "scope": "edge"},
-}
-WINDOW = {
-    "scope": "1", "service": "10", "name": "Database upgrade", "description": "PostgreSQL 17",
-    "service_status": "down", "scheduled_start_date": "2026-01-01T03:00",
-    "scheduled_end_date": "2026-01-01T05:00",
-}
 UTC = ZoneInfo("UTC")
 XSS = "<script>alert(1)</script>"
 SCHEDULES = "/aggregates/maintenance/scheduler/jobs/orgId/{org}"
-JOB = {
-    "jobName": "nightly-export", "jobFrequency": "0 30 2 * * ? *", "description": "export",
-    "jobServiceInfo": {"serviceType": "intSer", "serviceName": "jsonservices", "operationName": "export",
-                       "serviceExecutionType": "SERVER_URL", "postData": "{}"},
-}
-CSRF_FIELD = re.compile(r'name="csrf" value="([^"]+)"')
 
 
 @pytest.fixture
@@ -50,49 +33,9 @@ async def api(make_api):
     return api
 
 
-class Operator:
-    """One browser's worth of cookies against the test server, with its Origin."""
-
-    def __init__(self, api) -> None:
-        self.api = api
-        self.client = api.client
-        self.origin = f"http://{self.client.host}:{self.client.port}"
-
-    async def get(self, path: str, **kw: Any) -> tuple[web.Response, str]:
-        response = await self.client.get(path, **kw)
-        return response, await response.text()
-
-    async def csrf(self, path: str = "/ui") -> str:
-        _, body = await self.get(path)
-        found = CSRF_FIELD.search(body)
-        assert found, body
-        return html.unescape(found.group(1))
-
-    async def post(self, path: str, data: dict[str, str], *, origin: str | None = "self",
-                   headers: dict[str, str] | None = None):
-        headers = dict(headers or {})
-        if origin is not None:
-            headers["Origin"] = self.origin if origin == "self" else origin
-        response = await self.client.post(path, data=data, headers=headers, allow_redirects=False)
-        return response, await response.text()
-
-    async def login(self, who: str, password: str = PASSWORD, **kw: Any):
-        self.client.session.cookie_jar.clear()
-        token = await self.csrf("/ui/login")
-        return await self.post("/ui/login", {"userid": who, "password": password, "csrf": token,
-                                             "next": "/ui"}, **kw)
-
-
 @pytest.fixture
 def browser(api) -> Operator:
     return Operator(api)
-
-
-async def create_window(api, **overrides: str) -> int:
-    response, body = await api.call("POST", "/api/maintenance/create", "alice", data={**WINDOW, **overrides},
-                                     allow_redirects=False)
-    assert response.status == 302, body
-    return int(response.headers["Location"].rsplit("/", 1)[1])
 
 
 async def create_schedule(api, org: str, who: str = "admin") -> str:
@@ -329,10 +272,22 @@ async def test_run_now_goes_through_the_maintenance_service_and_shows_the_run(ap
     assert "ManualMaintenance" in body and "st-done" in body and "Run started." in body
     _, history = await api.call("GET", "/aggregates/maintenance/orgId/acme/history", "alice")
     assert [r["triggerType"] for r in history["response"]["data"]] == ["ManualMaintenance"]
-    # One run per org at a time, as the API says: the second is refused with its reason.
-    await browser.post(f"/ui/schedules/{ident}/run", {"csrf": await browser.csrf()})
+    # One run per org at a time, as the API says: the second is refused with its reason. The
+    # first one runs until the test lets it end, however quickly its command would.
+    release = asyncio.Event()
+
+    class Held:
+        async def run(self, ctx):
+            await release.wait()
+            return Outcome(ok=True)
+
+    api.core.executors.get = lambda ctx: Held()
+    response, _ = await browser.post(f"/ui/schedules/{ident}/run", {"csrf": await browser.csrf()})
+    assert response.status == 303
     response, body = await browser.post(f"/ui/schedules/{ident}/run", {"csrf": await browser.csrf()})
     assert response.status == 409 and "already in progress" in body
+    release.set()
+    await api.settle()
 
 
 async def test_deactivate_is_the_api_delete(api, browser):

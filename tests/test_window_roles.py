@@ -18,7 +18,7 @@ from schedd import cli, config, grants
 from schedd.api.common import ACCOUNTS
 from schedd.store import accounts as account_store
 from schedd.store.db import Database
-from tests.conftest import T0, password_hash
+from tests.support.api import T0, password_hash
 
 SCOPES = {"platform": {"id": 1}, "edge": {"id": 2}}
 SERVICES = {

@@ -1,4 +1,5 @@
-"""Seed 002: aggregate creation schedules and builds (AtScale design-center envelope).
+"""Cube builds over AtScale's aggregate creation API: build schedules and builds, in AtScale's
+design-center envelope.
 
 Every path is served bare and under /api/1.0.
 """
@@ -125,7 +126,7 @@ async def builds_history(request: web.Request) -> web.Response:
 @_routes("GET", CUBE + "/scheduler")
 @handler
 async def list_schedules(request: web.Request) -> web.StreamResponse:
-    """Every live schedule of the cube (the seed's list has no paging), streamed; `limit`/`offset` ask for a page."""
+    """Every live schedule of the cube (AtScale's list has no paging), streamed; `limit`/`offset` ask for a page."""
     user = await current_user(request)
     cube = _cube(request)
     limit, offset = paging.SCHEDULE_LIST.parse(request)

@@ -1,4 +1,4 @@
-"""POST /authService/accounts/login and /logout: the Volt MX login that issues tokens (seed 003
+"""POST /authService/accounts/login and /logout: Volt MX's login that issues tokens (in Volt MX's
 shape), and the logout that revokes them."""
 
 from __future__ import annotations

@@ -49,7 +49,7 @@ ErrorRenderer = Callable[[web.Request, int, str, ScheddError], web.StreamRespons
 
 
 def rfc3339(at: float | None) -> str:
-    """Seeds 000-002: UTC with microseconds and Z; the zero time for what has not happened.
+    """AtScale's time format: UTC with microseconds and Z; the zero time for what has not happened.
 
     The same text as `datetime.fromtimestamp(at, timezone.utc)` with `%Y-%m-%dT%H:%M:%S.%fZ`
     (microseconds rounded half to even), at a third of the cost: history pages format
@@ -67,9 +67,9 @@ def rfc3339(at: float | None) -> str:
     return f"{_utc_date(day)}T{hour:02d}:{minute:02d}:{second:02d}.{micro:06d}Z"
 
 
-def local_seconds(zone: ZoneInfo, at: float) -> str:
+def local_seconds(at: float, zone: ZoneInfo) -> str:
     """`YYYY-MM-DD HH:MM:SS` of `at` in `zone`: the text of `datetime.fromtimestamp(at, zone)`
-    with `%Y-%m-%d %H:%M:%S`, at a third of the cost (seed 003 pages show two per row)."""
+    with `%Y-%m-%d %H:%M:%S`, at a third of the cost (a page of job history shows two per row)."""
     whole = math.floor(at)
     if round((at - whole) * 1e6) == 1_000_000:  # datetime rounds to microseconds first
         whole += 1
@@ -249,7 +249,8 @@ async def admin_user(request: web.Request) -> User:
 
 
 def check_ident(value: str, name: str) -> str:
-    """An identifier (orgId, projectId, cubeId) checked as API-NOTES says."""
+    """An identifier (orgId, projectId, cubeId): 1-128 of A-Z a-z 0-9 . _ -, first a letter or digit
+    (docs/api.md)."""
     if not IDENT_RE.fullmatch(value):
         raise ValidationError(name, "must be 1-128 characters of A-Z a-z 0-9 . _ - starting with a letter or digit")
     return value
@@ -261,7 +262,7 @@ def ident(request: web.Request, name: str) -> str:
 
 
 def bare_and_v1(table: web.RouteTableDef, method: str, path: str) -> Callable[[Handler], Handler]:
-    """Register a handler at `path` and at `/api/1.0` + `path` (seeds 000-002, API-NOTES)."""
+    """Register a handler at `path` and at `/api/1.0` + `path`: AtScale's clients call both."""
 
     def register(handler: Handler) -> Handler:
         for prefix in ("", "/api/1.0"):

@@ -1,4 +1,4 @@
-"""Seed 003: Volt MX admin-console jobs under /admin/api/jobs, for administrators only.
+"""Service jobs over Volt MX's admin-console jobs API under /admin/api/jobs, for administrators only.
 
 Mutations answer exactly Volt MX's `{"status": "SUCCESS", "result": null, "message": null,
 "token": null}`; what they made is named by a `Location` header (the new job, the new run's
@@ -39,7 +39,7 @@ EXECUTION_STATUS = {
 
 
 def render_error(request: web.Request, status: int, message: str, exc: ScheddError) -> web.Response:
-    """auth's FAIL envelope, with the short `jobName is required` message API-NOTES shows."""
+    """auth's FAIL envelope, with Volt MX's short `jobName is required` message for a missing field."""
     if isinstance(exc, ValidationError) and exc.reason == "is required":
         return auth.fail(status, f"{exc.field} is required", {"field": exc.field, "reason": exc.reason})
     return auth.render_error(request, status, message, exc)
@@ -54,12 +54,13 @@ def success(headers: dict[str, str] | None = None) -> web.Response:
 
 
 def daemon_zone(core: Core) -> ZoneInfo:
-    """The zone the seed's dates are shown in (the config's; a reload may change it)."""
+    """The zone Volt MX's dates are shown in (the config's; a reload may change it)."""
     return load_zone(core.config.scheduler.timezone)
 
 
-def local_time(zone: ZoneInfo, at: float | None) -> str | None:
-    return None if at is None else local_seconds(zone, at)
+def job_date(at: float | None, zone: ZoneInfo) -> str | None:
+    """A date of Volt MX's job API: `YYYY-MM-DD HH:MM:SS` in `zone`, None for what has not happened."""
+    return None if at is None else local_seconds(at, zone)
 
 
 def _percent(part: int, whole: int) -> int:
@@ -78,7 +79,7 @@ def job_summary(core: Core, job: jobs.Job, zone: ZoneInfo | None = None) -> dict
         "description": s.description,
         "cronExpression": s.cron,
         "updatedUser": s.updated_by,
-        "updatedDate": local_time(zone, s.updated_at),
+        "updatedDate": job_date(s.updated_at, zone),
         "jobStatus": _status(s),
         "jobHistoryTotal": job.kept,
         "jobHistorySuccessCount": s.success_count,
@@ -86,7 +87,7 @@ def job_summary(core: Core, job: jobs.Job, zone: ZoneInfo | None = None) -> dict
         "jobHistorySucPercentage": success,
         "jobHistoryFailPercentage": 100 - success if counted else 0,
         "jobLastRunStatus": EXECUTION_STATUS.get(s.last_run_status or ""),
-        "jobNextRunTime": local_time(zone, s.next_fire_at) if s.active else None,
+        "jobNextRunTime": job_date(s.next_fire_at, zone) if s.active else None,
     }
 
 
@@ -103,9 +104,9 @@ def job_detail(core: Core, job: jobs.Job) -> dict[str, Any]:
         "retentionPeriod": str(s.retention_days),
         "jobFrequencyInfo": s.spec.get(jobs.FREQUENCY_INFO),
         "description": s.description,
-        "jobNextRunTime": local_time(zone, s.next_fire_at) if s.active else None,
+        "jobNextRunTime": job_date(s.next_fire_at, zone) if s.active else None,
         "updatedUser": s.updated_by,
-        "updatedDate": local_time(zone, s.updated_at),
+        "updatedDate": job_date(s.updated_at, zone),
     }
 
 
@@ -119,8 +120,8 @@ def run_summary(zone: ZoneInfo, run: Run | RunSummary) -> dict[str, Any]:
     ended = run.ended_at
     return {
         "jobRunId": run.id,
-        "jobStartTime": local_time(zone, started),
-        "jobEndTime": local_time(zone, ended),
+        "jobStartTime": job_date(started, zone),
+        "jobEndTime": job_date(ended, zone),
         "jobDuration": round((ended - started) * 1000) if started is not None and ended is not None else 0,
         "executionFrequency": run.cron,
         "executionStatus": EXECUTION_STATUS.get(run.state, run.state),
@@ -148,7 +149,7 @@ def _job_id(request: web.Request) -> int:
 @routes.get(BASE + "/job")
 @handler
 async def list_jobs(request: web.Request) -> web.StreamResponse:
-    """Every job (the seed's list has no paging), streamed; `limit`/`offset` ask for a page."""
+    """Every job (Volt MX's list has no paging), streamed; `limit`/`offset` ask for a page."""
     await admin_user(request)
     core = request.app[CORE]
     limit, offset = paging.JOB_LIST.parse(request)

@@ -1,4 +1,5 @@
-"""Seeds 000 and 001: aggregate maintenance schedules and runs (AtScale engine envelope).
+"""Org maintenance over AtScale's aggregate maintenance API: schedules and runs, in AtScale's
+engine envelope.
 
 Every path is served bare and under /api/1.0.
 """
@@ -111,7 +112,7 @@ def _routes(method: str, path: str) -> Callable[[Handler], Handler]:
 @_routes("GET", "/aggregates/maintenance/scheduler/jobs/orgId/{orgId}")
 @handler
 async def list_schedules(request: web.Request) -> web.StreamResponse:
-    """Every schedule of the org (the seed's list has no paging), streamed; `limit`/`offset` ask for a page."""
+    """Every schedule of the org (AtScale's list has no paging), streamed; `limit`/`offset` ask for a page."""
     user = await current_user(request)
     core = request.app[CORE]
     org_id, active = ident(request, "orgId"), _active_filter(request)

@@ -135,7 +135,7 @@ def path_params(path: str, schemas: Mapping[str, Schema]) -> tuple[Param, ...]:
 
 
 def served_under_api_1_0(ops: list[Op]) -> list[Op]:
-    """API-NOTES: every path of seeds 000-002 is served bare and under /api/1.0."""
+    """Every path of AtScale's APIs is served bare and under /api/1.0."""
     return ops + [replace(op, path="/api/1.0" + op.path, op_id=op.op_id + "V1") for op in ops]
 
 
@@ -145,7 +145,7 @@ SCHEMAS: dict[str, Schema] = {
     "Health": obj(("status",), status={"const": "ok"}),
     "Readiness": obj(("ready", "checks"), ready=BOOLEAN, checks=obj(
         database=BOOLEAN, heap_loaded=BOOLEAN, loop=BOOLEAN)),
-    # 000/001: the AtScale engine envelope.
+    # Org maintenance: AtScale's engine envelope.
     "EngineEnvelope": obj(
         ("status", "responseCreated", "response"),
         status=obj(("code", "message"), code=INTEGER, message=STRING),
@@ -175,7 +175,7 @@ SCHEMAS: dict[str, Schema] = {
         errorInformation=ref("ErrorInformation")),
     "MaintenanceRunPage": obj(("data", "limit", "offset", "force_pull"), data=array(ref("MaintenanceRun")),
                               limit=INTEGER, offset=INTEGER, force_pull=BOOLEAN),
-    # 002: the AtScale design-center envelope.
+    # Cube builds: AtScale's design-center envelope.
     "DesignEnvelope": obj(
         ("response", "status"), response={},
         status=obj(("i18n_message", "message"), i18n_message={"type": "string", "examples": [
@@ -201,7 +201,7 @@ SCHEMAS: dict[str, Schema] = {
     "Executed": obj(("success",), success=BOOLEAN, id={"type": "string", "description": "the build id"}),
     "ScheduleHistory": obj(("history", "job_id"), job_id=STRING, history=array(obj(
         ("executedAt", "id", "jobId"), executedAt=RFC3339, id=STRING, jobId=STRING))),
-    # 003: Volt MX.
+    # Service jobs: Volt MX's envelopes.
     "VoltResult": obj(
         ("status", "result", "message", "token"), status={"enum": ["SUCCESS", "FAIL"]}, result={},
         message=NULLABLE_STRING, token={"type": "null"}),
@@ -257,7 +257,7 @@ SCHEMAS: dict[str, Schema] = {
         triggerType=STRING, requestPayload=NULLABLE_STRING, responseStatus={"type": ["integer", "null"]},
         responseBody=NULLABLE_STRING, errorMessage=NULLABLE_STRING, skipReason=NULLABLE_STRING,
         windowId={"type": ["integer", "null"]})]},
-    # 004: Prod-Manager's maintenance API.
+    # Maintenance windows: Prod-Manager's maintenance API.
     "ProdError": obj(("message", "reasons"), message=STRING,
                      reasons={"type": "object", "additionalProperties": array(STRING)}),
     "MaintenanceEvent": obj(("creation_date", "content", "internal", "type"), creation_date=PROD_TIME,
@@ -380,7 +380,7 @@ OPS = [
                    "once, in this daemon and everywhere else; a second logout with it answers 401."),
 ]
 
-# -- seeds 000 and 001: aggregate maintenance ---------------------------------------------
+# -- org maintenance: AtScale's aggregate maintenance API -----------------------------------
 
 _MAINT_IDS = {"orgId": IDENT, "jobId": {"type": "string", "format": "uuid"}}
 _SCHEDULES = "/aggregates/maintenance/scheduler/jobs/orgId/{orgId}"
@@ -408,11 +408,11 @@ MAINTENANCE = served_under_api_1_0([
                    Param("timezone", "query", STRING)),
            body=Body(ref("MaintenanceScheduleInput"), required=False)),
     _maint("DELETE", "/aggregates/maintenance-schedule/jobs/orgId/{orgId}/jobId/{jobId}",
-           "deleteMaintenanceSchedule", "Deactivate a maintenance schedule (the seed's path)",
+           "deleteMaintenanceSchedule", "Deactivate a maintenance schedule (AtScale's path)",
            {200: Answer("`successfully deleted job with Id: [ID]`", engine(STRING)),
             **errors(ENGINE_ERROR, 400, 401, 404)}),
     _maint("DELETE", _SCHEDULES + "/jobId/{jobId}", "deleteMaintenanceScheduleAlias",
-           "Deactivate a maintenance schedule (same as the seed's path)",
+           "Deactivate a maintenance schedule (same as AtScale's path)",
            {200: Answer("`successfully deleted job with Id: [ID]`", engine(STRING)),
             **errors(ENGINE_ERROR, 400, 401, 404)}),
     _maint("POST", _RUNS + "/run-immediately", "runMaintenanceNow", "Start a maintenance run of the org now",
@@ -428,7 +428,7 @@ MAINTENANCE = served_under_api_1_0([
            params=(*PAGE, STATUS_FILTER)),
 ])
 
-# -- seed 002: aggregate creation ----------------------------------------------------------
+# -- cube builds: AtScale's aggregate creation API ------------------------------------------
 
 _CUBE_IDS = {"orgId": IDENT, "projectId": IDENT, "cubeId": IDENT, "jobId": {"type": "string", "format": "uuid"}}
 _CUBE = "/org/{orgId}/project/{projectId}/cube/{cubeId}/aggregates-creation"
@@ -468,7 +468,7 @@ AGGREGATE = served_under_api_1_0([
           params=limit_offset(1000, 1000)),
 ])
 
-# -- seed 003: Volt MX admin-console jobs --------------------------------------------------
+# -- service jobs: Volt MX's admin-console jobs API -----------------------------------------
 
 _JOB_ID = {"type": "integer", "minimum": 0, "maximum": 999_999_999_999_999_999}
 _JOB_IDS = {"jobId": _JOB_ID, "jobRunId": _JOB_ID}
@@ -481,7 +481,7 @@ def _job(method: str, path: str, op_id: str, summary: str, answers: dict[int, An
               description=description or "Needs an administrator's token.")
 
 
-_GLUED = "The seed's spelling, digits glued to `job` (`/admin/api/jobs/job1`)."
+_GLUED = "Volt MX's own spelling, digits glued to `job` (`/admin/api/jobs/job1`)."
 _ONE_JOB = {200: Answer("The job", ref("Job")), **errors(VOLT_ERROR, 400, 401, 404)}
 _DELETED = {200: Answer("SUCCESS", volt({"type": "null"})), **errors(VOLT_ERROR, 400, 401, 404)}
 
@@ -515,7 +515,7 @@ JOBS = [
          {200: Answer("The run", ref("JobRunDetail")), **errors(VOLT_ERROR, 400, 401, 404)}),
 ]
 
-# -- seed 004: maintenance windows (Prod-Manager) --------------------------------------------
+# -- maintenance windows: Prod-Manager's maintenance API ------------------------------------
 
 _WINDOW_IDS = {"id": {"type": "integer", "minimum": 0, "maximum": 999_999_999_999_999_999}}
 PROD_ERROR = ref("ProdError")
@@ -642,9 +642,9 @@ def document() -> dict[str, Any]:
         "info": {
             "title": "schedd",
             "version": __version__,
-            "description": "A scheduler daemon for one host. Paths and payloads follow the seed "
-                           "documents (AtScale aggregate maintenance and creation, Volt MX jobs, "
-                           "Prod-Manager maintenance windows).",
+            "description": "A scheduler daemon for one host. Paths and payloads follow the APIs of "
+                           "AtScale (aggregate maintenance and aggregate creation), Volt MX (admin-console "
+                           "jobs) and Prod-Manager (maintenance windows).",
         },
         "servers": [{"url": "/"}],
         "tags": [{"name": name} for name in dict.fromkeys(op.tag for op in operations())],

@@ -1,8 +1,8 @@
 """Paging of every list route, parsed in one place: each route's default and maximum are here.
 
-Seeds 000-003 page with `limit`/`offset`; Prod-Manager's family (seed 004) with
-`page`/`per_page`. The lists that the seeds answer in full (a schedule list, the job
-list) stay complete unless the caller asks for a page: they are streamed instead.
+AtScale's and Volt MX's routes page with `limit`/`offset`, Prod-Manager's with
+`page`/`per_page` (docs/api.md). The lists those APIs answer in full (a schedule list,
+the job list) stay complete unless the caller asks for a page: they are streamed instead.
 A bad value is a 400 naming the parameter, in the family's envelope.
 """
 
@@ -41,16 +41,18 @@ class Paging:
         return limit or self.default, offset
 
 
-# Run histories (seeds 001, 002, 003): pages of runs, newest first.
+# Run histories (org maintenance, cube builds, service jobs): pages of runs, newest first.
 MAINTENANCE_HISTORY = Paging(10, 1000)
 BUILDS_HISTORY = Paging(10, 1000)
 JOB_HISTORY = Paging(100, 1000)
 CUBE_SCHEDULE_HISTORY = Paging(1000, 1000)
-# Schedule and job lists (seeds 000, 002, 003): every row, streamed, unless a page is asked for.
+# Schedule and job lists (org maintenance, cube builds, service jobs): every row, streamed, unless a
+# page is asked for.
 SCHEDULE_LIST = Paging(None, 10_000)
 JOB_LIST = Paging(None, 10_000)
 
-# Prod-Manager's paging (seed 004): `page` from 1, `per_page` up to 50; 0 answers only the headers.
+# Prod-Manager's paging (maintenance windows): `page` from 1, `per_page` up to 50; 0 answers only the
+# headers.
 PAGE_MAX = 10_000_000
 PER_PAGE_DEFAULT = 20
 PER_PAGE_MAX = 50

@@ -1,4 +1,4 @@
-"""Seed 004: Prod-Manager's maintenance API, its scopes and services.
+"""Maintenance windows over Prod-Manager's maintenance API (`/api/maintenance`), its scopes and services.
 
 Reads are public; internal events, and who wrote each event, are shown only to those who
 may write the window. Writes need a token (401) and a caller who may write the window: an
@@ -52,7 +52,7 @@ def _event_object(event: Event, zone: ZoneInfo, authors: bool) -> dict[str, Any]
 
 
 def window_object(window: Window, zone: ZoneInfo, *, authors: bool = False) -> dict[str, Any]:
-    """The seed's maintenance object; with `authors`, each event names the user who wrote it."""
+    """Prod-Manager's maintenance object; with `authors`, each event names the user who wrote it."""
     path = f"/api/maintenance/{window.id}"
     return {
         "id": window.id,
@@ -90,7 +90,8 @@ async def _access(request: web.Request, *, write: bool) -> Access:
     return access
 
 
-def _window_id(request: web.Request) -> int:
+def _path_id(request: web.Request) -> int:
+    """The `{id}` of the path: a maintenance window's, a scope's or a service's (ID allows only digits)."""
     return int(request.match_info["id"])
 
 
@@ -112,7 +113,7 @@ async def list_windows(request: web.Request) -> web.Response:
 async def get_window(request: web.Request) -> web.Response:
     access = await _access(request, write=False)
     windows = _windows(request)
-    window = await windows.read(access, _window_id(request))
+    window = await windows.read(access, _path_id(request))
     return json_response(window_object(window, windows.zone, authors=windows.may_write(access, window)))
 
 
@@ -130,7 +131,7 @@ async def create_window(request: web.Request) -> web.Response:
 async def update_window(request: web.Request) -> web.Response:
     access = await _access(request, write=True)
     core = request.app[CORE]
-    window_id = _window_id(request)
+    window_id = _path_id(request)
     await core.windows.update(access, window_id, await read_body(request), at=core.clock.now())
     raise web.HTTPFound(f"/api/maintenance/{window_id}")
 
@@ -139,7 +140,7 @@ async def update_window(request: web.Request) -> web.Response:
 @handler
 async def delete_window(request: web.Request) -> web.Response:
     access = await _access(request, write=True)
-    await _windows(request).delete(access, _window_id(request))
+    await _windows(request).delete(access, _path_id(request))
     raise web.HTTPFound("/api/maintenance")
 
 
@@ -148,7 +149,7 @@ async def delete_window(request: web.Request) -> web.Response:
 async def comment_window(request: web.Request) -> web.Response:
     access = await _access(request, write=True)
     core = request.app[CORE]
-    window_id = _window_id(request)
+    window_id = _path_id(request)
     await core.windows.comment(access, window_id, await read_body(request), at=core.clock.now())
     raise web.HTTPFound(f"/api/maintenance/{window_id}")
 
@@ -157,7 +158,7 @@ async def comment_window(request: web.Request) -> web.Response:
 @handler
 async def window_calendar(request: web.Request) -> web.Response:
     core = request.app[CORE]
-    window = await core.windows.get(_window_id(request), internal=False)
+    window = await core.windows.get(_path_id(request), internal=False)
     body = calendar([window], at=core.clock.now(), host=request.host.split(":")[0] or "schedd")
     return web.Response(body=body.encode("utf-8"), content_type="text/calendar", charset="utf-8",
                         headers={"Content-Disposition": f'inline; filename="maintenance-{window.id}.ics"'})
@@ -191,9 +192,9 @@ async def list_scopes(request: web.Request) -> web.Response:
 @routes.get(f"/api/scope/{ID}")
 @handler
 async def get_scope(request: web.Request) -> web.Response:
-    scope = _windows(request).scope_by_id(_window_id(request))
+    scope = _windows(request).scope_by_id(_path_id(request))
     if scope is None:
-        raise NotFound("scope", _window_id(request))
+        raise NotFound("scope", _path_id(request))
     return json_response(_scope_object(scope))
 
 
@@ -208,7 +209,7 @@ async def list_services(request: web.Request) -> web.Response:
 @routes.get(f"/api/service/{ID}")
 @handler
 async def get_service(request: web.Request) -> web.Response:
-    service = _windows(request).service_by_id(_window_id(request))
+    service = _windows(request).service_by_id(_path_id(request))
     if service is None:
-        raise NotFound("service", _window_id(request))
+        raise NotFound("service", _path_id(request))
     return json_response(_service_object(request, service))

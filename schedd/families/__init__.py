@@ -1,5 +1,6 @@
-"""The service functions of each seed family: what the API calls, one function per action.
+"""The service functions of each family: what the API calls, one function per action.
 
-They validate, check org access, and go through the store and the runner; they know
-nothing of HTTP or of the seeds' envelopes.
+`maintenance` (org maintenance), `aggregate` (cube builds), `jobs` (service jobs) and
+`windows` (maintenance windows). They validate, check access, and go through the store and
+the runner; they know nothing of HTTP or of the products' envelopes (docs/architecture.md).
 """

@@ -49,7 +49,7 @@ WHERE state IN ('queued', 'inprogress')
 RETURNING id, schedule_id, uid"""
 # One run by public uid.
 SQL_GET_UID = "SELECT * FROM runs WHERE uid = ?"
-# One run of a schedule by internal id (seed 003 jobRunId).
+# One run of a schedule by internal id (a service job's jobRunId).
 SQL_GET_OF_SCHEDULE = "SELECT * FROM runs WHERE id = ? AND schedule_id = ?"
 # The open (queued or in progress) runs for an overlap key, oldest first.
 SQL_OPEN_FOR_KEY = (
@@ -140,7 +140,7 @@ class NewRun:
 
 
 class RunSummary(NamedTuple):
-    """The columns of a run that a history line shows (seed 003 job history)."""
+    """The columns of a run that a history line shows (a service job's history)."""
 
     id: int
     state: str

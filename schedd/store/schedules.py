@@ -1,4 +1,4 @@
-"""Schedules of every family (seed 000 maintenance, 002 aggregate, 003 service jobs)."""
+"""Schedules of every family (org maintenance, cube builds, service jobs)."""
 
 from __future__ import annotations
 
@@ -50,7 +50,7 @@ SCHEDULE_COLUMNS = (
     " last_run_status, created_by, created_at, updated_by, updated_at"
 )
 # A batch of a family's schedules in one org/project/cube (NULL where the family has none), in
-# id order after a given id, with the number of runs each has kept when :kept is set (seed 003's
+# id order after a given id, with the number of runs each has kept when :kept is set (Volt MX's
 # job list): keyset paging, one index range per batch.
 SQL_SCOPE_BATCH = f"""
 SELECT {SCHEDULE_COLUMNS},
@@ -275,7 +275,7 @@ def _held(conn: WriteConnection, cap: Cap) -> int:
 
 
 async def replace(db: Database, schedule_id: int, new: NewSchedule, *, by: str | None, at: float) -> Schedule:
-    """Replace a schedule's definition (seed 003 PUT); counters and history stay."""
+    """Replace a schedule's definition (a service job's PUT); counters and history stay."""
 
     def op(conn: WriteConnection) -> Schedule:
         try:

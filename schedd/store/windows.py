@@ -1,4 +1,4 @@
-"""Maintenance windows (seed 004) and their event timeline."""
+"""Maintenance windows (Prod-Manager's maintenances) and their event timeline."""
 
 from __future__ import annotations
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from datetime import datetime
 from importlib import resources
@@ -54,7 +55,9 @@ def duration(start: float | None, end: float | None) -> str:
     return format_seconds(max(0.0, end - start))
 
 
+@functools.cache
 def environment() -> jinja2.Environment:
+    """The one template environment of the process: every app shares its compiled templates."""
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("schedd.web", "templates"),
         autoescape=True,

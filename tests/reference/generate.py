@@ -114,7 +114,7 @@ def transitions(zone_name: str, start: float, end: float) -> list[float]:
 
 
 def dst_safe(zone: str, start: float, fires: list[float]) -> tuple[list[float], bool]:
-    """Quartz is the oracle only until the zone's first offset change after `start` (DESIGN.md)."""
+    """Quartz is the oracle only until the zone's first offset change after `start` (docs/time.md)."""
     if not fires:
         return fires, True
     changes = transitions(zone, start, fires[-1] + 1)
@@ -464,7 +464,7 @@ def _hm_values(text: str, hi: int) -> set[int]:
 
 
 def rule_fires(expr: str, zone_name: str, start: float, count: int) -> list[float]:
-    """DESIGN.md's DST rules by brute force, minute by minute, independent of cronsim and schedd.
+    """The DST rule of docs/time.md by brute force, minute by minute, independent of cronsim and schedd.
 
     Real time (minute or hour starts with '*'): every instant whose wall clock matches.
     Fixed time: each matching wall time once, at its first occurrence, or at the end of
@@ -638,7 +638,7 @@ def main() -> None:
                     dst.append(case)
     fixture["dst"] = dst
 
-    # The DESIGN.md examples, with what Quartz answers there (wrong, by DESIGN.md's rules)
+    # The examples of docs/time.md, with what Quartz answers there (wrong, by that rule)
     wrong = []
     for unix_expr, zone, start in [
         ("30 2 * * *", "America/New_York", "2026-03-07T12:00:00Z"),

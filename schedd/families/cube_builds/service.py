@@ -1,4 +1,4 @@
-"""Seed 002: aggregate build schedules per org/project/cube, builds, and their history."""
+"""Cube builds: aggregate build schedules per org/project/cube, builds, and their history."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Seed 004: maintenance windows, the timers that move them, and the gate on service jobs.
+"""Maintenance windows, the timers that move them, and the gate on service jobs.
 
 A window moves `scheduled -> in-progress` at its scheduled start and `-> succeed` at its
 scheduled end, by one engine timer per window (re-armed from the database at start-up,
@@ -118,8 +118,8 @@ def advance(window: Window, at: float) -> tuple[Window, list[NewEvent]]:
     return window, events
 
 
-def gates(window: Window, at: float) -> bool:
-    """Whether the window blocks its service's jobs at `at`.
+def blocks_service(window: Window, at: float) -> bool:
+    """Whether the window blocks the service jobs that call its service at `at`.
 
     The window is judged by its times as well as its status, so a fire due at the very
     instant a window starts or ends is gated the same whichever timer the loop handles
@@ -223,7 +223,7 @@ class Windows:
         service = self.core.config.services.get(name) if isinstance(name, str) else None
         if service is None or service.id is None:
             return None
-        blocking = [w.id for w in self._down.get(service.id, {}).values() if gates(w, at)]
+        blocking = [w.id for w in self._down.get(service.id, {}).values() if blocks_service(w, at)]
         return min(blocking) if blocking else None
 
     def _track(self, window: Window | None, window_id: int) -> None:
@@ -423,7 +423,7 @@ class Windows:
         return store.ending_after(self.core.db, since)
 
     def filters(self, query: Mapping[str, Any]) -> dict[str, Any]:
-        """The seed's list filters, validated; dates in the daemon's zone."""
+        """Prod-Manager's list filters, validated; dates in the daemon's zone."""
         found: dict[str, Any] = {}
         for name in ("status", "service_status"):
             allowed = STATUSES if name == "status" else SERVICE_STATUSES

@@ -1,4 +1,4 @@
-"""Seed 000/001: time-based maintenance schedules and maintenance runs, per organization."""
+"""Org maintenance: time-based maintenance schedules and maintenance runs, per organization."""
 
 from __future__ import annotations
 

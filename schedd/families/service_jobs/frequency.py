@@ -1,4 +1,5 @@
-"""`jobFrequencyInfo` of a service job (Volt MX) to a Quartz cron expression, and back for its four shapes."""
+"""Volt MX's `jobFrequencyInfo` (a service job's frequency as its admin console edits it) to a
+Quartz cron expression, and back for the four shapes it describes (docs/api.md, "Service jobs")."""
 
 from __future__ import annotations
 
@@ -44,7 +45,7 @@ def _join(values: list) -> str:
 
 
 def frequency_to_cron(info: Mapping) -> str:
-    """The Quartz cron (seconds 0, 7 fields) that a seed-003 `jobFrequencyInfo` describes."""
+    """The Quartz cron (seconds 0, 7 fields) that a Volt MX `jobFrequencyInfo` describes."""
     if not isinstance(info, Mapping):
         raise ValidationError(_FREQ, "must be an object")
     kind = info.get("frequencyType")

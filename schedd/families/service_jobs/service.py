@@ -1,4 +1,5 @@
-"""Seed 003: Volt MX admin-console jobs that POST to a configured service (family "service").
+"""Service jobs: jobs that POST to a configured service (family "service"), as Volt MX's
+admin-console jobs define them.
 
 A job is one schedule row: its name, cron, status, history strategy and retention are
 columns; the Volt MX document (`jobServiceInfo`, `jobFrequencyInfo`) is kept in `spec`,
@@ -46,7 +47,7 @@ MAX_FREQUENCY_INFO = 2048
 RETENTION_RANGE = (1, 3650)
 DEFAULT_RETENTION = 30
 DEFAULT_STRATEGY = "MINIMAL"
-# The keys of `jobServiceInfo` the seed documents; GET shows each of them, others are dropped.
+# The keys of `jobServiceInfo` Volt MX documents; GET shows each of them, others are dropped.
 SERVICE_KEYS = (
     "version", "serviceType", "serviceName", "objectName", "operationName", "requestheaderMap",
     "serviceExecutionType", "postData", "operationSecurityLevel",

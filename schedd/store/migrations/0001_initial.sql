@@ -1,4 +1,4 @@
--- Organizations: seeds 000-002 scope everything by orgId; 'default' always exists.
+-- Organizations: AtScale's APIs scope everything by orgId; 'default' always exists.
 CREATE TABLE orgs (
     id          TEXT PRIMARY KEY,
     created_at  REAL NOT NULL
@@ -33,8 +33,8 @@ CREATE TABLE tokens (
 CREATE INDEX tokens_user ON tokens(user_id);
 
 -- One row per schedule of every family:
---   maintenance (seed 000, per org), aggregate (seed 002, per org/project/cube),
---   service (seed 003, Volt MX jobs).
+--   maintenance (org maintenance, per org), aggregate (cube builds, per org/project/cube),
+--   service (service jobs, Volt MX's jobs).
 CREATE TABLE schedules (
     id               INTEGER PRIMARY KEY AUTOINCREMENT,
     uid              TEXT NOT NULL UNIQUE,
@@ -113,7 +113,7 @@ CREATE INDEX runs_cube ON runs(family, org_id, project_id, cube_id, id);
 CREATE INDEX runs_open ON runs(state) WHERE state IN ('queued', 'inprogress');
 CREATE INDEX runs_created ON runs(schedule_id, created_at);
 
--- Seed 004 maintenance windows and their timeline.
+-- Maintenance windows (Prod-Manager's maintenances) and their timeline.
 CREATE TABLE windows (
     id                    INTEGER PRIMARY KEY AUTOINCREMENT,
     name                  TEXT NOT NULL,
