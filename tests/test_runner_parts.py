@@ -10,7 +10,7 @@ from schedd.compose import build_core
 from schedd.retention import first_sweep_at, retention_cutoff
 from schedd.runner import Active, run_row
 from schedd.store.schedules import Schedule
-from tests.conftest import T0
+from tests.support.api import T0
 
 
 @pytest.fixture

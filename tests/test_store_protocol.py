@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from schedd.compose import install_families
 from schedd.errors import Conflict
 from schedd.states import Family, RunState, WindowState
 from schedd.store.db import check_backup
@@ -30,6 +31,7 @@ BACKENDS: dict[str, Callable[[Path], Store]] = {
 
 @pytest.fixture(params=sorted(BACKENDS))
 async def store(request, tmp_path) -> Store:
+    install_families()  # a schedule's overlap key is its family's
     made = BACKENDS[request.param](tmp_path)
     await made.open()
     yield made
@@ -86,7 +88,7 @@ async def test_runs_recorded_are_read_back_and_reported(store: Store):
     assert [(r.uid, r.state) for r in page] == [("r2", "inprogress"), ("r1", "failed"), ("r0", "done")]
     assert [r.uid for r in await store.runs.open_for_key(made.overlap_key)] == ["r2"]
     assert await store.runs.count_schedule(made.id) == 3
-    seen = Visibility(orgs=("acme",), services=False)
+    seen = Visibility(orgs=("acme",), hidden=(Family.SERVICE,))
     hours = await store.reports.outcomes_by_hour(seen, since=T0 - 1)
     assert sum(n for by_state in hours.values() for n in by_state.values()) == 3
     assert await store.runs.delete_older(made.id, T0 + 10) == 2  # the open run stays
