@@ -98,6 +98,22 @@ class Family(Protocol):
         ...
 
 
+class CommandRuns:
+    """What the families whose runs are a configured command share: `[executors.SECTION]` names
+    the command and its timeout, and a run carries nothing beyond its ids."""
+
+    executor_section: str
+
+    def target(self, schedule: Schedule | None) -> RunTarget:
+        return RunTarget()
+
+    def executor(self, pool: ExecutorPool, ctx: RunContext) -> Executor:
+        return pool.command(self.executor_section)
+
+    def timeout(self, pool: ExecutorPool, target: RunTarget) -> float:
+        return pool.command_timeout(self.executor_section)
+
+
 class UnknownFamily(ValueError):
     """A family name no package registered."""
 

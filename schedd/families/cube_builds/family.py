@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from schedd.core import Core
 from schedd.errors import ValidationError
-from schedd.executors import Executor, RunContext
-from schedd.families.base import ExecutorPool, RunTarget
+from schedd.families.base import CommandRuns
 from schedd.families.cube_builds import service
 from schedd.runner import RunRef
 from schedd.store.accounts import User
@@ -14,7 +13,8 @@ from schedd.store.schedules import Schedule
 EXECUTOR_SECTION = "aggregate"  # [executors.aggregate]
 
 
-class CubeBuilds:
+class CubeBuilds(CommandRuns):
+    executor_section = EXECUTOR_SECTION
     name = service.FAMILY
     label = "cube builds"
     scheduled_trigger = "TimeBasedBuild"
@@ -29,15 +29,6 @@ class CubeBuilds:
     def row_label(self, org_id: str | None, project_id: str | None, cube_id: str | None,
                   name: str | None) -> str:
         return f"build {org_id}/{project_id}/{cube_id}"
-
-    def target(self, schedule: Schedule | None) -> RunTarget:
-        return RunTarget()
-
-    def executor(self, pool: ExecutorPool, ctx: RunContext) -> Executor:
-        return pool.command(EXECUTOR_SECTION)
-
-    def timeout(self, pool: ExecutorPool, target: RunTarget) -> float:
-        return pool.command_timeout(EXECUTOR_SECTION)
 
     async def start_run(self, core: Core, user: User, schedule: Schedule, *, at: float) -> RunRef:
         return await service.execute(

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from schedd.core import Core
 from schedd.errors import ValidationError
-from schedd.executors import Executor, RunContext
-from schedd.families.base import ExecutorPool, RunTarget
+from schedd.families.base import CommandRuns
 from schedd.families.org_maintenance import service
 from schedd.runner import RunRef
 from schedd.store.accounts import User
@@ -14,7 +13,8 @@ from schedd.store.schedules import Schedule
 EXECUTOR_SECTION = "maintenance"  # [executors.maintenance]
 
 
-class OrgMaintenance:
+class OrgMaintenance(CommandRuns):
+    executor_section = EXECUTOR_SECTION
     name = service.FAMILY
     label = "org maintenance"
     scheduled_trigger = "TimeBasedMaintenance"
@@ -29,15 +29,6 @@ class OrgMaintenance:
     def row_label(self, org_id: str | None, project_id: str | None, cube_id: str | None,
                   name: str | None) -> str:
         return f"maintenance of {org_id}"
-
-    def target(self, schedule: Schedule | None) -> RunTarget:
-        return RunTarget()
-
-    def executor(self, pool: ExecutorPool, ctx: RunContext) -> Executor:
-        return pool.command(EXECUTOR_SECTION)
-
-    def timeout(self, pool: ExecutorPool, target: RunTarget) -> float:
-        return pool.command_timeout(EXECUTOR_SECTION)
 
     async def start_run(self, core: Core, user: User, schedule: Schedule, *, at: float) -> RunRef:
         return await service.run_now(core, user, schedule.org_id or "", at=at)
