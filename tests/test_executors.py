@@ -100,6 +100,8 @@ async def test_bad_placeholder_fails_naming_it(item, ctx, message):
 
 
 async def test_environment_carries_run_values_and_daemon_env(monkeypatch):
+    for name in [n for n in os.environ if n.startswith("SCHEDD_")]:  # e.g. SCHEDD_CONFIG, SCHEDD_CI
+        monkeypatch.delenv(name)
     monkeypatch.setenv("SCHEDD_TEST_INHERITED", "yes")
     monkeypatch.setenv("SCHEDD_CUBE_ID", "stale")
     code = ("import json, os; print(json.dumps({k: v for k, v in os.environ.items()"
