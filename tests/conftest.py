@@ -209,3 +209,19 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         sys.stderr.write(f"\nSCHEDD_CI=1: {len(skipped)} tests skipped, which CI must run:\n  "
                          + "\n  ".join(reasons) + "\n")
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+@pytest.fixture
+async def upstream(aiohttp_server):
+    """A service that answers every POST under /api and records the paths it was called at."""
+    calls: list[str] = []
+
+    async def handle(request: web.Request) -> web.Response:
+        calls.append(request.path)
+        return web.json_response({"ok": True})
+
+    app = web.Application()
+    app.router.add_post("/api/{tail:.*}", handle)
+    server = await aiohttp_server(app)
+    server.calls = calls
+    return server

@@ -4,10 +4,9 @@ gate on service jobs."""
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timezone
+from datetime import datetime
 
 import pytest
-from aiohttp import web
 
 from schedd import grants
 from schedd.compose import build_core
@@ -297,21 +296,6 @@ async def test_scopes_and_services_come_from_the_config(api):
         (10, "jsonservices", 1), (11, "orders", 1), (20, "cdn", 2)]
     _, service = await api.call("GET", "/api/service/20", None)
     assert service["name"] == "cdn"
-
-
-@pytest.fixture
-async def upstream(aiohttp_server):
-    calls: list[str] = []
-
-    async def handle(request: web.Request) -> web.Response:
-        calls.append(request.path)
-        return web.json_response({"ok": True})
-
-    app = web.Application()
-    app.router.add_post("/api/{tail:.*}", handle)
-    server = await aiohttp_server(app)
-    server.calls = calls
-    return server
 
 
 async def test_a_down_window_skips_the_jobs_of_its_service_until_it_is_over(make_api, upstream):

@@ -12,7 +12,6 @@ import sqlite3
 from importlib import resources
 
 import pytest
-from aiohttp import web
 
 from schedd import cli, config, grants
 from schedd.api.common import ACCOUNTS
@@ -230,21 +229,6 @@ async def test_public_reads_and_the_status_page_name_no_user(api):
 
 
 # -- a down window by someone without the grant cannot silence a service job -------------------
-
-@pytest.fixture
-async def upstream(aiohttp_server):
-    calls: list[str] = []
-
-    async def handle(request: web.Request) -> web.Response:
-        calls.append(request.path)
-        return web.json_response({"ok": True})
-
-    app = web.Application()
-    app.router.add_post("/api/{tail:.*}", handle)
-    server = await aiohttp_server(app)
-    server.calls = calls
-    return server
-
 
 @pytest.mark.parametrize("who", ["alice", "bob", "carol"])
 async def test_a_down_window_by_someone_without_the_grant_cannot_skip_the_services_jobs(make_api, upstream, who):
