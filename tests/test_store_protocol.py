@@ -1,13 +1,14 @@
 """The store through its Protocol, for every backend: what a new backend must pass.
 
-`BACKENDS` names each implementation of `schedd.store.protocol.Store`; the `store`
-fixture runs every test here against each, so a PostgreSQL store is one more entry.
+`BACKENDS` names each implementation of `schedd.store.protocol.Store`, made from where
+its database is (`where`: an SQLite file in the test's directory, or a database of its
+own on the tests' PostgreSQL server); the `store` fixture runs every test here against
+each. `twin` is a second store on the same database, as a second process would open it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 
@@ -15,6 +16,7 @@ from schedd.compose import install_families
 from schedd.errors import Conflict
 from schedd.states import Family, RunState, WindowState
 from schedd.store.db import check_backup
+from schedd.store.postgres.store import PgStore
 from schedd.store.protocol import Store
 from schedd.store.reports import Visibility
 from schedd.store.runs import NewRun
@@ -24,15 +26,37 @@ from schedd.store.windows import NewEvent, Window
 
 T0 = 1_767_225_600.0
 
-BACKENDS: dict[str, Callable[[Path], Store]] = {
-    "sqlite": lambda tmp: SqliteStore.at(tmp / "s.db"),
+BACKENDS: dict[str, Callable[[str], Store]] = {
+    "sqlite": lambda where: SqliteStore.at(where),
+    "postgres": lambda where: PgStore.at(where),
 }
 
 
 @pytest.fixture(params=sorted(BACKENDS))
-async def store(request, tmp_path) -> Store:
+def backend(request) -> str:
+    return request.param
+
+
+@pytest.fixture
+def where(backend, request, tmp_path) -> str:
+    """Where the test's database is: a path for SQLite, a URL for PostgreSQL."""
+    return request.getfixturevalue("pg_url") if backend == "postgres" else str(tmp_path / "s.db")
+
+
+@pytest.fixture
+async def store(backend, where) -> Store:
     install_families()  # a schedule's overlap key is its family's
-    made = BACKENDS[request.param](tmp_path)
+    made = BACKENDS[backend](where)
+    await made.open()
+    yield made
+    if made.is_open:
+        await made.close()
+
+
+@pytest.fixture
+async def twin(store, backend, where) -> Store:
+    """A second store on the database of `store`, with connections of its own."""
+    made = BACKENDS[backend](where)
     await made.open()
     yield made
     if made.is_open:

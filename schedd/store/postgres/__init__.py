@@ -1,0 +1,1 @@
+"""The PostgreSQL store: `PgStore.at("postgresql://...")`, with its own migrations (needs `schedd[postgres]`)."""

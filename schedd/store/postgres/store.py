@@ -1,0 +1,58 @@
+"""The PostgreSQL backend of `schedd.store.protocol.Store`: its groups of operations over one pool."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from schedd.store.postgres.accounts import PgAccountStore
+from schedd.store.postgres.db import POOL_SIZE, PgDatabase
+from schedd.store.postgres.reports import PgReportStore
+from schedd.store.postgres.runs import PgRunStore
+from schedd.store.postgres.schedules import PgScheduleStore
+from schedd.store.postgres.windows import PgGrantStore, PgWindowStore
+from schedd.store.protocol import Store
+
+
+class PgStore:
+    """A store in one PostgreSQL database, reached through a pool of `pool_size` connections."""
+
+    __slots__ = ("db", "accounts", "schedules", "runs", "windows", "grants", "reports")
+
+    def __init__(self, db: PgDatabase) -> None:
+        self.db = db
+        self.accounts = PgAccountStore(db)
+        self.schedules = PgScheduleStore(db)
+        self.runs = PgRunStore(db)
+        self.windows = PgWindowStore(db)
+        self.grants = PgGrantStore(db)
+        self.reports = PgReportStore(db)
+
+    @classmethod
+    def at(cls, url: str, *, pool_size: int = POOL_SIZE) -> PgStore:
+        """The store of the database at `url` (`postgresql://user@host/db`); `open()` connects."""
+        return cls(PgDatabase(url, pool_size=pool_size))
+
+    @property
+    def is_open(self) -> bool:
+        return self.db.is_open
+
+    async def open(self) -> None:
+        await self.db.open()
+
+    async def close(self) -> None:
+        await self.db.close()
+
+    async def flush(self) -> None:
+        await self.db.flush()
+
+    async def backup(self, target: str | Path, progress: Callable[[int, int], None] | None = None) -> None:
+        """A new SQLite file at `target` holding every table, read in one snapshot (`schedd db restore` takes it)."""
+        from schedd.store.copy import backup_to_sqlite
+
+        await self.flush()
+        await backup_to_sqlite(self.db.url, target, progress)
+
+
+_: type[Store] = PgStore
+"""mypy checks here that PgStore satisfies the Store Protocol."""
