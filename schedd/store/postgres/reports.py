@@ -28,13 +28,13 @@ SELECT trunc((created_at - $4) / 3600)::integer AS hour, state, count(*) AS runs
 FROM runs
 WHERE created_at >= $4::double precision AND {_SEEN}
 GROUP BY hour, state"""  # noqa: S608 - built from constants only
-# Start delay (start minus due time) of scheduled runs created since a time, by hour.
+# Start delay (start minus due time) of scheduled runs created since a time, by hour (in order).
 SQL_DELAYS = f"""
 SELECT trunc((created_at - $4) / 3600)::integer AS hour, count(*) AS runs,
        avg(started_at - due_at) AS mean, max(started_at - due_at) AS worst
 FROM runs
 WHERE created_at >= $4::double precision AND due_at IS NOT NULL AND started_at IS NOT NULL AND {_SEEN}
-GROUP BY hour"""  # noqa: S608 - built from constants only
+GROUP BY hour ORDER BY hour"""  # noqa: S608 - built from constants only
 # Schedules of every family by family, org and active flag (constant text; values bound).
 _SCHEDULES_WHERE = f"""
 WHERE {_SEEN}
