@@ -94,6 +94,13 @@ def _parser() -> argparse.ArgumentParser:
     p = command("restore", _db_restore, "replace the database with BACKUP (the daemon must be stopped)",
                 parent=dbp)
     p.add_argument("backup", metavar="BACKUP")
+    p = dbp.add_parser("copy", help="copy every table from SRC to the empty DST (an SQLite file or a "
+                                    "postgresql:// URL each), then compare row counts",
+                       description="copy every table from SRC to the empty DST (an SQLite file or a "
+                                   "postgresql:// URL each), then compare row counts")
+    p.add_argument("source", metavar="SRC")
+    p.add_argument("destination", metavar="DST")
+    p.set_defaults(func=_db_copy)
 
     orgp = sub.add_parser("org", help="organizations").add_subparsers(metavar="ACTION")
     p = command("add", _org_add, "create an organization", parent=orgp)
@@ -323,6 +330,16 @@ def _db_restore(args: argparse.Namespace) -> int:
     print(f"{target} restored from {args.backup}")
     if aside is not None:
         print(f"the database it replaced is kept as {aside}")
+    return 0
+
+
+def _db_copy(args: argparse.Namespace) -> int:
+    from schedd.store.copy import copy, shown
+
+    copied = asyncio.run(copy(args.source, args.destination))
+    for table, rows in copied.counts.items():
+        print(f"{table}: {rows} rows")
+    print(f"copied {shown(args.source)} to {shown(args.destination)}; row counts agree")
     return 0
 
 

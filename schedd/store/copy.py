@@ -99,7 +99,8 @@ def is_url(target: str | Path) -> bool:
     return str(target).split("://", 1)[0] in ("postgresql", "postgres") and "://" in str(target)
 
 
-def _shown(target: str) -> str:
+def shown(target: str) -> str:
+    """How messages name a database: its path, or its URL without the password."""
     if not is_url(target):
         return target
     from schedd.store.postgres.db import shown
@@ -211,7 +212,10 @@ class _PgSide:
         self.tx: Any = None
 
     async def open(self) -> None:
-        from schedd.store.postgres.db import PgDatabase, connection
+        try:
+            from schedd.store.postgres.db import PgDatabase, connection
+        except ImportError as exc:
+            raise ScheddError("a postgresql:// database needs asyncpg: pip install 'schedd[postgres]'") from exc
 
         if not self.source:
             made = PgDatabase(self.url, pool_size=1)
@@ -223,7 +227,7 @@ class _PgSide:
             self.tx = self.conn.transaction(isolation="repeatable_read", readonly=True)
             await self.tx.start()
         version = await self._version()
-        _check_version(_shown(self.url), version)
+        _check_version(shown(self.url), version)
 
     async def _version(self) -> int | None:
         from schedd.store.postgres.db import SQL_HAS_MIGRATIONS, SQL_SCHEMA_VERSION
@@ -324,8 +328,9 @@ async def copy(source: str, destination: str, progress: Callable[[int, int], Non
     with contextlib.ExitStack() as locks:
         for n, target in enumerate((source, destination)):
             if not is_url(target):
-                if n == 1:
-                    sqlite_db.check_database_file(target)  # a mistyped path never gets a lock file beside it
+                if n == 0 and not os.path.isfile(target):
+                    raise StoreError(f"no database at {target}")
+                sqlite_db.check_database_file(target)  # a mistyped path never gets a lock file beside it
                 try:
                     locks.enter_context(DatabaseLock.acquire(target))
                 except DatabaseInUse as exc:
@@ -333,6 +338,12 @@ async def copy(source: str, destination: str, progress: Callable[[int, int], Non
         src, dst = _side(source, source=True), _side(destination, source=False)
         try:
             return await _copy(src, dst, progress)
+        except (sqlite3.Error, OSError) as exc:
+            raise StoreError(f"copy failed: {exc}") from exc
+        except Exception as exc:
+            if type(exc).__module__.startswith("asyncpg"):
+                raise StoreError(f"copy failed: {exc}") from exc
+            raise
         finally:
             await src.close()
             await dst.close()
