@@ -49,6 +49,7 @@ class ServerConfig:
 class DatabaseConfig:
     path: str | None = None  # None: see default_db_path()
     synchronous: str = "FULL"  # the WAL is synced at every commit: acknowledged means on disk
+    pool_size: int = 10  # PostgreSQL: connections each instance keeps (1-200)
 
 
 @dataclass(frozen=True, slots=True)
@@ -398,6 +399,7 @@ def _database(data: object) -> DatabaseConfig:
     return DatabaseConfig(
         path=t.get("path", d.path, _string),
         synchronous=t.get("synchronous", d.synchronous, _choice("OFF", "NORMAL", "FULL", "EXTRA")),
+        pool_size=t.get("pool_size", d.pool_size, _integer(1, 200)),
     )
 
 
