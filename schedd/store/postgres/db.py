@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from importlib import resources
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
@@ -27,6 +27,10 @@ from schedd.errors import StoreError, Unavailable
 from schedd.store.db import Migration
 
 T = TypeVar("T")
+A = TypeVar("A")
+R = TypeVar("R")
+Batch = Callable[[asyncpg.Connection, list[A]], Awaitable[Sequence[R]]]
+"""Writes several items inside one transaction; one answer per item, in order."""
 log = logging.getLogger("schedd.store")
 
 URL_SCHEMES = ("postgresql", "postgres")
@@ -110,6 +114,8 @@ class PgDatabase:
         self._writes = 0
         self._idle = asyncio.Event()
         self._idle.set()
+        self._queue: list[tuple[Batch[Any, Any], Any, asyncio.Future[Any]]] = []
+        self._flusher: asyncio.Task[None] | None = None
         self.applied: list[int] = []
         """The migrations `open()` applied (all of them for a new database)."""
 
@@ -120,7 +126,7 @@ class PgDatabase:
     async def open(self) -> None:
         try:
             self._pool = await asyncpg.create_pool(
-                self.url, min_size=1, max_size=self.pool_size, timeout=CONNECT_TIMEOUT,
+                self.url, min_size=1, max_size=self.pool_size, timeout=CONNECT_TIMEOUT, reset=_reset,
                 server_settings={"application_name": "schedd"})
         except DRIVER_ERRORS as exc:
             raise Unavailable(f"cannot connect to {self.path}: {exc}") from exc
@@ -214,27 +220,116 @@ class PgDatabase:
 
     # -- writes ----------------------------------------------------------------------
 
-    async def write(self, op: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
-        """Run `await op(conn)` in one transaction; returns once the commit is durable."""
+    def _begin(self) -> None:
         self._writes += 1
         self._idle.clear()
+
+    def _end(self) -> None:
+        self._writes -= 1
+        if self._writes == 0:
+            self._idle.set()
+
+    async def write(self, op: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+        """Run `await op(conn)` in one transaction; returns once the commit is durable."""
+        self._begin()
         try:
             async with self.pool().acquire() as conn, conn.transaction():
                 return await op(conn)
         except DRIVER_ERRORS as exc:
             raise translate(exc, "write") from exc
         finally:
-            self._writes -= 1
-            if self._writes == 0:
-                self._idle.set()
+            self._end()
+
+    async def grouped(self, sql: str, *args: Any) -> None:
+        """One statement whose answer is not needed, group-committed (see `batched`): the
+        statements of one text in a group go in one pipelined round trip (executemany)."""
+        await self.batched(_statements(sql), args)
+
+    async def batched(self, batch: Batch[A, R], item: A) -> R:
+        """`item`, written by `batch` together with the items queued meanwhile; its answer.
+
+        Group commit: what is queued while the previous group commits goes in the next
+        transaction, each `Batch` called once with all its items, so a thousand runs
+        starting at once cost a few round trips and one WAL flush. Returns once the commit
+        is durable; an item that fails fails alone (a failed group is retried item by item).
+        """
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._queue.append((batch, item, fut))
+        self._begin()
+        try:
+            if self._flusher is None or self._flusher.done():
+                self._flusher = asyncio.create_task(self._flush_groups(), name="schedd-pg-group-commit")
+            return await fut
+        finally:
+            self._end()
+
+    async def _flush_groups(self) -> None:
+        while self._queue:
+            group, self._queue = self._queue, []
+            await self._commit_group(group)
+
+    async def _commit_group(self, group: list[tuple[Batch[Any, Any], Any, asyncio.Future[Any]]]) -> None:
+        by_batch: dict[Batch[Any, Any], list[Any]] = {}
+        for batch, item, _ in group:
+            by_batch.setdefault(batch, []).append(item)
+        answers: dict[Batch[Any, Any], Iterator[Any]] = {}
+        try:
+            async with self.pool().acquire() as conn, conn.transaction():
+                for batch, items in by_batch.items():
+                    answers[batch] = iter(await batch(conn, items))
+        except Exception as exc:
+            if len(group) > 1:
+                for entry in group:
+                    await self._commit_group([entry])
+            elif not group[0][2].done():
+                group[0][2].set_exception(translate(exc, "write") if isinstance(exc, DRIVER_ERRORS) else exc)
+            return
+        for batch, _, fut in group:
+            if not fut.done():
+                fut.set_result(next(answers[batch]))
 
     async def execute(self, sql: str, *args: Any) -> int:
-        """One statement as a write; returns how many rows it changed."""
+        """One statement as a write (its own transaction, durable on return); how many rows it changed."""
+        return rowcount(await self.write_one("execute", sql, *args))
 
-        async def op(conn: asyncpg.Connection) -> int:
-            return rowcount(await conn.execute(sql, *args))
+    async def write_one(self, method: str, sql: str, *args: Any) -> Any:
+        """One statement as a write, by the pool's `method` (execute, fetch, fetchrow, fetchval).
 
-        return await self.write(op)
+        A single statement is a transaction of its own: no BEGIN and COMMIT to send.
+        """
+        self._begin()
+        try:
+            return await getattr(self.pool(), method)(sql, *args)
+        except DRIVER_ERRORS as exc:
+            raise translate(exc, "write") from exc
+        finally:
+            self._end()
+
+
+_STATEMENTS: dict[str, Batch[tuple[Any, ...], None]] = {}
+
+
+def _statements(sql: str) -> Batch[tuple[Any, ...], None]:
+    """The batch that runs one statement text for each item's arguments, pipelined (one per text)."""
+    found = _STATEMENTS.get(sql)
+    if found is None:
+        async def run(conn: asyncpg.Connection, rows: list[tuple[Any, ...]]) -> list[None]:
+            await conn.executemany(sql, rows)
+            return [None] * len(rows)
+
+        found = _STATEMENTS[sql] = run
+    return found
+
+
+async def _reset(conn: asyncpg.Connection) -> None:
+    """What a connection needs before it goes back to the pool: no open transaction.
+
+    Nothing else: schedd sets no session state, and its advisory locks end with their
+    transactions, so the default reset (RESET ALL, UNLISTEN, unlock all: one more round
+    trip per operation) is not needed.
+    """
+    if conn.is_in_transaction():
+        await conn.execute("ROLLBACK")
 
 
 def rowcount(status: str) -> int:

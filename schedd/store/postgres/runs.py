@@ -23,6 +23,23 @@ SQL_INSERT = (
     " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)"
     " RETURNING id"
 )
+# Notes on a schedule that a run of it started (for `latest_execution`).
+SQL_RECORD_START = "UPDATE schedules SET last_run_uid = $1, last_run_at = $2, last_run_status = $3 WHERE id = $4"
+# Records how a run ended and counts it on its schedule ($13: schedule id, or NULL), in one statement.
+SQL_FINISH_COUNTED = """
+WITH ended AS (
+    UPDATE runs SET state = $2, ended_at = $3, attempt = $4, error = $5, exit_code = $6, skip_reason = $7,
+        timed_out = $8, request_payload = $9, response_status = $10, response_body = $11, complete = $12
+    WHERE id = $1)
+UPDATE schedules SET success_count = success_count + $14, fail_count = fail_count + $15,
+    last_run_status = $2, last_run_uid = $16, last_run_at = $17
+WHERE id = $13"""
+# Forgets a run its job's history does not keep and counts it on its schedule, in one statement.
+SQL_FORGET_COUNTED = """
+WITH gone AS (DELETE FROM runs WHERE id = $1)
+UPDATE schedules SET success_count = success_count + $3, fail_count = fail_count + $4,
+    last_run_status = $2, last_run_uid = $5, last_run_at = $6
+WHERE id = $7"""
 # Records many runs at once, one array per column in the order of `NewRun.values()`; (uid, id) of each.
 SQL_INSERT_MANY = """
 INSERT INTO runs (uid, family, schedule_id, overlap_key, org_id, project_id, cube_id, trigger, state,
@@ -121,7 +138,8 @@ class PgRunStore:
         self._db = db
 
     async def insert(self, new: NewRun) -> int:
-        return await self._db.write(lambda conn: op_insert(conn, new))
+        run_id: int = await self._db.write_one("fetchval", SQL_INSERT, *new.values())
+        return run_id
 
     async def get_by_uid(self, uid: str) -> Run | None:
         row = await self._db.fetchrow(SQL_GET_UID, uid)
@@ -182,6 +200,44 @@ class PgRunStore:
     async def latest_created(self) -> float | None:
         value = await self._db.fetchval(SQL_LATEST_CREATED)
         return None if value is None else float(value)
+
+
+# -- the runner's writes of one run, each a single statement (one round trip, one commit) ----
+
+async def record_run(db: PgDatabase, new: NewRun, *, noted: tuple[float, str] | None) -> int:
+    """Record a run; with `noted` (at, status) its start is noted on its schedule (group-committed)."""
+    run_id: int = await db.batched(_record_runs, (new, noted))
+    return run_id
+
+
+async def _record_runs(conn: asyncpg.Connection, items: list[tuple[NewRun, tuple[float, str] | None]]) -> list[int]:
+    """Runs recorded together: one insert, then their starts noted in one pipelined round trip."""
+    ids = await op_insert_many(conn, [new for new, _ in items])
+    notes = [(new.uid, noted[0], noted[1], new.schedule_id) for new, noted in items
+             if noted is not None and new.schedule_id is not None]
+    if notes:
+        await conn.executemany(SQL_RECORD_START, notes)
+    return ids
+
+
+async def start_run(db: PgDatabase, run_id: int, at: float) -> None:
+    """Mark a queued run started (group-committed with the other runs starting now)."""
+    await db.grouped(SQL_START, at, run_id)
+
+
+async def finish_run(
+    db: PgDatabase, run_id: int, finish: Finish, *, keep: bool, schedule_id: int | None, ok: bool, counted: bool,
+    run_uid: str, at: float,
+) -> None:
+    """Record how a run ended (or forget it: `keep` False) and count it on its schedule."""
+    good, bad = int(ok and counted), int(counted and not ok)
+    if keep:
+        await db.grouped(SQL_FINISH_COUNTED, run_id, finish.state, finish.ended_at, finish.attempt,
+                           finish.error, finish.exit_code, finish.skip_reason, int(finish.timed_out),
+                           finish.request_payload, finish.response_status, finish.response_body,
+                           int(finish.complete), schedule_id, good, bad, run_uid, at)
+    else:
+        await db.grouped(SQL_FORGET_COUNTED, run_id, finish.state, good, bad, run_uid, at, schedule_id)
 
 
 # -- pieces of a larger transaction (the runner's writes compose these) ----------------
