@@ -25,17 +25,13 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
-from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from schedd.compose import install_families  # noqa: E402
-from schedd.store import runs as sqlite_runs  # noqa: E402
-from schedd.store import schedules as sqlite_schedules  # noqa: E402
-from schedd.store.postgres import runs as pg_runs  # noqa: E402
-from schedd.store.postgres import schedules as pg_schedules  # noqa: E402
-from schedd.store.postgres.store import PgStore  # noqa: E402
-from schedd.store.runs import Finish, NewRun  # noqa: E402
+from schedd.store.postgres import PgStore  # noqa: E402
+from schedd.store.protocol import Store  # noqa: E402
+from schedd.store.runs import Finish, Fired, NewRun, Outcome  # noqa: E402
 from schedd.store.schedules import NewSchedule, Schedule  # noqa: E402
 from schedd.store.sqlite import SqliteStore  # noqa: E402
 
@@ -53,60 +49,33 @@ def new_run(schedule: Schedule, state: str, at: float) -> NewRun:
 
 
 class Ops:
-    """The runner's three writes of a run, and a due batch, on one backend."""
+    """The runner's writes of a run, and a due batch, through the store's Protocol (`store.fires`)."""
 
-    def __init__(self, store: Any) -> None:
-        self.store = store
-        self.pg = isinstance(store, PgStore)
+    def __init__(self, store: Store) -> None:
+        self.fires = store.fires
 
-    async def record(self, schedule: Schedule, at: float) -> int:
+    async def record(self, schedule: Schedule, at: float) -> tuple[int, str]:
         row = new_run(schedule, "queued", at)
-        if self.pg:
-            return await pg_runs.record_run(self.store.db, row, noted=(at, "queued"))
-        else:
-            def op(conn: Any) -> int:  # type: ignore[misc]
-                run_id = sqlite_runs.op_insert(conn, row)
-                sqlite_schedules.op_record_start(conn, schedule.id, row.uid, at, "queued")
-                return run_id
-        return await self.store.db.write(op)
+        return await self.fires.start_now(row, schedule.id), row.uid
 
     async def start(self, run_id: int, at: float) -> None:
-        if self.pg:
-            await pg_runs.start_run(self.store.db, run_id, at)
-        else:
-            await self.store.db.write(lambda conn: sqlite_runs.op_start(conn, run_id, at))
+        if not await self.fires.mark_started(run_id, at):
+            raise RuntimeError(f"run {run_id} was not queued")
 
-    async def finish(self, schedule: Schedule, run_id: int, at: float) -> None:
-        finish = Finish(state="done", ended_at=at)
-        if self.pg:
-            await pg_runs.finish_run(self.store.db, run_id, finish, keep=True, schedule_id=schedule.id, ok=True,
-                                     counted=True, run_uid="x", at=at)
-            return
-        else:
-            def op(conn: Any) -> None:  # type: ignore[misc]
-                sqlite_runs.op_finish(conn, run_id, finish)
-                sqlite_schedules.op_record_outcome(conn, schedule.id, ok=True, counted=True, status="done",
-                                                   run_uid="x", at=at)
-        await self.store.db.write(op)
+    async def finish(self, schedule: Schedule, run_id: int, uid: str, at: float) -> None:
+        await self.fires.finish(run_id, Finish(state="done", ended_at=at),
+                                Outcome(schedule_id=schedule.id, ok=True, counted=True, status="done", run_uid=uid,
+                                        at=at))
 
     async def fire_batch(self, schedules: list[Schedule], at: float) -> None:
         rows = [new_run(s, "queued", at) for s in schedules]
-        if self.pg:
-            async def op(conn: Any) -> None:
-                await pg_runs.op_insert_many(conn, rows)
-                await conn.executemany(pg_schedules.SQL_SET_NEXT_STARTED,
-                                       [(at + 86400, r.uid, at, "queued", s.id) for r, s in zip(rows, schedules)])
-        else:
-            def op(conn: Any) -> None:  # type: ignore[misc]
-                for row, schedule in zip(rows, schedules, strict=True):
-                    sqlite_runs.op_insert(conn, row)
-                    sqlite_schedules.op_fired(conn, schedule.id, at + 86400, (row.uid, "queued"), at)
-        await self.store.db.write(op)
+        fired = [Fired(s.id, at + 86400, (row.uid, "queued")) for s, row in zip(schedules, rows, strict=True)]
+        await self.fires.record_fires([(row, None) for row in rows], fired, skip_since=at - 86400, at=at)
 
 
 async def one(backend: str, where: str, args: argparse.Namespace) -> dict[str, float]:
     install_families()
-    store: Any = PgStore.at(where, pool_size=args.pool_size) if backend == "postgres" else SqliteStore.at(where)
+    store: Store = PgStore.at(where, pool_size=args.pool_size) if backend == "postgres" else SqliteStore.at(where)
     await store.open()
     try:
         ops = Ops(store)
@@ -118,9 +87,9 @@ async def one(backend: str, where: str, args: argparse.Namespace) -> dict[str, f
             nonlocal completed
             while time.perf_counter() < deadline:
                 at = time.time()
-                run_id = await ops.record(schedule, at)
+                run_id, uid = await ops.record(schedule, at)
                 await ops.start(run_id, at)
-                await ops.finish(schedule, run_id, at)
+                await ops.finish(schedule, run_id, uid, at)
                 completed += 1
 
         started = time.perf_counter()
@@ -131,6 +100,9 @@ async def one(backend: str, where: str, args: argparse.Namespace) -> dict[str, f
             began = time.perf_counter()
             await ops.fire_batch(schedules[:args.batch], time.time())
             batch_ms.append((time.perf_counter() - began) * 1000)
+        done = sum((await store.runs.fires_by_schedule()).values())
+        if done != completed + 5 * args.batch:
+            raise RuntimeError(f"{completed} runs and {5 * args.batch} fires made, {done} recorded")
         return {"runs_per_s": runs_per_s, "batch_ms": statistics.median(batch_ms)}
     finally:
         await store.close()

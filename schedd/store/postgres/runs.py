@@ -9,11 +9,13 @@ still end with one record that counts both.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import asyncpg
 
+from schedd.store.postgres import schedules as pg_schedules
 from schedd.store.postgres.db import PgDatabase, rowcount
-from schedd.store.runs import Finish, NewRun, Run, RunSummary, SkipText
+from schedd.store.runs import Finish, Fired, NewRun, Outcome, Run, RunSummary, SkipText
 
 # Records a run (or a skip) as it is created; the values in the order of `NewRun.values()`; its id.
 SQL_INSERT = (
@@ -23,23 +25,27 @@ SQL_INSERT = (
     " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)"
     " RETURNING id"
 )
-# Notes on a schedule that a run of it started (for `latest_execution`).
-SQL_RECORD_START = "UPDATE schedules SET last_run_uid = $1, last_run_at = $2, last_run_status = $3 WHERE id = $4"
-# Records how a run ended and counts it on its schedule ($13: schedule id, or NULL), in one statement.
+# Records how a run ended and counts it on its schedule ($13), in one statement.
 SQL_FINISH_COUNTED = """
 WITH ended AS (
     UPDATE runs SET state = $2, ended_at = $3, attempt = $4, error = $5, exit_code = $6, skip_reason = $7,
         timed_out = $8, request_payload = $9, response_status = $10, response_body = $11, complete = $12
     WHERE id = $1)
 UPDATE schedules SET success_count = success_count + $14, fail_count = fail_count + $15,
-    last_run_status = $2, last_run_uid = $16, last_run_at = $17
+    last_run_status = $16, last_run_uid = $17, last_run_at = $18
 WHERE id = $13"""
-# Forgets a run its job's history does not keep and counts it on its schedule, in one statement.
+# Forgets a run its job's history does not keep and counts it on its schedule ($2), in one statement.
 SQL_FORGET_COUNTED = """
 WITH gone AS (DELETE FROM runs WHERE id = $1)
 UPDATE schedules SET success_count = success_count + $3, fail_count = fail_count + $4,
-    last_run_status = $2, last_run_uid = $5, last_run_at = $6
-WHERE id = $7"""
+    last_run_status = $5, last_run_uid = $6, last_run_at = $7
+WHERE id = $2"""
+# Marks queued runs as started, each at its own time; the ids of those that were queued.
+SQL_START_MANY = """
+UPDATE runs SET state = 'inprogress', started_at = s.at
+FROM unnest($1::bigint[], $2::double precision[]) AS s(id, at)
+WHERE runs.id = s.id AND runs.state = 'queued'
+RETURNING runs.id"""
 # Records many runs at once, one array per column in the order of `NewRun.values()`; (uid, id) of each.
 SQL_INSERT_MANY = """
 INSERT INTO runs (uid, family, schedule_id, overlap_key, org_id, project_id, cube_id, trigger, state,
@@ -202,42 +208,105 @@ class PgRunStore:
         return None if value is None else float(value)
 
 
-# -- the runner's writes of one run, each a single statement (one round trip, one commit) ----
+# -- the runner's writes -------------------------------------------------------------------
 
-async def record_run(db: PgDatabase, new: NewRun, *, noted: tuple[float, str] | None) -> int:
-    """Record a run; with `noted` (at, status) its start is noted on its schedule (group-committed)."""
-    run_id: int = await db.batched(_record_runs, (new, noted))
-    return run_id
+class PgFireStore:
+    """The runner's writes, each one commit. The writes of single runs (a run started now, a start,
+    an end) are group-committed with those of the other runs doing the same (`PgDatabase.batched`)."""
+
+    __slots__ = ("_db",)
+
+    def __init__(self, db: PgDatabase) -> None:
+        self._db = db
+
+    async def interrupt_open(self, at: float, error: str) -> list[tuple[int, int | None, str]]:
+        async def op(conn: asyncpg.Connection) -> list[tuple[int, int | None, str]]:
+            closed = await op_interrupt_open(conn, at, error)
+            counted = [(schedule_id, 0, 1, "interrupted", uid, at) for _, schedule_id, uid in closed
+                       if schedule_id is not None]
+            if counted:
+                await conn.executemany(pg_schedules.SQL_RECORD_OUTCOME, counted)
+            return closed
+
+        return await self._db.write(op)
+
+    async def record_fires(
+        self, rows: Sequence[tuple[NewRun, SkipText | None]], fired: Sequence[Fired], *,
+        skip_since: float, at: float,
+    ) -> tuple[list[int], list[str]]:
+        async def op(conn: asyncpg.Connection) -> tuple[list[int], list[str]]:
+            ids: list[int] = []
+            joined: list[str] = []
+            runs: list[NewRun] = []  # consecutive runs, inserted together before the next skip
+            for row, text in rows:
+                if text is None:
+                    runs.append(row)
+                    continue
+                ids += await op_insert_many(conn, runs)
+                runs = []
+                run_id, was_joined = await op_record_skip(conn, row, text, since=skip_since)
+                ids.append(run_id)
+                if was_joined:
+                    joined.append(row.family)
+            ids += await op_insert_many(conn, runs)
+            moved = [(f.next_fire_at, f.schedule_id) for f in fired if f.started is None]
+            started = [(f.next_fire_at, f.started[0], at, f.started[1], f.schedule_id) for f in fired
+                       if f.started is not None]
+            if moved:
+                await conn.executemany(pg_schedules.SQL_SET_NEXT, moved)
+            if started:
+                await conn.executemany(pg_schedules.SQL_SET_NEXT_STARTED, started)
+            return ids, joined
+
+        return await self._db.write(op)
+
+    async def start_now(self, row: NewRun, schedule_id: int | None) -> int:
+        run_id: int = await self._db.batched(_record_runs, (row, schedule_id))
+        return run_id
+
+    async def record_skip(self, row: NewRun, text: SkipText, *, since: float) -> tuple[int, bool]:
+        return await self._db.write(lambda conn: op_record_skip(conn, row, text, since=since))
+
+    async def mark_started(self, run_id: int, at: float) -> bool:
+        started: bool = await self._db.batched(_start_runs, (run_id, at))
+        return started
+
+    async def finish(self, run_id: int, finish: Finish | None, outcome: Outcome | None) -> None:
+        if outcome is None:
+            if finish is None:
+                await self._db.grouped(SQL_DELETE, run_id)
+            else:
+                await self._db.grouped(SQL_FINISH, *_finish_values(run_id, finish))
+            return
+        counts = (int(outcome.ok and outcome.counted), int(outcome.counted and not outcome.ok), outcome.status,
+                  outcome.run_uid, outcome.at)
+        if finish is None:
+            await self._db.grouped(SQL_FORGET_COUNTED, run_id, outcome.schedule_id, *counts)
+        else:
+            await self._db.grouped(SQL_FINISH_COUNTED, *_finish_values(run_id, finish), outcome.schedule_id, *counts)
 
 
-async def _record_runs(conn: asyncpg.Connection, items: list[tuple[NewRun, tuple[float, str] | None]]) -> list[int]:
-    """Runs recorded together: one insert, then their starts noted in one pipelined round trip."""
-    ids = await op_insert_many(conn, [new for new, _ in items])
-    notes = [(new.uid, noted[0], noted[1], new.schedule_id) for new, noted in items
-             if noted is not None and new.schedule_id is not None]
+async def _record_runs(conn: asyncpg.Connection, items: list[tuple[NewRun, int | None]]) -> list[int]:
+    """Runs started now, recorded together: one insert, then their starts noted on their schedules."""
+    ids = await op_insert_many(conn, [row for row, _ in items])
+    notes = [(row.uid, row.created_at, row.state, schedule_id) for row, schedule_id in items
+             if schedule_id is not None]
     if notes:
-        await conn.executemany(SQL_RECORD_START, notes)
+        await conn.executemany(pg_schedules.SQL_RECORD_START, notes)
     return ids
 
 
-async def start_run(db: PgDatabase, run_id: int, at: float) -> None:
-    """Mark a queued run started (group-committed with the other runs starting now)."""
-    await db.grouped(SQL_START, at, run_id)
+async def _start_runs(conn: asyncpg.Connection, items: list[tuple[int, float]]) -> list[bool]:
+    """Queued runs marked started together; whether each was queued."""
+    started = {row[0] for row in await conn.fetch(SQL_START_MANY, [i for i, _ in items], [at for _, at in items])}
+    return [run_id in started for run_id, _ in items]
 
 
-async def finish_run(
-    db: PgDatabase, run_id: int, finish: Finish, *, keep: bool, schedule_id: int | None, ok: bool, counted: bool,
-    run_uid: str, at: float,
-) -> None:
-    """Record how a run ended (or forget it: `keep` False) and count it on its schedule."""
-    good, bad = int(ok and counted), int(counted and not ok)
-    if keep:
-        await db.grouped(SQL_FINISH_COUNTED, run_id, finish.state, finish.ended_at, finish.attempt,
-                           finish.error, finish.exit_code, finish.skip_reason, int(finish.timed_out),
-                           finish.request_payload, finish.response_status, finish.response_body,
-                           int(finish.complete), schedule_id, good, bad, run_uid, at)
-    else:
-        await db.grouped(SQL_FORGET_COUNTED, run_id, finish.state, good, bad, run_uid, at, schedule_id)
+def _finish_values(run_id: int, finish: Finish) -> tuple[Any, ...]:
+    """The values of SQL_FINISH ($1-$12)."""
+    return (run_id, finish.state, finish.ended_at, finish.attempt, finish.error, finish.exit_code,
+            finish.skip_reason, int(finish.timed_out), finish.request_payload, finish.response_status,
+            finish.response_body, int(finish.complete))
 
 
 # -- pieces of a larger transaction (the runner's writes compose these) ----------------
@@ -261,9 +330,7 @@ async def op_start(conn: asyncpg.Connection, run_id: int, at: float) -> bool:
 
 
 async def op_finish(conn: asyncpg.Connection, run_id: int, finish: Finish) -> None:
-    await conn.execute(SQL_FINISH, run_id, finish.state, finish.ended_at, finish.attempt, finish.error,
-                       finish.exit_code, finish.skip_reason, int(finish.timed_out), finish.request_payload,
-                       finish.response_status, finish.response_body, int(finish.complete))
+    await conn.execute(SQL_FINISH, *_finish_values(run_id, finish))
 
 
 async def op_record_skip(

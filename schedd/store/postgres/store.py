@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from schedd.config import DatabaseConfig
 from schedd.store.postgres.accounts import PgAccountStore
 from schedd.store.postgres.db import POOL_SIZE, PgDatabase
 from schedd.store.postgres.reports import PgReportStore
-from schedd.store.postgres.runs import PgRunStore
+from schedd.store.postgres.runs import PgFireStore, PgRunStore
 from schedd.store.postgres.schedules import PgScheduleStore
 from schedd.store.postgres.windows import PgGrantStore, PgWindowStore
 from schedd.store.protocol import Store
@@ -17,13 +18,14 @@ from schedd.store.protocol import Store
 class PgStore:
     """A store in one PostgreSQL database, reached through a pool of `pool_size` connections."""
 
-    __slots__ = ("db", "accounts", "schedules", "runs", "windows", "grants", "reports")
+    __slots__ = ("db", "accounts", "schedules", "runs", "fires", "windows", "grants", "reports")
 
     def __init__(self, db: PgDatabase) -> None:
         self.db = db
         self.accounts = PgAccountStore(db)
         self.schedules = PgScheduleStore(db)
         self.runs = PgRunStore(db)
+        self.fires = PgFireStore(db)
         self.windows = PgWindowStore(db)
         self.grants = PgGrantStore(db)
         self.reports = PgReportStore(db)
@@ -33,14 +35,32 @@ class PgStore:
         """The store of the database at `url` (`postgresql://user@host/db`); `open()` connects."""
         return cls(PgDatabase(url, pool_size=pool_size))
 
+    @classmethod
+    def from_url(cls, url: str, database: DatabaseConfig) -> PgStore:
+        """The store `--db` / `[database] url` names, with the configured pool size."""
+        return cls.at(url, pool_size=database.pool_size)
+
     @property
     def is_open(self) -> bool:
         return self.db.is_open
+
+    @property
+    def location(self) -> str:
+        return self.db.path
+
+    @property
+    def applied_migrations(self) -> list[int]:
+        return list(self.db.applied)
+
+    @property
+    def local_file(self) -> str | None:
+        return None
 
     async def open(self) -> None:
         await self.db.open()
 
     async def close(self) -> None:
+        self.accounts.close_watches()
         await self.db.close()
 
     async def flush(self) -> None:
