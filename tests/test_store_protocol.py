@@ -9,6 +9,7 @@ each. `twin` is a second store on the same database, as a second process would o
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 
 import pytest
@@ -20,7 +21,7 @@ from schedd.store.db import check_backup
 from schedd.store.postgres.store import PgStore
 from schedd.store.protocol import Store
 from schedd.store.reports import Visibility
-from schedd.store.runs import NewRun
+from schedd.store.runs import Finish, Fired, NewRun, Outcome
 from schedd.store.schedules import Cap, CapReached, NewSchedule, Scope
 from schedd.store.sqlite import SqliteStore
 from schedd.store.windows import NewEvent, Window
@@ -205,6 +206,107 @@ async def test_runs_written_by_two_stores_page_newest_first_without_gaps(store: 
     assert await store.runs.latest_created() == T0 + 39
 
 
+def skip_text(fires: int, first: float, last: float) -> str:
+    return f"{fires} fires skipped from {first:.0f} to {last:.0f}"
+
+
+def skip(uid: str, schedule_id: int, due: float, reason: str = "overlap") -> NewRun:
+    return NewRun(uid=uid, family=Family.MAINTENANCE, overlap_key=f"m:{schedule_id}", trigger="Scheduled",
+                  state=RunState.SKIPPED, created_at=due, schedule_id=schedule_id, org_id="acme", due_at=due,
+                  ended_at=due, skip_reason=reason)
+
+
+async def test_the_runner_writes_through_the_fires_group(store: Store):
+    await store.accounts.ensure_org("acme", T0)
+    a, b = await store.schedules.insert(schedule("a")), await store.schedules.insert(schedule("b"))
+    queued = NewRun(uid="q1", family=Family.MAINTENANCE, overlap_key=a.overlap_key, trigger="Scheduled",
+                    state=RunState.QUEUED, created_at=T0, schedule_id=a.id, org_id="acme", due_at=T0)
+    ids, joined = await store.fires.record_fires(
+        [(skip("k1", b.id, T0), skip_text), (queued, None), (skip("k2", b.id, T0 + 1), skip_text)],
+        [Fired(a.id, T0 + 60, ("q1", "queued")), Fired(b.id, T0 + 61)], skip_since=T0 - 86400, at=T0)
+    assert ids[0] == ids[2] and ids[1] != ids[0] and joined == [Family.MAINTENANCE]
+    joint = await store.runs.get_by_uid("k1")
+    assert (joint.fires, joint.due_at, joint.last_due_at, joint.error) == (2, T0, T0 + 1, skip_text(2, T0, T0 + 1))
+    got_a, got_b = await store.schedules.get(a.id), await store.schedules.get(b.id)
+    assert (got_a.next_fire_at, got_a.last_run_uid, got_a.last_run_status) == (T0 + 60, "q1", "queued")
+    assert (got_b.next_fire_at, got_b.last_run_uid) == (T0 + 61, None)
+    # a skip of another reason starts a record of its own; one begun before `since` is not joined
+    assert (await store.fires.record_skip(skip("k3", b.id, T0 + 2, "misfire"), skip_text, since=T0))[1] is False
+    assert (await store.fires.record_skip(skip("k4", b.id, T0 + 3, "misfire"), skip_text, since=T0 + 3))[1] is False
+
+    assert await store.fires.mark_started(ids[1], T0 + 2) is True
+    assert await store.fires.mark_started(ids[1], T0 + 3) is False  # it was not queued any more
+    now_id = await store.fires.start_now(NewRun(
+        uid="n1", family=Family.MAINTENANCE, overlap_key=a.overlap_key, trigger="Manual", state=RunState.INPROGRESS,
+        created_at=T0 + 4, schedule_id=a.id, org_id="acme", started_at=T0 + 4), a.id)
+    assert (await store.schedules.get(a.id)).last_run_uid == "n1"
+    assert [r.uid for r in await store.runs.open_for_key(a.overlap_key)] == ["q1", "n1"]
+    await store.fires.finish(ids[1], Finish(state=RunState.DONE, ended_at=T0 + 5, error=None),
+                             Outcome(a.id, ok=True, counted=True, status="done", run_uid="q1", at=T0 + 5))
+    await store.fires.finish(now_id, None, Outcome(a.id, ok=False, counted=True, status="failed", run_uid="n1",
+                                                   at=T0 + 6))
+    done = await store.runs.get_by_uid("q1")
+    assert (done.state, done.started_at, done.ended_at) == ("done", T0 + 2, T0 + 5)
+    assert await store.runs.get_by_uid("n1") is None  # its history keeps nothing
+    counted = await store.schedules.get(a.id)
+    assert (counted.success_count, counted.fail_count, counted.last_run_status) == (1, 1, "failed")
+
+    left_open = await store.fires.start_now(NewRun(
+        uid="o1", family=Family.MAINTENANCE, overlap_key=b.overlap_key, trigger="Manual", state=RunState.QUEUED,
+        created_at=T0 + 7, schedule_id=b.id, org_id="acme"), b.id)
+    assert await store.fires.interrupt_open(T0 + 8, "crash") == [(left_open, b.id, "o1")]
+    interrupted = await store.schedules.get(b.id)
+    assert (interrupted.fail_count, interrupted.last_run_status) == (1, "interrupted")
+    assert (await store.runs.get_by_uid("o1")).state == "interrupted"
+
+
+async def test_runs_started_and_ended_together_are_each_recorded(store: Store):
+    """The group-committed writes: many at once, each answered with its own result."""
+    await store.accounts.ensure_org("acme", T0)
+    made = await store.schedules.insert(schedule("s1"))
+    rows = [NewRun(uid=f"r{n}", family=Family.MAINTENANCE, overlap_key=made.overlap_key, trigger="Manual",
+                   state=RunState.QUEUED, created_at=T0 + n, schedule_id=made.id, org_id="acme") for n in range(50)]
+    ids = await asyncio.gather(*(store.fires.start_now(row, made.id) for row in rows))
+    assert [(await store.runs.get_by_uid(row.uid)).id for row in rows] == ids
+    started = await asyncio.gather(*(store.fires.mark_started(i, T0 + 100) for i in ids[:40]),
+                                   store.fires.mark_started(10**9, T0))
+    assert started == [True] * 40 + [False]
+    await asyncio.gather(*(store.fires.finish(i, Finish(state=RunState.DONE, ended_at=T0 + 200), Outcome(
+        made.id, ok=n % 2 == 0, counted=True, status="done", run_uid=f"r{n}", at=T0 + 200)) for n, i in enumerate(ids)))
+    counted = await store.schedules.get(made.id)
+    assert (counted.success_count, counted.fail_count) == (25, 25)
+    assert await store.runs.open_for_key(made.overlap_key) == []
+
+
+async def test_skips_recorded_at_once_by_two_stores_coalesce_into_one_record(store: Store, twin: Store):
+    await store.accounts.ensure_org("acme", T0)
+    made = await store.schedules.insert(schedule("s1"))
+    outcomes = await asyncio.gather(*((store if n % 2 else twin).fires.record_skip(
+        skip(f"k{n}", made.id, T0 + n), skip_text, since=T0 - 1) for n in range(20)))
+    assert len({run_id for run_id, _ in outcomes}) == 1 and sum(joined for _, joined in outcomes) == 19
+    [record] = await twin.runs.list_schedule(made.id, limit=10, offset=0)
+    assert record.fires == 20 and await store.runs.fires_by_schedule() == {made.id: 20}
+
+
+async def test_a_revocation_through_one_store_reaches_the_watch_of_another(store: Store, twin: Store):
+    user_id = await store.accounts.create_user("alice", "h", email=None, is_admin=False, orgs=(), at=T0)
+    await store.accounts.add_tokens(user_id, [(b"t1", "access", T0 + 60)], name=None, at=T0)
+    here, there = store.accounts.revocation_watch(), twin.accounts.revocation_watch()
+    try:
+        here.epoch(), there.epoch()
+        await asyncio.sleep(0.2)  # the watches follow the database from their first read on
+        before = here.epoch(), there.epoch()
+        assert await store.accounts.revoke_token(b"t1", T0 + 1)
+        assert here.epoch() > before[0]  # at once, in the instance that revoked
+        deadline = time.monotonic() + 5
+        while there.epoch() == before[1] and time.monotonic() < deadline:
+            await asyncio.sleep(0.005)
+        assert there.epoch() > before[1]
+    finally:
+        here.close()
+        there.close()
+
+
 # -- the same answers from every backend ------------------------------------------------------
 
 async def _script(s: Store) -> list[tuple[str, object]]:
@@ -308,6 +410,24 @@ async def _script(s: Store) -> list[tuple[str, object]]:
     note("grant", [await s.grants.grant(alice, 3, at=T0), await s.grants.grant(alice, 3, at=T0),
                    await s.grants.grant(alice, 1, at=T0)])
     note("scopes", await s.grants.scopes_of(alice))
+    queued = NewRun(uid="f1", family=Family.MAINTENANCE, overlap_key=made[2].overlap_key, trigger="Scheduled",
+                    state=RunState.QUEUED, created_at=T0 + 9, schedule_id=made[2].id, org_id="acme", due_at=T0 + 8)
+    fired = await s.fires.record_fires(
+        [(skip("k1", made[3].id, T0 + 9), skip_text), (queued, None), (skip("k2", made[3].id, T0 + 10), skip_text)],
+        [Fired(made[2].id, T0 + 99, ("f1", "queued")), Fired(made[3].id, None)], skip_since=T0, at=T0 + 9)
+    note("record fires", fired)
+    run_id = fired[0][1]
+    note("mark started", [await s.fires.mark_started(run_id, T0 + 11), await s.fires.mark_started(run_id, T0 + 11)])
+    await s.fires.finish(run_id, Finish(state=RunState.FAILED, ended_at=T0 + 12, attempt=2, error="boom", exit_code=3,
+                                   timed_out=True, request_payload="{}", response_status=500, response_body="no",
+                                   complete=True),
+                         Outcome(made[2].id, ok=False, counted=True, status="failed", run_uid="f1", at=T0 + 12))
+    note("start now", await s.fires.start_now(NewRun(
+        uid="n1", family=Family.SERVICE, overlap_key=made[6].overlap_key, trigger="Manual", state=RunState.INPROGRESS,
+        created_at=T0 + 13, schedule_id=made[6].id, started_at=T0 + 13), made[6].id))
+    note("interrupt", await s.fires.interrupt_open(T0 + 14, "crash"))
+    note("after fires", [await s.runs.get_by_uid(uid) for uid in ("k1", "f1", "n1", "r5")])
+    note("schedules after fires", await s.schedules.get_many([made[2].id, made[3].id, made[6].id, made[7].id]))
     note("delete schedule", await s.schedules.delete(made[0].id))
     note("runs gone with it", await s.runs.get_by_uid("r0"))
     return out
