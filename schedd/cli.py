@@ -299,6 +299,12 @@ def _db_backup(args: argparse.Namespace) -> int:
 
     config = _load_config(args)
     source = _db_path(args, config)
+    if config_mod.is_server_url(source):  # PostgreSQL: every table, in one snapshot, into a new SQLite file
+        from schedd.store.copy import backup_to_sqlite
+
+        asyncio.run(backup_to_sqlite(source, args.path))
+        print(args.path)
+        return 0
     if not os.path.exists(source):
         raise ScheddError(f"no database at {source}")
     shown = [-1]

@@ -10,7 +10,8 @@ import pytest
 from schedd.cli import main
 from schedd.compose import install_families
 from schedd.states import Family, RunState, WindowState
-from schedd.store.copy import TABLES
+from schedd.store.copy import SCHEMA_VERSION, TABLES
+from schedd.store.db import check_backup
 from schedd.store.lock import DatabaseLock
 from schedd.store.postgres.store import PgStore
 from schedd.store.runs import NewRun
@@ -136,3 +137,15 @@ def test_bad_copies_exit_2_on_one_line(tmp_path, pg_url, capsys, case):
     assert err.startswith("schedd: ") and err.count("\n") == 1, err
     assert (tmp_path / "notes.txt").read_text() == "not a database\n"
     assert not (tmp_path / "nothing.db.lock").exists() and not (tmp_path / "notes.txt.lock").exists()
+
+
+def test_a_backup_of_a_postgresql_store_is_an_sqlite_file_restore_takes(tmp_path, pg_url, capsys):
+    source = str(tmp_path / "a.db")
+    asyncio.run(_fill(source))
+    assert main(["db", "copy", source, pg_url]) == 0
+    backup = tmp_path / "backup.db"
+    assert main(["db", "backup", "--db", pg_url, str(backup)]) == 0
+    assert check_backup(backup) == SCHEMA_VERSION and backup.stat().st_mode & 0o777 == 0o600
+    assert _tables(str(backup)) == _tables(source)
+    assert main(["db", "backup", "--db", pg_url, str(backup)]) == 2  # never over an existing file
+    assert "exists" in capsys.readouterr().err and _tables(str(backup)) == _tables(source)
