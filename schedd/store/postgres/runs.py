@@ -249,13 +249,7 @@ class PgFireStore:
                 if was_joined:
                     joined.append(row.family)
             ids += await op_insert_many(conn, runs)
-            moved = [(f.next_fire_at, f.schedule_id) for f in fired if f.started is None]
-            started = [(f.next_fire_at, f.started[0], at, f.started[1], f.schedule_id) for f in fired
-                       if f.started is not None]
-            if moved:
-                await conn.executemany(pg_schedules.SQL_SET_NEXT, moved)
-            if started:
-                await conn.executemany(pg_schedules.SQL_SET_NEXT_STARTED, started)
+            await pg_schedules.op_fired_many(conn, fired, at)
             return ids, joined
 
         return await self._db.write(op)

@@ -9,12 +9,13 @@ one transaction at a time.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
 import asyncpg
 
 from schedd.errors import Conflict, NotFound
 from schedd.store.postgres.db import PgDatabase
+from schedd.store.runs import Fired
 from schedd.store.schedules import BATCH, SCHEDULE_COLUMNS, Cap, CapReached, NewSchedule, Schedule, Scope
 
 # Creates a schedule; the values in the order of `NewSchedule.values()`; its id.
@@ -66,6 +67,17 @@ SQL_SET_NEXT = "UPDATE schedules SET next_fire_at = $1 WHERE id = $2"
 SQL_SET_NEXT_STARTED = (
     "UPDATE schedules SET next_fire_at = $1, last_run_uid = $2, last_run_at = $3, last_run_status = $4 WHERE id = $5"
 )
+# Moves many schedules' next fire times at once ($1 ids, $2 times).
+SQL_SET_NEXT_MANY = """
+UPDATE schedules SET next_fire_at = f.next_fire_at
+FROM unnest($1::bigint[], $2::double precision[]) AS f(id, next_fire_at)
+WHERE schedules.id = f.id"""
+# Moves many schedules' next fire times and records the run each fire started, at one time ($5).
+SQL_SET_NEXT_STARTED_MANY = """
+UPDATE schedules SET next_fire_at = f.next_fire_at, last_run_uid = f.uid, last_run_at = $5,
+    last_run_status = f.status
+FROM unnest($1::bigint[], $2::double precision[], $3::text[], $4::text[]) AS f(id, next_fire_at, uid, status)
+WHERE schedules.id = f.id"""
 # Activates or deactivates a schedule, with its next fire time.
 SQL_SET_ACTIVE = (
     "UPDATE schedules SET active = $1, next_fire_at = $2, updated_by = $3, updated_at = $4 WHERE id = $5"
@@ -244,6 +256,20 @@ async def op_fired(
         await conn.execute(SQL_SET_NEXT, next_fire_at, schedule_id)
     else:
         await conn.execute(SQL_SET_NEXT_STARTED, next_fire_at, started[0], at, started[1], schedule_id)
+
+
+async def op_fired_many(conn: asyncpg.Connection, fired: Sequence[Fired], at: float) -> None:
+    """Many fires handled: each schedule's next fire time and the run its fire started (the last word
+    on a schedule named twice wins, as it would one statement after another)."""
+    last = {f.schedule_id: f for f in fired}
+    moved = [f for f in last.values() if f.started is None]
+    started = [f for f in last.values() if f.started is not None]
+    if moved:
+        await conn.execute(SQL_SET_NEXT_MANY, [f.schedule_id for f in moved], [f.next_fire_at for f in moved])
+    if started:
+        await conn.execute(SQL_SET_NEXT_STARTED_MANY, [f.schedule_id for f in started],
+                           [f.next_fire_at for f in started], [f.started[0] for f in started if f.started],
+                           [f.started[1] for f in started if f.started], at)
 
 
 async def op_record_start(conn: asyncpg.Connection, schedule_id: int, run_uid: str, at: float, status: str) -> None:
