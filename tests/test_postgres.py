@@ -14,7 +14,7 @@ from schedd import config as config_mod
 from schedd.errors import StoreError, Unavailable
 from schedd.states import values
 from schedd.store import db as sqlite_db
-from schedd.store.copy import SCHEMA_VERSION, TABLES
+from schedd.store.copy import PG_ONLY, SCHEMA_VERSION, TABLES
 from schedd.store.postgres import db as pg_db
 from schedd.store.postgres.store import PgStore
 from tests.support.postgres import Cluster
@@ -32,7 +32,7 @@ async def test_two_stores_opening_a_new_database_at_once_migrate_it_once(pg_clus
         assert [(r[0], r[1]) for r in rows] == [(m.version, m.name) for m in pg_db.migrations()]
         again = PgStore.at(url)
         await again.open()
-        assert again.db.applied == [] and await again.db.schema_version() == SCHEMA_VERSION
+        assert again.db.applied == [] and await again.db.schema_version() == pg_db.migrations()[-1].version
         await again.close()
     finally:
         await asyncio.gather(*(store.close() for store in stores))
@@ -57,7 +57,8 @@ async def test_the_schema_checks_allow_exactly_the_enum_values(pg_url):
 async def test_both_schemas_have_the_same_tables_and_columns_that_copy_moves(tmp_path, pg_url):
     """A migration added to one backend and not the other, or a column `db copy` would drop, fails here."""
     assert max(m.version for m in sqlite_db.migrations()) == SCHEMA_VERSION
-    assert [(m.version, m.name) for m in pg_db.migrations()] == [(m.version, m.name) for m in sqlite_db.migrations()]
+    assert [(m.version, m.name) for m in pg_db.migrations()][:SCHEMA_VERSION] == [
+        (m.version, m.name) for m in sqlite_db.migrations()]
     lite = sqlite_db.Database(tmp_path / "s.db")
     await lite.open()
     await lite.close()
@@ -76,7 +77,8 @@ async def test_both_schemas_have_the_same_tables_and_columns_that_copy_moves(tmp
         await store.close()
     pg_columns: dict[str, tuple[str, ...]] = {}
     for row in rows:
-        pg_columns[row[0]] = (*pg_columns.get(row[0], ()), row[1])
+        if row[1] not in PG_ONLY.get(row[0], ()):
+            pg_columns[row[0]] = (*pg_columns.get(row[0], ()), row[1])
     copied = {table: tuple(sorted(columns)) for table, columns in TABLES}
     assert {t: tuple(sorted(c)) for t, c in sqlite_columns.items()} == copied
     assert {t: tuple(sorted(c)) for t, c in pg_columns.items()} == copied

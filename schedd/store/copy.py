@@ -8,7 +8,9 @@ the rows of every table are counted on both sides and must agree. An SQLite file
 side is locked as `schedd serve` locks it (schedd/store/lock.py): no daemon may hold it
 while it is copied.
 
-Not copied: `schema_migrations` (each side keeps its own, at the same version).
+Not copied: `schema_migrations` (each side keeps its own, each at its backend's newest), and
+what only PostgreSQL has, for several instances (the firing lease, the instances, which
+instance holds each run): a copy holds no open run of a live instance.
 """
 
 from __future__ import annotations
@@ -56,7 +58,14 @@ TABLES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("auth_epoch", ("id", "epoch")),
 )
 SCHEMA_VERSION = 5
-"""The schema version TABLES describes; both backends' migrations must be at it."""
+"""The schema version TABLES describes: SQLite's newest migration, and the same number and meaning
+in PostgreSQL's, whose later ones add only what several instances need (PG_ONLY)."""
+PG_ONLY: dict[str, tuple[str, ...]] = {
+    "runs": ("held_by", "held_inc"),
+    "fire_lease": ("id", "holder", "incarnation", "epoch", "expires_at"),
+    "instances": ("name", "incarnation", "alive_until"),
+}
+"""Columns and tables only PostgreSQL has; not copied (NULL, or the migrations' own rows)."""
 PRESET = frozenset({"auth_epoch"})
 """Tables the migrations fill with one row: replaced by the source's, not counted as content."""
 SERIAL = ("users", "tokens", "schedules", "runs", "windows", "window_events")
@@ -127,7 +136,7 @@ class _SqliteSource:
             version = conn.execute(SQL_SQLITE_VERSION).fetchone()[0]
         except sqlite3.Error as exc:
             raise StoreError(f"cannot read {self.path}: {exc}") from exc
-        _check_version(self.path, version)
+        _check_version(self.path, version, _sqlite_latest())
 
     async def count(self, table: str) -> int:
         return await asyncio.to_thread(lambda: int(self._conn().execute(_count(table)).fetchone()[0]))
@@ -165,7 +174,7 @@ class _SqliteDestination:
         self.conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         for pragma in ("synchronous=FULL", "foreign_keys=ON", "busy_timeout=5000"):
             self.conn.execute(f"PRAGMA {pragma}")
-        _check_version(self.path, self.conn.execute(SQL_SQLITE_VERSION).fetchone()[0])
+        _check_version(self.path, self.conn.execute(SQL_SQLITE_VERSION).fetchone()[0], _sqlite_latest())
 
     def _conn(self) -> sqlite3.Connection:
         if self.conn is None:
@@ -226,8 +235,10 @@ class _PgSide:
         if self.source:
             self.tx = self.conn.transaction(isolation="repeatable_read", readonly=True)
             await self.tx.start()
+        from schedd.store.postgres.db import migrations
+
         version = await self._version()
-        _check_version(shown(self.url), version)
+        _check_version(shown(self.url), version, max(m.version for m in migrations()))
 
     async def _version(self) -> int | None:
         from schedd.store.postgres.db import SQL_HAS_MIGRATIONS, SQL_SCHEMA_VERSION
@@ -273,11 +284,15 @@ class _PgSide:
             self.conn = None
 
 
-def _check_version(name: str, version: int | None) -> None:
+def _sqlite_latest() -> int:
+    return max(m.version for m in sqlite_db.migrations())
+
+
+def _check_version(name: str, version: int | None, latest: int) -> None:
     if version is None:
         raise StoreError(f"{name} is not a schedd database (it has no schema_migrations)")
-    if version != SCHEMA_VERSION:
-        raise StoreError(f"{name} has schema version {version}, this schedd copies version {SCHEMA_VERSION}"
+    if version != latest:
+        raise StoreError(f"{name} has schema version {version}, this schedd's is {latest}"
                          f" (run `schedd db migrate` on it first)")
 
 

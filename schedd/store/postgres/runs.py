@@ -15,25 +15,28 @@ import asyncpg
 
 from schedd.store.postgres import schedules as pg_schedules
 from schedd.store.postgres.db import PgDatabase, rowcount
+from schedd.store.postgres.lease import Instance
 from schedd.store.runs import Finish, Fired, NewRun, Outcome, Run, RunSummary, SkipText
 
-# Records a run (or a skip) as it is created; the values in the order of `NewRun.values()`; its id.
+# Records a run (or a skip) as it is created; the values in the order of `NewRun.values()`, then the
+# instance that holds it and its incarnation; its id.
 SQL_INSERT = (
     "INSERT INTO runs (uid, family, schedule_id, overlap_key, org_id, project_id, cube_id, trigger, state,"
     " full_build, cron, due_at, fires, created_at, started_at, ended_at, attempt, error, skip_reason, window_id,"
-    " last_due_at)"
-    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)"
-    " RETURNING id"
+    " last_due_at, held_by, held_inc)"
+    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21,"
+    " $22, $23) RETURNING id"
 )
-# Records how a run ended and counts it on its schedule ($13), in one statement.
+# Records how an open run ended and counts it on its schedule ($13), in one statement; a run
+# closed already is left as it was and not counted again.
 SQL_FINISH_COUNTED = """
 WITH ended AS (
     UPDATE runs SET state = $2, ended_at = $3, attempt = $4, error = $5, exit_code = $6, skip_reason = $7,
         timed_out = $8, request_payload = $9, response_status = $10, response_body = $11, complete = $12
-    WHERE id = $1)
+    WHERE id = $1 AND state IN ('queued', 'inprogress') RETURNING id)
 UPDATE schedules SET success_count = success_count + $14, fail_count = fail_count + $15,
     last_run_status = $16, last_run_uid = $17, last_run_at = $18
-WHERE id = $13"""
+WHERE id = $13 AND EXISTS (SELECT 1 FROM ended)"""
 # Forgets a run its job's history does not keep and counts it on its schedule ($2), in one statement.
 SQL_FORGET_COUNTED = """
 WITH gone AS (DELETE FROM runs WHERE id = $1)
@@ -46,15 +49,16 @@ UPDATE runs SET state = 'inprogress', started_at = s.at
 FROM unnest($1::bigint[], $2::double precision[]) AS s(id, at)
 WHERE runs.id = s.id AND runs.state = 'queued'
 RETURNING runs.id"""
-# Records many runs at once, one array per column in the order of `NewRun.values()`; (uid, id) of each.
+# Records many runs at once, one array per column in the order of `NewRun.values()`, all held by one
+# instance ($22, $23); (uid, id) of each.
 SQL_INSERT_MANY = """
 INSERT INTO runs (uid, family, schedule_id, overlap_key, org_id, project_id, cube_id, trigger, state,
     full_build, cron, due_at, fires, created_at, started_at, ended_at, attempt, error, skip_reason, window_id,
-    last_due_at)
-SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[],
-    $8::text[], $9::text[], $10::integer[], $11::text[], $12::double precision[], $13::integer[],
-    $14::double precision[], $15::double precision[], $16::double precision[], $17::integer[], $18::text[],
-    $19::text[], $20::bigint[], $21::double precision[])
+    last_due_at, held_by, held_inc)
+SELECT *, $22::text, $23::text FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[],
+    $6::text[], $7::text[], $8::text[], $9::text[], $10::integer[], $11::text[], $12::double precision[],
+    $13::integer[], $14::double precision[], $15::double precision[], $16::double precision[], $17::integer[],
+    $18::text[], $19::text[], $20::bigint[], $21::double precision[])
 RETURNING uid, id"""
 # Holds the skip record of one schedule until the transaction ends.
 SQL_SKIP_LOCK = "SELECT pg_advisory_xact_lock(hashtextextended('schedd.skip:' || $1::bigint, 0))"
@@ -69,17 +73,23 @@ WHERE id = (SELECT max(id) FROM runs WHERE schedule_id = $1)
 SQL_JOIN_SKIP = "UPDATE runs SET fires = fires + $2, last_due_at = $3, ended_at = $4, error = $5 WHERE id = $1"
 # Marks a queued run as started.
 SQL_START = "UPDATE runs SET state = 'inprogress', started_at = $1 WHERE id = $2 AND state = 'queued'"
-# Records how a run ended, with what the executor kept.
+# Records how a run ended, with what the executor kept; a run closed already (interrupted by the
+# instance that took over firing) stays as it was closed.
 SQL_FINISH = """
 UPDATE runs SET state = $2, ended_at = $3, attempt = $4, error = $5, exit_code = $6, skip_reason = $7,
     timed_out = $8, request_payload = $9, response_status = $10, response_body = $11, complete = $12
-WHERE id = $1"""
+WHERE id = $1 AND state IN ('queued', 'inprogress')"""
 # Forgets a run that its job's history strategy does not keep.
 SQL_DELETE = "DELETE FROM runs WHERE id = $1"
-# Runs left open by a crash become interrupted (at start-up).
+# Open runs whose holder is gone become interrupted: held by no instance, by one (or an
+# incarnation of one) that no longer beats, or by the instance that fired before ($3).
 SQL_INTERRUPT_OPEN = """
 UPDATE runs SET state = 'interrupted', ended_at = $1, error = $2
 WHERE state IN ('queued', 'inprogress')
+  AND (held_by IS NULL OR held_by = $3::text
+       OR NOT EXISTS (SELECT 1 FROM instances i
+                      WHERE i.name = runs.held_by AND i.incarnation = runs.held_inc
+                        AND i.alive_until > extract(epoch FROM clock_timestamp())))
 RETURNING id, schedule_id, uid"""
 # One run by public uid.
 SQL_GET_UID = "SELECT * FROM runs WHERE uid = $1"
@@ -144,7 +154,7 @@ class PgRunStore:
         self._db = db
 
     async def insert(self, new: NewRun) -> int:
-        run_id: int = await self._db.write_one("fetchval", SQL_INSERT, *new.values())
+        run_id: int = await self._db.write_one("fetchval", SQL_INSERT, *new.values(), None, None)
         return run_id
 
     async def get_by_uid(self, uid: str) -> Run | None:
@@ -212,16 +222,23 @@ class PgRunStore:
 
 class PgFireStore:
     """The runner's writes, each one commit. The writes of single runs (a run started now, a start,
-    an end) are group-committed with those of the other runs doing the same (`PgDatabase.batched`)."""
+    an end) are group-committed with those of the other runs doing the same (`PgDatabase.batched`).
+    `record_fires` and `mark_started` carry the fence (schedd/store/postgres/lease.py)."""
 
-    __slots__ = ("_db",)
+    __slots__ = ("_db", "_me")
 
-    def __init__(self, db: PgDatabase) -> None:
+    def __init__(self, db: PgDatabase, me: Instance) -> None:
         self._db = db
+        self._me = me
 
-    async def interrupt_open(self, at: float, error: str) -> list[tuple[int, int | None, str]]:
+    def set_fence(self, holder: str | None, epoch: int | None) -> None:
+        self._me.fence = None if holder is None or epoch is None else (holder, epoch)
+
+    async def interrupt_open(
+        self, at: float, error: str, *, previous: str | None = None
+    ) -> list[tuple[int, int | None, str]]:
         async def op(conn: asyncpg.Connection) -> list[tuple[int, int | None, str]]:
-            closed = await op_interrupt_open(conn, at, error)
+            closed = await op_interrupt_open(conn, at, error, previous)
             counted = [(schedule_id, 0, 1, "interrupted", uid, at) for _, schedule_id, uid in closed
                        if schedule_id is not None]
             if counted:
@@ -234,7 +251,10 @@ class PgFireStore:
         self, rows: Sequence[tuple[NewRun, SkipText | None]], fired: Sequence[Fired], *,
         skip_since: float, at: float,
     ) -> tuple[list[int], list[str]]:
+        held = self._me.held()
+
         async def op(conn: asyncpg.Connection) -> tuple[list[int], list[str]]:
+            await self._me.check(conn)
             ids: list[int] = []
             joined: list[str] = []
             runs: list[NewRun] = []  # consecutive runs, inserted together before the next skip
@@ -242,27 +262,28 @@ class PgFireStore:
                 if text is None:
                     runs.append(row)
                     continue
-                ids += await op_insert_many(conn, runs)
+                ids += await op_insert_many(conn, runs, held)
                 runs = []
-                run_id, was_joined = await op_record_skip(conn, row, text, since=skip_since)
+                run_id, was_joined = await op_record_skip(conn, row, text, since=skip_since, held=held)
                 ids.append(run_id)
                 if was_joined:
                     joined.append(row.family)
-            ids += await op_insert_many(conn, runs)
+            ids += await op_insert_many(conn, runs, held)
             await pg_schedules.op_fired_many(conn, fired, at)
             return ids, joined
 
         return await self._db.write(op)
 
     async def start_now(self, row: NewRun, schedule_id: int | None) -> int:
-        run_id: int = await self._db.batched(_record_runs, (row, schedule_id))
+        run_id: int = await self._db.batched(self._record_runs, (row, schedule_id))
         return run_id
 
     async def record_skip(self, row: NewRun, text: SkipText, *, since: float) -> tuple[int, bool]:
-        return await self._db.write(lambda conn: op_record_skip(conn, row, text, since=since))
+        held = self._me.held()
+        return await self._db.write(lambda conn: op_record_skip(conn, row, text, since=since, held=held))
 
     async def mark_started(self, run_id: int, at: float) -> bool:
-        started: bool = await self._db.batched(_start_runs, (run_id, at))
+        started: bool = await self._db.batched(self._start_runs, (run_id, at))
         return started
 
     async def finish(self, run_id: int, finish: Finish | None, outcome: Outcome | None) -> None:
@@ -279,21 +300,21 @@ class PgFireStore:
         else:
             await self._db.grouped(SQL_FINISH_COUNTED, *_finish_values(run_id, finish), outcome.schedule_id, *counts)
 
+    async def _record_runs(self, conn: asyncpg.Connection, items: list[tuple[NewRun, int | None]]) -> list[int]:
+        """Runs started now, recorded together: one insert, then their starts noted on their schedules."""
+        ids = await op_insert_many(conn, [row for row, _ in items], self._me.held())
+        notes = [(row.uid, row.created_at, row.state, schedule_id) for row, schedule_id in items
+                 if schedule_id is not None]
+        if notes:
+            await conn.executemany(pg_schedules.SQL_RECORD_START, notes)
+        return ids
 
-async def _record_runs(conn: asyncpg.Connection, items: list[tuple[NewRun, int | None]]) -> list[int]:
-    """Runs started now, recorded together: one insert, then their starts noted on their schedules."""
-    ids = await op_insert_many(conn, [row for row, _ in items])
-    notes = [(row.uid, row.created_at, row.state, schedule_id) for row, schedule_id in items
-             if schedule_id is not None]
-    if notes:
-        await conn.executemany(pg_schedules.SQL_RECORD_START, notes)
-    return ids
-
-
-async def _start_runs(conn: asyncpg.Connection, items: list[tuple[int, float]]) -> list[bool]:
-    """Queued runs marked started together; whether each was queued."""
-    started = {row[0] for row in await conn.fetch(SQL_START_MANY, [i for i, _ in items], [at for _, at in items])}
-    return [run_id in started for run_id, _ in items]
+    async def _start_runs(self, conn: asyncpg.Connection, items: list[tuple[int, float]]) -> list[bool]:
+        """Queued runs marked started together, under the fence; whether each was queued."""
+        await self._me.check(conn)
+        rows = await conn.fetch(SQL_START_MANY, [i for i, _ in items], [at for _, at in items])
+        started = {row[0] for row in rows}
+        return [run_id in started for run_id, _ in items]
 
 
 def _finish_values(run_id: int, finish: Finish) -> tuple[Any, ...]:
@@ -305,17 +326,21 @@ def _finish_values(run_id: int, finish: Finish) -> tuple[Any, ...]:
 
 # -- pieces of a larger transaction (the runner's writes compose these) ----------------
 
-async def op_insert(conn: asyncpg.Connection, new: NewRun) -> int:
-    run_id: int = await conn.fetchval(SQL_INSERT, *new.values())
+Held = tuple[str | None, str | None]
+"""The instance that records a run, and its incarnation (None, None: not known)."""
+
+
+async def op_insert(conn: asyncpg.Connection, new: NewRun, held: Held = (None, None)) -> int:
+    run_id: int = await conn.fetchval(SQL_INSERT, *new.values(), *held)
     return run_id
 
 
-async def op_insert_many(conn: asyncpg.Connection, rows: Sequence[NewRun]) -> list[int]:
+async def op_insert_many(conn: asyncpg.Connection, rows: Sequence[NewRun], held: Held = (None, None)) -> list[int]:
     """Record many runs with one statement; their ids, in the order of `rows`."""
     if not rows:
         return []
     columns = list(zip(*(row.values() for row in rows), strict=True))
-    ids = {uid: run_id for uid, run_id in await conn.fetch(SQL_INSERT_MANY, *columns)}
+    ids = {uid: run_id for uid, run_id in await conn.fetch(SQL_INSERT_MANY, *columns, *held)}
     return [ids[row.uid] for row in rows]
 
 
@@ -328,7 +353,7 @@ async def op_finish(conn: asyncpg.Connection, run_id: int, finish: Finish) -> No
 
 
 async def op_record_skip(
-    conn: asyncpg.Connection, new: NewRun, text: SkipText, *, since: float
+    conn: asyncpg.Connection, new: NewRun, text: SkipText, *, since: float, held: Held = (None, None)
 ) -> tuple[int, bool]:
     """Record a skip, joined to the schedule's latest record when that is a skip of the same
     kind begun at or after `since`; returns (record id, joined)."""
@@ -342,7 +367,7 @@ async def op_record_skip(
             last = _last_due(new)
             await conn.execute(SQL_JOIN_SKIP, row["id"], new.fires, last, new.created_at, text(fires, first, last))
             return row["id"], True
-    return await op_insert(conn, new), False
+    return await op_insert(conn, new, held), False
 
 
 def _last_due(new: NewRun) -> float:
@@ -355,7 +380,9 @@ async def op_delete(conn: asyncpg.Connection, run_id: int) -> None:
     await conn.execute(SQL_DELETE, run_id)
 
 
-async def op_interrupt_open(conn: asyncpg.Connection, at: float, error: str) -> list[tuple[int, int | None, str]]:
-    """Close runs a crash left open; returns (run id, schedule id, uid) of each."""
-    rows = await conn.fetch(SQL_INTERRUPT_OPEN, at, error)
+async def op_interrupt_open(
+    conn: asyncpg.Connection, at: float, error: str, previous: str | None = None
+) -> list[tuple[int, int | None, str]]:
+    """Close the runs whose holder is gone; returns (run id, schedule id, uid) of each."""
+    rows = await conn.fetch(SQL_INTERRUPT_OPEN, at, error, previous)
     return [(row[0], row[1], row[2]) for row in rows]

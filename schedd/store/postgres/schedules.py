@@ -18,21 +18,27 @@ from schedd.store.postgres.db import PgDatabase
 from schedd.store.runs import Fired
 from schedd.store.schedules import BATCH, SCHEDULE_COLUMNS, Cap, CapReached, NewSchedule, Schedule, Scope
 
-# Creates a schedule; the values in the order of `NewSchedule.values()`; its id.
-SQL_INSERT = (
-    "INSERT INTO schedules (uid, family, org_id, project_id, cube_id, name, description, cron,"
-    " cron_normalized, timezone, full_build, spec, active, next_fire_at, misfire_policy, overlap_policy,"
-    " timeout, retries, history_strategy, retention_days, created_by, created_at, updated_by, updated_at)"
-    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20,"
-    " $21, $22, $23, $24) RETURNING id"
-)
-# Replaces the definition of a schedule, keeping its counters and history; the row as it is now.
-SQL_REPLACE = (
-    "UPDATE schedules SET name = $1, description = $2, cron = $3, cron_normalized = $4, timezone = $5,"
-    " full_build = $6, spec = $7, active = $8, next_fire_at = $9, misfire_policy = $10,"
-    " overlap_policy = $11, timeout = $12, retries = $13, history_strategy = $14, retention_days = $15,"
-    " updated_by = $16, updated_at = $17 WHERE id = $18 RETURNING *"
-)
+# Creates a schedule (the values in the order of `NewSchedule.values()`) and tells the other
+# instances at commit; its id.
+SQL_INSERT = """
+WITH made AS (
+    INSERT INTO schedules (uid, family, org_id, project_id, cube_id, name, description, cron,
+        cron_normalized, timezone, full_build, spec, active, next_fire_at, misfire_policy, overlap_policy,
+        timeout, retries, history_strategy, retention_days, created_by, created_at, updated_by, updated_at)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20,
+        $21, $22, $23, $24)
+    RETURNING id)
+SELECT id, pg_notify('schedd_changes', 'schedule:' || id) FROM made"""
+# Replaces the definition of a schedule, keeping its counters and history, and tells the other
+# instances at commit; the row as it is now.
+SQL_REPLACE = """
+WITH changed AS (
+    UPDATE schedules SET name = $1, description = $2, cron = $3, cron_normalized = $4, timezone = $5,
+        full_build = $6, spec = $7, active = $8, next_fire_at = $9, misfire_policy = $10,
+        overlap_policy = $11, timeout = $12, retries = $13, history_strategy = $14, retention_days = $15,
+        updated_by = $16, updated_at = $17
+    WHERE id = $18 RETURNING *)
+SELECT changed.*, pg_notify('schedd_changes', 'schedule:' || changed.id) FROM changed"""
 # One schedule by its internal id.
 SQL_GET = "SELECT * FROM schedules WHERE id = $1"
 # Several schedules by internal id (the engine's due batch).
@@ -78,12 +84,16 @@ UPDATE schedules SET next_fire_at = f.next_fire_at, last_run_uid = f.uid, last_r
     last_run_status = f.status
 FROM unnest($1::bigint[], $2::double precision[], $3::text[], $4::text[]) AS f(id, next_fire_at, uid, status)
 WHERE schedules.id = f.id"""
-# Activates or deactivates a schedule, with its next fire time.
-SQL_SET_ACTIVE = (
-    "UPDATE schedules SET active = $1, next_fire_at = $2, updated_by = $3, updated_at = $4 WHERE id = $5"
-)
-# Deletes a schedule (its runs go with it).
-SQL_DELETE = "DELETE FROM schedules WHERE id = $1"
+# Activates or deactivates a schedule, with its next fire time, and tells the other instances at commit.
+SQL_SET_ACTIVE = """
+WITH changed AS (
+    UPDATE schedules SET active = $1, next_fire_at = $2, updated_by = $3, updated_at = $4 WHERE id = $5
+    RETURNING id)
+SELECT pg_notify('schedd_changes', 'schedule:' || id) FROM changed"""
+# Deletes a schedule (its runs go with it) and tells the other instances at commit.
+SQL_DELETE = """
+WITH gone AS (DELETE FROM schedules WHERE id = $1 RETURNING id)
+SELECT pg_notify('schedd_changes', 'schedule:' || id) FROM gone"""
 # Records the end of a run on its schedule: counters and last outcome.
 SQL_RECORD_OUTCOME = """
 UPDATE schedules SET success_count = success_count + $2, fail_count = fail_count + $3,

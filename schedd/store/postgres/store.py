@@ -7,7 +7,9 @@ from pathlib import Path
 
 from schedd.config import DatabaseConfig
 from schedd.store.postgres.accounts import PgAccountStore
+from schedd.store.postgres.changes import PgChangeListener
 from schedd.store.postgres.db import POOL_SIZE, PgDatabase
+from schedd.store.postgres.lease import Instance, PgLeaseStore
 from schedd.store.postgres.reports import PgReportStore
 from schedd.store.postgres.runs import PgFireStore, PgRunStore
 from schedd.store.postgres.schedules import PgScheduleStore
@@ -18,17 +20,21 @@ from schedd.store.protocol import Store
 class PgStore:
     """A store in one PostgreSQL database, reached through a pool of `pool_size` connections."""
 
-    __slots__ = ("db", "accounts", "schedules", "runs", "fires", "windows", "grants", "reports")
+    __slots__ = ("db", "me", "accounts", "schedules", "runs", "fires", "lease", "windows", "grants", "reports",
+                 "_listener")
 
     def __init__(self, db: PgDatabase) -> None:
         self.db = db
+        self.me = Instance()
         self.accounts = PgAccountStore(db)
         self.schedules = PgScheduleStore(db)
         self.runs = PgRunStore(db)
-        self.fires = PgFireStore(db)
+        self.fires = PgFireStore(db, self.me)
+        self.lease = PgLeaseStore(db, self.me)
         self.windows = PgWindowStore(db)
         self.grants = PgGrantStore(db)
         self.reports = PgReportStore(db)
+        self._listener: PgChangeListener | None = None
 
     @classmethod
     def at(cls, url: str, *, pool_size: int = POOL_SIZE) -> PgStore:
@@ -61,7 +67,17 @@ class PgStore:
 
     async def close(self) -> None:
         self.accounts.close_watches()
+        if self._listener is not None:
+            await self._listener.close()
+            self._listener = None
         await self.db.close()
+
+    async def listen(self, on_change: Callable[[str, int], None]) -> None:
+        """Hear every schedule and window change any instance commits, until `close()`."""
+        if self._listener is not None:
+            await self._listener.close()
+        self._listener = PgChangeListener(self.db, on_change)
+        await self._listener.start()
 
     async def flush(self) -> None:
         await self.db.flush()

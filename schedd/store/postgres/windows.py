@@ -23,8 +23,12 @@ SQL_UPDATE = (
     " scope_id = $6, service_id = $7, service_status = $8, scheduled_start_date = $9, scheduled_end_date = $10,"
     " start_date = $11, end_date = $12 WHERE id = $13"
 )
-# Deletes a window (its events go with it).
-SQL_DELETE = "DELETE FROM windows WHERE id = $1"
+# Deletes a window (its events go with it) and tells the other instances at commit.
+SQL_DELETE = """
+WITH gone AS (DELETE FROM windows WHERE id = $1 RETURNING id)
+SELECT pg_notify('schedd_changes', 'window:' || id) FROM gone"""
+# Tells the other instances at commit that a window changed ($1: 'window:<id>').
+SQL_NOTIFY = "SELECT pg_notify('schedd_changes', $1)"
 # One window by id.
 SQL_GET = "SELECT * FROM windows WHERE id = $1"
 # Adds an event to a window's timeline.
@@ -95,6 +99,7 @@ class PgWindowStore:
         async def op(conn: asyncpg.Connection) -> Window:
             window_id = await conn.fetchval(SQL_INSERT, at, *window.values())
             await conn.execute(SQL_EVENT_INSERT, *_event(event, window_id, at))
+            await conn.execute(SQL_NOTIFY, f"window:{window_id}")
             return await _written(conn, window_id)
 
         return await self._db.write(op)
@@ -105,6 +110,7 @@ class PgWindowStore:
                 return None
             for event in events:
                 await conn.execute(SQL_EVENT_INSERT, *_event(event, window.id, at))
+            await conn.execute(SQL_NOTIFY, f"window:{window.id}")
             return await _written(conn, window.id)
 
         return await self._db.write(op)
