@@ -52,6 +52,7 @@ class DatabaseConfig:
     instance: str | None = None  # this instance's name among those sharing a server; None: the host name
     lease_ttl: float = 3.0  # seconds the firing lease lasts unless renewed; a standby takes over after it
     synchronous: str = "FULL"  # the WAL is synced at every commit: acknowledged means on disk
+    pool_size: int = 10  # PostgreSQL: connections each instance keeps (1-200)
 
 
 @dataclass(frozen=True, slots=True)
@@ -404,6 +405,7 @@ def _database(data: object) -> DatabaseConfig:
         instance=t.get("instance", d.instance, _instance_name),
         lease_ttl=t.get("lease_ttl", d.lease_ttl, _lease_ttl),
         synchronous=t.get("synchronous", d.synchronous, _choice("OFF", "NORMAL", "FULL", "EXTRA")),
+        pool_size=t.get("pool_size", d.pool_size, _integer(1, 200)),
     )
 
 
