@@ -39,6 +39,14 @@ POOL_SIZE = 10
 POOL_SIZE_MAX = 200
 CONNECT_TIMEOUT = 10.0
 """Seconds to wait for the server when a connection is opened."""
+IDLE_IN_TRANSACTION_MS = 1000
+"""The server ends a session of schedd's that sits in an open transaction this long. A process
+stopped (SIGSTOP, a frozen VM) inside a fire write would otherwise hold its share lock on the
+lease row for as long as it is stopped, and no other instance could take the lease over."""
+SESSION_SETTINGS = {
+    "application_name": "schedd",
+    "idle_in_transaction_session_timeout": str(IDLE_IN_TRANSACTION_MS),
+}
 MIGRATION_LOCK = 7_106_520_050_211_337_001
 """The advisory lock key that serializes migrations between instances starting at once."""
 
@@ -127,7 +135,7 @@ class PgDatabase:
         try:
             self._pool = await asyncpg.create_pool(
                 self.url, min_size=1, max_size=self.pool_size, timeout=CONNECT_TIMEOUT, reset=_reset,
-                server_settings={"application_name": "schedd"})
+                server_settings=SESSION_SETTINGS)
         except DRIVER_ERRORS as exc:
             raise Unavailable(f"cannot connect to {self.path}: {exc}") from exc
         except ValueError as exc:  # a malformed URL
