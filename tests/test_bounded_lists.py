@@ -60,10 +60,7 @@ async def add_schedules(api, family: str, count: int, **fields: Any) -> None:
 
 
 async def add_run(api, new: NewRun) -> None:
-    def op(conn):
-        run_store.op_insert(conn, new)
-
-    await api.core.store.db.write(op)
+    await api.core.store.runs.insert(new)
 
 
 async def test_the_maintenance_schedule_list_streams_exactly_the_json_it_answered_whole(api, small_batches):
