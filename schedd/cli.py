@@ -64,8 +64,8 @@ def _parser() -> argparse.ArgumentParser:
         p.set_defaults(func=func)
         p.add_argument("--config", help="TOML config file (default: $SCHEDD_CONFIG, else built-in defaults)")
         if db:
-            p.add_argument("--db", help="SQLite database file (default: [database] path, "
-                                        "$STATE_DIRECTORY/schedd.db or ./schedd.db)")
+            p.add_argument("--db", help="SQLite database file, or a postgresql:// URL (default: [database] url, "
+                                        "[database] path, $STATE_DIRECTORY/schedd.db or ./schedd.db)")
         return p
 
     p = command("serve", _serve, "run the daemon (in the foreground unless --daemon)")
@@ -204,6 +204,9 @@ def _serve(args: argparse.Namespace) -> int:
     config_path = args.config or os.environ.get("SCHEDD_CONFIG") or None
     config_path = config_path and os.path.abspath(config_path)
     shown_db = args.db or config_mod.default_db_path(config)
+    if config_mod.is_server_url(shown_db):
+        # Several instances share a server: the firing lease, not a lock, keeps each fire single.
+        return _serve_locked(args, config, config_path, shown_db, DatabaseLock.none())
     db_path = os.path.abspath(shown_db)
     check_database_file(shown_db)
     # Before anything opens the database: a second daemon on it would recover the first's

@@ -49,7 +49,7 @@ class ServerConfig:
 class DatabaseConfig:
     path: str | None = None  # None: see default_db_path()
     url: str | None = None  # postgresql://...: a PostgreSQL server instead of the file
-    instance: str | None = None  # this instance's name among those sharing a server; None: host:pid
+    instance: str | None = None  # this instance's name among those sharing a server; None: the host name
     lease_ttl: float = 3.0  # seconds the firing lease lasts unless renewed; a standby takes over after it
     synchronous: str = "FULL"  # the WAL is synced at every commit: acknowledged means on disk
     pool_size: int = 10  # PostgreSQL: connections each instance keeps (1-200)

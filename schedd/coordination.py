@@ -14,6 +14,7 @@ import asyncio
 import logging
 import math
 import os
+import secrets
 import socket
 import time
 from collections.abc import Awaitable, Callable
@@ -29,8 +30,10 @@ SAFETY = 0.1
 """The fraction of the lease this instance gives up early by its own clock, for clocks that run apart."""
 
 
-def default_instance_name() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
+def holder_name(name: str | None) -> str:
+    """This process's name as a lease holder: the configured name (default the host name), its pid and
+    a random tag, so that an instance started again under the same name is a new holder."""
+    return f"{name or socket.gethostname()}:{os.getpid()}:{secrets.token_hex(2)}"
 
 
 class Coordinator:
@@ -43,7 +46,7 @@ class Coordinator:
         self.store = store
         self.runner = runner
         self.clock = clock
-        self.instance = instance or default_instance_name()
+        self.instance = holder_name(instance)
         self.ttl = ttl
         self.epoch: int | None = None
         self.is_leader = False
