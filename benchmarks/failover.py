@@ -28,6 +28,9 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.error
+import urllib.parse
+import urllib.request
 from collections import Counter
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -109,7 +112,6 @@ class Instance:
         if body is not None:
             data, headers["Content-Type"] = json.dumps(body).encode(), "application/json"
         if form is not None:
-            import urllib.parse
             data = urllib.parse.urlencode(form).encode()
             headers["Content-Type"] = "application/x-www-form-urlencoded"
         if token:

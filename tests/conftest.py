@@ -152,6 +152,7 @@ TIERS: dict[str, tuple[str, ...]] = {
     "test_fuzz": ("e2e", "slow"),
     "test_crashloop": ("e2e", "slow"),
     "test_soak": ("e2e", "slow"),
+    "test_failover": ("e2e", "slow"),
     # headless Chromium against a daemon
     "test_browser": ("browser", "e2e"),
     # in-process, but seconds each: ruff and mypy, fuzzers, scrypt-bound logins, the
