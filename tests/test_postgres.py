@@ -193,6 +193,30 @@ async def test_an_instance_fenced_out_records_no_fire_and_starts_no_run(instance
     assert await a.fires.mark_started(first, T0 + 3) is True
 
 
+async def test_an_instance_stopped_inside_a_fire_write_does_not_hold_the_takeover_up(instances):
+    """A process stopped (SIGSTOP) between two statements of a fire write holds the lease's row
+    locked for share; the server ends its session, so the next instance takes the lease."""
+    a, b, _ = instances
+    a.fires.set_fence("a", await a.lease.take("a", 0.3))
+    stopped = asyncio.Event()
+
+    async def fire_write_then_stop(conn):
+        await a.me.check(conn)  # the lease's row, locked for share
+        stopped.set()
+        await asyncio.Event().wait()  # never sends its next statement
+
+    held = asyncio.create_task(a.db.write(fire_write_then_stop))
+    try:
+        await stopped.wait()
+        await asyncio.sleep(0.4)  # the lease lapses
+        began = time.monotonic()
+        assert await asyncio.wait_for(b.lease.take("b", 30), 10) == 2
+        assert time.monotonic() - began < pg_db.IDLE_IN_TRANSACTION_MS / 1000 + 2
+    finally:
+        held.cancel()
+        await asyncio.gather(held, return_exceptions=True)
+
+
 async def test_runs_whose_instance_stopped_are_closed_by_the_one_that_fires(instances):
     a, b, restarted = instances
     await a.accounts.ensure_org("acme", T0)

@@ -39,6 +39,11 @@ POOL_SIZE = 10
 POOL_SIZE_MAX = 200
 CONNECT_TIMEOUT = 10.0
 """Seconds to wait for the server when a connection is opened."""
+IDLE_IN_TRANSACTION_MS = 1000
+"""The server ends a session of the pool that sits in a transaction this long between two
+statements: a process stopped in the middle of a fire write (SIGSTOP, a VM paused) holds the
+firing lease's row locked for share, and the instance taking the lease over waits for it no
+longer than this. schedd's own transactions send their statements back to back."""
 MIGRATION_LOCK = 7_106_520_050_211_337_001
 """The advisory lock key that serializes migrations between instances starting at once."""
 
@@ -127,7 +132,8 @@ class PgDatabase:
         try:
             self._pool = await asyncpg.create_pool(
                 self.url, min_size=1, max_size=self.pool_size, timeout=CONNECT_TIMEOUT, reset=_reset,
-                server_settings={"application_name": "schedd"})
+                server_settings={"application_name": "schedd",
+                                 "idle_in_transaction_session_timeout": str(IDLE_IN_TRANSACTION_MS)})
         except DRIVER_ERRORS as exc:
             raise Unavailable(f"cannot connect to {self.path}: {exc}") from exc
         except ValueError as exc:  # a malformed URL
