@@ -94,7 +94,7 @@ class Coordinator:
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
         if self.is_leader and self.shared and self.epoch is not None:
-            self._step_down("stopping")
+            self._step_down(None)
             try:
                 await self.store.lease.release(self.instance, self.epoch)
                 log.info("action=lease_released instance=%s epoch=%d", self.instance, self.epoch)
@@ -161,11 +161,13 @@ class Coordinator:
                      self.instance, epoch, closed, len(self.runner.engine))
         return closed
 
-    def _step_down(self, why: str) -> None:
+    def _step_down(self, why: str | None) -> None:
+        """Stop firing; `why` the lease was lost (None: this instance is stopping)."""
         self.is_leader = False
         self.runner.step_down()
         metrics.LEADER.set(0)
-        log.warning("action=lease_lost instance=%s epoch=%s reason=%r", self.instance, self.epoch, why)
+        if why is not None:
+            log.warning("action=lease_lost instance=%s epoch=%s reason=%r", self.instance, self.epoch, why)
 
     async def _sweep(self) -> None:
         """Close the runs of instances that stopped beating (API runs of a standby that died)."""

@@ -40,10 +40,13 @@ POOL_SIZE_MAX = 200
 CONNECT_TIMEOUT = 10.0
 """Seconds to wait for the server when a connection is opened."""
 IDLE_IN_TRANSACTION_MS = 1000
-"""The server ends a session of the pool that sits in a transaction this long between two
-statements: a process stopped in the middle of a fire write (SIGSTOP, a VM paused) holds the
-firing lease's row locked for share, and the instance taking the lease over waits for it no
-longer than this. schedd's own transactions send their statements back to back."""
+"""The server ends a session of schedd's that sits in an open transaction this long. A process
+stopped (SIGSTOP, a frozen VM) inside a fire write would otherwise hold its share lock on the
+lease row for as long as it is stopped, and no other instance could take the lease over."""
+SESSION_SETTINGS = {
+    "application_name": "schedd",
+    "idle_in_transaction_session_timeout": str(IDLE_IN_TRANSACTION_MS),
+}
 MIGRATION_LOCK = 7_106_520_050_211_337_001
 """The advisory lock key that serializes migrations between instances starting at once."""
 
@@ -132,8 +135,7 @@ class PgDatabase:
         try:
             self._pool = await asyncpg.create_pool(
                 self.url, min_size=1, max_size=self.pool_size, timeout=CONNECT_TIMEOUT, reset=_reset,
-                server_settings={"application_name": "schedd",
-                                 "idle_in_transaction_session_timeout": str(IDLE_IN_TRANSACTION_MS)})
+                server_settings=SESSION_SETTINGS)
         except DRIVER_ERRORS as exc:
             raise Unavailable(f"cannot connect to {self.path}: {exc}") from exc
         except ValueError as exc:  # a malformed URL
@@ -214,12 +216,13 @@ class PgDatabase:
         except DRIVER_ERRORS as exc:
             raise translate(exc, "read") from exc
 
-    @contextlib.asynccontextmanager
-    async def snapshot(self) -> AsyncIterator[asyncpg.Connection]:
-        """A connection in a read-only, repeatable-read transaction: several reads, one snapshot."""
+    async def chunks(self, sql: str, *args: Any, size: int = 50_000) -> AsyncIterator[list[tuple[Any, ...]]]:
+        """The rows of a large read, `size` at a time, through a server-side cursor in one snapshot."""
         try:
             async with self.pool().acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
-                yield conn
+                cursor = await conn.cursor(sql, *args)
+                while rows := await cursor.fetch(size):
+                    yield [tuple(row) for row in rows]
         except DRIVER_ERRORS as exc:
             raise translate(exc, "read") from exc
 
