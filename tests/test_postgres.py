@@ -5,6 +5,7 @@ both stores in tests/test_store_protocol.py."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import re
 import sqlite3
 import time
@@ -181,12 +182,14 @@ async def test_an_instance_fenced_out_records_no_fire_and_starts_no_run(instance
     a.fires.set_fence("a", await a.lease.take("a", 0.3))
     [first], _ = await a.fires.record_fires([(due("r1"), None)], [Fired(made.id, T0 + 1)], skip_since=T0, at=T0)
     queued = await a.fires.start_now(due("r2"), made.id)
+    api_run = await a.fires.start_now(dataclasses.replace(due("r4"), trigger="Manual", due_at=None), made.id)
     await asyncio.sleep(0.4)
     b.fires.set_fence("b", await b.lease.take("b", 30))
     with pytest.raises(LeaseLost):
         await a.fires.record_fires([(due("r3"), None)], [Fired(made.id, T0 + 2)], skip_since=T0, at=T0 + 1)
     with pytest.raises(LeaseLost):
         await a.fires.mark_started(first, T0 + 1)
+    assert await a.fires.mark_started(api_run, T0 + 1) is True  # a run started through the API starts anywhere
     assert await a.runs.get_by_uid("r3") is None and (await a.schedules.get(made.id)).next_fire_at == T0 + 1
     assert await b.fires.mark_started(queued, T0 + 2) is True  # the holder's writes go on
     a.fires.set_fence(None, None)  # no fence carried: nothing checked
