@@ -21,6 +21,7 @@ from typing import Any, ClassVar
 import tomli_w
 
 from schedd.errors import ValidationError
+from schedd.values import IDENT_RE, NotAChoice, choice
 
 
 class ConfigError(ValidationError):
@@ -245,7 +246,6 @@ def _format_duration(seconds: float) -> str | float:
 # --- reading tables ----------------------------------------------------------------
 
 _MISSING = object()
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 _HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_]\w*)\}")
 
@@ -305,14 +305,15 @@ def _integer(low: int, high: int | None = None) -> Callable[[object, str], int]:
     return check
 
 
-def _choice(*allowed: str) -> Callable[[object, str], str]:
+def _one_of(*allowed: str) -> Callable[[object, str], str]:
     """One of `allowed`, any case, returned spelt as in `allowed`."""
     def check(value: object, key: str) -> str:
         text = _string(value, key)
-        for option in allowed:
-            if text.lower() == option.lower():
-                return option
-        raise ConfigError(key, f"{text!r} is not one of {', '.join(allowed)}")
+        try:
+            found = choice(text, allowed, fold_case=True)
+        except NotAChoice as exc:
+            raise ConfigError(key, str(exc)) from None
+        return text if found is None else found  # None only for "", which _string refused
     return check
 
 
@@ -397,7 +398,7 @@ def _database(data: object) -> DatabaseConfig:
     t, d = _Table(data, "database", _keys(DatabaseConfig)), DatabaseConfig()
     return DatabaseConfig(
         path=t.get("path", d.path, _string),
-        synchronous=t.get("synchronous", d.synchronous, _choice("OFF", "NORMAL", "FULL", "EXTRA")),
+        synchronous=t.get("synchronous", d.synchronous, _one_of("OFF", "NORMAL", "FULL", "EXTRA")),
     )
 
 
@@ -463,8 +464,8 @@ def _proxies(value: object, key: str) -> tuple[str, ...]:
 def _logging(data: object) -> LoggingConfig:
     t, d = _Table(data, "logging", _keys(LoggingConfig)), LoggingConfig()
     return LoggingConfig(
-        format=t.get("format", d.format, _choice("logfmt", "json")),
-        level=t.get("level", d.level, _choice(*LOG_LEVELS)),
+        format=t.get("format", d.format, _one_of("logfmt", "json")),
+        level=t.get("level", d.level, _one_of(*LOG_LEVELS)),
     )
 
 
@@ -499,7 +500,7 @@ def _named_tables(data: object, key: str) -> Mapping[str, object]:
     if not isinstance(data, Mapping):
         raise ConfigError(key, f"must be a table of [{key}.NAME] tables, not {_kind(data)}")
     for name in data:
-        if not _NAME.fullmatch(name):
+        if not IDENT_RE.fullmatch(name):
             raise ConfigError(key, f"{name!r} is not a valid name (1-128 of A-Z a-z 0-9 . _ -, first alphanumeric)")
     return data
 

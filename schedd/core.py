@@ -18,13 +18,12 @@ from schedd.store import accounts as account_store
 from schedd.store import runs as run_store
 from schedd.store import schedules as schedule_store
 from schedd.store.db import Database
+from schedd.values import DEFAULT_ORG
 
 if TYPE_CHECKING:
     from schedd.families.maintenance_windows.service import Windows
 
 log = logging.getLogger("schedd.core")
-
-DEFAULT_ORG = "default"
 
 
 class Core:

@@ -7,7 +7,6 @@ import ipaddress
 import json
 import logging
 import math
-import re
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -32,6 +31,7 @@ from schedd.errors import (
 )
 from schedd.inputs import check_text, check_tree, parse_int, text_fault
 from schedd.store.accounts import User
+from schedd.values import IDENT_RE, IDENT_RULE
 
 log = logging.getLogger("schedd.api")
 
@@ -41,7 +41,6 @@ REQUEST_ID = web.RequestKey("request_id", str)
 USER: web.RequestKey[User | None] = web.RequestKey("user")
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
-IDENT_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 ErrorRenderer = Callable[[web.Request, int, str, ScheddError], web.StreamResponse]
@@ -252,7 +251,7 @@ def check_ident(value: str, name: str) -> str:
     """An identifier (orgId, projectId, cubeId): 1-128 of A-Z a-z 0-9 . _ -, first a letter or digit
     (docs/api.md)."""
     if not IDENT_RE.fullmatch(value):
-        raise ValidationError(name, "must be 1-128 characters of A-Z a-z 0-9 . _ - starting with a letter or digit")
+        raise ValidationError(name, f"must be {IDENT_RULE}")
     return value
 
 

@@ -25,6 +25,7 @@ from schedd.runner import RunRef
 from schedd.store.accounts import User
 from schedd.store.runs import Run
 from schedd.store.schedules import Schedule
+from schedd.values import NotAChoice, choice
 from schedd.web import charts
 from schedd.web.render import page, zone
 from schedd.web.session import Session, operator
@@ -82,13 +83,12 @@ def row(schedule: Schedule) -> ScheduleRow:
         run_hint=family.run_hint)
 
 
-def _choice(request: web.Request, name: str, allowed: list[str] | tuple[str, ...]) -> str | None:
-    value = request.query.get(name, "")
-    if value == "":
-        return None
-    if value not in allowed:
-        raise ValidationError(name, f"must be one of {', '.join(allowed)}")
-    return value
+def _filter(request: web.Request, name: str, allowed: list[str] | tuple[str, ...]) -> str | None:
+    """A query filter: one of `allowed`, None when absent."""
+    try:
+        return choice(request.query.get(name), allowed)
+    except NotAChoice as exc:
+        raise ValidationError(name, f"must be one of {', '.join(exc.allowed)}") from None
 
 
 def _org(request: web.Request, orgs: list[str]) -> str | None:
@@ -124,10 +124,10 @@ async def dashboard(request: web.Request, session: Session) -> web.Response:
     """Schedules of every family the user may see, with the last day's charts."""
     core, user = request.app[CORE], session.user
     try:
-        family = _choice(request, "family", FAMILIES.names())
+        family = _filter(request, "family", FAMILIES.names())
         orgs = await overview.visible_orgs(core, user)
         org = _org(request, orgs)
-        active = _choice(request, "active", ("yes", "no"))
+        active = _filter(request, "active", ("yes", "no"))
         number = _page_number(request)
     except ScheddError as exc:
         return _failure(request, session, exc)
@@ -160,10 +160,10 @@ async def runs(request: web.Request, session: Session) -> web.Response:
     """Run history of every family, newest first, by family, org and status."""
     core, user = request.app[CORE], session.user
     try:
-        family = _choice(request, "family", FAMILIES.names())
+        family = _filter(request, "family", FAMILIES.names())
         orgs = await overview.visible_orgs(core, user)
         org = _org(request, orgs)
-        state = _choice(request, "status", RUN_STATES)
+        state = _filter(request, "status", RUN_STATES)
         number = _page_number(request)
     except ScheddError as exc:
         return _failure(request, session, exc)

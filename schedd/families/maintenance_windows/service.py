@@ -36,6 +36,7 @@ from schedd.store import windows as store
 from schedd.store.accounts import User
 from schedd.store.schedules import Schedule
 from schedd.store.windows import NewEvent, Window
+from schedd.values import NotAChoice, choice
 
 log = logging.getLogger("schedd.windows")
 
@@ -169,17 +170,16 @@ def _int(data: Mapping[str, Any], name: str, reasons: dict[str, list[str]]) -> i
     return value
 
 
-def _choice(data: Mapping[str, Any], name: str, allowed: tuple[str, ...], reasons: dict[str, list[str]],
+def _one_of(data: Mapping[str, Any], name: str, allowed: tuple[str, ...], reasons: dict[str, list[str]],
             *, required: bool) -> str | None:
-    value = data.get(name)
-    if value is None or value == "":
-        if required:
-            reasons.setdefault(name, []).append("This field is required.")
-        return None
-    if value not in allowed:
+    try:
+        found = choice(data.get(name), allowed)
+    except NotAChoice:
         reasons.setdefault(name, []).append(f"Value must be one of: {', '.join(allowed)}.")
         return None
-    return str(value)
+    if found is None and required:
+        reasons.setdefault(name, []).append("This field is required.")
+    return found
 
 
 def _date(data: Mapping[str, Any], name: str, zone: ZoneInfo, reasons: dict[str, list[str]],
@@ -269,8 +269,8 @@ class Windows:
                 reasons.setdefault("external_link", []).append("Must be a valid http(s) URL.")
         scope_id = _int(data, "scope", reasons)
         service_id = _int(data, "service", reasons)
-        service_status = _choice(data, "service_status", SERVICE_STATUSES, reasons, required=True)
-        status = _choice(data, "status", STATUSES, reasons, required=current is not None)
+        service_status = _one_of(data, "service_status", SERVICE_STATUSES, reasons, required=True)
+        status = _one_of(data, "status", STATUSES, reasons, required=current is not None)
         start = _date(data, "scheduled_start_date", zone, reasons, required=True)
         end = _date(data, "scheduled_end_date", zone, reasons, required=True)
         started = _date(data, "start_date", zone, reasons, required=False)
