@@ -30,6 +30,7 @@ from schedd.errors import (
     ValidationError,
 )
 from schedd.inputs import check_text, check_tree, parse_int, text_fault
+from schedd.api import models
 from schedd.store.accounts import User
 from schedd.values import IDENT_RE, IDENT_RULE
 
@@ -408,9 +409,6 @@ def query_int(request: web.Request, name: str, default: int, low: int, high: int
 
 
 def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
-    text = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
-    try:
-        body = text.encode("utf-8")
-    except UnicodeEncodeError:  # a lone surrogate stored before the input rule: escaped, never a 500
-        body = json.dumps(data, separators=(",", ":")).encode("ascii")
-    return web.Response(body=body, status=status, content_type="application/json", headers=headers)
+    """An answer: a model of schedd/api/models.py (or dicts and lists), as compact UTF-8 JSON."""
+    return web.Response(body=models.encode(data), status=status, content_type="application/json",
+                        headers=headers)

@@ -180,7 +180,7 @@ class LatestExecution(Model, kw_only=True):
 
 class MaintenanceSchedule(Model, kw_only=True):
     job_id: str
-    organization_id: str
+    organization_id: str | None
     full_build: bool
     time_expression: str
     created_by_user: str | None
@@ -537,6 +537,11 @@ def ref(model: type[Model]) -> dict[str, str]:
 _ENCODER = msgspec.json.Encoder()
 
 
+def fields_of(model: Model) -> dict[str, Any]:
+    """A model's fields by attribute name (to build a model that extends it)."""
+    return msgspec.structs.asdict(model)
+
+
 def to_builtins(value: Any) -> Any:
     """A model (or anything holding models) as dicts and lists, keys in wire order."""
     return msgspec.to_builtins(value)
@@ -545,11 +550,13 @@ def to_builtins(value: Any) -> Any:
 def encode(value: Any) -> bytes:
     """The JSON of an answer: compact, UTF-8 as is.
 
-    Byte for byte what `json.dumps(value, separators=(",", ":"), ensure_ascii=False)` wrote
-    for the same dicts; a VERBATIM model takes that road itself. A lone surrogate stored
-    before the input rule existed is escaped, never a 500.
+    Byte for byte what `json.dumps(value, separators=(",", ":"), ensure_ascii=False)` writes
+    for the same dicts. A model (or a list of models) is encoded by msgspec; a VERBATIM one,
+    and plain dicts and lists, by the json module. A lone surrogate stored before the input
+    rule existed is escaped, never a 500.
     """
-    if isinstance(value, Model) and value.VERBATIM:
+    first = value[0] if isinstance(value, list) and value else value
+    if not isinstance(first, Model) or first.VERBATIM:
         return _dumps(msgspec.to_builtins(value))
     try:
         return _ENCODER.encode(value)
