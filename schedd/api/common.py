@@ -17,6 +17,7 @@ from aiohttp import web
 
 from schedd import metrics
 from schedd.accounts import Accounts
+from schedd.api import models
 from schedd.config import UNIX_PEER
 from schedd.core import Core
 from schedd.errors import (
@@ -30,7 +31,6 @@ from schedd.errors import (
     ValidationError,
 )
 from schedd.inputs import check_text, check_tree, parse_int, text_fault
-from schedd.api import models
 from schedd.store.accounts import User
 from schedd.values import IDENT_RE, IDENT_RULE
 

@@ -8,7 +8,6 @@ envelope. Dates are `YYYY-MM-DD HH:MM:SS` in the daemon's time zone.
 
 from __future__ import annotations
 
-from typing import Any
 from zoneinfo import ZoneInfo
 
 from aiohttp import web
@@ -41,7 +40,7 @@ EXECUTION_STATUS = {
 def render_error(request: web.Request, status: int, message: str, exc: ScheddError) -> web.Response:
     """auth's FAIL envelope, with Volt MX's short `jobName is required` message for a missing field."""
     if isinstance(exc, ValidationError) and exc.reason == "is required":
-        return auth.fail(status, f"{exc.field} is required", {"field": exc.field, "reason": exc.reason})
+        return auth.fail(status, f"{exc.field} is required", models.FieldFault(field=exc.field, reason=exc.reason))
     return auth.render_error(request, status, message, exc)
 
 

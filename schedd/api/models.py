@@ -343,7 +343,7 @@ class JobServiceInfo(Verbatim, kw_only=True):
     operationName: Annotated[str, Meta(pattern=r"^[A-Za-z0-9._~/-]{1,200}$")]
     requestheaderMap: Annotated[dict[str, Annotated[str, Meta(max_length=MAX_HEADER_VALUE)]],
                                 Meta(max_length=MAX_HEADERS)] | UnsetType = UNSET
-    serviceExecutionType: Literal["SERVER_URL"] = EXECUTION_TYPE
+    serviceExecutionType: Annotated[str, _schema(enum=[EXECUTION_TYPE])]
     postData: Annotated[str | dict[str, Any] | None,
                         Meta(description="JSON text or object, POSTed to the service")] | UnsetType = UNSET
     operationSecurityLevel: ShortText | UnsetType = UNSET
@@ -383,7 +383,8 @@ class JobRun(Model, kw_only=True):
     jobEndTime: LocalTime
     jobDuration: Annotated[int, Meta(description="milliseconds")]
     executionFrequency: str | None
-    executionStatus: Literal["Success", "Fail", "Running", "Skipped", "Interrupted", "Canceled"]
+    executionStatus: Annotated[str, _schema(enum=["Success", "Fail", "Running", "Skipped", "Interrupted",
+                                                  "Canceled"])]
     completeHistory: bool
 
 
@@ -407,8 +408,8 @@ class ProdError(Model, kw_only=True):
 class MaintenanceEvent(Model, kw_only=True):
     creation_date: ProdTime
     content: str
-    internal: Literal[0, 1]
-    type: Literal["create", "update", "comment"]
+    internal: Annotated[int, _schema(enum=[0, 1])]
+    type: Annotated[str, _schema(enum=["create", "update", "comment"])]
     author: Annotated[str | None, Meta(description="Who wrote the event (null for the window's own moves); "
                                                    "present only for a caller who may change the window")] \
         | UnsetType = UNSET

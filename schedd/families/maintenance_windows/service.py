@@ -20,7 +20,7 @@ import re
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, overload
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
@@ -91,7 +91,14 @@ def parse_date(value: object, field: str, zone: ZoneInfo) -> float:
     return local.replace(tzinfo=zone).timestamp()
 
 
+@overload
+def format_date(at: float, zone: ZoneInfo) -> str: ...
+@overload
+def format_date(at: None, zone: ZoneInfo) -> None: ...
+@overload
+def format_date(at: float | None, zone: ZoneInfo) -> str | None: ...
 def format_date(at: float | None, zone: ZoneInfo) -> str | None:
+    """Prod-Manager's date: `YYYY-MM-DDTHH:MM` in `zone`; None for what has not happened."""
     return None if at is None else datetime.fromtimestamp(at, zone).strftime(DATE_FORMAT)
 
 
