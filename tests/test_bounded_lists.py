@@ -14,7 +14,6 @@ from schedd.api import aggregate as aggregate_api
 from schedd.api import jobs as jobs_api
 from schedd.api import maintenance as maintenance_api
 from schedd.api import openapi, stream
-from schedd.api.common import rfc3339
 from schedd.api.models import to_builtins
 from schedd.families.maintenance_windows.ical import calendar
 from schedd.families.maintenance_windows.service import Access
@@ -24,6 +23,7 @@ from schedd.store import schedules as schedule_store
 from schedd.store import windows as window_store
 from schedd.store.accounts import User
 from schedd.store.runs import NewRun
+from schedd.timefmt import rfc3339
 from tests.support.api import T0
 from tests.support.jobs import SAMPLE_JOB
 

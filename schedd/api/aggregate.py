@@ -21,7 +21,6 @@ from schedd.api.common import (
     ident,
     json_response,
     read_body,
-    rfc3339,
     with_envelope,
 )
 from schedd.api.maintenance import error_information
@@ -29,6 +28,7 @@ from schedd.errors import ScheddError
 from schedd.families.cube_builds import service as aggregate
 from schedd.store.runs import Run
 from schedd.store.schedules import Schedule
+from schedd.timefmt import rfc3339
 
 routes = web.RouteTableDef()
 CUBE = "/org/{orgId}/project/{projectId}/cube/{cubeId}/aggregates-creation"

@@ -1,4 +1,4 @@
-"""What every route module shares: app keys, auth, body parsing, error mapping, time formats."""
+"""What every route module shares: app keys, auth, body parsing, error mapping (time formats: schedd.timefmt)."""
 
 from __future__ import annotations
 
@@ -6,12 +6,9 @@ import functools
 import ipaddress
 import json
 import logging
-import math
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import unquote_to_bytes
-from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
@@ -41,67 +38,10 @@ ACCOUNTS = web.AppKey("accounts", Accounts)
 REQUEST_ID = web.RequestKey("request_id", str)
 USER: web.RequestKey[User | None] = web.RequestKey("user")
 
-ZERO_TIME = "0001-01-01T00:00:00Z"
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 ErrorRenderer = Callable[[web.Request, int, str, ScheddError], web.StreamResponse]
 """Renders an error in a family's envelope: (request, status, message, error)."""
-
-
-def rfc3339(at: float | None) -> str:
-    """AtScale's time format: UTC with microseconds and Z; the zero time for what has not happened.
-
-    The same text as `datetime.fromtimestamp(at, timezone.utc)` with `%Y-%m-%dT%H:%M:%S.%fZ`
-    (microseconds rounded half to even), at a third of the cost: history pages format
-    several times per row, and the date of a day is looked up once.
-    """
-    if at is None:
-        return ZERO_TIME
-    whole = math.floor(at)
-    micro = round((at - whole) * 1e6)  # at - floor(at) is exact: the same rounding as datetime's
-    if micro == 1_000_000:
-        whole, micro = whole + 1, 0
-    day, second = divmod(whole, 86400)
-    hour, second = divmod(second, 3600)
-    minute, second = divmod(second, 60)
-    return f"{_utc_date(day)}T{hour:02d}:{minute:02d}:{second:02d}.{micro:06d}Z"
-
-
-def local_seconds(at: float, zone: ZoneInfo) -> str:
-    """`YYYY-MM-DD HH:MM:SS` of `at` in `zone`: the text of `datetime.fromtimestamp(at, zone)`
-    with `%Y-%m-%d %H:%M:%S`, at a third of the cost (a page of job history shows two per row)."""
-    whole = math.floor(at)
-    if round((at - whole) * 1e6) == 1_000_000:  # datetime rounds to microseconds first
-        whole += 1
-    offset = _steady_offset(zone, whole // _OFFSET_SPAN)
-    if offset is None:  # the zone changes its offset within this quarter hour
-        return datetime.fromtimestamp(whole, zone).strftime("%Y-%m-%d %H:%M:%S")
-    day, second = divmod(whole + offset, 86400)
-    hour, second = divmod(second, 3600)
-    minute, second = divmod(second, 60)
-    return f"{_utc_date(day)} {hour:02d}:{minute:02d}:{second:02d}"
-
-
-_OFFSET_SPAN = 900
-
-
-@functools.lru_cache(maxsize=4096)
-def _steady_offset(zone: ZoneInfo, span: int) -> int | None:
-    """The UTC offset (s) of `zone` through the quarter hour `span`, or None if it changes in it."""
-    first = datetime.fromtimestamp(span * _OFFSET_SPAN, zone).utcoffset()
-    last = datetime.fromtimestamp(span * _OFFSET_SPAN + _OFFSET_SPAN - 1, zone).utcoffset()
-    if first is None or first != last:
-        return None
-    return int(first.total_seconds())
-
-
-@functools.lru_cache(maxsize=1024)
-def _utc_date(day: int) -> str:
-    """`YYYY-MM-DD` of the UTC day `day` days after 1970-01-01."""
-    return (_EPOCH + timedelta(days=day)).strftime("%Y-%m-%d")
-
-
-_EPOCH = datetime(1970, 1, 1)
 
 
 def status_for(exc: ScheddError) -> int:

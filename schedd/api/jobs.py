@@ -17,7 +17,6 @@ from schedd.api.common import (
     CORE,
     admin_user,
     json_response,
-    local_seconds,
     read_body,
     with_envelope,
 )
@@ -27,6 +26,7 @@ from schedd.errors import ScheddError, ValidationError
 from schedd.families.service_jobs import service as jobs
 from schedd.store.runs import Run, RunSummary
 from schedd.store.schedules import Schedule
+from schedd.timefmt import local_seconds
 
 routes = web.RouteTableDef()
 BASE = "/admin/api/jobs"

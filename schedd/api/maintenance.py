@@ -20,13 +20,13 @@ from schedd.api.common import (
     ident,
     json_response,
     read_body,
-    rfc3339,
     with_envelope,
 )
 from schedd.errors import ScheddError, ValidationError
 from schedd.families.org_maintenance import service as maintenance
 from schedd.store.runs import Run
 from schedd.store.schedules import Schedule
+from schedd.timefmt import rfc3339
 
 routes = web.RouteTableDef()
 

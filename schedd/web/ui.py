@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import datetime
 from urllib.parse import urlencode
 
 from aiohttp import web
@@ -25,6 +24,7 @@ from schedd.runner import RunRef
 from schedd.store.accounts import User
 from schedd.store.runs import Run
 from schedd.store.schedules import Schedule
+from schedd.timefmt import shown
 from schedd.values import NotAChoice, choice
 from schedd.web import charts
 from schedd.web.render import page, zone
@@ -69,7 +69,7 @@ def next_fires(schedule: Schedule) -> tuple[str, ...]:
         if len(times) == NEXT_FIRES:
             break
         times.append(later)
-    return tuple(datetime.fromtimestamp(t, tz).strftime("%Y-%m-%d %H:%M:%S %Z") for t in times)
+    return tuple(shown(t, tz, seconds=True) for t in times)
 
 
 def row(schedule: Schedule) -> ScheduleRow:

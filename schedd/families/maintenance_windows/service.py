@@ -36,6 +36,7 @@ from schedd.store import windows as store
 from schedd.store.accounts import User
 from schedd.store.schedules import Schedule
 from schedd.store.windows import NewEvent, Window
+from schedd.timefmt import LOCAL_MINUTES, local_minutes
 from schedd.values import NotAChoice, choice
 
 log = logging.getLogger("schedd.windows")
@@ -43,7 +44,7 @@ log = logging.getLogger("schedd.windows")
 STATUSES = values(WindowState)
 SERVICE_STATUSES = ("up", "degraded", "down")
 DATE_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}")
-DATE_FORMAT = "%Y-%m-%dT%H:%M"
+DATE_FORMAT = LOCAL_MINUTES
 LIMITS = {"name": 255, "description": 10_000, "external_reference": 255, "external_link": 2048}
 
 
@@ -99,7 +100,7 @@ def format_date(at: None, zone: ZoneInfo) -> None: ...
 def format_date(at: float | None, zone: ZoneInfo) -> str | None: ...
 def format_date(at: float | None, zone: ZoneInfo) -> str | None:
     """Prod-Manager's date: `YYYY-MM-DDTHH:MM` in `zone`; None for what has not happened."""
-    return None if at is None else datetime.fromtimestamp(at, zone).strftime(DATE_FORMAT)
+    return None if at is None else local_minutes(at, zone)
 
 
 # -- the rules (pure) --------------------------------------------------------------
