@@ -13,7 +13,8 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
-from schedd.api.common import CORE, query_int, status_for
+from schedd.api import paging
+from schedd.api.common import CORE, status_for
 from schedd.core import Core
 from schedd.cron import load_zone, parse
 from schedd.errors import NotFound, ScheddError, ValidationError
@@ -101,10 +102,6 @@ def _org(request: web.Request, orgs: list[str]) -> str | None:
     return value
 
 
-def _page_number(request: web.Request) -> int:
-    return query_int(request, "page", 1, 1, MAX_PAGE)
-
-
 def _failure(request: web.Request, session: Session, exc: ScheddError) -> web.Response:
     status = status_for(exc)
     message = str(exc) if status != 500 else "internal error"
@@ -128,7 +125,7 @@ async def dashboard(request: web.Request, session: Session) -> web.Response:
         orgs = await overview.visible_orgs(core, user)
         org = _org(request, orgs)
         active = _filter(request, "active", ("yes", "no"))
-        number = _page_number(request)
+        number = paging.page_number(request, MAX_PAGE)
     except ScheddError as exc:
         return _failure(request, session, exc)
     shown, total = await overview.schedules(
@@ -164,7 +161,7 @@ async def runs(request: web.Request, session: Session) -> web.Response:
         orgs = await overview.visible_orgs(core, user)
         org = _org(request, orgs)
         state = _filter(request, "status", RUN_STATES)
-        number = _page_number(request)
+        number = paging.page_number(request, MAX_PAGE)
     except ScheddError as exc:
         return _failure(request, session, exc)
     found, schedules = await overview.runs(core, user, family=family, org_id=org, state=state,
