@@ -18,7 +18,7 @@ from schedd import __version__
 from schedd import config as config_mod
 from schedd.errors import NotFound, ScheddError
 from schedd.store.lock import DatabaseLock
-from schedd.timefmt import utc_compact, utc_seconds
+from schedd.timefmt import iso, utc_compact, utc_seconds
 
 log = logging.getLogger("schedd")
 
@@ -571,9 +571,9 @@ def _cron_next(args: argparse.Namespace) -> int:
     for fire in cron.iter_after(after, tz):
         if shown >= args.count:
             break
-        print(datetime.fromtimestamp(fire, tz).isoformat())
+        print(iso(fire, tz))
         shown += 1
     if not shown:
-        raise ScheddError(f"no fire time after {datetime.fromtimestamp(after, tz).isoformat(timespec='seconds')}")
+        raise ScheddError(f"no fire time after {iso(after, tz, seconds=True)}")
     return 0
 

@@ -10,6 +10,8 @@
 | `utc_seconds` | `2026-03-08T07:00:00Z` | log lines, the CLI |
 | `utc_precise` | `2026-03-08T07:00:00.250000Z` (seconds only when whole), "-" when None | skip reasons |
 | `utc_compact` | `20260308T070000Z` | iCalendar, backup file names |
+| `utc_millis` | `2026-03-08T07:00:00.250Z` | log lines' `ts` |
+| `iso` | `2026-03-08T03:00:00-04:00` in a zone (`seconds`: no fraction) | `schedd next`, the lock file |
 
 The two the hot routes write per row (`rfc3339`, `local_seconds`) are computed by
 arithmetic with cached dates instead of `datetime`, and give the same text (tests check
@@ -20,7 +22,8 @@ from __future__ import annotations
 
 import functools
 import math
-from datetime import datetime, timedelta, timezone
+import time
+from datetime import datetime, timedelta, timezone, tzinfo
 from zoneinfo import ZoneInfo
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
@@ -112,6 +115,17 @@ def utc_precise(at: float | None) -> str:
     if at is None:
         return "-"
     return datetime.fromtimestamp(at, timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def utc_millis(at: float) -> str:
+    """`YYYY-MM-DDTHH:MM:SS.mmmZ`, milliseconds cut (not rounded), as logging's `msecs` are."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(at)) + f".{int((at - int(at)) * 1000):03d}Z"
+
+
+def iso(at: float, zone: tzinfo, *, seconds: bool = False) -> str:
+    """ISO 8601 with the zone's offset (`+00:00` for UTC); with `seconds`, no fraction."""
+    moment = datetime.fromtimestamp(at, zone)
+    return moment.isoformat(timespec="seconds") if seconds else moment.isoformat()
 
 
 def utc_compact(at: float) -> str:

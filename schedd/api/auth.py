@@ -26,14 +26,9 @@ def render_error(request: web.Request, status: int, message: str, exc: ScheddErr
 @routes.post("/authService/accounts/login")
 @with_envelope(render_error)
 async def login(request: web.Request) -> web.Response:
-    body = await read_body(request)
-    userid, password = body.get("userid"), body.get("password")
-    if not isinstance(userid, str) or not userid:
-        raise ValidationError("userid", "is required")
-    if not isinstance(password, str) or not password:
-        raise ValidationError("password", "is required")
+    form = models.read(models.Login, await read_body(request))
     core = request.app[CORE]
-    result = await request.app[ACCOUNTS].login(userid, password, at=core.clock.now(),
+    result = await request.app[ACCOUNTS].login(form.userid, form.password, at=core.clock.now(),
                                                address=client_address(request))
     user = result.user
     email = user.email or ""
@@ -64,10 +59,7 @@ async def logout(request: web.Request) -> web.Response:
         raise Unauthorized("missing token: send X-VoltMX-Authorization or Authorization: Bearer")
     accounts, at = request.app[ACCOUNTS], request.app[CORE].clock.now()
     user = await accounts.authenticate(token, at=at)
-    body = await read_body(request)
-    refresh = body.get("refresh_token")
-    if refresh is not None and not isinstance(refresh, str):
-        raise ValidationError("refresh_token", "must be a string")
+    refresh = models.read(models.Logout, await read_body(request)).refresh_token
     revoked = int(await accounts.revoke(token, at=at))
     if refresh:
         revoked += int(await accounts.revoke_refresh(refresh, user, at=at))

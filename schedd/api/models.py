@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import functools
 import json
+from collections.abc import Mapping
 from typing import Annotated, Any, ClassVar, Literal, TypeVar
 
 import msgspec
@@ -75,6 +76,8 @@ class Model(Struct, kw_only=True):
     they are encoded by the json module, so a number reads back exactly as it was answered before."""
 
     VERBATIM: ClassVar[bool] = False
+    REASONS: ClassVar[Mapping[str, str]] = {}
+    """A request model's wording of a field that fails its declaration, by wire name."""
 
 
 class Verbatim(Model, kw_only=True):
@@ -82,6 +85,12 @@ class Verbatim(Model, kw_only=True):
 
 
 # -- ops and auth -------------------------------------------------------------------------
+
+class PlainError(Model, kw_only=True):
+    """An error of a route outside the four APIs (ops, unknown paths)."""
+
+    message: str
+
 
 class Health(Model, kw_only=True):
     status: Literal["ok"]
@@ -99,13 +108,17 @@ class Readiness(Model, kw_only=True):
 
 
 class Login(Model, kw_only=True):
+    REASONS: ClassVar[Mapping[str, str]] = {"userid": "is required", "password": "is required"}
+
     userid: Annotated[str, Meta(min_length=1)]
     password: Annotated[str, Meta(min_length=1, extra_json_schema={"format": "password"})]
 
 
 class Logout(Model, kw_only=True):
+    REASONS: ClassVar[Mapping[str, str]] = {"refresh_token": "must be a string"}
+
     refresh_token: Annotated[str, Meta(description="The login's refresh token, revoked along with the access "
-                                                   "token")] | UnsetType = UNSET
+                                                   "token")] | None | UnsetType = UNSET
 
 
 class UserAttributes(Model, kw_only=True):
@@ -504,7 +517,7 @@ class ServicePage(Model, kw_only=True):
 
 
 MODELS: tuple[type[Model], ...] = (
-    Health, Readiness, EngineEnvelope, LatestExecution, MaintenanceSchedule, MaintenanceScheduleCreated,
+    PlainError, Health, Readiness, EngineEnvelope, LatestExecution, MaintenanceSchedule, MaintenanceScheduleCreated,
     MaintenanceScheduleInput, ErrorInformation, MaintenanceRun, MaintenanceRunPage, DesignEnvelope, Execution,
     CubeSchedule, CubeScheduleInput, ExecuteInput, Build, BuildPage, Executed, ScheduleHistory, VoltResult,
     FieldFault, Revoked, Login, Logout, LoginAnswer, JobSummary, JobServiceInfo, JobFrequencyInfo, Job, JobRun,
@@ -578,31 +591,27 @@ def _dumps(data: Any) -> bytes:
 M = TypeVar("M", bound=Model)
 
 
-def read(model: type[M], data: dict[str, Any], reasons: dict[str, str]) -> M:
-    """`data` (a JSON body, or a form's text) as `model`: each value of the model's type.
+def read(model: type[M], data: Mapping[str, Any]) -> M:
+    """`data` (a JSON body, or a form's fields) as `model`, every field checked against its
+    declaration: its type, its constraints, whether it is required.
 
-    A value of another type is a 400 naming the field; `reasons` words it per field (as
-    the family's envelope words it), "must be ..." with the expected type otherwise. Keys
-    the model does not name are ignored, as they always were.
+    The first field that fails, in declaration order, is a 400 naming it, worded by the
+    model's `REASONS` (as the family's envelope words it), else by msgspec. Keys the model
+    does not name are ignored.
     """
     try:
-        return msgspec.convert(data, model, strict=False)
-    except msgspec.ValidationError as exc:
-        name = _field(str(exc))
-        raise ValidationError(name, reasons.get(name) or _reason(str(exc))) from None
-
-
-def _field(message: str) -> str:
-    """The top-level field of msgspec's `... - at `$.name...``, or "body"."""
-    _, found, path = message.rpartition(" - at `$.")
-    if not found:
-        return "body"
-    name = path.rstrip("`")
-    for stop in (".", "["):
-        name = name.split(stop, 1)[0]
-    return name or "body"
-
-
-def _reason(message: str) -> str:
-    text = message.rpartition(" - at `")[0] or message
-    return text[:1].lower() + text[1:]
+        return msgspec.convert(data, model, strict=True)
+    except msgspec.ValidationError:
+        pass
+    for info in msgspec.structs.fields(model):  # msgspec reports in the body's order; the first declared wins
+        value = data.get(info.encode_name, UNSET)
+        if value is UNSET:
+            if info.required:
+                raise ValidationError(info.encode_name, model.REASONS.get(info.encode_name, "is required"))
+            continue
+        try:
+            msgspec.convert(value, info.type, strict=True)
+        except msgspec.ValidationError as exc:
+            reason = model.REASONS.get(info.encode_name) or str(exc).partition(" - at ")[0]
+            raise ValidationError(info.encode_name, reason) from None
+    raise ValidationError("body", f"does not match {model.__name__}")

@@ -1,7 +1,8 @@
 """The OpenAPI 3.1 document of every route, built from one declarative table per family.
 
 Each `Op` says method, path, summary, parameters, request body, answers per status and
-whether a token is needed. tests/test_openapi.py checks that every route the app serves
+whether a token is needed. The bodies and answers name the models of schedd/api/models.py,
+whose generated schemas are the document's components. tests/test_openapi.py checks that every route the app serves
 is in the table (except the browser pages of `BROWSER_PAGES`), so a route added without
 documentation fails the tests.
 """
@@ -35,11 +36,9 @@ def array(items: Schema) -> Schema:
     return {"type": "array", "items": items}
 
 
-def obj(required: tuple[str, ...] = (), **properties: Schema) -> Schema:
-    schema: Schema = {"type": "object", "properties": properties}
-    if required:
-        schema["required"] = list(required)
-    return schema
+def holding(key: str, schema: Schema) -> Schema:
+    """What one route's answer holds under an envelope's generic `key` (`response`, `result`)."""
+    return {"type": "object", "properties": {key: schema}}
 
 
 STRING: Schema = {"type": "string"}
@@ -139,15 +138,15 @@ SCHEMAS: dict[str, Schema] = models.components()
 
 
 def engine(response: Schema) -> Schema:
-    return {"allOf": [ref("EngineEnvelope"), obj(response=response)]}
+    return {"allOf": [ref("EngineEnvelope"), holding("response", response)]}
 
 
 def design(response: Schema) -> Schema:
-    return {"allOf": [ref("DesignEnvelope"), obj(response=response)]}
+    return {"allOf": [ref("DesignEnvelope"), holding("response", response)]}
 
 
 def volt(result: Schema) -> Schema:
-    return {"allOf": [ref("VoltResult"), obj(result=result)]}
+    return {"allOf": [ref("VoltResult"), holding("result", result)]}
 
 
 ERROR_TEXT = {400: "Invalid input; the message names the parameter", 401: "Missing, invalid or expired token",
@@ -450,7 +449,7 @@ def operations() -> list[Op]:
 
 INPUT_RULE = ("The path, query string or form is not UTF-8 text without NUL, or a form does not parse "
               "(every route's input rule)")
-PLAIN_ERROR = obj(("message",), message=STRING)
+PLAIN_ERROR = ref("PlainError")
 
 
 def _may_be_refused(op: Op) -> Op:
