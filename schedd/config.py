@@ -250,6 +250,18 @@ def _min_interval(value: object, key: str) -> float:
 
 
 
+def _postgres_url(value: object, key: str) -> str:
+    text = _string(value, key)
+    if not is_server_url(text):
+        raise ConfigError(key, f"must be a postgresql:// URL (a file goes in database.path), got {text[:40]!r}")
+    return text
+
+
+def is_server_url(target: str) -> bool:
+    """Whether `--db` / `[database]` names a PostgreSQL server rather than a SQLite file."""
+    return target.startswith(("postgresql://", "postgres://"))
+
+
 # --- declaring a key ---------------------------------------------------------------
 
 Check = Callable[[object, str], Any]
@@ -289,6 +301,7 @@ class ServerConfig:
 @dataclass(frozen=True, slots=True)
 class DatabaseConfig:
     path: str | None = setting(None, _string)  # None: see default_db_path()
+    url: str | None = setting(None, _postgres_url)  # postgresql://...: a PostgreSQL server instead of the file
     # FULL: the WAL is synced at every commit: acknowledged means on disk
     synchronous: str = setting("FULL", _one_of("OFF", "NORMAL", "FULL", "EXTRA"))
 
@@ -649,7 +662,9 @@ def resolve(path: str | None) -> Config:
 
 
 def default_db_path(config: Config) -> str:
-    """The database file: the configured path, else in $STATE_DIRECTORY, else ./schedd.db."""
+    """The store: the configured URL, else the configured path, else in $STATE_DIRECTORY, else ./schedd.db."""
+    if config.database.url:
+        return config.database.url
     if config.database.path:
         return config.database.path
     state = os.environ.get("STATE_DIRECTORY", "").split(":")[0]

@@ -221,6 +221,27 @@ SkipText = Callable[[int, float, float], str]
 """The message of a skip record from its fire count and first and last due times."""
 
 
+@dataclass(frozen=True, slots=True)
+class Fired:
+    """A schedule's due fire was handled: its next fire time, and `(run uid, status)` of the run it started."""
+
+    schedule_id: int
+    next_fire_at: float | None
+    started: tuple[str, str] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """How a run's end counts on its schedule (the last status, success and failure counts)."""
+
+    schedule_id: int
+    ok: bool
+    counted: bool
+    status: str
+    run_uid: str
+    at: float
+
+
 # -- pieces of a larger transaction ------------------------------------------------
 
 def op_insert(conn: WriteConnection, new: NewRun) -> int:
