@@ -267,13 +267,15 @@ def is_server_url(target: str) -> bool:
 Check = Callable[[object, str], Any]
 
 
-def setting(default: Any, check: Check, *, duration: bool = False) -> Any:
+def setting(default: Any, check: Check, *, duration: bool = False,
+            write: Callable[[Any], Any] | None = None) -> Any:
     """A record field that is a TOML key: its default and the check its value passes.
 
     Each key is named once, as its record's field; the table readers and `to_dict` take the
-    checks and defaults from here. A `duration` is written back as "12h".
+    checks and defaults from here. A `duration` is written back as "12h"; `write` turns
+    the value into what TOML writes (header pairs into a table).
     """
-    return field(default=default, metadata={"check": check, "duration": duration})
+    return field(default=default, metadata={"check": check, "duration": duration, "write": write})
 
 
 def required(check: Check) -> Any:
@@ -384,7 +386,7 @@ class ServiceConfig:
     name: str
     base_url: str | None = setting(None, _base_url)
     timeout: float = setting(30.0, parse_duration, duration=True)
-    headers: tuple[tuple[str, str], ...] = setting((), _headers)
+    headers: tuple[tuple[str, str], ...] = setting((), _headers, write=dict)
     id: int | None = setting(None, _integer(1))
     scope: str | None = setting(None, _string)
 
@@ -576,8 +578,8 @@ def _record_dict(record: Any, skip: tuple[str, ...] = ()) -> dict:
             continue
         if f.metadata.get("duration"):
             value = _format_duration(value)
-        elif f.name == "headers":
-            value = dict(value)
+        elif f.metadata.get("write"):
+            value = f.metadata["write"](value)
         elif isinstance(value, tuple):
             value = list(value)
         out[f.name] = value

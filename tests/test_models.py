@@ -9,6 +9,7 @@ and the time formats are each written in one place.
 from __future__ import annotations
 
 import ast
+import dataclasses
 import json
 import re
 from pathlib import Path
@@ -18,6 +19,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from schedd import config
 from schedd.api import models, openapi
 from schedd.errors import ValidationError
 
@@ -71,6 +73,23 @@ def test_the_identifier_pattern_and_the_default_org_are_defined_once():
         "schedd/values.py"]
     assert [path for path, text in found.items() if re.search(r"^def _?choice\(", text, re.M)] == [
         "schedd/values.py"]
+
+
+CONFIG_RECORDS = (config.ServerConfig, config.DatabaseConfig, config.SchedulerConfig, config.AuthConfig,
+                  config.LoggingConfig, config.CommandExecutorConfig, config.MaintenanceExecutorConfig,
+                  config.AggregateExecutorConfig, config.ScopeConfig, config.ServiceConfig, config.OrgQuotaConfig,
+                  config.QuotasConfig)
+
+
+def test_each_config_key_is_named_once_as_a_field_that_declares_its_default_and_check():
+    source = (SCHEDD / "config.py").read_text()
+    for record in CONFIG_RECORDS:
+        for f in dataclasses.fields(record):
+            if f.name in ("name", "orgs"):  # a table's own name; the [quotas.orgs.NAME] tables
+                continue
+            assert callable(f.metadata.get("check")), f"{record.__name__}.{f.name} declares no check"
+            assert not re.search(rf"""\.get\(\s*["']{f.name}["']""", source), f"{f.name} is read by name"
+    assert re.findall(r"def _(server|database|scheduler|auth|logging)\(", source) == []
 
 
 def test_every_time_is_formatted_in_one_module():
