@@ -163,3 +163,44 @@ async def test_login_through_http_names_the_first_declared_field(api):
     assert response.status == 400
     assert body == {"status": "FAIL", "result": {"field": "userid", "reason": "is required"},
                     "message": "userid is invalid", "token": None}
+
+
+MAINTENANCE = "/aggregates/maintenance/scheduler/jobs/orgId/default"
+CUBE = "/org/default/project/p1/cube/c1/aggregates-creation/scheduler"
+CRON = "is required (a cron expression such as '0 0 4 ? * * *')"
+
+
+@pytest.mark.parametrize(("body", "message"), [
+    ({"scheduler_type": "x", "time_expression": 5, "timezone": 5}, "scheduler_type: must be 'time-based'"),
+    ({"timezone": 5, "scheduler_type": True}, "scheduler_type: must be 'time-based'"),
+    ({"timezone": 5}, f"time_expression: {CRON}"),
+    ({"timezone": "UTC", "time_expression": "   "}, f"time_expression: {CRON}"),
+    ({"timezone": 5, "time_expression": "0 0 4 ? * * *"}, "timezone: must be a string naming an IANA time zone"),
+    ({"timezone": "Mars/Base", "time_expression": "0 0 4 ? * * *", "scheduler_type": ""},
+     "timezone: unknown time zone 'Mars/Base'"),
+])
+async def test_a_maintenance_schedule_is_checked_by_its_shape_in_declared_order(api, body, message):
+    response, answer = await api.call("POST", MAINTENANCE, json=body)
+    assert (response.status, answer["status"]["code"]) == (400, 400)
+    assert answer["status"]["message"].startswith(message), answer
+    assert await api.core.store.schedules.list_family("maintenance") == []
+
+
+@pytest.mark.parametrize(("body", "message"), [
+    ({"time_expression": "0 0 4 ? * * *"}, "path: must be 'aggregate/create'"),
+    ({"path": "aggregate/create", "full_build": "yes", "time_expression": 1}, "full_build: must be true or false"),
+    ({"path": "aggregate/create", "full_build": 1}, "full_build: must be true or false"),
+    ({"path": "aggregate/create", "full_build": "TRUE", "timezone": []}, f"time_expression: {CRON}"),
+])
+async def test_a_cube_schedule_is_checked_by_its_shape_in_declared_order(api, body, message):
+    response, answer = await api.call("POST", CUBE, json=body)
+    assert response.status == 400
+    assert answer["status"]["message"].startswith(message), answer
+
+
+@pytest.mark.parametrize(("sent", "kept"), [(False, False), ("false", False), ("", True), (None, True), ("True", True)])
+async def test_a_cube_schedules_full_build_reads_as_before(api, sent, kept):
+    body = {"path": "aggregate/create", "time_expression": "0 0 4 ? * * *", "full_build": sent}
+    response, answer = await api.call("POST", CUBE, json=body)
+    assert response.status == 200, answer
+    assert answer["response"]["full_build"] is kept

@@ -22,13 +22,14 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Mapping
-from typing import Annotated, Any, ClassVar, Literal, TypeVar
+from typing import Annotated, Any, ClassVar, Literal
 
 import msgspec
-from msgspec import UNSET, Meta, Struct, UnsetType, field
+from msgspec import UNSET, Meta, UnsetType, field
 
-from schedd.errors import ValidationError
+from schedd.families.cube_builds.shapes import CubeScheduleInput
 from schedd.families.maintenance_windows.service import LIMITS, SERVICE_STATUSES
+from schedd.families.org_maintenance.shapes import MaintenanceScheduleInput
 from schedd.families.service_jobs.service import (
     EXECUTION_TYPE,
     JOB_STATUSES,
@@ -39,6 +40,8 @@ from schedd.families.service_jobs.service import (
     MAX_TEXT,
     SERVICE_TYPES,
 )
+from schedd.shapes import Model, Verbatim
+from schedd.shapes import read as read  # the request reader, for the routes
 from schedd.states import HistoryStrategy, RunState, WindowState, values
 from schedd.values import IDENT_PATTERN
 
@@ -69,19 +72,6 @@ SERVICE_STATUSES_LIST = list(SERVICE_STATUSES)
 ServiceStatus = Annotated[str, _schema(enum=SERVICE_STATUSES_LIST)]
 JobStatus = Annotated[str, _schema(enum=list(JOB_STATUSES))]
 Strategy = Annotated[str, _schema(enum=list(values(HistoryStrategy)))]
-
-
-class Model(Struct, kw_only=True):
-    """A wire shape. `VERBATIM` models carry JSON a client stored (a job's `jobServiceInfo`):
-    they are encoded by the json module, so a number reads back exactly as it was answered before."""
-
-    VERBATIM: ClassVar[bool] = False
-    REASONS: ClassVar[Mapping[str, str]] = {}
-    """A request model's wording of a field that fails its declaration, by wire name."""
-
-
-class Verbatim(Model, kw_only=True):
-    VERBATIM: ClassVar[bool] = True
 
 
 # -- ops and auth -------------------------------------------------------------------------
@@ -215,12 +205,6 @@ class MaintenanceScheduleCreated(Model, kw_only=True):
     next_execution: RFC3339
 
 
-class MaintenanceScheduleInput(Model, kw_only=True):
-    time_expression: Annotated[str, Meta(min_length=1, description="Quartz (seconds first) or 5-field Unix cron")]
-    scheduler_type: Literal["time-based"] | UnsetType = UNSET
-    timezone: Annotated[str, Meta(description="IANA zone")] | UnsetType = UNSET
-
-
 class ErrorInformation(Model, kw_only=True):
     message: str | UnsetType = UNSET
     exitCode: int | UnsetType = UNSET
@@ -282,13 +266,6 @@ class CubeSchedule(Model, kw_only=True):
     timezone: str
     active: bool
     next_execution: NextExecution
-
-
-class CubeScheduleInput(Model, kw_only=True):
-    time_expression: Annotated[str, Meta(min_length=1)]
-    path: Literal["aggregate/create"] | UnsetType = UNSET
-    full_build: Annotated[bool, _schema(default=True)] | UnsetType = UNSET
-    timezone: str | UnsetType = UNSET
 
 
 class ExecuteInput(Model, kw_only=True):
@@ -584,34 +561,3 @@ def _dumps(data: Any) -> bytes:
         return text.encode("utf-8")
     except UnicodeEncodeError:
         return json.dumps(data, separators=(",", ":")).encode("ascii")
-
-
-# -- requests -----------------------------------------------------------------------------
-
-M = TypeVar("M", bound=Model)
-
-
-def read(model: type[M], data: Mapping[str, Any]) -> M:
-    """`data` (a JSON body, or a form's fields) as `model`, every field checked against its
-    declaration: its type, its constraints, whether it is required.
-
-    The first field that fails, in declaration order, is a 400 naming it, worded by the
-    model's `REASONS` (as the family's envelope words it), else by msgspec. Keys the model
-    does not name are ignored.
-    """
-    try:
-        return msgspec.convert(data, model, strict=True)
-    except msgspec.ValidationError:
-        pass
-    for info in msgspec.structs.fields(model):  # msgspec reports in the body's order; the first declared wins
-        value = data.get(info.encode_name, UNSET)
-        if value is UNSET:
-            if info.required:
-                raise ValidationError(info.encode_name, model.REASONS.get(info.encode_name, "is required"))
-            continue
-        try:
-            msgspec.convert(value, info.type, strict=True)
-        except msgspec.ValidationError as exc:
-            reason = model.REASONS.get(info.encode_name) or str(exc).partition(" - at ")[0]
-            raise ValidationError(info.encode_name, reason) from None
-    raise ValidationError("body", f"does not match {model.__name__}")
