@@ -28,7 +28,7 @@ import msgspec
 from msgspec import UNSET, Meta, UnsetType, field
 
 from schedd.families.cube_builds.shapes import CubeScheduleInput
-from schedd.families.maintenance_windows.service import LIMITS, SERVICE_STATUSES
+from schedd.families.maintenance_windows.service import DATE_RE, LIMITS, SERVICE_STATUSES
 from schedd.families.org_maintenance.shapes import MaintenanceScheduleInput
 from schedd.families.service_jobs.service import (
     EXECUTION_TYPE,
@@ -59,7 +59,7 @@ RFC3339 = Annotated[str, _schema(format="date-time", description="UTC with micro
 NextExecution = Annotated[str | None, _schema(description="RFC 3339 UTC; null for an inactive schedule")]
 LocalTime = Annotated[str, Meta(pattern=r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$",
                                 description="YYYY-MM-DD HH:MM:SS in the daemon's time zone")] | None
-ProdTime = Annotated[str, Meta(pattern="^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}$",
+ProdTime = Annotated[str, Meta(pattern=f"^{DATE_RE.pattern}$",
                                description="YYYY-MM-DDTHH:MM in the daemon's time zone")]
 NullableProdTime = ProdTime | None
 Ident = Annotated[str, Meta(pattern=f"^{IDENT_PATTERN}$")]
@@ -518,9 +518,9 @@ def components() -> dict[str, Any]:
     return schemas
 
 
-def ref(model: type[Model]) -> dict[str, str]:
-    """The `$ref` of a model's component."""
-    return {"$ref": REF.format(name=model.__name__)}
+def schema_of(kind: Any) -> dict[str, Any]:
+    """The JSON Schema of one declared field type (a path or query parameter's: `Ident`, `ProdTime`)."""
+    return msgspec.json.schema(kind)
 
 
 # -- answers ------------------------------------------------------------------------------

@@ -18,7 +18,6 @@ from typing import Any
 
 from schedd import __version__
 from schedd.api import models
-from schedd.values import IDENT_PATTERN
 
 BROWSER_PAGES = re.compile(r"^/(?:$|status(?:/|$)|static/|ui(?:/|$))")
 """Paths of the server-rendered pages (schedd/web): for browsers, not scripts, so not here."""
@@ -44,12 +43,11 @@ def holding(key: str, schema: Schema) -> Schema:
 STRING: Schema = {"type": "string"}
 INTEGER: Schema = {"type": "integer"}
 BOOLEAN: Schema = {"type": "boolean"}
-IDENT: Schema = {"type": "string", "pattern": f"^{IDENT_PATTERN}$"}
+IDENT: Schema = models.schema_of(models.Ident)
 RUN_STATES = models.RUN_STATES
 WINDOW_STATUSES = models.WINDOW_STATUSES
 SERVICE_STATUSES = models.SERVICE_STATUSES_LIST
-PROD_TIME: Schema = {"type": "string", "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}$",
-                     "description": "YYYY-MM-DDTHH:MM in the daemon's time zone"}
+PROD_TIME: Schema = models.schema_of(models.ProdTime)
 
 
 @dataclass(frozen=True)
