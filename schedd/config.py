@@ -257,6 +257,20 @@ def _postgres_url(value: object, key: str) -> str:
     return text
 
 
+def _instance_name(value: object, key: str) -> str:
+    text = _string(value, key)
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,62}", text):
+        raise ConfigError(key, "must be 1-63 letters, digits, '.', '_', ':' or '-', starting with a letter or digit")
+    return text
+
+
+def _lease_ttl(value: object, key: str) -> float:
+    seconds = parse_duration(value, key)
+    if not 1.0 <= seconds <= 60.0:
+        raise ConfigError(key, f"must be between 1s and 60s, got {value!r}")
+    return seconds
+
+
 def is_server_url(target: str) -> bool:
     """Whether `--db` / `[database]` names a PostgreSQL server rather than a SQLite file."""
     return target.startswith(("postgresql://", "postgres://"))
@@ -304,8 +318,13 @@ class ServerConfig:
 class DatabaseConfig:
     path: str | None = setting(None, _string)  # None: see default_db_path()
     url: str | None = setting(None, _postgres_url)  # postgresql://...: a PostgreSQL server instead of the file
+    # this instance's name among those sharing a server; None: the host name
+    instance: str | None = setting(None, _instance_name)
+    # seconds the firing lease lasts unless renewed; a standby takes over after it
+    lease_ttl: float = setting(3.0, _lease_ttl, duration=True)
     # FULL: the WAL is synced at every commit: acknowledged means on disk
     synchronous: str = setting("FULL", _one_of("OFF", "NORMAL", "FULL", "EXTRA"))
+    pool_size: int = setting(10, _integer(1, 200))  # PostgreSQL: connections each instance keeps (1-200)
 
 
 @dataclass(frozen=True, slots=True)

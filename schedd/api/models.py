@@ -95,6 +95,8 @@ class Checks(Model, kw_only=True):
 class Readiness(Model, kw_only=True):
     ready: bool
     checks: Checks
+    instance: Annotated[str, Meta(description="this daemon's name (name:pid:tag)")]
+    fires: Annotated[bool, Meta(description="whether this instance holds the firing lease")]
 
 
 class Login(Model, kw_only=True):

@@ -40,8 +40,10 @@ def readiness(core: Core) -> tuple[bool, models.Checks]:
 
 @routes.get("/readyz")
 async def readyz(request: web.Request) -> web.Response:
-    ready, checks = readiness(request.app[CORE])
-    return json_response(models.Readiness(ready=ready, checks=checks), status=200 if ready else 503)
+    core = request.app[CORE]
+    ready, checks = readiness(core)
+    return json_response(models.Readiness(ready=ready, checks=checks, instance=core.coordinator.instance,
+                                          fires=core.coordinator.is_leader), status=200 if ready else 503)
 
 
 @routes.get("/metrics")
