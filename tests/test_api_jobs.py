@@ -12,10 +12,10 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from schedd.api.common import local_seconds
 from schedd.cron import load_zone
 from schedd.executors import PAYLOAD_LIMIT
 from schedd.store import runs as run_store
+from schedd.timefmt import local_seconds
 from tests.support.api import T0
 from tests.support.jobs import DROP, JOBS, SAMPLE_JOB, job, services
 from tests.support import sql

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from schedd.api.common import rfc3339
+from schedd.timefmt import rfc3339
 from tests.support.api import PASSWORD, T0
 from tests.support import sql
 
