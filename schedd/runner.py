@@ -142,10 +142,11 @@ class Runner:
 
     # -- start-up --------------------------------------------------------------------
 
-    async def take_over(self, at: float) -> int:
-        """Start firing: close the runs left open by a crash (or by the instance that fired before) as
-        interrupted, and arm every schedule from the store; returns how many runs were closed."""
-        closed = await self.store.fires.interrupt_open(at, INTERRUPTED_BY_CRASH)
+    async def take_over(self, at: float, previous: str | None = None) -> int:
+        """Start firing: close the runs left open by a crash (or by `previous`, the instance that fired
+        before, and by instances that stopped) as interrupted, and arm every schedule from the store;
+        returns how many runs were closed."""
+        closed = await self.store.fires.interrupt_open(at, INTERRUPTED_BY_CRASH, previous=previous)
         for run_id, _, uid in closed:
             log.warning("action=run_interrupted run_id=%d run=%s reason=crash", run_id, uid)
         self.engine.clear(CRON)
