@@ -26,6 +26,7 @@ import json
 import math
 import os
 import pickle
+import resource
 import shutil
 import sqlite3
 import statistics
@@ -179,6 +180,7 @@ def bench_config(**scheduler: Any) -> Any:
 
 # --------------------------------------------------------------------------- the store of a case
 
+CLUSTERS: list[PgCluster] = []  # --store postgres: the run's cluster, for the server's CPU and WAL flushes
 PG_ENV = "SCHEDD_BENCH_PG"  # --store postgres: the admin URL of the benchmark's throwaway cluster, for the children
 PG_TEMPLATE = "bench_template"  # a database migrated once per run; every case's database is made from it
 _cases = iter(range(1, 1 << 30))
@@ -300,6 +302,33 @@ class PgCluster:
         cluster.start()
         os.environ[PG_ENV] = cluster.url()
         asyncio.run(self._template())
+        CLUSTERS.append(self)
+
+    def usage(self) -> dict[str, float]:
+        """CPU seconds of the server's processes so far (the postmaster, its live children, and through
+        the postmaster's children's times those that ended), and its WAL flushes (pg_stat_wal)."""
+        tick = os.sysconf("SC_CLK_TCK")
+        postmaster = int((self.cluster.data / "postmaster.pid").read_text().split()[0])
+        total = 0
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            pid, ppid = int(stat.parent.name), int(fields[1])
+            if pid == postmaster or ppid == postmaster:
+                total += sum(int(x) for x in fields[11:15])  # utime, stime, cutime, cstime
+        wal = run_sync(lambda: self._wal())
+        return {"cpu_s": total / tick, "wal_syncs": float(wal)}
+
+    async def _wal(self) -> int:
+        import asyncpg
+
+        conn = await asyncpg.connect(self.cluster.url())
+        try:
+            return int(await conn.fetchval("SELECT wal_sync FROM pg_stat_wal"))
+        finally:
+            await conn.close()
 
     async def _template(self) -> None:
         import asyncpg
@@ -974,7 +1003,13 @@ def log(message: str) -> None:
 
 def measure(results: Results, bench: str, system: str, size: int, spec: dict[str, Any]) -> None:
     started = time.perf_counter()
+    cpu = resource.getrusage(resource.RUSAGE_CHILDREN)
+    server = CLUSTERS[0].usage() if CLUSTERS else None
     result = run_child(spec)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    result["child_cpu_s"] = (after.ru_utime + after.ru_stime) - (cpu.ru_utime + cpu.ru_stime)
+    if server is not None:  # what the PostgreSQL server did for this case, set-up and read-back included
+        result.update({f"server_{k}": v - server[k] for k, v in CLUSTERS[0].usage().items()})
     results.add(bench, system, size, result)
     shown = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in result.items())
     log(f"{bench} {system} n={size}: {shown} ({time.perf_counter() - started:.1f} s)")
