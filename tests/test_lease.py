@@ -20,8 +20,8 @@ from schedd.store.postgres import PgStore
 from schedd.store.protocol import LeaseLost, Store
 from schedd.store.runs import Finish, Fired, NewRun, Outcome
 from schedd.store.schedules import NewSchedule
-from tests.support.api import api_config
-from tests.support.web import Operator
+from tests.support.api import T0, api_config
+from tests.support.web import JOB, SCOPES, SERVICES, WINDOW, Operator
 
 TTL = 0.6  # seconds: short, so that a lapse is waited for in well under a second
 
@@ -193,5 +193,23 @@ async def test_readyz_metrics_status_page_and_operator_view_say_which_instance_f
     try:
         assert not standby.coordinator.is_leader and not standby.runner.firing
         assert await standby.coordinator.firing_instance() == me
+    finally:
+        await standby.stop()
+
+
+@pytest.mark.stores("postgres")  # only instances sharing a server have a standby
+async def test_a_standby_keeps_the_maintenance_gate_for_the_api_runs_it_starts(make_api):
+    api = await make_api(scopes=SCOPES, services=SERVICES)
+    response, _ = await api.call("POST", "/api/maintenance/create", data=WINDOW, allow_redirects=False)
+    window_id = int(response.headers["Location"].rsplit("/", 1)[1])
+    response, _ = await api.call("POST", "/admin/api/jobs/job", json=JOB)
+    job_id = int(response.headers["Location"].rsplit("/", 1)[1])
+    standby = build_core(api.core.config, db_path=api.core.store.location, clock=api.clock)
+    await standby.start(run_loop=False)
+    try:
+        assert not standby.coordinator.is_leader
+        schedule = await standby.store.schedules.get(job_id)
+        assert standby.windows.gate(schedule, T0 + 4 * 3600) == window_id  # 03:00-05:00, service down
+        assert standby.windows.gate(schedule, T0 + 6 * 3600) is None
     finally:
         await standby.stop()
