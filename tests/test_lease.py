@@ -16,6 +16,7 @@ import pytest
 from schedd.clock import WallClock
 from schedd.compose import build_core, install_families
 from schedd.engine import CRON
+from schedd.errors import Conflict
 from schedd.store.postgres import PgStore
 from schedd.store.protocol import LeaseLost, Store
 from schedd.store.runs import Finish, Fired, NewRun, Outcome
@@ -212,4 +213,26 @@ async def test_a_standby_keeps_the_maintenance_gate_for_the_api_runs_it_starts(m
         assert standby.windows.gate(schedule, T0 + 4 * 3600) == window_id  # 03:00-05:00, service down
         assert standby.windows.gate(schedule, T0 + 6 * 3600) is None
     finally:
+        await standby.stop()
+
+
+@pytest.mark.stores("postgres")  # only instances sharing a server have a standby
+async def test_a_run_now_on_a_standby_sees_the_run_the_leader_holds(make_api, service):
+    api = await make_api(scopes=SCOPES, services={**SERVICES, "jsonservices": {
+        **SERVICES["jsonservices"], "base_url": f"http://127.0.0.1:{service.server.port}/api"}})
+    service.hold = True
+    response, _ = await api.call("POST", "/admin/api/jobs/job", json=JOB)
+    job_id = int(response.headers["Location"].rsplit("/", 1)[1])
+    response, _ = await api.call("POST", f"/admin/api/jobs/job/run/{job_id}")
+    assert response.status in (200, 201, 202)
+    standby = build_core(api.core.config, db_path=api.core.store.location, clock=api.clock)
+    await standby.start(run_loop=False)
+    try:
+        schedule = await standby.store.schedules.get(job_id)
+        with pytest.raises(Conflict):
+            await standby.runner.run_now(schedule.family, schedule.overlap_key, "RunNow", at=api.clock.now(),
+                                         schedule=schedule)
+    finally:
+        service.released.set()
+        await api.core.runner.wait_idle()
         await standby.stop()
