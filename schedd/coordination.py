@@ -115,14 +115,15 @@ class Coordinator:
         previous = None
         try:
             await asyncio.wait_for(self.store.lease.beat(self.instance, self.ttl), self.ttl / 3)
-            if not self.is_leader:  # who held it before, if this instance takes it now
-                previous = (await asyncio.wait_for(self.store.lease.current(), self.ttl / 3)).holder
+            if not self.is_leader:
+                held = await asyncio.wait_for(self.store.lease.current(), self.ttl / 3)
+                if held.holder not in (None, self.instance) and held.expires_in > 0:
+                    return self._reachable(0)  # another instance holds it: nothing to write
+                previous = held.holder  # who held it before, if this instance takes it now
             epoch = await asyncio.wait_for(self.store.lease.take(self.instance, self.ttl), self.ttl / 3)
         except Exception as exc:  # a timeout, a lost connection, the server's own errors
             return self._unreachable(exc)
-        if self._failing:
-            log.info("action=lease_store_reachable instance=%s", self.instance)
-            self._failing = False
+        self._reachable(0)
         if epoch is None:
             if self.is_leader:
                 metrics.LEASE_RENEWALS.labels("lost").inc()
@@ -134,6 +135,12 @@ class Coordinator:
             await self._sweep()
             return 0
         return await self._lead(epoch, previous if previous != self.instance else None)
+
+    def _reachable(self, closed: int) -> int:
+        if self._failing:
+            log.info("action=lease_store_reachable instance=%s", self.instance)
+            self._failing = False
+        return closed
 
     def _unreachable(self, exc: BaseException) -> int:
         if not self._failing:
