@@ -374,6 +374,8 @@ async def delay_schedd(spec: dict[str, Any]) -> dict[str, Any]:
     config = config_mod.from_dict({
         "database": database_section(),
         "scheduler": {"max_concurrent_runs": spec["max_concurrent"]},
+        # One org holds every job: its share of the run slots is all of them (the default is half).
+        "quotas": {"max_concurrent_runs": spec["max_concurrent"]},
         "services": {SERVICE: {"base_url": spec["url"], "timeout": 10}},
     })
     core = build_core(config, db_path=str(db))
