@@ -60,6 +60,7 @@ class SchedulerConfig:
     shutdown_grace: float = 30.0
     retention_sweep: float = 3600.0
     history_retention: float = 90 * 86400.0  # runs of schedules without a retention of their own; 0 keeps all
+    fire_lead: float = 0.1  # a due batch is read and recorded this long ahead; its runs start on time
 
 
 @dataclass(frozen=True, slots=True)
@@ -411,6 +412,7 @@ def _scheduler(data: object) -> SchedulerConfig:
         shutdown_grace=t.get("shutdown_grace", d.shutdown_grace, parse_duration),
         retention_sweep=t.get("retention_sweep", d.retention_sweep, parse_duration),
         history_retention=t.get("history_retention", d.history_retention, parse_duration),
+        fire_lead=t.get("fire_lead", d.fire_lead, _fire_lead),
     )
 
 
@@ -552,6 +554,16 @@ def _services(data: object, scopes: Mapping[str, ScopeConfig]) -> Mapping[str, S
 
 
 _MAX_MIN_INTERVAL = 86400.0  # the interval check looks at most one midnight ahead
+
+
+_MAX_FIRE_LEAD = 1.0
+
+
+def _fire_lead(value: object, key: str) -> float:
+    seconds = parse_duration(value, key)
+    if seconds > _MAX_FIRE_LEAD:
+        raise ConfigError(key, f"{value!r} is longer than {_MAX_FIRE_LEAD:g} s")
+    return seconds
 
 
 def _min_interval(value: object, key: str) -> float:

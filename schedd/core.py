@@ -39,7 +39,7 @@ class Core:
         self.db = Database(
             db_path or default_db_path(config), config.database.synchronous,
             on_commit=metrics.observe_commit)
-        self.engine = Engine(self.clock)
+        self.engine = Engine(self.clock, lead=config.scheduler.fire_lead)
         self.executors = Executors(config)
         sched = config.scheduler
         self.runner = Runner(
@@ -127,5 +127,6 @@ class Core:
         self.runner.max_concurrent = sched.max_concurrent_runs  # after quotas: re-reads the caps
         self.runner.misfire_grace = sched.misfire_grace
         self.runner.misfire_max = sched.misfire_max
+        self.engine.lead = sched.fire_lead
         self.retention.interval = sched.retention_sweep
         self.retention.history_retention = sched.history_retention

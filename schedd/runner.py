@@ -1,7 +1,9 @@
 """Turns due timers and run-now requests into runs, and runs into durable records.
 
 A run is committed (`inprogress`, or `queued` when it must wait) before its executor is
-called, and its outcome is committed after; a fire that does not run is committed as a
+called, and its outcome is committed after; its `started_at` is the moment its executor
+reports that the work started (the request's headers were sent, the process spawned), or
+the moment the executor was entered when it ended without starting any work; a fire that does not run is committed as a
 `skipped` record with its reason, joined to the record of the skip just before it when
 that was of the same kind (one record with a count, not one row per fire). The policies
 themselves live in `schedd.policy`; run slots are shared between orgs by `schedd.slots`.
@@ -69,6 +71,8 @@ class Active:
     task: asyncio.Task[None] | None = None
     cancel_state: str | None = None
     cancel_reason: str | None = None
+    started_at: float | None = None
+    """When the executor started the work (its first attempt), once it said so."""
     state: str = "inprogress"
     extra: dict[str, object] = field(default_factory=dict)
 
@@ -81,14 +85,14 @@ class Active:
         """Whose share of the run slots this run takes: its org; "" for service jobs."""
         return self.org_id or ""
 
-    def context(self) -> RunContext:
+    def context(self, on_start: Callable[[], None] | None = None) -> RunContext:
         target = FAMILIES.get(self.family).target(self.schedule)
         return RunContext(
             run_id=self.run_id, run_uid=self.uid, family=self.family, trigger=self.trigger,
             timeout=self.timeout, org_id=self.org_id, project_id=self.project_id,
             cube_id=self.cube_id, full_build=self.full_build,
             service_name=target.service_name, operation_name=target.operation_name,
-            post_data=target.post_data, headers=dict(target.headers),
+            post_data=target.post_data, headers=dict(target.headers), on_start=on_start,
         )
 
 
@@ -132,6 +136,8 @@ class Runner:
         self._deferred: dict[int, str] = {}  # schedule id -> org, of orgs at their share of run slots
         self._tasks: set[asyncio.Task[None]] = set()
         self._accepting = True
+        self._starts: list[tuple[float, int]] = []  # (started_at, run id) not yet written
+        self._start_writes: set[asyncio.Task[None]] = set()
         engine.on(CRON, self.on_cron_due)
 
     # -- start-up --------------------------------------------------------------------
@@ -229,8 +235,9 @@ class Runner:
             schedule = schedules.get(ident)
             if schedule is None or not schedule.active:
                 continue
+            # A batch handed over ahead of its due time (the engine's lead) is planned as of that time.
             plan = plan_fires(
-                parse(schedule.cron), load_zone(schedule.timezone), due, at,
+                parse(schedule.cron), load_zone(schedule.timezone), due, max(at, due),
                 policy=schedule.misfire_policy, grace=self.misfire_grace, max_catchup=self.misfire_max)
             next_fires.append((schedule, plan.next_fire_at))
             metrics.FIRES.labels(schedule.family).inc(len(plan.run_at) + plan.missed)
@@ -283,11 +290,25 @@ class Runner:
             metrics.SKIPS_COALESCED.labels(family).inc()
         for index, active in starts:
             active.run_id = ids[index]
-            self._dispatch(active)
         for schedule, next_fire_at in next_fires:
             if next_fire_at is not None:
                 self.engine.set(CRON, schedule.id, next_fire_at)
         metrics.HEAP_SIZE.set(len(self.engine))
+        await self._dispatch_on_time([active for _, active in starts])
+
+    async def _dispatch_on_time(self, runs: list[Active]) -> None:
+        """Start recorded runs at their due time: at once for those already due (a batch
+        handed over ahead of its due time waits for it here, already recorded)."""
+        runs.sort(key=lambda active: active.due_at or 0.0)
+        index, count = 0, len(runs)
+        while index < count:
+            wait = (runs[index].due_at or 0.0) - self.clock.now()
+            if wait > 0:
+                await self.clock.sleep(wait)
+            now = self.clock.now()
+            while index < count and (runs[index].due_at or 0.0) <= now:
+                self._dispatch(runs[index])
+                index += 1
 
     def _skip_row(
         self, schedule: Schedule, due: float | None, at: float, reason: str, text: run_store.SkipText,
@@ -578,8 +599,6 @@ class Runner:
 
     async def _execute(self, active: Active) -> None:
         started = self.clock.now()
-        if active.due_at is not None:
-            metrics.START_DELAY.labels(active.family).observe(max(0.0, started - active.due_at))
         log.info("action=run_start run=%s family=%s trigger=%s", active.uid, active.family, active.trigger)
         attempt = 1
         retries = active.schedule.retries if active.schedule else 0
@@ -589,14 +608,41 @@ class Runner:
                 break
             await self.clock.sleep(retry_delay(attempt))
             attempt += 1
+        if active.started_at is None:  # the executor ended without starting any work
+            self._note_start(active, started)
         metrics.RUN_DURATION.labels(active.family).observe(max(0.0, self.clock.now() - started))
         await self._finish(active, outcome, state, attempt=attempt)
 
+    def _note_start(self, active: Active, at: float | None = None) -> None:
+        """The executor started the run's work: its `started_at` and start delay, written
+        with the other starts of this loop turn (one write for all of them)."""
+        if active.started_at is not None:  # a retry: the first attempt's start counts
+            return
+        at = self.clock.now() if at is None else at
+        active.started_at = at
+        if active.due_at is not None:
+            metrics.START_DELAY.labels(active.family).observe(max(0.0, at - active.due_at))
+        if not active.run_id:
+            return
+        self._starts.append((at, active.run_id))
+        if len(self._starts) == 1:
+            task = asyncio.create_task(self._write_starts(), name="schedd-run-starts")
+            self._start_writes.add(task)
+            task.add_done_callback(self._start_writes.discard)
+
+    async def _write_starts(self) -> None:
+        rows, self._starts = self._starts, []
+        try:
+            await self.db.write(lambda conn: run_store.op_mark_started(conn, rows))
+        except Exception as exc:  # the outcome's write records each start again
+            log.error("action=starts_not_recorded runs=%d error=%r", len(rows), str(exc))
+
     async def _attempt(self, active: Active) -> tuple[Outcome, str]:
-        executor = self.executors.get(active.context())
+        ctx = active.context(lambda: self._note_start(active))
+        executor = self.executors.get(ctx)
         try:
             async with asyncio.timeout(active.timeout):
-                outcome = await executor.run(active.context())
+                outcome = await executor.run(ctx)
         except TimeoutError:
             return Outcome(ok=False, error=f"timeout after {active.timeout:g} s", timed_out=True), "failed"
         except asyncio.CancelledError:
@@ -617,7 +663,7 @@ class Runner:
         at = self.clock.now()
         level = history_level(active.strategy, state)
         finish = run_store.Finish(
-            state=state, ended_at=at, attempt=attempt, error=outcome.error,
+            state=state, started_at=active.started_at, ended_at=at, attempt=attempt, error=outcome.error,
             exit_code=outcome.exit_code, timed_out=outcome.timed_out,
             request_payload=outcome.request_payload if level == "full" else None,
             response_status=outcome.response_status,
@@ -668,9 +714,9 @@ class Runner:
         return self.pool.waiting + sum(len(line) for line in self._waiting.values())
 
     async def wait_idle(self) -> None:
-        """Wait until no run is executing or waiting (tests)."""
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        """Wait until no run is executing or waiting, and their starts are written (tests)."""
+        while self._tasks or self._start_writes:
+            await asyncio.gather(*self._tasks, *self._start_writes, return_exceptions=True)
 
     async def shutdown(self, grace: float) -> tuple[int, int]:
         """Stop starting runs, let running ones finish within `grace`, interrupt the rest.
@@ -700,14 +746,14 @@ class Runner:
 
 
 def run_row(active: Active, at: float) -> run_store.NewRun:
-    """The record of a run admitted at `at`: started unless it waits (queued), tied to its job if any."""
+    """The record of a run admitted at `at`, tied to its job if any; `started_at` comes when its
+    executor starts the work."""
     schedule = active.schedule
     return run_store.NewRun(
         uid=active.uid, family=active.family, overlap_key=active.key, trigger=active.trigger,
         state=active.state, created_at=at, schedule_id=schedule.id if schedule else None,
         org_id=active.org_id, project_id=active.project_id, cube_id=active.cube_id,
-        full_build=active.full_build, cron=schedule.cron if schedule else None, due_at=active.due_at,
-        started_at=None if active.queued else at)
+        full_build=active.full_build, cron=schedule.cron if schedule else None, due_at=active.due_at)
 
 
 def _tenant_name(tenant: str) -> str:
