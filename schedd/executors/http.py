@@ -7,7 +7,7 @@ import errno
 import os
 import re
 from collections.abc import Callable, Iterable
-from types import SimpleNamespace
+from contextvars import ContextVar
 from typing import TYPE_CHECKING
 
 import aiohttp
@@ -18,6 +18,8 @@ from schedd.executors import PAYLOAD_LIMIT, Outcome, RunContext, truncate
 from schedd.inputs import scrub, text_fault
 
 if TYPE_CHECKING:
+    from aiohttp.connector import Connection
+
     from schedd.config import ServiceConfig
 
 _OPERATION = re.compile(r"[A-Za-z0-9._~/-]{1,200}")
@@ -40,18 +42,20 @@ class _Prepared:
         self.url, self.headers, self.body, self.payload, self.error = url, headers, body, payload, error
 
 
-def start_trace() -> aiohttp.TraceConfig:
-    """The session's trace: a request's headers on the wire are its run's start (`started`)."""
-    trace = aiohttp.TraceConfig()
+_ON_SENT: ContextVar[Callable[[], None] | None] = ContextVar("schedd_on_sent", default=None)
+"""The run task's own start notice, for the request it sends."""
 
-    async def on_headers_sent(_session: aiohttp.ClientSession, context: SimpleNamespace,
-                              _params: aiohttp.TraceRequestHeadersSentParams) -> None:
-        notify = context.trace_request_ctx
+
+class StartedRequest(aiohttp.ClientRequest):
+    """The session's request class: once a request is written to its connection (after any
+    wait for a free one), its run's work has started (`schedd.executors.started`)."""
+
+    async def send(self, conn: Connection) -> aiohttp.ClientResponse:
+        response = await super().send(conn)
+        notify = _ON_SENT.get()
         if notify is not None:
             notify()
-
-    trace.on_request_headers_sent.append(on_headers_sent)
-    return trace
+        return response
 
 
 class HttpExecutor:
@@ -106,10 +110,11 @@ class HttpExecutor:
         if prepared.error is not None or prepared.url is None:
             return Outcome(ok=False, error=prepared.error, request_payload=payload)
         timeout = min(self._service.timeout, ctx.timeout)
+        _ON_SENT.set(ctx.on_start)  # this run's task only: each run has a task (and context) of its own
         try:
             async with self._session().post(
                     prepared.url, data=prepared.body, headers=prepared.headers, allow_redirects=False,
-                    timeout=self._timeout(timeout), trace_request_ctx=ctx.on_start) as resp:
+                    timeout=self._timeout(timeout)) as resp:
                 text = await _read_bounded(resp)
         except TimeoutError:
             return Outcome(ok=False, error=f"timeout after {timeout:g} s", timed_out=True,
