@@ -577,7 +577,7 @@ async def durable_schedd(spec: dict[str, Any]) -> dict[str, Any]:
     core = build_core(bench_config(max_concurrent_runs=clients), db_path=str(db))
     await core.start(run_loop=True)
     ids = list(range(held + 1, held + clients + 1))  # the held schedules come first in the file
-    schedules = list((await schedule_store.get_many(core.db, ids)).values())
+    schedules = list((await core.store.schedules.get_many(ids)).values())
     if len(schedules) != clients or len(core.engine) != held + clients + 1:
         raise RuntimeError(f"{len(schedules)} client schedules and {len(core.engine)} timers, "
                            f"expected {clients} and {held + clients + 1}")
@@ -680,7 +680,7 @@ async def adddelete_schedd(spec: dict[str, Any]) -> dict[str, Any]:
     for i in range(ops):
         at = core.clock.now()
         expr = parse("0 {1} {0} * * ?".format(*slots[slot_of(i, ops)]))
-        schedule = await schedule_store.insert(core.db, schedule_store.NewSchedule(
+        schedule = await core.store.schedules.insert(schedule_store.NewSchedule(
             uid=f"add-{tag}-{i}", family="service", org_id="default", name=f"add-{tag}-{i}",
             cron=expr.expr, cron_normalized=expr.normalized, timezone="UTC",
             spec=json.loads(SERVICE_SPEC), next_fire_at=expr.next_after(at, zone),
@@ -690,7 +690,7 @@ async def adddelete_schedd(spec: dict[str, Any]) -> dict[str, Any]:
     add_s = time.perf_counter() - started
     started = time.perf_counter()
     for schedule_id in added:
-        await schedule_store.delete(core.db, schedule_id)
+        await core.store.schedules.delete(schedule_id)
         core.runner.disarm(schedule_id)
     delete_s = time.perf_counter() - started
     timers = len(core.engine)

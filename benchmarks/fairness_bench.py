@@ -81,14 +81,14 @@ async def child(spec: dict[str, Any]) -> dict[str, Any]:
     core.executors.get = lambda ctx: executor  # type: ignore[method-assign]
     await core.start(run_loop=False)
     for org in ("a", "b"):
-        await core.db.execute("INSERT INTO orgs (id, created_at) VALUES (?, 0)", (org,))
+        await core.store.db.execute("INSERT INTO orgs (id, created_at) VALUES (?, 0)", (org,))
 
     cron = parse("* * * * * ?")
     begin = math.floor(time.time()) + 2  # the first fire, once every schedule is armed
     counts = {"a": spec["a_schedules"] if spec["case"] != "alone" else 0, "b": B_SCHEDULES}
     made = []
     for org, count in counts.items():
-        made += await asyncio.gather(*(schedule_store.insert(core.db, schedule_store.NewSchedule(
+        made += await asyncio.gather(*(core.store.schedules.insert(schedule_store.NewSchedule(
             uid=str(uuid.uuid4()), family="aggregate", org_id=org, project_id="p", cube_id=f"{org}{i}",
             cron=cron.expr, cron_normalized=cron.normalized, timezone="UTC", full_build=True,
             created_at=time.time(), next_fire_at=float(begin))) for i in range(count)))
@@ -106,16 +106,16 @@ async def child(spec: dict[str, Any]) -> dict[str, Any]:
     core.engine.stop()
     await loop_task
 
-    b_runs = await core.db.fetchall(
+    b_runs = await core.store.db.fetchall(
         "SELECT uid, due_at FROM runs WHERE org_id = 'b' AND state != 'skipped' AND due_at >= ? AND due_at < ?",
         (warm_end, end))
     delays = [(started[r["uid"]] - r["due_at"]) * 1000 for r in b_runs if r["uid"] in started]
     expected = B_SCHEDULES * spec["seconds"]
-    states = await core.db.fetchall(
+    states = await core.store.db.fetchall(
         "SELECT org_id, state, count(*) AS n, sum(fires) AS fires FROM runs GROUP BY org_id, state")
     await core.runner.shutdown(0.0)
     await core.executors.close()
-    await core.db.close()
+    await core.store.db.close()
     minutes = spec["seconds"] / 60
     return {
         "case": spec["case"],
@@ -128,9 +128,9 @@ async def child(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 async def db_size(core: Any) -> tuple[int, int]:
-    rows = (await core.db.fetchone("SELECT count(*) FROM runs"))[0]
-    pages = (await core.db.fetchone("PRAGMA page_count"))[0]
-    size = (await core.db.fetchone("PRAGMA page_size"))[0]
+    rows = (await core.store.db.fetchone("SELECT count(*) FROM runs"))[0]
+    pages = (await core.store.db.fetchone("PRAGMA page_count"))[0]
+    size = (await core.store.db.fetchone("PRAGMA page_size"))[0]
     return rows, pages * size
 
 

@@ -37,9 +37,8 @@ from schedd import metrics
 from schedd.clock import Clock, WallClock
 from schedd.config import AuthConfig
 from schedd.errors import Conflict, Throttled, Unauthorized, ValidationError
-from schedd.store import accounts as store
-from schedd.store.accounts import User
-from schedd.store.db import Database
+from schedd.store.accounts import TokenInfo, TokenRecord, User
+from schedd.store.protocol import Store
 
 log = logging.getLogger("schedd.accounts")
 
@@ -418,8 +417,8 @@ def _dummy_hash() -> str:
 class Accounts:
     """Users, orgs and tokens over the store; every method takes the time as `at`."""
 
-    def __init__(self, db: Database, auth_config: AuthConfig, clock: Clock | None = None) -> None:
-        self.db = db
+    def __init__(self, store: Store, auth_config: AuthConfig, clock: Clock | None = None) -> None:
+        self.records = store.accounts
         self.config = auth_config
         self.clock: Clock = clock or WallClock()
         self.throttle = LoginThrottle(auth_config.login_max_failures, auth_config.login_lockout)
@@ -431,7 +430,7 @@ class Accounts:
         # An unknown userid is checked against this, so it costs what a wrong password costs.
         self._dummy_hash = _dummy_hash()
         self._live: dict[bytes, tuple[User, float, float]] = {}  # digest -> (user, expires_at, cached until)
-        self._watch = store.RevocationWatch(db.path)
+        self._watch = store.accounts.revocation_watch()
         self._epoch: int | None = None  # the revocation epoch `_live` was filled under
         self._checked_at = -math.inf  # when the epoch was read last
 
@@ -465,7 +464,7 @@ class Accounts:
                 self.delayed -= 1
         stored = None
         if _name_problem(userid) is None:
-            stored = await store.find_password_hash(self.db, userid)
+            stored = await self.records.find_password_hash(userid)
         encoded = stored if stored is not None else self._dummy_hash
         matches = await self.hashing.run(address, verify_password, password, encoded)
         if stored is None or not matches:
@@ -473,7 +472,7 @@ class Accounts:
         self.throttle.succeeded(key)
         self.addresses.succeeded(address)
         self.budget.give_back(at)
-        user = await store.find_user(self.db, userid)
+        user = await self.records.find_user(userid)
         if user is None:
             raise Unauthorized(INVALID_LOGIN)
         access_expires_at = at + self.config.token_ttl
@@ -531,14 +530,14 @@ class Accounts:
             return False
         digest = hash_token(token)
         self._live.pop(digest, None)
-        return await store.revoke_token(self.db, digest, at)
+        return await self.records.revoke_token(digest, at)
 
     async def revoke_refresh(self, token: str, user: User, *, at: float) -> bool:
         """Revoke a refresh token of `user` (logout sends the login's pair); False for anyone else's."""
         record = await self._lookup(token)
         if record is None or record.kind != "refresh" or record.user.id != user.id:
             return False
-        return await store.revoke_token(self.db, record.token_hash, at)
+        return await self.records.revoke_token(record.token_hash, at)
 
     async def create_token(
         self, username: str, *, ttl: float | None, at: float, name: str | None = None
@@ -549,7 +548,7 @@ class Accounts:
             raise ValidationError("ttl", "must be a positive number of seconds")
         if name is not None and not 1 <= len(name) <= NAME_MAX:
             raise ValidationError("name", f"must be 1-{NAME_MAX} characters")
-        user = await store.get_user(self.db, username)
+        user = await self.records.get_user(username)
         if user.disabled_at is not None:
             raise Conflict(f"user {username} is disabled; `schedd user enable {username}` first")
         (token,) = await self._issue(user.id, [("access", at + ttl)], name, at)
@@ -558,37 +557,37 @@ class Accounts:
     # -- revocation -----------------------------------------------------------------------
 
     async def list_users(self) -> list[User]:
-        return await store.list_users(self.db)
+        return await self.records.list_users()
 
-    async def list_tokens(self, username: str | None = None) -> list[store.TokenInfo]:
+    async def list_tokens(self, username: str | None = None) -> list[TokenInfo]:
         """Every stored token (of one user: NotFound if unknown), oldest first."""
         if username is not None:
-            await store.get_user(self.db, username)
-        return await store.list_tokens(self.db, username)
+            await self.records.get_user(username)
+        return await self.records.list_tokens(username)
 
     async def revoke_token_id(self, token_id: int, *, at: float) -> bool:
         """Revoke the token with this id; False when it was revoked already, NotFound if unknown."""
-        return await store.revoke_token_id(self.db, token_id, at)
+        return await self.records.revoke_token_id(token_id, at)
 
     async def disable(self, username: str, *, at: float) -> int:
         """Refuse the user's logins and revoke every token and session it has; how many were revoked."""
-        return await store.set_disabled(self.db, username, at, at)
+        return await self.records.set_disabled(username, at, at)
 
     async def enable(self, username: str, *, at: float) -> None:
         """Let a disabled user log in again (its old tokens stay revoked)."""
-        await store.set_disabled(self.db, username, None, at)
+        await self.records.set_disabled(username, None, at)
 
     async def set_password(self, username: str, password: str, *, revoke_tokens: bool = True, at: float) -> int:
         """A new password; unless told otherwise, every token and session of the user is revoked."""
         check_password(password)
-        await store.get_user(self.db, username)
+        await self.records.get_user(username)
         encoded = await asyncio.to_thread(hash_password, password)
-        return await store.set_password(self.db, username, encoded, revoke_tokens=revoke_tokens, at=at)
+        return await self.records.set_password(username, encoded, revoke_tokens=revoke_tokens, at=at)
 
     async def remove_member(self, username: str, org_id: str) -> bool:
         """Take a user out of an org (its tokens then stop reaching it); False if it was not a member."""
         check_org_id(org_id, "org")
-        return await store.remove_member(self.db, username, org_id)
+        return await self.records.remove_member(username, org_id)
 
     async def create_user(
         self,
@@ -613,18 +612,17 @@ class Accounts:
         if email is not None:
             _check_email(email)
         encoded = await asyncio.to_thread(hash_password, password)
-        await store.create_user(
-            self.db, name, encoded, email=email, is_admin=admin, orgs=members, create_orgs=create_orgs, at=at
-        )
-        return await store.get_user(self.db, name)
+        await self.records.create_user(
+            name, encoded, email=email, is_admin=admin, orgs=members, create_orgs=create_orgs, at=at)
+        return await self.records.get_user(name)
 
     async def add_org(self, name: str, at: float) -> bool:
         """Create an organization; False when it already existed."""
         check_org_id(name)
-        return await store.create_org(self.db, name, at)
+        return await self.records.create_org(name, at)
 
     async def ensure_default_org(self, at: float) -> None:
-        await store.ensure_org(self.db, DEFAULT_ORG, at)
+        await self.records.ensure_org(DEFAULT_ORG, at)
 
     async def _issue(
         self, user_id: int, kinds: list[tuple[str, float]], name: str | None, at: float
@@ -632,17 +630,17 @@ class Accounts:
         """New tokens of the given (kind, expires_at), stored as hashes in one commit."""
         tokens = [new_token() for _ in kinds]
         rows = [(hash_token(token), kind, expires_at) for token, (kind, expires_at) in zip(tokens, kinds, strict=True)]
-        await store.add_tokens(self.db, user_id, rows, name=name, at=at)
+        await self.records.add_tokens(user_id, rows, name=name, at=at)
         return tokens
 
-    async def _lookup(self, token: str) -> store.TokenRecord | None:
+    async def _lookup(self, token: str) -> TokenRecord | None:
         # Anything not shaped like our tokens is rejected without touching the database.
         if _TOKEN_SHAPE.fullmatch(token) is None:
             return None
         digest = hash_token(token)
         # The lookup is an indexed equality on the digest of a 256-bit random token,
         # which leaks nothing useful; the constant-time compare is a second guard.
-        record = await store.lookup_token(self.db, digest)
+        record = await self.records.lookup_token(digest)
         if record is None or not hmac.compare_digest(record.token_hash, digest):
             return None
         return record

@@ -151,7 +151,7 @@ def make_app(core: Core, *, manage_core: bool = True, run_loop: bool = True) -> 
     """
     app = web.Application(middlewares=[observe, unmatched, inputs], client_max_size=core.config.server.max_body)
     app[CORE] = core
-    app[ACCOUNTS] = Accounts(core.db, core.config.auth, core.clock)
+    app[ACCOUNTS] = Accounts(core.store, core.config.auth, core.clock)
     web_views.setup(app)
     stream.setup(app)
     for routes in (ops.routes, auth.routes, maintenance.routes, aggregate.routes, jobs.routes,

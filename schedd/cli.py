@@ -147,18 +147,18 @@ def _db_path(args: argparse.Namespace, config: config_mod.Config) -> str:
 
 
 def _with_db(args: argparse.Namespace, work: Callable[[Any, config_mod.Config], Awaitable[int]]) -> int:
-    """Open the database (migrating it), run `work(db, config)`, close."""
-    from schedd.store.db import Database
+    """Open the store (migrating it), run `work(store, config)`, close."""
+    from schedd.store.select import make_store
 
     config = _load_config(args)
 
     async def go() -> int:
-        db = Database(_db_path(args, config), config.database.synchronous)
-        await db.open()
+        store = make_store(_db_path(args, config), config.database)
+        await store.open()
         try:
-            return await work(db, config)
+            return await work(store, config)
         finally:
-            await db.close()
+            await store.close()
 
     return asyncio.run(go())
 
@@ -273,14 +273,15 @@ def _config_check(args: argparse.Namespace) -> int:
 
 
 def _db_migrate(args: argparse.Namespace) -> int:
-    async def work(db: Any, config: config_mod.Config) -> int:
-        applied = ", ".join(f"{version:04d}" for version in db.applied)
-        if db.applied and db.applied[0] == 1:
-            print(f"{db.path}: created the schema (migrations {applied})")
-        elif db.applied:
-            print(f"{db.path}: applied migrations {applied}")
+    async def work(store: Any, config: config_mod.Config) -> int:
+        done = store.applied_migrations
+        applied = ", ".join(f"{version:04d}" for version in done)
+        if done and done[0] == 1:
+            print(f"{store.location}: created the schema (migrations {applied})")
+        elif done:
+            print(f"{store.location}: applied migrations {applied}")
         else:
-            print(f"{db.path}: schema up to date")
+            print(f"{store.location}: schema up to date")
         return 0
 
     return _with_db(args, work)

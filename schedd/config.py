@@ -48,6 +48,7 @@ class ServerConfig:
 @dataclass(frozen=True, slots=True)
 class DatabaseConfig:
     path: str | None = None  # None: see default_db_path()
+    url: str | None = None  # postgresql://...: a PostgreSQL server instead of the file
     synchronous: str = "FULL"  # the WAL is synced at every commit: acknowledged means on disk
 
 
@@ -398,8 +399,21 @@ def _database(data: object) -> DatabaseConfig:
     t, d = _Table(data, "database", _keys(DatabaseConfig)), DatabaseConfig()
     return DatabaseConfig(
         path=t.get("path", d.path, _string),
+        url=t.get("url", d.url, _postgres_url),
         synchronous=t.get("synchronous", d.synchronous, _choice("OFF", "NORMAL", "FULL", "EXTRA")),
     )
+
+
+def _postgres_url(value: object, key: str) -> str:
+    text = _string(value, key)
+    if not is_server_url(text):
+        raise ConfigError(key, f"must be a postgresql:// URL (a file goes in database.path), got {text[:40]!r}")
+    return text
+
+
+def is_server_url(target: str) -> bool:
+    """Whether `--db` / `[database]` names a PostgreSQL server rather than a SQLite file."""
+    return target.startswith(("postgresql://", "postgres://"))
 
 
 def _scheduler(data: object) -> SchedulerConfig:
@@ -717,7 +731,9 @@ def resolve(path: str | None) -> Config:
 
 
 def default_db_path(config: Config) -> str:
-    """The database file: the configured path, else in $STATE_DIRECTORY, else ./schedd.db."""
+    """The store: the configured URL, else the configured path, else in $STATE_DIRECTORY, else ./schedd.db."""
+    if config.database.url:
+        return config.database.url
     if config.database.path:
         return config.database.path
     state = os.environ.get("STATE_DIRECTORY", "").split(":")[0]

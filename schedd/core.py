@@ -14,10 +14,8 @@ from schedd.engine import Engine
 from schedd.executors.registry import Executors
 from schedd.retention import Retention
 from schedd.runner import Active, Runner
-from schedd.store import accounts as account_store
-from schedd.store import runs as run_store
-from schedd.store import schedules as schedule_store
-from schedd.store.db import Database
+from schedd.store.protocol import Store
+from schedd.store.select import make_store
 
 if TYPE_CHECKING:
     from schedd.families.maintenance_windows.service import Windows
@@ -28,7 +26,7 @@ DEFAULT_ORG = "default"
 
 
 class Core:
-    """Database, engine, runner and executors of one daemon (or one test).
+    """Store, engine, runner and executors of one daemon (or one test).
 
     Build one with `schedd.compose.build_core`, which installs the families first.
     """
@@ -36,17 +34,16 @@ class Core:
     def __init__(self, config: Config, *, db_path: str | None = None, clock: Clock | None = None) -> None:
         self.config = config
         self.clock = clock or WallClock()
-        self.db = Database(
-            db_path or default_db_path(config), config.database.synchronous,
-            on_commit=metrics.observe_commit)
+        self.store: Store = make_store(
+            db_path or default_db_path(config), config.database, on_commit=metrics.observe_commit)
         self.engine = Engine(self.clock, lead=config.scheduler.fire_lead)
         self.executors = Executors(config)
         sched = config.scheduler
         self.runner = Runner(
-            self.db, self.engine, self.executors, self.clock,
+            self.store, self.engine, self.executors, self.clock,
             max_concurrent=sched.max_concurrent_runs, misfire_grace=sched.misfire_grace,
             misfire_max=sched.misfire_max, quotas=config.quotas)
-        self.retention = Retention(self.db, self.engine, interval=sched.retention_sweep,
+        self.retention = Retention(self.store, self.engine, interval=sched.retention_sweep,
                                    history_retention=sched.history_retention)
         self._loop_task: asyncio.Task[None] | None = None
         self.ready = False
@@ -64,14 +61,14 @@ class Core:
 
     async def start(self, *, run_loop: bool = True) -> None:
         """Open the database, recover, load the heap, and (unless a test drives it) start the loop."""
-        await self.db.open()
-        await account_store.ensure_org(self.db, DEFAULT_ORG, self.clock.now())
+        await self.store.open()
+        await self.store.accounts.ensure_org(DEFAULT_ORG, self.clock.now())
         await self.executors.start()
         interrupted = await self.runner.recover(self.clock.now())
         self.retention.arm(self.clock.now())
         # Fires recorded before a restart count as handled: a clock behind them brings none back.
         self.engine.handled_until = max(
-            self.engine.handled_until, await run_store.latest_created(self.db) or 0.0)
+            self.engine.handled_until, await self.store.runs.latest_created() or 0.0)
         for hook in self.startup:
             await hook(self.clock.now())
         if run_loop:
@@ -83,7 +80,7 @@ class Core:
         self.history_loaded = asyncio.create_task(self._load_last_success(), name="schedd-last-success")
         log.info(
             "action=core_started db=%s timers=%d interrupted_runs=%d",
-            self.db.path, len(self.engine), interrupted)
+            self.store.location, len(self.engine), interrupted)
 
     def _set_last_success(self, family: str, at: float) -> None:
         if at > self._last_success.get(family, float("-inf")):
@@ -97,7 +94,7 @@ class Core:
     async def _load_last_success(self) -> None:
         """The metric of each family's latest success, as the database remembers it."""
         try:
-            for family, at in (await schedule_store.last_success(self.db)).items():
+            for family, at in (await self.store.schedules.last_success()).items():
                 self._set_last_success(family, at)
         except Exception as exc:  # a metric only: the daemon runs on without it
             log.error("action=last_success_not_loaded error=%r", str(exc))
@@ -114,7 +111,7 @@ class Core:
         await self.engine.drain()
         finished, interrupted = await self.runner.shutdown(self.config.scheduler.shutdown_grace)
         await self.executors.close()
-        await self.db.close()
+        await self.store.close()
         self.stopped = (finished, interrupted)
         return finished, interrupted
 

@@ -11,9 +11,7 @@ from dataclasses import dataclass
 
 from schedd.config import Config
 from schedd.errors import ValidationError
-from schedd.store import accounts as account_store
-from schedd.store import grants as store
-from schedd.store.db import Database
+from schedd.store.protocol import Store
 
 ID_DIGITS = 18
 
@@ -53,15 +51,15 @@ def describe(config: Config, scope_ids: frozenset[int]) -> str:
     return ", ".join(str(Scope(i, names.get(i))) for i in sorted(scope_ids)) or "none"
 
 
-async def grant(db: Database, username: str, scope: Scope, *, at: float) -> frozenset[int]:
+async def grant(store: Store, username: str, scope: Scope, *, at: float) -> frozenset[int]:
     """Grant `scope` to the user (NotFound if unknown); the user's scopes after it."""
-    user = await account_store.get_user(db, username)
-    await store.grant(db, user.id, scope.id, at=at)
-    return await store.scopes_of(db, user.id)
+    user = await store.accounts.get_user(username)
+    await store.grants.grant(user.id, scope.id, at=at)
+    return await store.grants.scopes_of(user.id)
 
 
-async def revoke(db: Database, username: str, scope: Scope) -> tuple[bool, frozenset[int]]:
+async def revoke(store: Store, username: str, scope: Scope) -> tuple[bool, frozenset[int]]:
     """Take `scope` back (NotFound if the user is unknown): whether it was granted, and the scopes left."""
-    user = await account_store.get_user(db, username)
-    removed = await store.revoke(db, user.id, scope.id)
-    return removed, await store.scopes_of(db, user.id)
+    user = await store.accounts.get_user(username)
+    removed = await store.grants.revoke(user.id, scope.id)
+    return removed, await store.grants.scopes_of(user.id)

@@ -15,10 +15,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from schedd.engine import HOUSEKEEPING, Engine
-from schedd.store import accounts as account_store
-from schedd.store import runs as run_store
-from schedd.store import schedules as schedule_store
-from schedd.store.db import Database
+from schedd.store.protocol import Store
 
 log = logging.getLogger("schedd.retention")
 
@@ -41,9 +38,9 @@ def retention_cutoff(at: float, days: int) -> float:
 class Retention:
     """The housekeeping timer and what it does when due."""
 
-    def __init__(self, db: Database, engine: Engine, *, interval: float = 3600.0,
+    def __init__(self, store: Store, engine: Engine, *, interval: float = 3600.0,
                  history_retention: float = 90 * 86400.0) -> None:
-        self.db = db
+        self.store = store
         self.engine = engine
         self.interval = interval
         self.history_retention = history_retention  # 0: such runs are kept
@@ -59,7 +56,7 @@ class Retention:
                 deleted = await self.sweep(at)
                 if deleted:
                     log.info("action=retention_sweep deleted=%d", deleted)
-                purged = await account_store.purge_tokens(self.db, at - EXPIRED_TOKENS_KEPT)
+                purged = await self.store.accounts.purge_tokens(at - EXPIRED_TOKENS_KEPT)
                 if purged:
                     log.info("action=tokens_purged count=%d", purged)
                 self.engine.set(HOUSEKEEPING, RETENTION_SWEEP, at + self.interval)
@@ -69,12 +66,12 @@ class Retention:
         covers (org maintenance, cube builds, run-now without a job) older than
         `history_retention`, a small batch per write."""
         total = 0
-        for schedule_id, days in await schedule_store.retention_list(self.db, at):
+        for schedule_id, days in await self.store.schedules.retention_list(at):
             total += await _in_batches(functools.partial(
-                run_store.delete_older, self.db, schedule_id, retention_cutoff(at, days), RETENTION_BATCH))
+                self.store.runs.delete_older, schedule_id, retention_cutoff(at, days), RETENTION_BATCH))
         if self.history_retention > 0:
             total += await _in_batches(functools.partial(
-                run_store.delete_unkept, self.db, at - self.history_retention, RETENTION_BATCH))
+                self.store.runs.delete_unkept, at - self.history_retention, RETENTION_BATCH))
         return total
 
 

@@ -32,8 +32,8 @@ from schedd.policy import SKIP_RECORD_SPAN, counts_as, history_level, plan_fires
 from schedd.quotas import QuotaExceeded, reached
 from schedd.slots import Grant, SlotPool
 from schedd.store import runs as run_store
-from schedd.store import schedules as schedule_store
-from schedd.store.db import Database, WriteConnection
+from schedd.store.protocol import Store
+from schedd.store.runs import Fired
 from schedd.store.schedules import Schedule
 
 log = logging.getLogger("schedd.runner")
@@ -111,7 +111,7 @@ class Runner:
 
     def __init__(
         self,
-        db: Database,
+        store: Store,
         engine: Engine,
         executors: Executors,
         clock: Clock,
@@ -121,7 +121,7 @@ class Runner:
         misfire_max: int = 10,
         quotas: QuotasConfig | None = None,
     ) -> None:
-        self.db = db
+        self.store = store
         self.engine = engine
         self.executors = executors
         self.clock = clock
@@ -145,18 +145,10 @@ class Runner:
     async def recover(self, at: float) -> int:
         """Mark runs a crash left open as interrupted and arm every schedule; returns how many runs."""
 
-        def op(conn: WriteConnection) -> list[tuple[int, int | None, str]]:
-            closed = run_store.op_interrupt_open(conn, at, INTERRUPTED_BY_CRASH)
-            for _, schedule_id, uid in closed:
-                if schedule_id is not None:
-                    schedule_store.op_record_outcome(
-                        conn, schedule_id, ok=False, counted=True, status="interrupted", run_uid=uid, at=at)
-            return closed
-
-        closed = await self.db.write(op)
+        closed = await self.store.fires.interrupt_open(at, INTERRUPTED_BY_CRASH)
         for run_id, _, uid in closed:
             log.warning("action=run_interrupted run_id=%d run=%s reason=crash", run_id, uid)
-        async for chunk in schedule_store.due_index(self.db):
+        async for chunk in self.store.schedules.due_index():
             self.engine.add_unordered(CRON, chunk)
         self.engine.restore_order()
         metrics.HEAP_SIZE.set(len(self.engine))
@@ -227,7 +219,7 @@ class Runner:
                 self._deferred.pop(schedule.id, None)
 
     async def _fire(self, items: list[tuple[int, float]], at: float) -> None:
-        schedules = await schedule_store.get_many(self.db, [ident for ident, _ in items])
+        schedules = await self.store.schedules.get_many([ident for ident, _ in items])
         new_rows: list[tuple[run_store.NewRun, run_store.SkipText | None]] = []
         starts: list[tuple[int, Active]] = []  # (index into new_rows, run)
         next_fires: list[tuple[Schedule, float | None]] = []
@@ -259,23 +251,10 @@ class Runner:
 
         # The last run each schedule started in this batch, written with its next fire time.
         started = {a.schedule.id: (a.uid, a.state) for _, a in starts if a.schedule is not None}
-
-        def op(conn: WriteConnection) -> tuple[list[int], list[str]]:
-            ids, joined = [], []
-            for row, text in new_rows:
-                if text is None:
-                    ids.append(run_store.op_insert(conn, row))
-                    continue
-                run_id, was_joined = run_store.op_record_skip(conn, row, text, since=at - SKIP_RECORD_SPAN)
-                ids.append(run_id)
-                if was_joined:
-                    joined.append(row.family)
-            for schedule, next_fire_at in next_fires:
-                schedule_store.op_fired(conn, schedule.id, next_fire_at, started.get(schedule.id), at)
-            return ids, joined
+        fired = [Fired(schedule.id, next_fire_at, started.get(schedule.id)) for schedule, next_fire_at in next_fires]
 
         try:
-            ids, joined = await self.db.write(op)
+            ids, joined = await self.store.fires.record_fires(new_rows, fired, skip_since=at - SKIP_RECORD_SPAN, at=at)
         except Exception as exc:
             # Nothing was recorded: release what was admitted, retry the fires shortly.
             for _, active in starts:
@@ -422,14 +401,8 @@ class Runner:
             raise QuotaExceeded("quotas.max_queued_runs", self._line_full(active, at) + "; try again later")
         row = run_row(active, at)
 
-        def op(conn: WriteConnection) -> int:
-            run_id = run_store.op_insert(conn, row)
-            if schedule is not None:
-                schedule_store.op_record_start(conn, schedule.id, active.uid, at, active.state)
-            return run_id
-
         try:
-            active.run_id = await self.db.write(op)
+            active.run_id = await self.store.fires.start_now(row, schedule.id if schedule is not None else None)
         except BaseException:
             self._release(active)
             raise
@@ -442,10 +415,7 @@ class Runner:
         if history_level(schedule.history_strategy, "skipped") == "none":
             return RunRef(0, row.uid, "skipped", window_id)
 
-        def op(conn: WriteConnection) -> tuple[int, bool]:
-            return run_store.op_record_skip(conn, row, text, since=at - SKIP_RECORD_SPAN)
-
-        run_id, joined = await self.db.write(op)
+        run_id, joined = await self.store.fires.record_skip(row, text, since=at - SKIP_RECORD_SPAN)
         if joined:
             metrics.SKIPS_COALESCED.labels(schedule.family).inc()
         return RunRef(run_id, row.uid, "skipped", window_id)
@@ -568,7 +538,7 @@ class Runner:
             await self._finish(active, Outcome(ok=False, error=error), "skipped", skip_reason="misfire")
             return
         try:
-            await self.db.write(lambda conn: run_store.op_start(conn, active.run_id, at))
+            await self.store.fires.mark_started(active.run_id, at)
         except Exception as exc:
             await self._finish(active, Outcome(ok=False, error=f"could not record the start: {exc}"), "failed")
             return
@@ -633,7 +603,7 @@ class Runner:
     async def _write_starts(self) -> None:
         rows, self._starts = self._starts, []
         try:
-            await self.db.write(lambda conn: run_store.op_mark_started(conn, rows))
+            await self.store.fires.record_starts(rows)
         except Exception as exc:  # the outcome's write records each start again
             log.error("action=starts_not_recorded runs=%d error=%r", len(rows), str(exc))
 
@@ -672,18 +642,10 @@ class Runner:
         ok, failed = counts_as(state)
         schedule_id = active.schedule.id if active.schedule else None
 
-        def op(conn: WriteConnection) -> None:
-            if level == "none":
-                run_store.op_delete(conn, active.run_id)
-            else:
-                run_store.op_finish(conn, active.run_id, finish)
-            if schedule_id is not None:
-                schedule_store.op_record_outcome(
-                    conn, schedule_id, ok=bool(ok), counted=bool(ok or failed), status=state,
-                    run_uid=active.uid, at=at)
-
+        outcome_row = None if schedule_id is None else run_store.Outcome(
+            schedule_id, ok=bool(ok), counted=bool(ok or failed), status=state, run_uid=active.uid, at=at)
         try:
-            await self.db.write(op)
+            await self.store.fires.finish(active.run_id, None if level == "none" else finish, outcome_row)
         except Exception as exc:
             # The run stays open in the database and is closed as interrupted at start-up.
             log.error("action=finish_not_recorded run=%s state=%s error=%r", active.uid, state, str(exc))

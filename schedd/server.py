@@ -103,11 +103,11 @@ async def _listen(runner: web.AppRunner, core: Core, host: str, port: int, unix_
     await site.start()
     timers = len(core.engine)
     if unix_socket:
-        log.info("action=listening unix_socket=%s db=%s timers=%d max_connections=%d", unix_socket, core.db.path,
+        log.info("action=listening unix_socket=%s db=%s timers=%d max_connections=%d", unix_socket, core.store.location,
                  timers, max_connections)
         return
     actual = next((addr[1] for addr in site.addresses if isinstance(addr, tuple)), port)
-    log.info("action=listening host=%s port=%d db=%s timers=%d max_connections=%d", host, actual, core.db.path,
+    log.info("action=listening host=%s port=%d db=%s timers=%d max_connections=%d", host, actual, core.store.location,
              timers, max_connections)
 
 

@@ -43,7 +43,7 @@ async def _populate(core: Core, accounts: Accounts) -> dict[str, str]:
     for name, admin, orgs, email in (("admin", True, (), None),
                                      ("alice", False, ("acme", "default"), "alice@example.com"),
                                      ("bob", False, ("other",), None)):
-        await account_store.create_user(core.db, name, encoded, email=email, is_admin=admin, orgs=orgs, at=T0)
+        await core.store.accounts.create_user(name, encoded, email=email, is_admin=admin, orgs=orgs, at=T0)
     return {name: await accounts.create_token(name, ttl=None, at=T0) for name in ("admin", "alice", "bob")}
 
 
@@ -57,7 +57,7 @@ async def _template(directory: Path) -> tuple[bytes, dict[str, str]]:
         path = directory / "template.db"
         core = build_core(api_config(directory), db_path=str(path), clock=TestClock(T0))
         await core.start(run_loop=False)
-        accounts = Accounts(core.db, core.config.auth, core.clock)
+        accounts = Accounts(core.store, core.config.auth, core.clock)
         try:
             tokens = await _populate(core, accounts)
         finally:

@@ -24,6 +24,7 @@ from schedd.config import AuthConfig
 from schedd.errors import Conflict, NotFound, Throttled, Unauthorized, ValidationError
 from schedd.store import accounts as store
 from schedd.store.db import Database
+from schedd.store.sqlite import SqliteStore
 
 NOW = 1_700_000_000.0
 TTL = 3600.0
@@ -43,7 +44,7 @@ async def db(tmp_path: Path) -> AsyncIterator[Database]:
 @pytest.fixture
 async def accounts(db: Database) -> Accounts:
     config = AuthConfig(token_ttl=TTL, login_max_failures=MAX_FAILURES, login_lockout=LOCKOUT)
-    svc = Accounts(db, config)
+    svc = Accounts(SqliteStore(db), config)
     await svc.ensure_default_org(NOW)
     await svc.create_user("alice", PASSWORD, admin=False, orgs=["default", "acme"], email=None, at=NOW)
     return svc
@@ -143,7 +144,7 @@ async def test_unknown_user_fails_like_wrong_password_after_one_scrypt(
 
 
 async def test_dummy_hash_costs_what_a_real_hash_costs(accounts: Accounts) -> None:
-    real = (await store.get_user(accounts.db, "alice")).password_hash
+    real = (await accounts.records.get_user("alice")).password_hash
     assert accounts._dummy_hash.split("$")[:4] == real.split("$")[:4]
 
 

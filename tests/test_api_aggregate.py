@@ -30,7 +30,7 @@ def url(template: str, org="acme", project=PROJECT, cube=CUBE, **kw) -> str:
 
 
 async def count(api, table: str) -> int:
-    return (await api.core.db.fetchone(f"SELECT count(*) FROM {table}"))[0]
+    return (await api.core.store.db.fetchone(f"SELECT count(*) FROM {table}"))[0]
 
 
 async def test_create_with_atscales_sample_body_answers_atscales_object(api):
@@ -196,7 +196,7 @@ async def test_estimate_time_is_the_median_of_the_cubes_successful_builds(api):
                 state="done" if seconds != 1000 else "failed", created_at=T0 - 100 + i,
                 org_id="acme", project_id=PROJECT, cube_id=CUBE, started_at=T0, ended_at=T0 + seconds))
 
-    await api.core.db.write(fill)
+    await api.core.store.db.write(fill)
     _, builds = await api.call("GET", url(BUILDS), "alice")
     assert {b["estimateTime"] for b in builds["response"]["data"]} == {20}
 

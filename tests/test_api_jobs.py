@@ -514,7 +514,7 @@ async def test_percentages_are_rounded_integers(api, service):
 async def test_retention_deletes_old_runs_and_keeps_the_counters(api, service):
     job_id = await create(api, historyStrategy="MINIMAL", retentionPeriod="7")
     await run_now(api, job_id)
-    schedule = (await api.core.db.fetchone("SELECT id FROM schedules WHERE id = ?", (job_id,)))
+    schedule = (await api.core.store.db.fetchone("SELECT id FROM schedules WHERE id = ?", (job_id,)))
     assert schedule is not None
     now = api.clock.now()
 
@@ -526,7 +526,7 @@ async def test_retention_deletes_old_runs_and_keeps_the_counters(api, service):
                 trigger="Scheduled", state="done", created_at=at, schedule_id=job_id,
                 cron="19 0 * * * ? *", started_at=at, ended_at=at + 1))
 
-    await api.core.db.write(fill)
+    await api.core.store.db.write(fill)
     assert (await summary(api, job_id))["jobHistoryTotal"] == 4
     deleted = await api.core.retention.sweep(now)
     assert deleted == 2
@@ -610,7 +610,7 @@ async def test_delete_removes_the_job_and_its_history(api, service):
     assert response.status == 200
     assert body == {"status": "SUCCESS", "result": None, "message": None, "token": None}
     assert await get(api, JOBS) == []
-    assert (await api.core.db.fetchone("SELECT count(*) FROM runs"))[0] == 0
+    assert (await api.core.store.db.fetchone("SELECT count(*) FROM runs"))[0] == 0
     response, _ = await api.call("GET", f"/admin/api/jobs/history/{job_id}")
     assert response.status == 404
     api.clock.set(T0 + 300)

@@ -29,7 +29,7 @@ async def create(api, org="acme", who="alice", **body):
 
 
 async def count_schedules(api) -> int:
-    return (await api.core.db.fetchone("SELECT count(*) FROM schedules"))[0]
+    return (await api.core.store.db.fetchone("SELECT count(*) FROM schedules"))[0]
 
 
 async def test_create_answers_atscales_envelope_and_object(api):
@@ -314,7 +314,7 @@ async def test_no_or_bad_token_is_401_and_changes_nothing(api, method, path, hea
     assert response.status == 401
     assert body["status"]["code"] == 401 and body["response"] is None
     assert await count_schedules(api) == 0
-    assert (await api.core.db.fetchone("SELECT count(*) FROM runs"))[0] == 0
+    assert (await api.core.store.db.fetchone("SELECT count(*) FROM runs"))[0] == 0
 
 
 async def test_an_expired_token_is_401(api):

@@ -46,7 +46,7 @@ async def api(make_api):
 async def grant_every_scope(api) -> None:
     """alice maintains both scopes: she writes every window these tests make."""
     for scope_id in (1, 2):
-        await grants.grant(api.core.db, "alice", grants.Scope(scope_id, None), at=T0)
+        await grants.grant(api.core.store, "alice", grants.Scope(scope_id, None), at=T0)
 
 
 async def create(api, who="alice", json=None, **overrides):
@@ -57,7 +57,7 @@ async def create(api, who="alice", json=None, **overrides):
 
 
 async def count(api, table: str) -> int:
-    return (await api.core.db.fetchone(f"SELECT count(*) FROM {table}"))[0]
+    return (await api.core.store.db.fetchone(f"SELECT count(*) FROM {table}"))[0]
 
 
 async def test_create_from_a_form_redirects_to_the_new_maintenance(api):
@@ -114,7 +114,7 @@ async def test_a_window_set_to_canceled_by_hand_does_not_move(api):
 
 async def test_a_window_due_while_the_daemon_was_down_moves_at_start(tmp_path, clock, api):
     window_id = await create(api)
-    db_path = api.core.db.path
+    db_path = api.core.store.db.path
     await api.core.stop()
     clock.set(berlin("2026-01-02T00:00"))  # both moves fell due while stopped
     core = build_core(api_config(tmp_path, scheduler={"timezone": "Europe/Berlin"}, scopes=SCOPES,
@@ -128,7 +128,7 @@ async def test_a_window_due_while_the_daemon_was_down_moves_at_start(tmp_path, c
         assert [e.type for e in window.events] == ["create", "update", "update"]
     finally:
         await core.stop()
-    api.core.db.path = db_path  # the fixture's app shuts its (already stopped) core down
+    api.core.store.db.path = db_path  # the fixture's app shuts its (already stopped) core down
 
 
 async def test_a_window_created_in_the_past_moves_at_once(api):
@@ -304,7 +304,7 @@ async def test_a_down_window_skips_the_jobs_of_its_service_until_it_is_over(make
     api = await make_api(scheduler={"timezone": "Europe/Berlin"}, scopes=SCOPES, services=services)
     await grant_every_scope(api)
     expr = parse("0 * * * * ?")
-    job = await schedule_store.insert(api.core.db, schedule_store.NewSchedule(
+    job = await api.core.store.schedules.insert(schedule_store.NewSchedule(
         uid=str(uuid.uuid4()), family="service", name="health", cron=expr.expr,
         cron_normalized=expr.normalized, timezone="UTC", created_at=T0,
         next_fire_at=expr.next_after(T0, load_zone("UTC")),
@@ -315,13 +315,13 @@ async def test_a_down_window_skips_the_jobs_of_its_service_until_it_is_over(make
 
     api.clock.set(T0 + 60)
     await api.settle()
-    runs = await run_store.list_schedule(api.core.db, job.id, limit=10, offset=0)
+    runs = await api.core.store.runs.list_schedule(job.id, limit=10, offset=0)
     assert [(r.state, r.skip_reason, r.window_id) for r in runs] == [("skipped", "maintenance", window_id)]
     assert upstream.calls == []
 
     api.clock.set(T0 + 120)  # the window ended at 01:02 Berlin = T0 + 120 s
     await api.settle()
-    runs = await run_store.list_schedule(api.core.db, job.id, limit=10, offset=0)
+    runs = await api.core.store.runs.list_schedule(job.id, limit=10, offset=0)
     assert runs[0].state == "done"
     assert upstream.calls == ["/api/health"]
 

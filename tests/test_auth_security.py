@@ -253,7 +253,7 @@ async def _acme_data(api) -> dict[str, str]:
 
 
 async def _rows(api) -> dict[str, list[tuple]]:
-    return {table: [tuple(row) for row in await api.core.db.fetchall(f"SELECT * FROM {table} ORDER BY id")]
+    return {table: [tuple(row) for row in await api.core.store.db.fetchall(f"SELECT * FROM {table} ORDER BY id")]
             for table in ("schedules", "runs", "windows", "window_events")}
 
 

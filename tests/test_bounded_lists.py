@@ -53,7 +53,7 @@ async def api(make_api):
 
 async def add_schedules(api, family: str, count: int, **fields: Any) -> None:
     for n in range(count):
-        await schedule_store.insert(api.core.db, schedule_store.NewSchedule(
+        await api.core.store.schedules.insert(schedule_store.NewSchedule(
             uid=str(uuid.uuid4()), family=family, cron="0 0 4 ? * * *", cron_normalized="0 0 4 ? * * *",
             timezone="Europe/Berlin" if n % 2 else "UTC", next_fire_at=T0 + 3600 + n, created_at=T0 + n,
             created_by="ålice", active=n % 5 != 0, **fields))
@@ -63,7 +63,7 @@ async def add_run(api, new: NewRun) -> None:
     def op(conn):
         run_store.op_insert(conn, new)
 
-    await api.core.db.write(op)
+    await api.core.store.db.write(op)
 
 
 async def test_the_maintenance_schedule_list_streams_exactly_the_json_it_answered_whole(api, small_batches):
@@ -74,7 +74,7 @@ async def test_the_maintenance_schedule_list_streams_exactly_the_json_it_answere
     assert response.status == 200 and response.headers["Transfer-Encoding"] == "chunked"
     assert response.headers["Content-Type"] == "application/json; charset=utf-8"
     assert response.headers["X-Request-Id"]
-    found = await schedule_store.list_scope(api.core.db, "maintenance", "acme")
+    found = await api.core.store.schedules.list_scope("maintenance", "acme")
     assert len(found) == ROWS
     assert body == old_serializer({
         "status": {"code": 200, "message": "success"}, "responseCreated": rfc3339(api.clock.now()),
@@ -91,7 +91,7 @@ async def test_the_cube_schedule_list_streams_exactly_the_json_it_answered_whole
                         full_build=True)
     await add_schedules(api, "aggregate", 3, org_id="acme", project_id="sales", cube_id="other", full_build=True)
     response = await api.client.get(CUBE + "/scheduler", headers=api.auth())
-    found = await schedule_store.list_scope(api.core.db, "aggregate", "acme", project_id="sales",
+    found = await api.core.store.schedules.list_scope("aggregate", "acme", project_id="sales",
                                             cube_id="orders", active=True)
     assert len(found) == 240
     assert await response.read() == old_serializer(
@@ -111,8 +111,8 @@ async def test_the_job_list_streams_exactly_the_json_it_answered_whole(api, smal
                 uid=str(uuid.uuid4()), family="service", overlap_key=schedule.overlap_key, trigger="RunNow",
                 state="done", created_at=T0 + k, schedule_id=schedule.id, started_at=T0 + k, ended_at=T0 + k + 1))
     response = await api.client.get("/admin/api/jobs/job", headers=api.auth())
-    found = await schedule_store.list_family(api.core.db, "service")
-    expected = [jobs_api.job_summary(api.core, jobs.Job(s, await run_store.count_schedule(api.core.db, s.id)))
+    found = await api.core.store.schedules.list_family("service")
+    expected = [jobs_api.job_summary(api.core, jobs.Job(s, await api.core.store.runs.count_schedule(s.id)))
                 for s in found]
     assert await response.read() == old_serializer(expected)
     assert sum(job["jobHistoryTotal"] for job in expected) == sum(n % 4 for n in range(20))
@@ -151,7 +151,7 @@ async def test_head_of_a_streamed_list_has_the_headers_and_no_body(api):
 
 async def test_streamed_lists_answer_a_page_when_one_is_asked_for(api, small_batches):
     await add_schedules(api, "maintenance", 40, org_id="acme", full_build=False)
-    found = await schedule_store.list_scope(api.core.db, "maintenance", "acme")
+    found = await api.core.store.schedules.list_scope("maintenance", "acme")
     response = await api.client.get(f"{SCHEDULES}?limit=10&offset=5", headers=api.auth())
     shown = json.loads(await response.read())["response"]
     assert [s["job_id"] for s in shown] == [s.uid for s in found[5:15]]
@@ -202,7 +202,7 @@ async def test_job_and_cube_schedule_histories_page_with_their_limits(api):
         response, body = await api.call("GET", f"/admin/api/jobs/history/{job.id}?{query}")
         assert response.status == status, (query, body)
     await add_schedules(api, "aggregate", 2, org_id="acme", project_id="sales", cube_id="orders", full_build=True)
-    schedule = [s for s in await schedule_store.list_family(api.core.db, "aggregate") if s.active][0]
+    schedule = [s for s in await api.core.store.schedules.list_family("aggregate") if s.active][0]
     for query, status in (("limit=1000", 200), ("limit=1001", 400), ("limit=0", 400), ("offset=5", 200)):
         response, body = await api.call("GET", f"{CUBE}/scheduler/history/jobId/{schedule.uid}?{query}")
         assert response.status == status, (query, body)

@@ -48,7 +48,7 @@ async def core(tmp_path, clock):
     c = build_core(make_config(), db_path=str(tmp_path / "steps.db"), clock=clock)
     await c.start(run_loop=False)
     yield c
-    if c.db.is_open:
+    if c.store.db.is_open:
         await c.stop()
 
 
@@ -115,7 +115,7 @@ async def test_a_one_hour_step_forward_follows_the_misfire_policy_and_counts_eve
     assert sample("schedd_clock_jumps_total", direction="forward") - jumps_before == 1
     assert sample("schedd_clock_last_jump_seconds") == HOUR
     assert "action=clock_step direction=forward seconds=3600.000" in caplog.text
-    assert (await schedule_store.get(core.db, schedule.id)).next_fire_at == T0 + 3900
+    assert (await core.store.schedules.get(schedule.id)).next_fire_at == T0 + 3900
 
 
 # -- steps backward: nothing fires twice ------------------------------------------------------
@@ -190,11 +190,11 @@ async def test_a_job_updated_while_the_clock_is_behind_keeps_its_floor(make_api,
     response, body = await api.call("PUT", JOBS, json=job(
         jobId=job_id, jobFrequency="0 * * * * ?", historyStrategy="MINIMAL", description="edited"))
     assert response.status == 200, body
-    assert (await schedule_store.get(api.core.db, job_id)).next_fire_at == T0 + 240  # not T0-1800+60
+    assert (await api.core.store.schedules.get(job_id)).next_fire_at == T0 + 240  # not T0-1800+60
     while api.clock.now() < T0 + 300:
         api.clock.advance(MINUTE)
         await api.settle()
-    runs = await run_store.list_schedule(api.core.db, job_id, limit=100, offset=0)
+    runs = await api.core.store.runs.list_schedule(job_id, limit=100, offset=0)
     assert sorted(r.due_at - T0 for r in runs) == [60, 120, 180, 240, 300]
     assert len(service.calls) == 5
 
@@ -208,7 +208,7 @@ async def add_old_runs(core: Core, schedule, count: int, tag: str) -> None:
             run_store.op_insert(conn, run_store.NewRun(
                 uid=f"{tag}{i}", family="service", overlap_key=schedule.overlap_key, trigger="Scheduled",
                 state="done", created_at=T0 - 10 * 86400 + i, schedule_id=schedule.id))
-    await core.db.write(op)
+    await core.store.db.write(op)
 
 
 async def test_the_retention_sweep_keeps_its_interval_across_steps_both_ways(core, clock):

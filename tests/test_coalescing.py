@@ -47,7 +47,7 @@ async def started_core(tmp_path, clock) -> Core:
 
 async def add(core: Core, cron: str, **kw) -> schedule_store.Schedule:
     expr = parse(cron)
-    schedule = await schedule_store.insert(core.db, schedule_store.NewSchedule(
+    schedule = await core.store.schedules.insert(schedule_store.NewSchedule(
         uid=str(uuid.uuid4()), family=kw.pop("family", "maintenance"), org_id=kw.pop("org_id", "default"),
         cron=cron, cron_normalized=expr.normalized, timezone="UTC", created_at=core.clock.now(),
         next_fire_at=expr.next_after(core.clock.now(), load_zone("UTC")), **kw))
@@ -56,7 +56,7 @@ async def add(core: Core, cron: str, **kw) -> schedule_store.Schedule:
 
 
 async def records(core: Core, schedule) -> list[run_store.Run]:
-    return list(reversed(await run_store.list_schedule(core.db, schedule.id, limit=100_000, offset=0)))
+    return list(reversed(await core.store.runs.list_schedule(schedule.id, limit=100_000, offset=0)))
 
 
 @pytest.mark.slow  # a thousand fires, one by one
@@ -83,7 +83,7 @@ async def test_1000_consecutive_skips_of_one_schedule_leave_one_record(tmp_path)
         assert sum(r.fires for r in rows) == 1001  # every due fire accounted for once
         after = metrics.REGISTRY.get_sample_value("schedd_skips_coalesced_total", {"family": "maintenance"})
         assert after == before + 999
-        count = await core.db.fetchone("SELECT count(*) FROM runs")
+        count = await core.store.db.fetchone("SELECT count(*) FROM runs")
         assert count[0] == 2
     finally:
         held.release.set()
@@ -134,7 +134,7 @@ async def test_a_record_takes_skips_for_a_day_and_retention_drops_it_like_any_ru
         async def record(at: float) -> tuple[int, bool]:
             def op(conn):
                 return run_store.op_record_skip(conn, skip(at), text, since=at - SKIP_RECORD_SPAN)
-            return await core.db.write(op)
+            return await core.store.db.write(op)
 
         first, joined = await record(T0)
         assert not joined

@@ -49,7 +49,7 @@ async def started_core(tmp_path, clock, **sections) -> tuple[Core, Hog]:
     core = build_core(make_config(**sections), db_path=str(tmp_path / "fair.db"), clock=clock)
     await core.start(run_loop=False)
     for org in ("a", "b", "c"):
-        await core.db.execute("INSERT INTO orgs (id, created_at) VALUES (?, 0)", (org,))
+        await core.store.db.execute("INSERT INTO orgs (id, created_at) VALUES (?, 0)", (org,))
     hog = Hog("a")
     core.executors.get = lambda ctx: hog  # type: ignore[method-assign]
     return core, hog
@@ -58,12 +58,12 @@ async def started_core(tmp_path, clock, **sections) -> tuple[Core, Hog]:
 async def started_rows(core: Core, at: float) -> list:
     """b's runs due and started at `at`, once their starts are written (no time passes meanwhile)."""
     for _ in range(100):
-        rows = await core.db.fetchall(
+        rows = await core.store.db.fetchall(
             "SELECT state FROM runs WHERE org_id = 'b' AND due_at = ? AND started_at = ?", (at, at))
         if len(rows) == 10:
             break
         await asyncio.sleep(0)
-        await core.db.flush()
+        await core.store.flush()
     return rows
 
 
@@ -71,7 +71,7 @@ async def add_builds(core: Core, org: str, count: int, cron: str = EVERY_SECOND,
     """`count` build schedules of one org, each on a cube of its own (so none overlaps another)."""
     expr = parse(cron)
     first = expr.next_after(core.clock.now(), load_zone("UTC"))
-    made = await asyncio.gather(*(schedule_store.insert(core.db, schedule_store.NewSchedule(
+    made = await asyncio.gather(*(core.store.schedules.insert(schedule_store.NewSchedule(
         uid=str(uuid.uuid4()), family="aggregate", org_id=org, project_id="p", cube_id=f"{org}{i}",
         cron=cron, cron_normalized=expr.normalized, timezone="UTC", full_build=True,
         created_at=core.clock.now(), next_fire_at=first, **kw)) for i in range(count)))
@@ -115,21 +115,21 @@ async def test_a_quiet_org_starts_on_time_beside_an_org_with_2000_every_second_s
             if second == 2:
                 # Once a is at its share, b's fires are recorded (and started) before a's
                 # (at 2 s each of a's schedules begins a skip record).
-                order = await core.db.fetchone(
+                order = await core.store.db.fetchone(
                     "SELECT max(CASE WHEN org_id = 'b' THEN id END) < min(CASE WHEN org_id = 'a' THEN id END)"
                     " FROM runs WHERE created_at = ?", (T0 + second,))
                 assert order[0] == 1
             await until_released(core, "b")
-        rows = await core.db.fetchall(
+        rows = await core.store.db.fetchall(
             "SELECT due_at, started_at, state FROM runs WHERE org_id = 'b' ORDER BY due_at")
         assert len(rows) == 10 * ticks
         assert all((r["state"], r["started_at"]) == ("done", r["due_at"]) for r in rows)
         assert {r["due_at"] - T0 for r in rows} == set(range(1, ticks + 1))
         for schedule in quiet:
-            assert (await schedule_store.get(core.db, schedule.id)).success_count == ticks
+            assert (await core.store.schedules.get(schedule.id)).success_count == ticks
         # a's backlog: its share running, a bounded line waiting, the rest skipped and counted,
         # each schedule's skips in one record however many seconds pass.
-        a_rows = await core.db.fetchall(
+        a_rows = await core.store.db.fetchall(
             "SELECT state, count(*) AS n, sum(fires) AS fires FROM runs WHERE org_id = 'a' GROUP BY state")
         by_state = {r["state"]: (r["n"], r["fires"]) for r in a_rows}
         assert by_state["inprogress"] == (cap, cap)
@@ -155,13 +155,13 @@ async def test_beyond_its_line_a_fire_is_skipped_counted_and_recorded_once(tmp_p
             await core.engine.run_until_idle()
         states = {}
         for schedule in schedules:
-            runs = await run_store.list_schedule(core.db, schedule.id, limit=10, offset=0)
+            runs = await core.store.runs.list_schedule(schedule.id, limit=10, offset=0)
             states[schedule.id] = [(r.state, r.skip_reason, r.fires) for r in reversed(runs)]
         running, waiting, refused = (states[s.id] for s in schedules)
         assert running[0] == ("inprogress", None, 1)
         assert waiting[0] == ("queued", None, 1)
         assert refused == [("skipped", "queue_full", 3)]  # three seconds, one record
-        (record,) = await run_store.list_schedule(core.db, schedules[2].id, limit=10, offset=0)
+        (record,) = await core.store.runs.list_schedule(schedules[2].id, limit=10, offset=0)
         assert "already has 1 runs waiting" in record.error and "max_queued_runs" in record.error
         assert (record.due_at, record.last_due_at) == (T0 + 1, T0 + 3)
         after = metrics.REGISTRY.get_sample_value(
@@ -189,7 +189,7 @@ class Gated:
 async def state_becomes(core: Core, uid: str, *states: str) -> str:
     """The run's state once it is one of `states` (the writer works on its own thread)."""
     for _ in range(5000):
-        state = (await run_store.get_by_uid(core.db, uid)).state
+        state = (await core.store.runs.get_by_uid(uid)).state
         if state in states:
             return state
         await asyncio.sleep(0.001)
@@ -211,10 +211,10 @@ async def test_a_freed_slot_goes_to_the_org_without_one_before_the_org_with_a_ba
         assert b.state == "queued"  # every slot is held, by a
         gated.open(a[0].uid)
         assert await state_becomes(core, b.uid, "inprogress") == "inprogress"
-        assert (await run_store.get_by_uid(core.db, a[2].uid)).state == "queued"
+        assert (await core.store.runs.get_by_uid(a[2].uid)).state == "queued"
         gated.open(a[1].uid)
         assert await state_becomes(core, a[2].uid, "inprogress") == "inprogress"
-        assert (await run_store.get_by_uid(core.db, a[3].uid)).state == "queued"
+        assert (await core.store.runs.get_by_uid(a[3].uid)).state == "queued"
         for ref in (*a, b):
             gated.open(ref.uid)
         await runner.wait_idle()
@@ -234,7 +234,7 @@ async def test_run_now_past_the_line_is_refused_409_naming_the_limit(make_api):
         assert response.status == 409, body
         assert body["status"]["code"] == 409
         assert "max_queued_runs" in body["status"]["message"]
-        row = await api.core.db.fetchone("SELECT count(*) FROM runs")
+        row = await api.core.store.db.fetchone("SELECT count(*) FROM runs")
         assert row[0] == 1
     finally:
         hog.release.set()
@@ -253,11 +253,11 @@ async def test_a_skip_policy_run_that_waited_past_the_grace_is_skipped_as_a_misf
         clock.set(T0 + 200)  # a's run ends 140 s after b's and c's fire
         hog.release.set()
         await core.runner.wait_idle()
-        assert (await run_store.get_by_uid(core.db, blocker.uid)).state == "done"
-        (skipped,) = await run_store.list_schedule(core.db, late.id, limit=5, offset=0)
+        assert (await core.store.runs.get_by_uid(blocker.uid)).state == "done"
+        (skipped,) = await core.store.runs.list_schedule(late.id, limit=5, offset=0)
         assert (skipped.state, skipped.skip_reason, skipped.started_at) == ("skipped", "misfire", None)
         assert "waited 140 s for a run slot" in skipped.error
-        ran = await run_store.list_schedule(core.db, patient.id, limit=5, offset=0)
+        ran = await core.store.runs.list_schedule(patient.id, limit=5, offset=0)
         assert [(r.state, r.started_at) for r in ran] == [("done", T0 + 200)]
     finally:
         await stop(core, hog)

@@ -16,7 +16,6 @@ from schedd.compose import build_core
 from schedd.executors import Outcome, RunContext, started
 from schedd.executors.command import CommandExecutor
 from schedd.executors.registry import Executors
-from schedd.store import runs as run_store
 from tests.support.runner import add_schedule, finish_all, history, make_config
 
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc).timestamp()
@@ -32,7 +31,7 @@ async def core(tmp_path, clock):
     c = build_core(make_config(), db_path=str(tmp_path / "f.db"), clock=clock)
     await c.start(run_loop=False)
     yield c
-    if c.db.is_open:
+    if c.store.is_open:
         await c.stop()
 
 
@@ -100,7 +99,7 @@ async def test_a_run_in_progress_shows_its_start_once_the_executor_started(core,
         if run.started_at is not None:
             break
         await asyncio.sleep(0)
-        await core.db.flush()
+        await core.store.flush()
     assert (run.state, run.started_at) == ("inprogress", T0 + 60.75)
     release.set()
     await finish_all(core)
@@ -199,7 +198,7 @@ async def test_a_crash_after_a_batch_was_recorded_ahead_leaves_its_runs_interrup
     await clock.parked(2)
     [run] = await history(core, schedule)
     assert run.state == "inprogress"
-    await core.db.close()  # as if killed before the due time: no shutdown bookkeeping
+    await core.store.close()  # as if killed before the due time: no shutdown bookkeeping
     core.engine.stop()
     for task in list(core.engine._tasks):  # the batch waiting for its due time dies with the process
         task.cancel()
@@ -209,7 +208,7 @@ async def test_a_crash_after_a_batch_was_recorded_ahead_leaves_its_runs_interrup
     again = build_core(make_config(), db_path=path, clock=clock)
     await again.start(run_loop=False)
     try:
-        after = await run_store.get_by_uid(again.db, run.uid)
+        after = await again.store.runs.get_by_uid(run.uid)
         assert (after.state, after.started_at) == ("interrupted", None)
     finally:
         await again.stop()

@@ -123,16 +123,16 @@ def documented(op_id: str, status: int) -> Draft202012Validator:
 
 
 async def limit_to_current_size(api) -> None:
-    pages = (await api.core.db.fetchone("PRAGMA page_count"))[0]
-    await api.core.db.write(lambda conn: conn.execute(f"PRAGMA max_page_count = {pages}"))
+    pages = (await api.core.store.db.fetchone("PRAGMA page_count"))[0]
+    await api.core.store.db.write(lambda conn: conn.execute(f"PRAGMA max_page_count = {pages}"))
 
 
 async def lift_limit(api) -> None:
-    await api.core.db.write(lambda conn: conn.execute(f"PRAGMA max_page_count = {NO_LIMIT}"))
+    await api.core.store.db.write(lambda conn: conn.execute(f"PRAGMA max_page_count = {NO_LIMIT}"))
 
 
 async def count(api, sql: str) -> int:
-    return (await api.core.db.fetchone(sql))[0]
+    return (await api.core.store.db.fetchone(sql))[0]
 
 
 @pytest.fixture
@@ -185,7 +185,7 @@ async def test_a_full_database_answers_503_acknowledges_only_what_it_stored_and_
 async def test_a_fire_that_cannot_be_recorded_does_not_run_and_is_retried_a_second_later(api, clock, caplog):
     response, body = await api.call("POST", "/aggregates/maintenance/scheduler/jobs/orgId/acme",
                                     json={"time_expression": "* * * * * ?"})
-    schedule = await schedule_store.get_by_uid(api.core.db, "maintenance", body["response"]["job_id"])
+    schedule = await api.core.store.schedules.get_by_uid("maintenance", body["response"]["job_id"])
     await limit_to_current_size(api)
     runs = "SELECT count(*) FROM runs WHERE trigger = 'TimeBasedMaintenance'"
 
@@ -224,7 +224,7 @@ async def test_a_fire_that_cannot_be_recorded_does_not_run_and_is_retried_a_seco
     # Retried with space back: the missed fire runs, and the one due meanwhile with it.
     await api.settle()
     assert api.spy.count("TimeBasedMaintenance") == recorded + 2
-    latest = await api.core.db.fetchall(
+    latest = await api.core.store.db.fetchall(
         "SELECT due_at, created_at, state FROM runs WHERE trigger = 'TimeBasedMaintenance' ORDER BY id DESC LIMIT 2")
     assert sorted(tuple(row) for row in latest) == [(due, failed_at + 1, "done"), (due + 1, failed_at + 1, "done")]
 

@@ -28,12 +28,12 @@ TABLES = ("schedules", "runs", "windows", "window_events")
 async def api(make_api):
     api = await make_api(scopes=SCOPES, services=SERVICES)
     for scope in SCOPES.values():  # alice maintains every scope: she writes the windows here
-        await grants.grant(api.core.db, "alice", grants.Scope(scope["id"], None), at=T0)
+        await grants.grant(api.core.store, "alice", grants.Scope(scope["id"], None), at=T0)
     return api
 
 
 async def snapshot(api) -> dict[str, int]:
-    return {t: (await api.core.db.fetchone(f"SELECT count(*) FROM {t}"))[0] for t in TABLES}
+    return {t: (await api.core.store.db.fetchone(f"SELECT count(*) FROM {t}"))[0] for t in TABLES}
 
 
 async def still_serving(api) -> None:

@@ -100,7 +100,7 @@ class Server:
         self.core = build_core(config, db_path=str(tmp_path / "fuzz.db"), clock=TestClock(T0))
         self.client = self.run(self._start(make_app(self.core, run_loop=False)))
         accounts = self.client.app[ACCOUNTS]
-        self.run(account_store.create_user(self.core.db, "admin", hash_password(PASSWORD), email=None,
+        self.run(self.core.store.accounts.create_user("admin", hash_password(PASSWORD), email=None,
                                            is_admin=True, orgs=(), at=T0))
         self.token = self.run(accounts.create_token("admin", ttl=None, at=T0))
         self.accounts = accounts

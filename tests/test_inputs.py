@@ -43,12 +43,12 @@ MALFORMED = [
 async def api(make_api):
     api = await make_api(scopes=SCOPES, services=SERVICES)
     for scope in SCOPES.values():  # alice maintains every scope: she writes the windows here
-        await grants.grant(api.core.db, "alice", grants.Scope(scope["id"], None), at=T0)
+        await grants.grant(api.core.store, "alice", grants.Scope(scope["id"], None), at=T0)
     return api
 
 
 async def snapshot(api) -> dict[str, int]:
-    return {t: (await api.core.db.fetchone(f"SELECT count(*) FROM {t}"))[0] for t in TABLES}
+    return {t: (await api.core.store.db.fetchone(f"SELECT count(*) FROM {t}"))[0] for t in TABLES}
 
 
 def form_routes(api) -> list[str]:
@@ -221,10 +221,10 @@ async def test_a_job_stored_with_a_lone_surrogate_before_the_rule_never_breaks_a
     """Data written by an older schedd: every read answers, the surrogate escaped or shown as U+FFFD."""
     response, created = await create_job(api)
     job_id = int(response.headers["Location"].rsplit("/", 1)[1])
-    stored = await schedule_store.get(api.core.db, job_id)
+    stored = await api.core.store.schedules.get(job_id)
     poisoned = {**stored.spec, "jobServiceInfo": {**stored.spec["jobServiceInfo"],
                                                   "requestheaderMap": {"X": "\ud800"}, "postData": {"a": "\udc00"}}}
-    await api.core.db.execute("UPDATE schedules SET spec = ? WHERE id = ?",
+    await api.core.store.db.execute("UPDATE schedules SET spec = ? WHERE id = ?",
                               (json.dumps(poisoned), job_id))
     response = await api.client.get(f"/admin/api/jobs/job/{job_id}", headers=api.auth())
     raw = await response.read()
@@ -247,7 +247,7 @@ async def test_a_job_stored_with_a_lone_surrogate_before_the_rule_never_breaks_a
 
 async def test_a_window_stored_with_a_nul_before_the_rule_never_breaks_a_read(api):
     window = await create_window(api)
-    await api.core.db.execute("UPDATE windows SET name = ?, description = ? WHERE id = ?",
+    await api.core.store.db.execute("UPDATE windows SET name = ?, description = ? WHERE id = ?",
                               ("a\x00b", "c\x00d", window))
     for path in (f"/api/maintenance/{window}", "/api/maintenance", f"/api/maintenance/{window}/calendar",
                  "/api/maintenance/calendar", f"/status/maintenance/{window}", "/status"):
@@ -333,9 +333,9 @@ async def test_the_families_apply_the_rule_to_what_they_are_given_directly(api):
 async def test_a_job_stored_with_a_lone_surrogate_fails_its_run_with_a_reason_and_its_history_reads(api, service):
     response, created = await create_job(api, historyStrategy="FULL")
     job_id = int(response.headers["Location"].rsplit("/", 1)[1])
-    stored = await schedule_store.get(api.core.db, job_id)
+    stored = await api.core.store.schedules.get(job_id)
     poisoned = {**stored.spec, "jobServiceInfo": {**stored.spec["jobServiceInfo"], **service}}
-    await api.core.db.execute("UPDATE schedules SET spec = ? WHERE id = ?", (json.dumps(poisoned), job_id))
+    await api.core.store.db.execute("UPDATE schedules SET spec = ? WHERE id = ?", (json.dumps(poisoned), job_id))
     response, answer = await api.call("POST", f"/admin/api/jobs/job/run/{job_id}")
     assert response.status == 200, answer
     await api.settle()

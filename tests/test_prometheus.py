@@ -319,10 +319,10 @@ async def test_the_last_success_is_read_from_the_database_at_start(api, tmp_path
     api.clock.advance(4 * 3600)
     await api.settle()
     ended = api.clock.now()
-    await api.core.db.flush()
+    await api.core.store.db.flush()
     metrics.LAST_SUCCESS.labels("maintenance").set(0)
     metrics.LAST_SUCCESS.remove("service")  # no service job has ever succeeded here
-    again = build_core(api_config(tmp_path), db_path=api.core.db.path, clock=TestClock(ended + 86400))
+    again = build_core(api_config(tmp_path), db_path=api.core.store.db.path, clock=TestClock(ended + 86400))
     await again.start(run_loop=False)
     try:
         assert again.history_loaded is not None
@@ -339,7 +339,7 @@ async def test_metrics_report_readiness_slots_and_the_database_size(api):
     assert "\nschedd_ready 1.0\n" in text
     assert "\nschedd_max_concurrent_runs 64.0\n" in text
     size = float(re.search(r"\nschedd_database_size_bytes (\S+)\n", text).group(1))
-    assert size >= Path(api.core.db.path).stat().st_size > 0
+    assert size >= Path(api.core.store.db.path).stat().st_size > 0
     avail = float(re.search(r"\nschedd_database_filesystem_avail_bytes (\S+)\n", text).group(1))
     total = float(re.search(r"\nschedd_database_filesystem_size_bytes (\S+)\n", text).group(1))
     assert 0 < avail <= total

@@ -37,7 +37,7 @@ async def create_build(api, who="alice", org="acme", cube="c1", expression="0 25
 
 
 async def active_schedules(api, org="acme") -> int:
-    row = await api.core.db.fetchone("SELECT count(*) FROM schedules WHERE org_id = ? AND active = 1", (org,))
+    row = await api.core.store.db.fetchone("SELECT count(*) FROM schedules WHERE org_id = ? AND active = 1", (org,))
     return row[0]
 
 

@@ -15,6 +15,7 @@ import pytest
 from schedd.accounts import REVOCATION_CHECK_SECONDS, TOKEN_CACHE_SECONDS, Accounts, hash_token
 from schedd.store import accounts as store
 from schedd.store.db import Database
+from schedd.store.sqlite import SqliteStore
 from tests.support.api import PASSWORD as API_PASSWORD
 from tests.support.daemon import PASSWORD, Daemon, schedd
 
@@ -165,7 +166,7 @@ async def test_logout_revokes_the_token_it_is_called_with(api):
                     "token": None}
     response, _ = await api.call("GET", SCHEDULES.format(org="acme"), who=None, headers=headers)
     assert response.status == 401
-    record = await store.lookup_token(api.core.db, hash_token(refresh))
+    record = await api.core.store.accounts.lookup_token(hash_token(refresh))
     assert record is not None and record.revoked_at is not None
     response, body = await api.call("POST", LOGOUT, who=None, headers=headers)
     assert response.status == 401 and body["status"] == "FAIL" and body["token"] is None
@@ -179,7 +180,7 @@ async def test_logout_without_a_token_is_401_and_another_users_refresh_token_is_
     bobs_refresh = body["refresh_token"]
     response, body = await api.call("POST", LOGOUT, who="alice", json={"refresh_token": bobs_refresh})
     assert response.status == 200 and body["result"] == {"userid": "alice", "revoked": 1}
-    record = await store.lookup_token(api.core.db, hash_token(bobs_refresh))
+    record = await api.core.store.accounts.lookup_token(hash_token(bobs_refresh))
     assert record is not None and record.revoked_at is None
     response, body = await api.call("POST", LOGOUT, who="bob", json={"refresh_token": 5})
     assert response.status == 400 and body["result"]["field"] == "refresh_token"
@@ -191,10 +192,10 @@ async def test_a_revocation_by_another_process_is_seen_before_the_cache_time(how
     headers = api.auth("alice")
     response, _ = await api.call("GET", SCHEDULES.format(org="acme"), who=None, headers=headers)
     assert response.status == 200  # now remembered for TOKEN_CACHE_SECONDS
-    other = Database(api.core.db.path)
+    other = Database(api.core.store.db.path)
     await other.open()
     try:
-        elsewhere = Accounts(other, api.core.config.auth)
+        elsewhere = Accounts(SqliteStore(other), api.core.config.auth)
         if how == "token":
             (info,) = await elsewhere.list_tokens("alice")
             assert await elsewhere.revoke_token_id(info.id, at=api.clock.now())

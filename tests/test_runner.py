@@ -31,9 +31,9 @@ def clock():
 async def core(tmp_path, clock):
     c = build_core(make_config(), db_path=str(tmp_path / "r.db"), clock=clock)
     await c.start(run_loop=False)
-    await c.db.execute("INSERT INTO orgs (id, created_at) VALUES ('default', 0) ON CONFLICT DO NOTHING")
+    await c.store.db.execute("INSERT INTO orgs (id, created_at) VALUES ('default', 0) ON CONFLICT DO NOTHING")
     yield c
-    if c.db.is_open:
+    if c.store.db.is_open:
         c.runner.executors = c.executors
         await c.stop()
 
@@ -44,7 +44,7 @@ async def test_a_due_schedule_runs_its_command_and_moves_to_the_next_fire(core, 
     await finish_all(core)
     runs = await history(core, schedule)
     assert [(r.state, r.trigger, r.due_at) for r in runs] == [("done", "TimeBasedMaintenance", T0 + 60)]
-    reloaded = await schedule_store.get(core.db, schedule.id)
+    reloaded = await core.store.schedules.get(schedule.id)
     assert reloaded.next_fire_at == T0 + 120
     assert (reloaded.success_count, reloaded.fail_count, reloaded.last_run_uid) == (1, 0, runs[0].uid)
     assert core.engine.due_of(0, schedule.id) == T0 + 120
@@ -124,7 +124,7 @@ async def test_run_now_conflicts_while_the_same_job_runs(core, clock):
                                   at=clock.now(), org_id="default")
     ex.release.set()
     await core.runner.wait_idle()
-    run = await run_store.get_by_uid(core.db, ref.uid)
+    run = await core.store.runs.get_by_uid(ref.uid)
     assert (run.state, run.trigger) == ("done", "ManualMaintenance")
 
 
@@ -136,14 +136,14 @@ async def test_runs_beyond_the_concurrency_limit_wait_queued(tmp_path, clock):
         first = await core.runner.run_now("maintenance", "maintenance:a", "ManualMaintenance", at=T0, org_id="a")
         second = await core.runner.run_now("maintenance", "maintenance:b", "ManualMaintenance", at=T0, org_id="b")
         assert (first.state, second.state) == ("inprogress", "queued")
-        assert (await run_store.get_by_uid(core.db, second.uid)).state == "queued"
+        assert (await core.store.runs.get_by_uid(second.uid)).state == "queued"
         await ex.until(started=1)  # a second run spawned with the first would have started with it
         assert len(ex.started) == 1
         assert (core.runner.in_flight, core.runner.queued) == (1, 1)
         ex.release.set()
         await core.runner.wait_idle()
         assert len(ex.started) == 2
-        assert (await run_store.get_by_uid(core.db, second.uid)).state == "done"
+        assert (await core.store.runs.get_by_uid(second.uid)).state == "done"
     finally:
         await core.stop()
 
@@ -156,7 +156,7 @@ async def test_a_run_past_its_timeout_is_cancelled_and_fails(core, clock):
     (run,) = await history(core, schedule)
     assert (run.state, run.error, run.timed_out) == ("failed", "timeout after 0.05 s", True)
     assert ex.cancelled == [run.uid]
-    assert (await schedule_store.get(core.db, schedule.id)).fail_count == 1
+    assert (await core.store.schedules.get(schedule.id)).fail_count == 1
 
 
 async def test_a_failing_command_records_exit_code_and_output(tmp_path, clock):
@@ -167,7 +167,7 @@ async def test_a_failing_command_records_exit_code_and_output(tmp_path, clock):
     try:
         ref = await core.runner.run_now("maintenance", "maintenance:x", "ManualMaintenance", at=T0, org_id="x")
         await core.runner.wait_idle()
-        run = await run_store.get_by_uid(core.db, ref.uid)
+        run = await core.store.runs.get_by_uid(ref.uid)
         assert (run.state, run.exit_code) == ("failed", 3)
         assert "disk full on x" in run.error
     finally:
@@ -202,7 +202,7 @@ async def test_downtime_misfires_follow_the_policy(tmp_path, clock, policy, expe
         if policy == "fire_all":
             assert [(r.due_at - T0) / 3600 for r in ran] == [8, 9, 10]
             assert ran[0].ended_at <= ran[1].started_at  # one after another
-        reloaded = await schedule_store.get(core.db, schedule.id)
+        reloaded = await core.store.schedules.get(schedule.id)
         assert reloaded.next_fire_at == T0 + 11 * 3600
     finally:
         await core.stop()
@@ -221,19 +221,19 @@ async def test_runs_left_open_by_a_crash_become_interrupted_on_start(tmp_path, c
     core = build_core(make_config(), db_path=path, clock=clock)
     await core.start(run_loop=False)
     schedule = await add_schedule(core, "0 * * * * ?")
-    await core.db.write(lambda conn: run_store.op_insert(conn, run_store.NewRun(
+    await core.store.db.write(lambda conn: run_store.op_insert(conn, run_store.NewRun(
         uid="crashed", family="maintenance", overlap_key=schedule.overlap_key,
         trigger="TimeBasedMaintenance", state="inprogress", created_at=T0, schedule_id=schedule.id,
         org_id="default", started_at=T0)))
-    await core.db.close()  # as if killed: no shutdown bookkeeping
+    await core.store.db.close()  # as if killed: no shutdown bookkeeping
 
     core = build_core(make_config(), db_path=path, clock=clock)
     await core.start(run_loop=False)
     try:
-        run = await run_store.get_by_uid(core.db, "crashed")
+        run = await core.store.runs.get_by_uid("crashed")
         assert run.state == "interrupted"
         assert "stopped while the run was in progress" in run.error
-        assert (await schedule_store.get(core.db, schedule.id)).fail_count == 1
+        assert (await core.store.schedules.get(schedule.id)).fail_count == 1
     finally:
         await core.stop()
 
@@ -245,13 +245,13 @@ async def test_shutdown_interrupts_runs_that_outlive_the_grace(tmp_path, clock):
     ex = controlled(core)
     ref = await core.runner.run_now("maintenance", "maintenance:x", "ManualMaintenance", at=T0, org_id="x")
     await ex.until(started=1)
-    db_path = core.db.path
+    db_path = core.store.db.path
     assert await core.stop() == (0, 1)
     assert ex.cancelled == [ref.uid]
     core = build_core(cfg, db_path=db_path, clock=clock)
     await core.start(run_loop=False)
     try:
-        run = await run_store.get_by_uid(core.db, ref.uid)
+        run = await core.store.runs.get_by_uid(ref.uid)
         assert run.state == "interrupted"
         assert "shut down" in run.error
     finally:
@@ -281,7 +281,7 @@ async def test_history_strategy_keeps_what_it_says_and_counters_count_everything
     if kept:
         assert (runs[0].response_body == "resp") is payload
         assert runs[0].complete is payload
-    reloaded = await schedule_store.get(core.db, schedule.id)
+    reloaded = await core.store.schedules.get(schedule.id)
     assert (reloaded.success_count, reloaded.fail_count) == ((1, 0) if ok else (0, 1))
 
 
@@ -298,7 +298,7 @@ async def test_retention_deletes_old_runs_in_batches_and_keeps_counters(core, cl
             uid="new", family="service", overlap_key=schedule.overlap_key, trigger="Scheduled",
             state="done", created_at=T0 - 3600, schedule_id=schedule.id))
 
-    await core.db.write(fill)
+    await core.store.db.write(fill)
     assert await core.retention.sweep(T0) == 1200
     assert [r.uid for r in await history(core, schedule)] == ["new"]
 
@@ -324,9 +324,9 @@ async def test_runs_no_job_retention_covers_are_kept_for_history_retention(core,
                 uid=uid, family="service" if schedule_id == job.id else "maintenance", overlap_key=uid,
                 trigger="ManualMaintenance", state=state, created_at=T0 - age, schedule_id=schedule_id))
 
-    await core.db.write(fill)
+    await core.store.db.write(fill)
     await core.retention.sweep(T0)
-    left = [row[0] for row in await core.db.fetchall("SELECT uid FROM runs ORDER BY id")]
+    left = [row[0] for row in await core.store.db.fetchall("SELECT uid FROM runs ORDER BY id")]
     assert left == [*sorted(kept, key=["old", "recent", "running", "old-manual", "recent-manual"].index), "job-old"]
 
 
@@ -340,13 +340,13 @@ async def test_spring_forward_fire_runs_once_at_the_first_instant_after_the_gap(
     await finish_all(core)
     (run,) = await history(core, schedule)
     assert run.due_at == expected
-    assert (await schedule_store.get(core.db, schedule.id)).next_fire_at == datetime(
+    assert (await core.store.schedules.get(schedule.id)).next_fire_at == datetime(
         2026, 3, 9, 6, 30, tzinfo=timezone.utc).timestamp()
 
 
 async def test_deactivated_schedule_stops_firing_at_once(core, clock):
     schedule = await add_schedule(core, "0 * * * * ?")
-    await schedule_store.set_active(core.db, schedule.id, False, None, by="t", at=T0)
+    await core.store.schedules.set_active(schedule.id, False, None, by="t", at=T0)
     core.runner.disarm(schedule.id)
     clock.set(T0 + 600)
     await finish_all(core)
@@ -365,7 +365,7 @@ async def test_fall_back_fires_a_fixed_hour_once_and_an_hourly_schedule_in_both_
     utc = lambda r: datetime.fromtimestamp(r.due_at, timezone.utc).strftime("%H:%M")  # noqa: E731
     assert [utc(r) for r in await history(core, fixed)] == ["05:30"]  # 01:30 EDT only
     assert [utc(r) for r in await history(core, hourly)] == ["05:00", "06:00", "07:00", "08:00"]
-    assert (await schedule_store.get(core.db, fixed.id)).next_fire_at == datetime(
+    assert (await core.store.schedules.get(fixed.id)).next_fire_at == datetime(
         2026, 11, 2, 6, 30, tzinfo=timezone.utc).timestamp()
 
 
@@ -380,7 +380,7 @@ async def test_the_housekeeping_sweep_forgets_tokens_a_day_after_they_expire(mak
     async def sweep_at(at: float) -> list[float]:
         clock.set(at)
         await api.core.retention.on_due([(RETENTION_SWEEP, at)], at)
-        return sorted(row[0] - T0 for row in await api.core.db.fetchall("SELECT expires_at FROM tokens"))
+        return sorted(row[0] - T0 for row in await api.core.store.db.fetchall("SELECT expires_at FROM tokens"))
 
     await login()  # an access token (12 h) and a refresh token (30 days), beside the fixture's
     assert len(await sweep_at(T0 + 43200 + 86400 - 60)) == 5  # expired less than a day ago: kept

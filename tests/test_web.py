@@ -29,7 +29,7 @@ SCHEDULES = "/aggregates/maintenance/scheduler/jobs/orgId/{org}"
 async def api(make_api):
     api = await make_api(scopes=SCOPES, services=SERVICES)
     for scope in SCOPES.values():  # alice maintains every scope: she writes the windows here
-        await grants.grant(api.core.db, "alice", grants.Scope(scope["id"], None), at=T0)
+        await grants.grant(api.core.store, "alice", grants.Scope(scope["id"], None), at=T0)
     return api
 
 
@@ -47,7 +47,7 @@ async def create_schedule(api, org: str, who: str = "admin") -> str:
 
 async def schedule_id(api, uid: str) -> int:
     for family in ("maintenance", "aggregate", "service"):
-        for schedule in await schedule_store.list_family(api.core.db, family):
+        for schedule in await api.core.store.schedules.list_family(family):
             if schedule.uid == uid:
                 return schedule.id
     raise AssertionError(uid)
@@ -219,7 +219,7 @@ async def test_logout_revokes_the_token(api, browser):
 # -- CSRF -----------------------------------------------------------------------------
 
 async def run_count(api) -> int:
-    return (await api.core.db.fetchone("SELECT count(*) FROM runs"))[0]
+    return (await api.core.store.db.fetchone("SELECT count(*) FROM runs"))[0]
 
 
 @pytest.mark.parametrize("case", ["no token", "wrong token", "foreign origin", "no origin", "null origin"])
@@ -243,7 +243,7 @@ async def test_a_forged_form_post_is_refused_and_changes_nothing(api, browser, c
         response, body = await browser.post(f"/ui/schedules/{ident}/{action}", data, origin=origin)
         assert response.status == 403, body
     assert await run_count(api) == 0
-    assert (await schedule_store.get(api.core.db, ident)).active
+    assert (await api.core.store.schedules.get(ident)).active
 
 
 async def test_a_same_origin_referer_stands_in_for_a_missing_origin(api, browser):
@@ -254,7 +254,7 @@ async def test_a_same_origin_referer_stands_in_for_a_missing_origin(api, browser
     response, _ = await browser.post(f"/ui/schedules/{ident}/deactivate", {"csrf": csrf}, origin=None,
                                      headers={"Referer": browser.origin + "/ui"})
     assert response.status == 303
-    assert not (await schedule_store.get(api.core.db, ident)).active
+    assert not (await api.core.store.schedules.get(ident)).active
 
 
 # -- actions and org visibility -------------------------------------------------------
@@ -314,14 +314,14 @@ async def test_a_user_sees_and_acts_on_its_own_orgs_only(api, browser):
     assert body.count("maintenance of acme") == 1 and "maintenance of other" not in body
     response, _ = await browser.get("/ui/runs?org=other")
     assert response.status == 404
-    bob_run = (await run_store.list_org(api.core.db, "maintenance", "other", limit=1, offset=0))[0]
+    bob_run = (await api.core.store.runs.list_org("maintenance", "other", limit=1, offset=0))[0]
     response, _ = await browser.get(f"/ui/runs/{bob_run.uid}")
     assert response.status == 404
     csrf = await browser.csrf()
     for action in ("run", "deactivate"):
         response, _ = await browser.post(f"/ui/schedules/{await schedule_id(api, theirs)}/{action}", {"csrf": csrf})
         assert response.status == 404
-    assert (await schedule_store.get(api.core.db, await schedule_id(api, theirs))).active
+    assert (await api.core.store.schedules.get(await schedule_id(api, theirs))).active
     await browser.login("admin")
     _, body = await browser.get("/ui")
     assert "maintenance of acme" in body and "maintenance of other" in body
@@ -401,7 +401,7 @@ async def test_runs_filter_by_family_and_status(api, browser):
 
 async def test_the_dashboard_charts_the_last_day_from_the_runs_table(api, browser):
     uid = await create_schedule(api, "acme")
-    schedule = await schedule_store.get(api.core.db, await schedule_id(api, uid))
+    schedule = await api.core.store.schedules.get(await schedule_id(api, uid))
     api.clock.set(schedule.next_fire_at + 0.25)  # 04:00:00.25: a quarter second late
     await api.settle()
     await browser.login("alice")

@@ -51,10 +51,10 @@ async def api(make_api):
     api = await make_api(scopes=SCOPES, services=SERVICES)
     accounts = api.client.app[ACCOUNTS]
     for name, admin in (("carol", False), ("grace", True)):
-        await account_store.create_user(api.core.db, name, password_hash(), email=None, is_admin=admin,
+        await api.core.store.accounts.create_user(name, password_hash(), email=None, is_admin=admin,
                                         orgs=("acme",), at=T0)
         api.tokens[name] = await accounts.create_token(name, ttl=None, at=T0)
-    await grants.grant(api.core.db, "carol", grants.Scope(1, "platform"), at=T0)
+    await grants.grant(api.core.store, "carol", grants.Scope(1, "platform"), at=T0)
     return api
 
 
@@ -73,12 +73,12 @@ async def make_window(api, scope: str, **fields: str) -> int:
 
 
 async def rows(api) -> dict[str, list[tuple]]:
-    return {table: [tuple(row) for row in await api.core.db.fetchall(f"SELECT * FROM {table} ORDER BY id")]
+    return {table: [tuple(row) for row in await api.core.store.db.fetchall(f"SELECT * FROM {table} ORDER BY id")]
             for table in ("windows", "window_events")}
 
 
 async def user_id(api, name: str) -> int:
-    return (await account_store.get_user(api.core.db, name)).id
+    return (await api.core.store.accounts.get_user(name)).id
 
 
 def request_for(route: str, window_id: int, target: str) -> tuple[str, dict[str, str]]:
@@ -168,10 +168,10 @@ async def test_a_granted_user_gets_404_for_a_window_that_does_not_exist(api):
 
 async def test_a_service_moved_to_another_scope_takes_its_windows_along(make_api, tmp_path):
     api = await make_api(scopes=SCOPES, services=SERVICES)
-    await account_store.create_user(api.core.db, "carol", password_hash(), email=None, is_admin=False,
+    await api.core.store.accounts.create_user("carol", password_hash(), email=None, is_admin=False,
                                     orgs=(), at=T0)
     api.tokens["carol"] = await api.client.app[ACCOUNTS].create_token("carol", ttl=None, at=T0)
-    await grants.grant(api.core.db, "carol", grants.Scope(1, "platform"), at=T0)
+    await grants.grant(api.core.store, "carol", grants.Scope(1, "platform"), at=T0)
     response, _ = await api.call("POST", "/api/maintenance/create", "carol", data={**WINDOW, **BODY["platform"]},
                                  allow_redirects=False)
     window = response.headers["Location"]
@@ -234,10 +234,10 @@ async def test_public_reads_and_the_status_page_name_no_user(api):
 async def test_a_down_window_by_someone_without_the_grant_cannot_skip_the_services_jobs(make_api, upstream, who):
     services = {**SERVICES, "cdn": {**SERVICES["cdn"], "base_url": str(upstream.make_url("/api"))}}
     api = await make_api(scopes=SCOPES, services=services)
-    await account_store.create_user(api.core.db, "carol", password_hash(), email=None, is_admin=False,
+    await api.core.store.accounts.create_user("carol", password_hash(), email=None, is_admin=False,
                                     orgs=("acme",), at=T0)
     api.tokens["carol"] = await api.client.app[ACCOUNTS].create_token("carol", ttl=None, at=T0)
-    await grants.grant(api.core.db, "carol", grants.Scope(1, "platform"), at=T0)
+    await grants.grant(api.core.store, "carol", grants.Scope(1, "platform"), at=T0)
     job = {"jobName": "cdn-health", "jobFrequency": "0 0 4 * * ? *", "description": "health",
            "jobServiceInfo": {"serviceType": "intSer", "serviceName": "cdn", "operationName": "health",
                               "serviceExecutionType": "SERVER_URL", "postData": "{}"}}
@@ -247,7 +247,7 @@ async def test_a_down_window_by_someone_without_the_grant_cannot_skip_the_servic
     response, body = await api.call("POST", "/api/maintenance/create", who, allow_redirects=False, data={
         **WINDOW, **BODY["edge"], "scheduled_start_date": "2025-12-31T23:00", "scheduled_end_date": "2026-01-02T00:00"})
     assert response.status == 403, body
-    assert (await api.core.db.fetchone("SELECT count(*) FROM windows"))[0] == 0
+    assert (await api.core.store.db.fetchone("SELECT count(*) FROM windows"))[0] == 0
 
     response, body = await api.call("POST", f"/admin/api/jobs/job/run/{job_id}", "admin")
     assert response.status == 200, body
@@ -298,7 +298,7 @@ async def test_grant_and_revoke_from_the_cli_count_at_the_next_request(api, tmp_
 
 async def test_a_grant_of_a_scope_the_config_no_longer_declares_can_be_revoked_by_id(api, tmp_path, capsys):
     where = ("--config", write_config(tmp_path), "--db", str(tmp_path / "api.db"))
-    await grants.grant(api.core.db, "alice", grants.Scope(7, None), at=T0)
+    await grants.grant(api.core.store, "alice", grants.Scope(7, None), at=T0)
     assert await schedd(capsys, "user", "revoke", "alice", "--scope", "7", *where) == (
         0, "alice may write the windows of: none\n", "")
 
@@ -312,11 +312,11 @@ async def test_a_grant_of_a_scope_the_config_no_longer_declares_can_be_revoked_b
 ])
 async def test_bad_grants_are_one_line_and_exit_2_changing_nothing(api, tmp_path, capsys, argv, message):
     where = ("--config", write_config(tmp_path), "--db", str(tmp_path / "api.db"))
-    before = [tuple(r) for r in await api.core.db.fetchall("SELECT * FROM scope_grants")]
+    before = [tuple(r) for r in await api.core.store.db.fetchall("SELECT * FROM scope_grants")]
     code, out, err = await schedd(capsys, *argv, *where)
     assert (code, out) == (2, "")
     assert err.startswith(f"schedd: {message}") and err.count("\n") == 1, err
-    assert [tuple(r) for r in await api.core.db.fetchall("SELECT * FROM scope_grants")] == before
+    assert [tuple(r) for r in await api.core.store.db.fetchall("SELECT * FROM scope_grants")] == before
 
 
 # -- events written before authors were kept ------------------------------------------------------

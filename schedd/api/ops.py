@@ -31,7 +31,7 @@ async def healthz(request: web.Request) -> web.Response:
 def readiness(core: Core) -> tuple[bool, dict[str, bool]]:
     """Whether the daemon is ready, and each check it is made of."""
     checks = {
-        "database": core.db.is_open,
+        "database": core.store.is_open,
         "heap_loaded": core.engine.loaded,
         "loop": engine_turning(core),
     }
@@ -52,7 +52,8 @@ async def prometheus(request: web.Request) -> web.Response:
     metrics.QUEUED.set(core.runner.queued)
     metrics.MAX_CONCURRENT.set(core.runner.max_concurrent)
     metrics.READY.set(1 if readiness(core)[0] else 0)
-    metrics.observe_database(core.db.path)
+    if core.store.local_file is not None:
+        metrics.observe_database(core.store.local_file)
     metrics.HEAP_ENTRIES.set(core.engine.heap_entries)
     metrics.TASKS.set(len(asyncio.all_tasks()))
     body = generate_latest(metrics.REGISTRY)

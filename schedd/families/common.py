@@ -10,7 +10,6 @@ from schedd.cron import CronError, CronExpr, load_zone, parse
 from schedd.errors import NotFound, ValidationError
 from schedd.inputs import check_text
 from schedd.states import RunState, values
-from schedd.store import accounts as account_store
 from schedd.store.accounts import User
 
 RUN_STATES = values(RunState)
@@ -22,7 +21,7 @@ async def check_org(core: Core, user: User, org_id: str) -> None:
         raise NotFound("organization", org_id)
     if org_id in core.known_orgs:
         return
-    if not await account_store.org_exists(core.db, org_id):
+    if not await core.store.accounts.org_exists(org_id):
         raise NotFound("organization", org_id)
     core.known_orgs.add(org_id)
 

@@ -10,10 +10,7 @@ from __future__ import annotations
 from schedd.core import Core
 from schedd.errors import NotFound
 from schedd.families.base import FAMILIES
-from schedd.store import accounts as account_store
 from schedd.store import reports
-from schedd.store import runs as run_store
-from schedd.store import schedules as schedule_store
 from schedd.store.accounts import User
 from schedd.store.reports import HourDelay
 from schedd.store.runs import Run
@@ -38,12 +35,12 @@ def family_names(user: User) -> list[str]:
 
 
 async def visible_orgs(core: Core, user: User) -> list[str]:
-    return await account_store.list_orgs(core.db) if user.is_admin else list(user.orgs)
+    return await core.store.accounts.list_orgs() if user.is_admin else list(user.orgs)
 
 
 async def schedule(core: Core, user: User, ident: int) -> Schedule:
     """One schedule the user may see; 404 alike for one that does not exist and one hidden from the user."""
-    found = await schedule_store.get(core.db, ident)
+    found = await core.store.schedules.get(ident)
     if found is None or not may_see(user, found.family, found.org_id):
         raise NotFound("schedule", ident)
     return found
@@ -51,32 +48,32 @@ async def schedule(core: Core, user: User, ident: int) -> Schedule:
 
 async def run(core: Core, user: User, uid: str) -> tuple[Run, Schedule | None]:
     """One run the user may see, with its schedule if it still has one."""
-    found = await run_store.get_by_uid(core.db, uid)
+    found = await core.store.runs.get_by_uid(uid)
     if found is None or not may_see(user, found.family, found.org_id):
         raise NotFound("run", uid)
-    return found, await schedule_store.get(core.db, found.schedule_id) if found.schedule_id else None
+    return found, await core.store.schedules.get(found.schedule_id) if found.schedule_id else None
 
 
 async def schedules(
     core: Core, user: User, *, family: str | None, org_id: str | None, active: bool | None, limit: int, offset: int,
 ) -> tuple[list[Schedule], int]:
     """A page of the schedules the user may see, and how many match in all."""
-    return await reports.list_schedules(
-        core.db, visibility(user), family=family, org_id=org_id, active=active, limit=limit, offset=offset)
+    return await core.store.reports.list_schedules(
+        visibility(user), family=family, org_id=org_id, active=active, limit=limit, offset=offset)
 
 
 async def runs(
     core: Core, user: User, *, family: str | None, org_id: str | None, state: str | None, limit: int, offset: int,
 ) -> tuple[list[Run], dict[int, Schedule]]:
     """A page of the runs the user may see, newest first, with the schedules they belong to."""
-    found = await reports.list_runs(core.db, visibility(user), family=family, org_id=org_id, state=state,
+    found = await core.store.reports.list_runs(visibility(user), family=family, org_id=org_id, state=state,
                                     limit=limit, offset=offset)
-    return found, await schedule_store.get_many(core.db, sorted({r.schedule_id for r in found if r.schedule_id}))
+    return found, await core.store.schedules.get_many(sorted({r.schedule_id for r in found if r.schedule_id}))
 
 
 async def outcomes_by_hour(core: Core, user: User, *, since: float) -> dict[int, dict[str, int]]:
-    return await reports.outcomes_by_hour(core.db, visibility(user), since=since)
+    return await core.store.reports.outcomes_by_hour(visibility(user), since=since)
 
 
 async def delays_by_hour(core: Core, user: User, *, since: float) -> list[HourDelay]:
-    return await reports.delays_by_hour(core.db, visibility(user), since=since)
+    return await core.store.reports.delays_by_hour(visibility(user), since=since)

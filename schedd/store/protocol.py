@@ -18,9 +18,19 @@ from typing import Any, Protocol
 
 from schedd.store.accounts import TokenInfo, TokenRecord, User
 from schedd.store.reports import HourDelay, Visibility
-from schedd.store.runs import NewRun, Run, RunSummary
+from schedd.store.runs import Finish, Fired, NewRun, Outcome, Run, RunSummary, SkipText
 from schedd.store.schedules import Cap, NewSchedule, Schedule, Scope
 from schedd.store.windows import NewEvent, Window
+
+
+class RevocationWatch(Protocol):
+    """The revocation epoch (a count every revocation raises), read without waiting on the event loop.
+
+    `epoch()` may lag a revocation committed elsewhere by at most a few milliseconds."""
+
+    def epoch(self) -> int: ...
+
+    def close(self) -> None: ...
 
 
 class AccountStore(Protocol):
@@ -87,6 +97,10 @@ class AccountStore(Protocol):
         ...
 
     async def purge_tokens(self, before: float) -> int: ...
+
+    def revocation_watch(self) -> RevocationWatch:
+        """A watch over the revocation epoch, for checking cached tokens."""
+        ...
 
 
 class ScheduleStore(Protocol):
@@ -194,10 +208,51 @@ class RunStore(Protocol):
         """Delete at most `batch` of a schedule's ended runs created before `before`."""
         ...
 
+    async def delete_unkept(self, before: float, batch: int = 500) -> int:
+        """Delete up to `batch` runs created before `before` that no schedule's own retention keeps."""
+        ...
+
     async def fires_by_schedule(self) -> dict[int, int]: ...
 
     async def latest_created(self) -> float | None:
         """When the newest run record was created, or None without runs."""
+        ...
+
+
+class FireStore(Protocol):
+    """The runner's writes: each call is one commit of everything it names, or nothing."""
+
+    async def interrupt_open(self, at: float, error: str) -> list[tuple[int, int | None, str]]:
+        """Close the runs left open as interrupted, counted on their schedules; (run id, schedule id, uid) of each."""
+        ...
+
+    async def record_fires(
+        self, rows: Sequence[tuple[NewRun, SkipText | None]], fired: Sequence[Fired], *,
+        skip_since: float, at: float,
+    ) -> tuple[list[int], list[str]]:
+        """A batch of due fires: each row a run (text None) or a skip, which joins the schedule's latest skip
+        of the same kind begun at or after `skip_since`; then each schedule's next fire time (and the run it
+        started at `at`). Returns the record id of each row in order, and the family of each joined skip."""
+        ...
+
+    async def start_now(self, row: NewRun, schedule_id: int | None) -> int:
+        """A run started outside the cron: its record, and the schedule's last run."""
+        ...
+
+    async def record_skip(self, row: NewRun, text: SkipText, *, since: float) -> tuple[int, bool]:
+        """One skip, joined as in `record_fires`; (record id, joined)."""
+        ...
+
+    async def mark_started(self, run_id: int, at: float) -> bool:
+        """A queued run begins its work."""
+        ...
+
+    async def record_starts(self, starts: Sequence[tuple[float, int]]) -> None:
+        """`(started_at, run id)` of runs whose executors started their work (several in one commit)."""
+        ...
+
+    async def finish(self, run_id: int, finish: Finish | None, outcome: Outcome | None) -> None:
+        """A run ended: its record closed (or removed, `finish` None), and its outcome counted on its schedule."""
         ...
 
 
@@ -280,6 +335,9 @@ class Store(Protocol):
     def runs(self) -> RunStore: ...
 
     @property
+    def fires(self) -> FireStore: ...
+
+    @property
     def windows(self) -> WindowStore: ...
 
     @property
@@ -290,6 +348,21 @@ class Store(Protocol):
 
     @property
     def is_open(self) -> bool: ...
+
+    @property
+    def location(self) -> str:
+        """Where the store is, for logs: a file path, or a URL without its password."""
+        ...
+
+    @property
+    def applied_migrations(self) -> list[int]:
+        """The schema migrations `open()` applied (empty when the schema was up to date)."""
+        ...
+
+    @property
+    def local_file(self) -> str | None:
+        """The file on this host that holds the store (its size is a metric), or None for a server."""
+        ...
 
     async def open(self) -> None:
         """Connect and bring the schema up to date; writes are accepted from then on."""

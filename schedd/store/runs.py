@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -42,7 +42,7 @@ UPDATE runs SET state = :state, started_at = coalesce(:started_at, started_at), 
     response_status = :response_status, response_body = :response_body, complete = :complete
 WHERE id = :id"""
 # Records when the executor of a run started its work.
-SQL_MARK_STARTED = "UPDATE runs SET started_at = ? WHERE id = ?"
+SQL_RECORD_START = "UPDATE runs SET started_at = ? WHERE id = ?"
 # Forgets a run that its job's history strategy does not keep.
 SQL_DELETE = "DELETE FROM runs WHERE id = ?"
 # Runs left open by a crash become interrupted (at start-up).
@@ -225,6 +225,27 @@ SkipText = Callable[[int, float, float], str]
 """The message of a skip record from its fire count and first and last due times."""
 
 
+@dataclass(frozen=True, slots=True)
+class Fired:
+    """A schedule's due fire was handled: its next fire time, and `(run uid, status)` of the run it started."""
+
+    schedule_id: int
+    next_fire_at: float | None
+    started: tuple[str, str] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """How a run's end counts on its schedule (the last status, success and failure counts)."""
+
+    schedule_id: int
+    ok: bool
+    counted: bool
+    status: str
+    run_uid: str
+    at: float
+
+
 # -- pieces of a larger transaction ------------------------------------------------
 
 def op_insert(conn: WriteConnection, new: NewRun) -> int:
@@ -235,9 +256,9 @@ def op_start(conn: WriteConnection, run_id: int, at: float) -> bool:
     return conn.execute(SQL_START, (at, run_id)).rowcount > 0
 
 
-def op_mark_started(conn: WriteConnection, starts: list[tuple[float, int]]) -> None:
+def op_record_starts(conn: WriteConnection, starts: Sequence[tuple[float, int]]) -> None:
     """Record `(started_at, run id)` of runs whose executors started their work."""
-    conn.executemany(SQL_MARK_STARTED, starts)
+    conn.executemany(SQL_RECORD_START, starts)
 
 
 def op_finish(conn: WriteConnection, run_id: int, finish: Finish) -> None:

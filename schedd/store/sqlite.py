@@ -9,10 +9,10 @@ from typing import Any
 
 from schedd.store import accounts, grants, reports, runs, schedules, windows
 from schedd.store.accounts import TokenInfo, TokenRecord, User
-from schedd.store.db import Database, backup
+from schedd.store.db import Database, WriteConnection, backup
 from schedd.store.protocol import Store
 from schedd.store.reports import HourDelay, Visibility
-from schedd.store.runs import NewRun, Run, RunSummary
+from schedd.store.runs import Finish, Fired, NewRun, Outcome, Run, RunSummary, SkipText
 from schedd.store.schedules import Cap, NewSchedule, Schedule, Scope
 from schedd.store.windows import NewEvent, Window
 
@@ -92,6 +92,9 @@ class SqliteAccountStore:
 
     async def purge_tokens(self, before: float) -> int:
         return await accounts.purge_tokens(self._db, before)
+
+    def revocation_watch(self) -> accounts.RevocationWatch:
+        return accounts.RevocationWatch(self._db.path)
 
 
 class SqliteScheduleStore:
@@ -219,11 +222,85 @@ class SqliteRunStore:
     async def delete_older(self, schedule_id: int, before: float, batch: int = 500) -> int:
         return await runs.delete_older(self._db, schedule_id, before, batch)
 
+    async def delete_unkept(self, before: float, batch: int = 500) -> int:
+        return await runs.delete_unkept(self._db, before, batch)
+
     async def fires_by_schedule(self) -> dict[int, int]:
         return await runs.fires_by_schedule(self._db)
 
     async def latest_created(self) -> float | None:
         return await runs.latest_created(self._db)
+
+
+class SqliteFireStore:
+    """The runner's writes, each composed of the store modules' pieces in one transaction."""
+
+    __slots__ = ("_db",)
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def interrupt_open(self, at: float, error: str) -> list[tuple[int, int | None, str]]:
+        def op(conn: WriteConnection) -> list[tuple[int, int | None, str]]:
+            closed = runs.op_interrupt_open(conn, at, error)
+            for _, schedule_id, uid in closed:
+                if schedule_id is not None:
+                    schedules.op_record_outcome(
+                        conn, schedule_id, ok=False, counted=True, status="interrupted", run_uid=uid, at=at)
+            return closed
+
+        return await self._db.write(op)
+
+    async def record_fires(
+        self, rows: Sequence[tuple[NewRun, SkipText | None]], fired: Sequence[Fired], *,
+        skip_since: float, at: float,
+    ) -> tuple[list[int], list[str]]:
+        def op(conn: WriteConnection) -> tuple[list[int], list[str]]:
+            ids, joined = [], []
+            for row, text in rows:
+                if text is None:
+                    ids.append(runs.op_insert(conn, row))
+                    continue
+                run_id, was_joined = runs.op_record_skip(conn, row, text, since=skip_since)
+                ids.append(run_id)
+                if was_joined:
+                    joined.append(row.family)
+            for each in fired:
+                schedules.op_fired(conn, each.schedule_id, each.next_fire_at, each.started, at)
+            return ids, joined
+
+        return await self._db.write(op)
+
+    async def start_now(self, row: NewRun, schedule_id: int | None) -> int:
+        def op(conn: WriteConnection) -> int:
+            run_id = runs.op_insert(conn, row)
+            if schedule_id is not None:
+                schedules.op_record_start(conn, schedule_id, row.uid, row.created_at, row.state)
+            return run_id
+
+        return await self._db.write(op)
+
+    async def record_skip(self, row: NewRun, text: SkipText, *, since: float) -> tuple[int, bool]:
+        return await self._db.write(lambda conn: runs.op_record_skip(conn, row, text, since=since))
+
+    async def mark_started(self, run_id: int, at: float) -> bool:
+        return await self._db.write(lambda conn: runs.op_start(conn, run_id, at))
+
+    async def record_starts(self, starts: Sequence[tuple[float, int]]) -> None:
+        await self._db.write(lambda conn: runs.op_record_starts(conn, starts))
+
+    async def finish(self, run_id: int, finish: Finish | None, outcome: Outcome | None) -> None:
+        def op(conn: WriteConnection) -> None:
+            if finish is None:
+                runs.op_delete(conn, run_id)
+            else:
+                runs.op_finish(conn, run_id, finish)
+            if outcome is not None:
+                schedules.op_record_outcome(
+                    conn, outcome.schedule_id, ok=outcome.ok, counted=outcome.counted, status=outcome.status,
+                    run_uid=outcome.run_uid, at=outcome.at)
+
+        await self._db.write(op)
 
 
 class SqliteWindowStore:
@@ -313,13 +390,14 @@ class SqliteReportStore:
 class SqliteStore:
     """A store in one SQLite file; `db` is the `Database` for callers not yet on the Protocol."""
 
-    __slots__ = ("db", "accounts", "schedules", "runs", "windows", "grants", "reports")
+    __slots__ = ("db", "accounts", "schedules", "runs", "fires", "windows", "grants", "reports")
 
     def __init__(self, db: Database) -> None:
         self.db = db
         self.accounts = SqliteAccountStore(db)
         self.schedules = SqliteScheduleStore(db)
         self.runs = SqliteRunStore(db)
+        self.fires = SqliteFireStore(db)
         self.windows = SqliteWindowStore(db)
         self.grants = SqliteGrantStore(db)
         self.reports = SqliteReportStore(db)
@@ -333,6 +411,18 @@ class SqliteStore:
     @property
     def is_open(self) -> bool:
         return self.db.is_open
+
+    @property
+    def location(self) -> str:
+        return self.db.path
+
+    @property
+    def applied_migrations(self) -> list[int]:
+        return list(self.db.applied)
+
+    @property
+    def local_file(self) -> str | None:
+        return self.db.path
 
     async def open(self) -> None:
         await self.db.open()

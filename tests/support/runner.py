@@ -78,7 +78,7 @@ async def finish_all(core: Core) -> None:
 
 async def add_schedule(core: Core, cron: str, *, tz: str = "UTC", family: str = "maintenance", **kw):
     expr = parse(cron)
-    schedule = await schedule_store.insert(core.db, schedule_store.NewSchedule(
+    schedule = await core.store.schedules.insert(schedule_store.NewSchedule(
         uid=str(uuid.uuid4()), family=family, org_id=kw.pop("org_id", "default"), cron=cron,
         cron_normalized=expr.normalized, timezone=tz, created_at=core.clock.now(),
         next_fire_at=expr.next_after(core.clock.now(), load_zone(tz)), **kw))
@@ -87,4 +87,4 @@ async def add_schedule(core: Core, cron: str, *, tz: str = "UTC", family: str = 
 
 
 async def history(core: Core, schedule) -> list[run_store.Run]:
-    return list(reversed(await run_store.list_schedule(core.db, schedule.id, limit=1000, offset=0)))
+    return list(reversed(await core.store.runs.list_schedule(schedule.id, limit=1000, offset=0)))

@@ -13,7 +13,6 @@ from schedd.errors import Conflict, NotFound, Unavailable, ValidationError
 from schedd.families.common import check_org, run_state, timing
 from schedd.families.org_maintenance import service as maintenance
 from schedd.runner import Active, RunRef
-from schedd.store import runs as run_store
 from schedd.store import schedules as schedule_store
 from schedd.store.accounts import User
 from schedd.store.runs import Run
@@ -48,8 +47,8 @@ async def list_schedules(
 ) -> AsyncIterator[list[tuple[Schedule, int]]]:
     """The cube's live schedules in creation order, in batches (checked before the first is read)."""
     await check_org(core, user, org_id)
-    return schedule_store.scope_batches(
-        core.db, schedule_store.Scope(FAMILY, org_id, project_id, cube_id, active=True), offset=offset, limit=limit)
+    return core.store.schedules.scope_batches(
+        schedule_store.Scope(FAMILY, org_id, project_id, cube_id, active=True), offset=offset, limit=limit)
 
 
 async def create_schedule(
@@ -64,7 +63,7 @@ async def create_schedule(
     quotas.check_interval(core.config, user, org_id, when.cron, when.zone, field="time_expression", at=at)
     cap = quotas.schedule_cap(core.config, user, org_id)
     try:
-        schedule = await schedule_store.insert(core.db, schedule_store.NewSchedule(
+        schedule = await core.store.schedules.insert(schedule_store.NewSchedule(
             uid=str(uuid.uuid4()), family=FAMILY, org_id=org_id, project_id=project_id, cube_id=cube_id,
             cron=when.cron.expr, cron_normalized=when.cron.normalized, timezone=when.timezone,
             full_build=full, next_fire_at=when.next_fire_at, retention_days=0, created_by=user.name,
@@ -76,7 +75,7 @@ async def create_schedule(
 
 
 async def _schedule(core: Core, org_id: str, project_id: str, cube_id: str, job_id: str) -> Schedule:
-    schedule = await schedule_store.get_by_uid(core.db, FAMILY, job_id)
+    schedule = await core.store.schedules.get_by_uid(FAMILY, job_id)
     if (schedule is None or not schedule.active or
             (schedule.org_id, schedule.project_id, schedule.cube_id) != (org_id, project_id, cube_id)):
         raise NotFound("schedule", job_id)
@@ -89,7 +88,7 @@ async def delete_schedule(
     """Deactivate: the schedule stops firing at once; its builds stay in the history."""
     await check_org(core, user, org_id)
     schedule = await _schedule(core, org_id, project_id, cube_id, job_id)
-    await schedule_store.set_active(core.db, schedule.id, False, None, by=user.name, at=at)
+    await core.store.schedules.set_active(schedule.id, False, None, by=user.name, at=at)
     core.runner.disarm(schedule.id)
 
 
@@ -98,7 +97,7 @@ async def schedule_history(
 ) -> tuple[Schedule, list[Run]]:
     await check_org(core, user, org_id)
     schedule = await _schedule(core, org_id, project_id, cube_id, job_id)
-    return schedule, await run_store.list_schedule(core.db, schedule.id, limit=limit, offset=offset)
+    return schedule, await core.store.runs.list_schedule(schedule.id, limit=limit, offset=offset)
 
 
 async def execute(
@@ -119,14 +118,13 @@ async def builds(
     cube_id: str | None, status: str | None,
 ) -> list[Run]:
     await check_org(core, user, org_id)
-    return await run_store.list_org(
-        core.db, FAMILY, org_id, limit=limit, offset=offset, state=run_state(status),
+    return await core.store.runs.list_org(FAMILY, org_id, limit=limit, offset=offset, state=run_state(status),
         project_id=project_id, cube_id=cube_id)
 
 
 async def estimate_seconds(core: Core, org_id: str, project_id: str, cube_id: str) -> int:
     """Median duration of the cube's last successful builds; 0 when it has none."""
-    durations = await run_store.recent_durations(core.db, FAMILY, org_id, project_id, cube_id, ESTIMATE_SAMPLE)
+    durations = await core.store.runs.recent_durations(FAMILY, org_id, project_id, cube_id, ESTIMATE_SAMPLE)
     return round(statistics.median(durations)) if durations else 0
 
 
@@ -140,7 +138,7 @@ def install(core: Core) -> None:
         if not (config.after_first_build and config.enabled):
             return
         org, project, cube = active.org_id or "", active.project_id or "", active.cube_id or ""
-        if await run_store.cube_has_built(core.db, FAMILY, org, project, cube, other_than=active.run_id):
+        if await core.store.runs.cube_has_built(FAMILY, org, project, cube, other_than=active.run_id):
             return
         try:
             await maintenance.start(core, org, trigger=maintenance.AFTER_FIRST_BUILD, at=core.clock.now())

@@ -31,8 +31,6 @@ from schedd.engine import WINDOW
 from schedd.errors import Forbidden, NotFound, ValidationError
 from schedd.inputs import MAX_DIGITS, parse_int, text_fault
 from schedd.states import WindowState, values
-from schedd.store import grants as grant_store
-from schedd.store import windows as store
 from schedd.store.accounts import User
 from schedd.store.schedules import Schedule
 from schedd.store.windows import NewEvent, Window
@@ -238,17 +236,17 @@ class Windows:
 
     async def load(self, at: float) -> None:
         """Arm the timer of every window that still moves, and build the gate."""
-        for window in await store.open_windows(self.core.db):
+        for window in await self.core.store.windows.open_windows():
             self._track(window, window.id)
 
     async def on_due(self, items: list[tuple[int, float]], at: float) -> None:
         for window_id, _ in items:
-            window = await store.get(self.core.db, window_id, internal=True)
+            window = await self.core.store.windows.get(window_id, internal=True)
             if window is None:
                 continue
             moved, events = advance(window, at)
             if events:
-                saved = await store.save(self.core.db, moved, events, at=at)
+                saved = await self.core.store.windows.save(moved, events, at=at)
                 log.info("action=window_moved window=%d status=%s", window_id, moved.status)
                 window = saved or moved
             self._track(window, window_id)
@@ -306,7 +304,7 @@ class Windows:
             return PUBLIC
         if user.is_admin:
             return Access(user)
-        return Access(user, await grant_store.scopes_of(self.core.db, user.id))
+        return Access(user, await self.core.store.grants.scopes_of(user.id))
 
     def scopes_of(self, window: Window) -> frozenset[int]:
         """The scopes a window belongs to: the one it names, and its service's scope in the config
@@ -342,10 +340,10 @@ class Windows:
         window = self.validate(data, current=None)
         user = self.check(access, window)
         window, moves = advance(window, at)
-        created = await store.insert(
-            self.core.db, window, NewEvent("Maintenance created", "create", author_id=user.id), at=at)
+        created = await self.core.store.windows.insert(
+            window, NewEvent("Maintenance created", "create", author_id=user.id), at=at)
         if moves:
-            created = await store.save(self.core.db, created, moves, at=at) or created
+            created = await self.core.store.windows.save(created, moves, at=at) or created
         self._track(created, created.id)
         log.info("action=window_created window=%d service=%d service_status=%s user=%s",
                  created.id, created.service_id, created.service_status, user.name)
@@ -360,7 +358,7 @@ class Windows:
         changes = _describe_changes(current, window, self.zone)
         events = [NewEvent(f"Maintenance updated: {changes}", "update", author_id=user.id)] if changes else []
         window, moves = advance(window, at)
-        saved = await store.save(self.core.db, window, events + moves, at=at)
+        saved = await self.core.store.windows.save(window, events + moves, at=at)
         if saved is None:
             raise NotFound("maintenance", window_id)
         self._track(saved, window_id)
@@ -370,7 +368,7 @@ class Windows:
     async def delete(self, access: Access, window_id: int) -> None:
         self.check(access)
         user = self.check(access, await self.get(window_id, internal=False))
-        if not await store.delete(self.core.db, window_id):
+        if not await self.core.store.windows.delete(window_id):
             raise NotFound("maintenance", window_id)
         self._track(None, window_id)
         log.info("action=window_deleted window=%d user=%s", window_id, user.name)
@@ -393,7 +391,7 @@ class Windows:
         else:
             raise Invalid({"internal": ["Must be 0 or 1."]})
         event = NewEvent(text, "comment", internal, author_id=user.id)
-        if not await store.add_event(self.core.db, window_id, event, at=at):
+        if not await self.core.store.windows.add_event(window_id, event, at=at):
             raise NotFound("maintenance", window_id)
         log.info("action=window_commented window=%d internal=%d user=%s", window_id, internal, user.name)
 
@@ -405,7 +403,7 @@ class Windows:
         return self.shown(access, window)
 
     async def get(self, window_id: int, *, internal: bool) -> Window:
-        window = await store.get(self.core.db, window_id, internal=internal)
+        window = await self.core.store.windows.get(window_id, internal=internal)
         if window is None:
             raise NotFound("maintenance", window_id)
         return window
@@ -413,14 +411,14 @@ class Windows:
     async def list(self, filters: Mapping[str, Any], *, page: int, per_page: int,
                    internal: bool, timelines: bool = True) -> tuple[list[Window], int]:
         """A page of the windows the filters match, and how many match; `per_page` 0 counts only."""
-        return await store.list_page(
-            self.core.db, self.filters(filters), limit=per_page, offset=(page - 1) * per_page,
+        return await self.core.store.windows.list_page(
+            self.filters(filters), limit=per_page, offset=(page - 1) * per_page,
             internal=internal, timelines=timelines)
 
     def coming(self, at: float) -> AsyncIterator[builtins.list[Window]]:
         """Every window that has not ended at `at` (its minute), by scheduled start, in batches."""
         since = self.filters({"end_after": format_date(at, self.zone)})["end_after"]
-        return store.ending_after(self.core.db, since)
+        return self.core.store.windows.ending_after(since)
 
     def filters(self, query: Mapping[str, Any]) -> dict[str, Any]:
         """Prod-Manager's list filters, validated; dates in the daemon's zone."""

@@ -11,7 +11,6 @@ from schedd.errors import NotFound, Unavailable, ValidationError
 from schedd.families.common import check_org, run_state, timing
 from schedd.runner import RunRef
 from schedd.states import RunState
-from schedd.store import runs as run_store
 from schedd.store import schedules as schedule_store
 from schedd.store.accounts import User
 from schedd.store.runs import Run
@@ -32,8 +31,8 @@ async def list_schedules(
 ) -> AsyncIterator[list[tuple[Schedule, int]]]:
     """The org's schedules in creation order, in batches (checked before the first is read)."""
     await check_org(core, user, org_id)
-    return schedule_store.scope_batches(
-        core.db, schedule_store.Scope(FAMILY, org_id, active=active), offset=offset, limit=limit)
+    return core.store.schedules.scope_batches(
+        schedule_store.Scope(FAMILY, org_id, active=active), offset=offset, limit=limit)
 
 
 async def create_schedule(
@@ -47,7 +46,7 @@ async def create_schedule(
     quotas.check_interval(core.config, user, org_id, when.cron, when.zone, field="time_expression", at=at)
     cap = quotas.schedule_cap(core.config, user, org_id)
     try:
-        schedule = await schedule_store.insert(core.db, schedule_store.NewSchedule(
+        schedule = await core.store.schedules.insert(schedule_store.NewSchedule(
             uid=str(uuid.uuid4()), family=FAMILY, org_id=org_id, cron=when.cron.expr,
             cron_normalized=when.cron.normalized, timezone=when.timezone, full_build=False,
             next_fire_at=when.next_fire_at, retention_days=0, created_by=user.name, created_at=at), cap=cap)
@@ -60,10 +59,10 @@ async def create_schedule(
 async def delete_schedule(core: Core, user: User, org_id: str, job_id: str, *, at: float) -> None:
     """Deactivate: the schedule stops firing at once and keeps its history."""
     await check_org(core, user, org_id)
-    schedule = await schedule_store.get_by_uid(core.db, FAMILY, job_id)
+    schedule = await core.store.schedules.get_by_uid(FAMILY, job_id)
     if schedule is None or schedule.org_id != org_id or not schedule.active:
         raise NotFound("maintenance schedule", job_id)
-    await schedule_store.set_active(core.db, schedule.id, False, None, by=user.name, at=at)
+    await core.store.schedules.set_active(schedule.id, False, None, by=user.name, at=at)
     core.runner.disarm(schedule.id)
 
 
@@ -81,7 +80,7 @@ async def start(core: Core, org_id: str, *, trigger: str, at: float) -> RunRef:
 
 async def current_run(core: Core, user: User, org_id: str) -> Run | None:
     await check_org(core, user, org_id)
-    open_runs = await run_store.open_for_key(core.db, maintenance_key(org_id))
+    open_runs = await core.store.runs.open_for_key(maintenance_key(org_id))
     running = [r for r in open_runs if r.state == RunState.INPROGRESS]
     return (running or open_runs)[0] if open_runs else None
 
@@ -90,5 +89,4 @@ async def history(
     core: Core, user: User, org_id: str, *, limit: int, offset: int, status: str | None
 ) -> list[Run]:
     await check_org(core, user, org_id)
-    return await run_store.list_org(
-        core.db, FAMILY, org_id, limit=limit, offset=offset, state=run_state(status))
+    return await core.store.runs.list_org(FAMILY, org_id, limit=limit, offset=offset, state=run_state(status))

@@ -25,7 +25,6 @@ from schedd.families.service_jobs.frequency import cron_to_frequency, frequency_
 from schedd.inputs import check_tree
 from schedd.policy import HISTORY_STRATEGIES, fire_floor
 from schedd.runner import RunRef
-from schedd.store import runs as run_store
 from schedd.store import schedules as schedule_store
 from schedd.store.accounts import User
 from schedd.store.runs import Run, RunSummary
@@ -284,12 +283,11 @@ def job_id(value: object, field: str = "jobId") -> int:
 
 def list_jobs(core: Core, *, offset: int = 0, limit: int | None = None) -> AsyncIterator[list[tuple[Schedule, int]]]:
     """Every job in id order with the runs it has kept, in batches read as they are needed."""
-    return schedule_store.scope_batches(
-        core.db, schedule_store.Scope(FAMILY), offset=offset, limit=limit, with_kept=True)
+    return core.store.schedules.scope_batches(schedule_store.Scope(FAMILY), offset=offset, limit=limit, with_kept=True)
 
 
 async def _schedule(core: Core, ident: int) -> Schedule:
-    schedule = await schedule_store.get(core.db, ident)
+    schedule = await core.store.schedules.get(ident)
     if schedule is None or schedule.family != FAMILY:
         raise NotFound("job", ident)
     return schedule
@@ -297,7 +295,7 @@ async def _schedule(core: Core, ident: int) -> Schedule:
 
 async def get_job(core: Core, ident: int) -> Job:
     schedule = await _schedule(core, ident)
-    return Job(schedule, await run_store.count_schedule(core.db, schedule.id))
+    return Job(schedule, await core.store.runs.count_schedule(schedule.id))
 
 
 def _check_interval(core: Core, user: User, body: Mapping[str, Any], job: JobDefinition, *, at: float) -> None:
@@ -311,7 +309,7 @@ async def create_job(core: Core, user: User, body: Mapping[str, Any], *, at: flo
     _check_interval(core, user, body, job, at=at)
     cap = quotas.job_cap(core.config, user)
     try:
-        schedule = await schedule_store.insert(core.db, job.new_schedule(user=user, at=at), cap=cap)
+        schedule = await core.store.schedules.insert(job.new_schedule(user=user, at=at), cap=cap)
     except schedule_store.CapReached as exc:
         raise quotas.cap_exceeded(exc.cap, at) from None
     except Conflict as exc:
@@ -327,8 +325,8 @@ async def update_job(core: Core, user: User, body: Mapping[str, Any], *, at: flo
     job = validate(core, body, at=at, after=fire_floor(at, core.engine.handled_until, current.last_run_at))
     _check_interval(core, user, body, job, at=at)
     try:
-        schedule = await schedule_store.replace(
-            core.db, current.id, job.new_schedule(user=user, at=at, like=current), by=user.name, at=at)
+        schedule = await core.store.schedules.replace(
+            current.id, job.new_schedule(user=user, at=at, like=current), by=user.name, at=at)
     except Conflict as exc:
         raise ValidationError("jobName", str(exc)) from exc
     if schedule.active:
@@ -360,7 +358,7 @@ async def delete_job(core: Core, ident: int) -> None:
     """Delete the job and its history; a run in progress finishes unrecorded."""
     schedule = await _schedule(core, ident)
     core.runner.disarm(schedule.id)
-    if not await schedule_store.delete(core.db, schedule.id):
+    if not await core.store.schedules.delete(schedule.id):
         raise NotFound("job", ident)
 
 
@@ -372,12 +370,12 @@ async def run_now(core: Core, ident: int, *, at: float) -> RunRef:
 
 async def history(core: Core, ident: int, *, limit: int, offset: int) -> list[RunSummary]:
     schedule = await _schedule(core, ident)
-    return await run_store.list_schedule_summaries(core.db, schedule.id, limit=limit, offset=offset)
+    return await core.store.runs.list_schedule_summaries(schedule.id, limit=limit, offset=offset)
 
 
 async def run_detail(core: Core, ident: int, run_id: int) -> Run:
     schedule = await _schedule(core, ident)
-    run = await run_store.get_of_schedule(core.db, schedule.id, run_id)
+    run = await core.store.runs.get_of_schedule(schedule.id, run_id)
     if run is None:
         raise NotFound("job run", run_id)
     return run
