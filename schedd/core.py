@@ -12,6 +12,7 @@ from schedd.clock import Clock, WallClock
 from schedd.config import Config, default_db_path
 from schedd.engine import Engine
 from schedd.executors.registry import Executors
+from schedd.pages import PageCache
 from schedd.retention import Retention
 from schedd.runner import Active, Runner
 from schedd.store.protocol import Store
@@ -39,12 +40,14 @@ class Core:
         self.engine = Engine(self.clock, lead=config.scheduler.fire_lead)
         self.executors = Executors(config)
         sched = config.scheduler
+        self.pages = PageCache()
+        """Encoded history pages the API served, kept until a run of their history changes."""
         self.runner = Runner(
             self.store, self.engine, self.executors, self.clock,
             max_concurrent=sched.max_concurrent_runs, misfire_grace=sched.misfire_grace,
-            misfire_max=sched.misfire_max, quotas=config.quotas)
+            misfire_max=sched.misfire_max, quotas=config.quotas, pages=self.pages)
         self.retention = Retention(self.store, self.engine, interval=sched.retention_sweep,
-                                   history_retention=sched.history_retention)
+                                   history_retention=sched.history_retention, pages=self.pages)
         self._loop_task: asyncio.Task[None] | None = None
         self.ready = False
         self.known_orgs: set[str] = set()

@@ -28,6 +28,7 @@ from schedd.errors import Conflict
 from schedd.executors import Outcome, RunContext
 from schedd.executors.registry import Executors
 from schedd.families.base import FAMILIES
+from schedd.pages import PageCache, job_history, run_histories
 from schedd.policy import SKIP_RECORD_SPAN, counts_as, history_level, plan_fires, queued_too_long, retry_delay
 from schedd.quotas import QuotaExceeded, reached
 from schedd.slots import Grant, SlotPool
@@ -120,8 +121,11 @@ class Runner:
         misfire_grace: float = 60.0,
         misfire_max: int = 10,
         quotas: QuotasConfig | None = None,
+        pages: PageCache | None = None,
     ) -> None:
         self.store = store
+        self.pages = pages if pages is not None else PageCache()
+        """Encoded history pages: every write to a run drops those of its histories."""
         self.engine = engine
         self.executors = executors
         self.clock = clock
@@ -136,7 +140,7 @@ class Runner:
         self._deferred: dict[int, str] = {}  # schedule id -> org, of orgs at their share of run slots
         self._tasks: set[asyncio.Task[None]] = set()
         self._accepting = True
-        self._starts: list[tuple[float, int]] = []  # (started_at, run id) not yet written
+        self._starts: list[tuple[float, Active]] = []  # (started_at, run) not yet written
         self._start_writes: set[asyncio.Task[None]] = set()
         engine.on(CRON, self.on_cron_due)
 
@@ -165,8 +169,9 @@ class Runner:
         metrics.HEAP_SIZE.set(len(self.engine))
 
     def disarm(self, schedule_id: int) -> None:
-        """Stop a schedule's timer at once (deactivated or deleted)."""
+        """Stop a schedule's timer at once (deactivated or deleted: its runs may go with it)."""
         self.engine.cancel(CRON, schedule_id)
+        self.pages.changed(job_history(schedule_id))
         self._deferred.pop(schedule_id, None)
         metrics.HEAP_SIZE.set(len(self.engine))
 
@@ -223,9 +228,14 @@ class Runner:
         new_rows: list[tuple[run_store.NewRun, run_store.SkipText | None]] = []
         starts: list[tuple[int, Active]] = []  # (index into new_rows, run)
         next_fires: list[tuple[Schedule, float | None]] = []
+        later: list[tuple[int, float]] = []  # handed over ahead while their job's previous run goes on
         for ident, due in items:
             schedule = schedules.get(ident)
             if schedule is None or not schedule.active:
+                continue
+            if due > at and self.busy(schedule.overlap_key):
+                # Its overlap policy is applied at its due time, when that run may have ended.
+                later.append((ident, due))
                 continue
             # A batch handed over ahead of its due time (the engine's lead) is planned as of that time.
             plan = plan_fires(
@@ -255,6 +265,7 @@ class Runner:
 
         try:
             ids, joined = await self.store.fires.record_fires(new_rows, fired, skip_since=at - SKIP_RECORD_SPAN, at=at)
+            self._changed(*(row for row, _ in new_rows))
         except Exception as exc:
             # Nothing was recorded: release what was admitted, retry the fires shortly.
             for _, active in starts:
@@ -274,6 +285,12 @@ class Runner:
                 self.engine.set(CRON, schedule.id, next_fire_at)
         metrics.HEAP_SIZE.set(len(self.engine))
         await self._dispatch_on_time([active for _, active in starts])
+        if later:
+            wait = max(due for _, due in later) - self.clock.now()
+            if wait > 0:
+                await self.clock.sleep(wait)
+            if self._accepting:
+                await self._fire(later, self.clock.now())
 
     async def _dispatch_on_time(self, runs: list[Active]) -> None:
         """Start recorded runs at their due time: at once for those already due (a batch
@@ -406,6 +423,8 @@ class Runner:
         except BaseException:
             self._release(active)
             raise
+        finally:
+            self._changed(row)
         self._dispatch(active)
         return RunRef(active.run_id, active.uid, active.state)
 
@@ -415,10 +434,22 @@ class Runner:
         if history_level(schedule.history_strategy, "skipped") == "none":
             return RunRef(0, row.uid, "skipped", window_id)
 
-        run_id, joined = await self.store.fires.record_skip(row, text, since=at - SKIP_RECORD_SPAN)
+        try:
+            run_id, joined = await self.store.fires.record_skip(row, text, since=at - SKIP_RECORD_SPAN)
+        finally:
+            self._changed(row)
         if joined:
             metrics.SKIPS_COALESCED.labels(schedule.family).inc()
         return RunRef(run_id, row.uid, "skipped", window_id)
+
+    def _changed(self, *runs: Active | run_store.NewRun) -> None:
+        """Runs were written: drop the kept history pages they appear in."""
+        for run in runs:
+            if isinstance(run, Active):
+                schedule_id = run.schedule.id if run.schedule is not None else None
+            else:
+                schedule_id = run.schedule_id
+            self.pages.changed(*run_histories(schedule_id, run.family, run.org_id))
 
     # -- concurrency -----------------------------------------------------------------
 
@@ -539,6 +570,7 @@ class Runner:
             return
         try:
             await self.store.fires.mark_started(active.run_id, at)
+            self._changed(active)
         except Exception as exc:
             await self._finish(active, Outcome(ok=False, error=f"could not record the start: {exc}"), "failed")
             return
@@ -594,7 +626,7 @@ class Runner:
             metrics.START_DELAY.labels(active.family).observe(max(0.0, at - active.due_at))
         if not active.run_id:
             return
-        self._starts.append((at, active.run_id))
+        self._starts.append((at, active))
         if len(self._starts) == 1:
             task = asyncio.create_task(self._write_starts(), name="schedd-run-starts")
             self._start_writes.add(task)
@@ -603,9 +635,11 @@ class Runner:
     async def _write_starts(self) -> None:
         rows, self._starts = self._starts, []
         try:
-            await self.store.fires.record_starts(rows)
+            await self.store.fires.record_starts([(at, active.run_id) for at, active in rows])
         except Exception as exc:  # the outcome's write records each start again
             log.error("action=starts_not_recorded runs=%d error=%r", len(rows), str(exc))
+        finally:
+            self._changed(*(active for _, active in rows))
 
     async def _attempt(self, active: Active) -> tuple[Outcome, str]:
         ctx = active.context(lambda: self._note_start(active))
@@ -649,6 +683,8 @@ class Runner:
         except Exception as exc:
             # The run stays open in the database and is closed as interrupted at start-up.
             log.error("action=finish_not_recorded run=%s state=%s error=%r", active.uid, state, str(exc))
+        finally:
+            self._changed(active)
         active.state = state
         if skip_reason is not None:
             metrics.SKIPS.labels(active.family, skip_reason).inc()

@@ -219,3 +219,41 @@ def test_the_lead_is_bounded():
     assert config_mod.from_dict({"scheduler": {"fire_lead": 0}}).scheduler.fire_lead == 0.0
     with pytest.raises(config_mod.ConfigError, match="scheduler.fire_lead"):
         config_mod.from_dict({"scheduler": {"fire_lead": 2}})
+
+
+async def test_a_fire_handed_over_while_its_jobs_last_run_goes_on_is_decided_at_its_due_time(tmp_path, clock):
+    core = build_core(make_config(fire_lead=0.5), db_path=str(tmp_path / "busy.db"), clock=clock)
+    await core.start(run_loop=True)
+    release = asyncio.Event()
+    entered: list[float] = []
+
+    class FirstHolds:
+        async def run(self, ctx: RunContext) -> Outcome:
+            entered.append(clock.now())
+            started(ctx)
+            if len(entered) == 1:
+                await release.wait()
+            return Outcome(ok=True)
+
+    core.executors.get = lambda ctx: FirstHolds()  # type: ignore[method-assign]
+    try:
+        schedule = await add_schedule(core, "* * * * * ?")  # every second; overlap policy forbid
+        await clock.parked()
+        clock.set(T0 + 1)  # the first run starts and holds
+        await clock.parked()
+        async with asyncio.timeout(5):  # no time passes: the run's task takes its first step
+            while not entered:
+                await asyncio.sleep(0)
+        clock.set(T0 + 1.6)  # the fire due at T0 + 2 is handed over while the first run goes on
+        async with asyncio.timeout(5):
+            await clock.parked(2)  # the loop, and that fire waiting for its due time
+        release.set()  # the first run ends before T0 + 2
+        await core.runner.wait_idle()
+        clock.set(T0 + 2)
+        await core.engine.drain()
+        await core.runner.wait_idle()
+        runs = await history(core, schedule)
+        assert [(r.due_at, r.state) for r in runs] == [(T0 + 1, "done"), (T0 + 2, "done")]
+        assert entered == [T0 + 1, T0 + 2]
+    finally:
+        await core.stop()

@@ -409,9 +409,25 @@ def query_int(request: web.Request, name: str, default: int, low: int, high: int
 
 
 def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(body=encode_json(data), status=status, content_type="application/json", headers=headers)
+
+
+def encode_json(data: Any) -> bytes:
+    """The body of a JSON answer: compact UTF-8."""
     text = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
     try:
-        body = text.encode("utf-8")
+        return text.encode("utf-8")
     except UnicodeEncodeError:  # a lone surrogate stored before the input rule: escaped, never a 500
-        body = json.dumps(data, separators=(",", ":")).encode("ascii")
-    return web.Response(body=body, status=status, content_type="application/json", headers=headers)
+        return json.dumps(data, separators=(",", ":")).encode("ascii")
+
+
+PAGE_SLOT = "\x00page\x00"
+"""Stands for an encoded page in `json_around`."""
+
+
+def json_around(data: Any, page: bytes) -> bytes:
+    """`data` as JSON with the already encoded `page` in place of the one value `PAGE_SLOT` in it."""
+    head, found, tail = encode_json(data).partition(encode_json(PAGE_SLOT))
+    if not found:
+        raise ValueError("PAGE_SLOT is not in the data")
+    return head + page + tail

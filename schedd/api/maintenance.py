@@ -14,10 +14,13 @@ from aiohttp import web
 from schedd.api import paging, stream
 from schedd.api.common import (
     CORE,
+    PAGE_SLOT,
     Handler,
     bare_and_v1,
     current_user,
+    encode_json,
     ident,
+    json_around,
     json_response,
     read_body,
     rfc3339,
@@ -180,9 +183,10 @@ async def current_job(request: web.Request) -> web.Response:
 async def history(request: web.Request) -> web.Response:
     user = await current_user(request)
     limit, offset = paging.MAINTENANCE_HISTORY.page(request)
-    found = await maintenance.history(
+    page = await maintenance.history_page(
         request.app[CORE], user, ident(request, "orgId"), limit=limit, offset=offset,
-        status=request.query.get("status"))
-    return envelope(request, {
-        "data": [run_object(r) for r in found], "limit": limit, "offset": offset, "force_pull": False,
-    }, code=0, message="200 OK")
+        status=request.query.get("status"), encode=lambda found: encode_json([run_object(r) for r in found]))
+    body = json_around(envelope_object(request, {
+        "data": PAGE_SLOT, "limit": limit, "offset": offset, "force_pull": False,
+    }, code=0, message="200 OK"), page)
+    return web.Response(body=body, content_type="application/json")

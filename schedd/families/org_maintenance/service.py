@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Hashable
 
 from schedd import quotas
 from schedd.core import Core
 from schedd.errors import NotFound, Unavailable, ValidationError
 from schedd.families.common import check_org, run_state, timing
+from schedd.pages import cached_page, org_history
 from schedd.runner import RunRef
 from schedd.states import RunState
 from schedd.store import schedules as schedule_store
@@ -90,3 +91,18 @@ async def history(
 ) -> list[Run]:
     await check_org(core, user, org_id)
     return await core.store.runs.list_org(FAMILY, org_id, limit=limit, offset=offset, state=run_state(status))
+
+
+async def history_page(
+    core: Core, user: User, org_id: str, *, limit: int, offset: int, status: str | None,
+    encode: Callable[[list[Run]], bytes],
+) -> bytes:
+    """A page of the org's maintenance history as `encode` writes it, kept until a run of it changes."""
+    await check_org(core, user, org_id)
+    state = run_state(status)
+
+    async def build() -> bytes:
+        return encode(await core.store.runs.list_org(FAMILY, org_id, limit=limit, offset=offset, state=state))
+
+    page: Hashable = (limit, offset, state)
+    return await cached_page(core.pages, org_history(FAMILY, org_id), page, build)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Hashable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +23,7 @@ from schedd.executors.http import merge_headers, service_url
 from schedd.families.common import timing
 from schedd.families.service_jobs.frequency import cron_to_frequency, frequency_to_cron
 from schedd.inputs import check_tree
+from schedd.pages import cached_page, job_history
 from schedd.policy import HISTORY_STRATEGIES, fire_floor
 from schedd.runner import RunRef
 from schedd.store import schedules as schedule_store
@@ -371,6 +372,17 @@ async def run_now(core: Core, ident: int, *, at: float) -> RunRef:
 async def history(core: Core, ident: int, *, limit: int, offset: int) -> list[RunSummary]:
     schedule = await _schedule(core, ident)
     return await core.store.runs.list_schedule_summaries(schedule.id, limit=limit, offset=offset)
+
+
+async def history_page(core: Core, ident: int, *, limit: int, offset: int, page: Hashable,
+                       encode: Callable[[list[RunSummary]], bytes]) -> bytes:
+    """A page of the job's history as `encode` writes it, kept until a run of the job changes."""
+    schedule = await _schedule(core, ident)
+
+    async def build() -> bytes:
+        return encode(await core.store.runs.list_schedule_summaries(schedule.id, limit=limit, offset=offset))
+
+    return await cached_page(core.pages, job_history(schedule.id), page, build)
 
 
 async def run_detail(core: Core, ident: int, run_id: int) -> Run:
