@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -28,6 +27,7 @@ from schedd.errors import Conflict
 from schedd.executors import Outcome, RunContext
 from schedd.executors.registry import Executors
 from schedd.families.base import FAMILIES
+from schedd.ids import new_uid
 from schedd.pages import PageCache, job_history, run_histories
 from schedd.policy import SKIP_RECORD_SPAN, counts_as, history_level, plan_fires, queued_too_long, retry_delay
 from schedd.quotas import QuotaExceeded, reached
@@ -313,7 +313,7 @@ class Runner:
         first = due if due is not None else at
         last = last_due if last_due is not None else first
         row = run_store.NewRun(
-            uid=str(uuid.uuid4()), family=schedule.family, overlap_key=schedule.overlap_key,
+            uid=new_uid(), family=schedule.family, overlap_key=schedule.overlap_key,
             trigger=FAMILIES.get(schedule.family).scheduled_trigger, state="skipped", created_at=at,
             schedule_id=schedule.id, org_id=schedule.org_id, project_id=schedule.project_id,
             cube_id=schedule.cube_id, full_build=schedule.full_build, cron=schedule.cron,
@@ -341,7 +341,7 @@ class Runner:
     ) -> Active:
         """A new run with its timeout: the caller's, else its job's, else its executor's default."""
         return Active(
-            uid=str(uuid.uuid4()), family=family, key=key, trigger=trigger, schedule=schedule,
+            uid=new_uid(), family=family, key=key, trigger=trigger, schedule=schedule,
             timeout=timeout or (schedule.timeout if schedule else None)
             or self.executors.timeout_for(family, FAMILIES.get(family).target(schedule)),
             org_id=org_id, project_id=project_id, cube_id=cube_id, full_build=full_build, due_at=due_at)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator, Callable, Hashable
 
 from schedd import quotas
 from schedd.core import Core
 from schedd.errors import NotFound, Unavailable, ValidationError
 from schedd.families.common import check_org, run_state, timing
+from schedd.ids import new_uid
 from schedd.pages import cached_page, org_history
 from schedd.runner import RunRef
 from schedd.states import RunState
@@ -48,7 +48,7 @@ async def create_schedule(
     cap = quotas.schedule_cap(core.config, user, org_id)
     try:
         schedule = await core.store.schedules.insert(schedule_store.NewSchedule(
-            uid=str(uuid.uuid4()), family=FAMILY, org_id=org_id, cron=when.cron.expr,
+            uid=new_uid(), family=FAMILY, org_id=org_id, cron=when.cron.expr,
             cron_normalized=when.cron.normalized, timezone=when.timezone, full_build=False,
             next_fire_at=when.next_fire_at, retention_days=0, created_by=user.name, created_at=at), cap=cap)
     except schedule_store.CapReached as exc:

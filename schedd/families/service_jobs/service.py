@@ -10,7 +10,6 @@ anything is stored, with the same checks the HTTP executor applies at run time.
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import AsyncIterator, Callable, Hashable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +21,7 @@ from schedd.errors import Conflict, NotFound, ValidationError
 from schedd.executors.http import merge_headers, service_url
 from schedd.families.common import timing
 from schedd.families.service_jobs.frequency import cron_to_frequency, frequency_to_cron
+from schedd.ids import new_uid
 from schedd.inputs import check_tree
 from schedd.pages import cached_page, job_history
 from schedd.policy import HISTORY_STRATEGIES, fire_floor
@@ -79,7 +79,7 @@ class JobDefinition:
             "timeout": like.timeout, "retries": like.retries,
         }
         return NewSchedule(
-            uid=like.uid if like else str(uuid.uuid4()), family=FAMILY, name=self.name,
+            uid=like.uid if like else new_uid(), family=FAMILY, name=self.name,
             description=self.description, cron=self.cron.expr, cron_normalized=self.cron.normalized,
             timezone=self.timezone, spec={SERVICE: self.service_info, FREQUENCY_INFO: self.frequency_info},
             active=self.active, next_fire_at=self.next_fire_at if self.active else None,
