@@ -359,8 +359,11 @@ async def delete_job(core: Core, ident: int) -> None:
     """Delete the job and its history; a run in progress finishes unrecorded."""
     schedule = await _schedule(core, ident)
     core.runner.disarm(schedule.id)
-    if not await core.store.schedules.delete(schedule.id):
-        raise NotFound("job", ident)
+    try:
+        if not await core.store.schedules.delete(schedule.id):
+            raise NotFound("job", ident)
+    finally:
+        core.pages.changed(job_history(schedule.id))  # its history went with it: no page outlives it
 
 
 async def run_now(core: Core, ident: int, *, at: float) -> RunRef:
@@ -376,13 +379,16 @@ async def history(core: Core, ident: int, *, limit: int, offset: int) -> list[Ru
 
 async def history_page(core: Core, ident: int, *, limit: int, offset: int, page: Hashable,
                        encode: Callable[[list[RunSummary]], bytes]) -> bytes:
-    """A page of the job's history as `encode` writes it, kept until a run of the job changes."""
-    schedule = await _schedule(core, ident)
+    """A page of the job's history as `encode` writes it, kept until a run of the job changes.
+
+    A kept page answers without reading the job: pages are kept only for a job that exists,
+    and deleting it drops them (`Runner.disarm`)."""
 
     async def build() -> bytes:
+        schedule = await _schedule(core, ident)
         return encode(await core.store.runs.list_schedule_summaries(schedule.id, limit=limit, offset=offset))
 
-    return await cached_page(core.pages, job_history(schedule.id), page, build)
+    return await cached_page(core.pages, job_history(ident), page, build)
 
 
 async def run_detail(core: Core, ident: int, run_id: int) -> Run:
