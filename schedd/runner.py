@@ -2,10 +2,11 @@
 
 A run is committed (`inprogress`, or `queued` when it must wait) before its executor is
 called, and its outcome is committed after; its `started_at` is the moment its executor
-reports that the work started (the request's headers were sent, the process spawned), or
-the moment the executor was entered when it ended without starting any work; a fire that does not run is committed as a
-`skipped` record with its reason, joined to the record of the skip just before it when
-that was of the same kind (one record with a count, not one row per fire). The policies
+reports that the work started (the request written, the process spawned), or the moment
+the executor was entered when it ended without starting any work. A fire that does not
+run is committed as a `skipped` record with its reason, joined to the record of the skip
+just before it when that was of the same kind (one record with a count, not one row per
+fire). The policies
 themselves live in `schedd.policy`; run slots are shared between orgs by `schedd.slots`.
 """
 
