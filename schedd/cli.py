@@ -64,8 +64,8 @@ def _parser() -> argparse.ArgumentParser:
         p.set_defaults(func=func)
         p.add_argument("--config", help="TOML config file (default: $SCHEDD_CONFIG, else built-in defaults)")
         if db:
-            p.add_argument("--db", help="SQLite database file (default: [database] path, "
-                                        "$STATE_DIRECTORY/schedd.db or ./schedd.db)")
+            p.add_argument("--db", help="SQLite database file, or a postgresql:// URL (default: [database] url, "
+                                        "[database] path, $STATE_DIRECTORY/schedd.db or ./schedd.db)")
         return p
 
     p = command("serve", _serve, "run the daemon (in the foreground unless --daemon)")
@@ -94,6 +94,13 @@ def _parser() -> argparse.ArgumentParser:
     p = command("restore", _db_restore, "replace the database with BACKUP (the daemon must be stopped)",
                 parent=dbp)
     p.add_argument("backup", metavar="BACKUP")
+    p = dbp.add_parser("copy", help="copy every table from SRC to the empty DST (an SQLite file or a "
+                                    "postgresql:// URL each), then compare row counts",
+                       description="copy every table from SRC to the empty DST (an SQLite file or a "
+                                   "postgresql:// URL each), then compare row counts")
+    p.add_argument("source", metavar="SRC")
+    p.add_argument("destination", metavar="DST")
+    p.set_defaults(func=_db_copy)
 
     orgp = sub.add_parser("org", help="organizations").add_subparsers(metavar="ACTION")
     p = command("add", _org_add, "create an organization", parent=orgp)
@@ -197,6 +204,9 @@ def _serve(args: argparse.Namespace) -> int:
     config_path = args.config or os.environ.get("SCHEDD_CONFIG") or None
     config_path = config_path and os.path.abspath(config_path)
     shown_db = args.db or config_mod.default_db_path(config)
+    if config_mod.is_server_url(shown_db):
+        # Several instances share a server: the firing lease, not a lock, keeps each fire single.
+        return _serve_locked(args, config, config_path, shown_db, DatabaseLock.none())
     db_path = os.path.abspath(shown_db)
     check_database_file(shown_db)
     # Before anything opens the database: a second daemon on it would recover the first's
@@ -292,6 +302,12 @@ def _db_backup(args: argparse.Namespace) -> int:
 
     config = _load_config(args)
     source = _db_path(args, config)
+    if config_mod.is_server_url(source):  # PostgreSQL: every table, in one snapshot, into a new SQLite file
+        from schedd.store.copy import backup_to_sqlite
+
+        asyncio.run(backup_to_sqlite(source, args.path))
+        print(args.path)
+        return 0
     if not os.path.exists(source):
         raise ScheddError(f"no database at {source}")
     shown = [-1]
@@ -324,6 +340,16 @@ def _db_restore(args: argparse.Namespace) -> int:
     print(f"{target} restored from {args.backup}")
     if aside is not None:
         print(f"the database it replaced is kept as {aside}")
+    return 0
+
+
+def _db_copy(args: argparse.Namespace) -> int:
+    from schedd.store.copy import copy, shown
+
+    copied = asyncio.run(copy(args.source, args.destination))
+    for table, rows in copied.counts.items():
+        print(f"{table}: {rows} rows")
+    print(f"copied {shown(args.source)} to {shown(args.destination)}; row counts agree")
     return 0
 
 

@@ -49,7 +49,10 @@ class ServerConfig:
 class DatabaseConfig:
     path: str | None = None  # None: see default_db_path()
     url: str | None = None  # postgresql://...: a PostgreSQL server instead of the file
+    instance: str | None = None  # this instance's name among those sharing a server; None: the host name
+    lease_ttl: float = 3.0  # seconds the firing lease lasts unless renewed; a standby takes over after it
     synchronous: str = "FULL"  # the WAL is synced at every commit: acknowledged means on disk
+    pool_size: int = 10  # PostgreSQL: connections each instance keeps (1-200)
 
 
 @dataclass(frozen=True, slots=True)
@@ -400,7 +403,10 @@ def _database(data: object) -> DatabaseConfig:
     return DatabaseConfig(
         path=t.get("path", d.path, _string),
         url=t.get("url", d.url, _postgres_url),
+        instance=t.get("instance", d.instance, _instance_name),
+        lease_ttl=t.get("lease_ttl", d.lease_ttl, _lease_ttl),
         synchronous=t.get("synchronous", d.synchronous, _choice("OFF", "NORMAL", "FULL", "EXTRA")),
+        pool_size=t.get("pool_size", d.pool_size, _integer(1, 200)),
     )
 
 
@@ -409,6 +415,20 @@ def _postgres_url(value: object, key: str) -> str:
     if not is_server_url(text):
         raise ConfigError(key, f"must be a postgresql:// URL (a file goes in database.path), got {text[:40]!r}")
     return text
+
+
+def _instance_name(value: object, key: str) -> str:
+    text = _string(value, key)
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,62}", text):
+        raise ConfigError(key, "must be 1-63 letters, digits, '.', '_', ':' or '-', starting with a letter or digit")
+    return text
+
+
+def _lease_ttl(value: object, key: str) -> float:
+    seconds = parse_duration(value, key)
+    if not 1.0 <= seconds <= 60.0:
+        raise ConfigError(key, f"must be between 1s and 60s, got {value!r}")
+    return seconds
 
 
 def is_server_url(target: str) -> bool:
@@ -655,7 +675,7 @@ def to_dict(config: Config) -> dict:
     grace = ("misfire_grace", "shutdown_grace", "retention_sweep", "history_retention")
     out = {
         "server": _record_dict(config.server, durations=("header_timeout", "body_timeout", "keepalive_timeout")),
-        "database": _record_dict(config.database),
+        "database": _record_dict(config.database, durations=("lease_ttl",)),
         "scheduler": _record_dict(config.scheduler, durations=grace),
         "auth": _record_dict(config.auth, durations=("token_ttl", "login_lockout", "login_max_delay")),
         "logging": _record_dict(config.logging),

@@ -101,6 +101,16 @@ class Engine:
         if self._live.pop(key, None) is not None:
             self._maybe_rebuild()
 
+    def clear(self, kind: int) -> int:
+        """Disarm every timer of `kind` (this instance stops firing them); how many were armed."""
+        keys = [key for key in self._live if split_key(key)[0] == kind]
+        for key in keys:
+            del self._live[key]
+            self._intervals.pop(key, None)
+        self._heap = [entry for entry in self._heap if entry[2] in self._live and self._live[entry[2]] == entry[1]]
+        heapq.heapify(self._heap)
+        return len(keys)
+
     def load(self, kind: int, timers: Iterable[tuple[int, float]]) -> None:
         """Bulk-arm timers at start-up: one heapify, no per-timer sift."""
         self.add_unordered(kind, timers)

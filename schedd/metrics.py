@@ -132,6 +132,23 @@ FILESYSTEM_AVAIL = Gauge(
 FILESYSTEM_SIZE = Gauge(
     "schedd_database_filesystem_size_bytes", "Size of the filesystem of the database.", registry=REGISTRY,
 )
+LEADER = Gauge(
+    "schedd_leader", "1 while this instance holds the firing lease and fires the schedules, else 0 (a standby).",
+    registry=REGISTRY,
+)
+LEASE_EPOCH = Gauge(
+    "schedd_lease_epoch", "Epoch of the firing lease this instance holds or last held; it grows at every takeover.",
+    registry=REGISTRY,
+)
+LEASE_RENEWALS = Counter(
+    "schedd_lease_renewals", "Renewals of the firing lease by this instance, by outcome (ok, lost, error).",
+    ["outcome"], registry=REGISTRY,
+)
+LEASE_TAKEOVERS = Counter(
+    "schedd_lease_takeovers", "Times this instance took the firing lease and began to fire.", registry=REGISTRY,
+)
+for _outcome in ("ok", "lost", "error"):
+    LEASE_RENEWALS.labels(_outcome)
 
 BUILD_INFO.labels(__version__).set(1)
 

@@ -9,7 +9,8 @@ was built from changed.
 A read that began before a change must not store what it read after it: `begin` returns a
 ticket, and `put` keeps the page only while no change reached its history since that ticket
 was taken. Memory is bounded: at most `histories` histories of at most `pages` pages each,
-the least recently used history dropped first.
+the least recently used history dropped first; a cache of 0 histories keeps nothing
+(several instances on one PostgreSQL database: another instance's runs never reach it).
 """
 
 from __future__ import annotations
@@ -64,7 +65,7 @@ class PageCache:
 
     def put(self, key: HistoryKey, page: Hashable, body: bytes, ticket: int) -> None:
         """Keep a page read under `ticket`, unless its history changed meanwhile."""
-        if self._generation.get(key, 0) != ticket or len(body) > PAGE_BYTES:
+        if self._limit == 0 or self._generation.get(key, 0) != ticket or len(body) > PAGE_BYTES:
             return
         pages = self._pages.get(key)
         if pages is None:

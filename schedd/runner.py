@@ -34,7 +34,7 @@ from schedd.policy import SKIP_RECORD_SPAN, counts_as, history_level, plan_fires
 from schedd.quotas import QuotaExceeded, reached
 from schedd.slots import Grant, SlotPool
 from schedd.store import runs as run_store
-from schedd.store.protocol import Store
+from schedd.store.protocol import LeaseLost, Store
 from schedd.store.runs import Fired
 from schedd.store.schedules import Schedule
 
@@ -42,6 +42,7 @@ log = logging.getLogger("schedd.runner")
 
 INTERRUPTED_BY_CRASH = "schedd stopped while the run was in progress (crash or kill); it did not finish"
 INTERRUPTED_BY_SHUTDOWN = "schedd shut down before the run finished (shutdown_grace elapsed)"
+LEASE_LOST = "not started: this instance lost the firing lease to another, which fires from now on"
 
 Gate = Callable[[Schedule, float], int | None]
 """Returns the id of a maintenance window that blocks this job's runs at a time, or None."""
@@ -143,26 +144,42 @@ class Runner:
         self._accepting = True
         self._starts: list[tuple[float, Active]] = []  # (started_at, run) not yet written
         self._start_writes: set[asyncio.Task[None]] = set()
+        self.firing = True
+        """Whether this instance fires the schedules (it holds the firing lease); API runs start either way."""
+        self.may_fire: Callable[[], bool] = lambda: True
+        """Whether the lease is still held by this instance's own reckoning, checked before a fire starts."""
         engine.on(CRON, self.on_cron_due)
 
     # -- start-up --------------------------------------------------------------------
 
-    async def recover(self, at: float) -> int:
-        """Mark runs a crash left open as interrupted and arm every schedule; returns how many runs."""
-
+    async def take_over(self, at: float) -> int:
+        """Start firing: close the runs left open by a crash (or by the instance that fired before) as
+        interrupted, and arm every schedule from the store; returns how many runs were closed."""
         closed = await self.store.fires.interrupt_open(at, INTERRUPTED_BY_CRASH)
         for run_id, _, uid in closed:
             log.warning("action=run_interrupted run_id=%d run=%s reason=crash", run_id, uid)
+        self.engine.clear(CRON)
         async for chunk in self.store.schedules.due_index():
             self.engine.add_unordered(CRON, chunk)
         self.engine.restore_order()
+        self.firing = True
         metrics.HEAP_SIZE.set(len(self.engine))
         return len(closed)
+
+    def step_down(self) -> None:
+        """Stop firing (another instance holds the lease): every schedule's timer is disarmed here; runs
+        already started finish, and API runs still start."""
+        self.firing = False
+        self.engine.clear(CRON)
+        self._deferred.clear()
+        metrics.HEAP_SIZE.set(len(self.engine))
 
     # -- scheduled fires -------------------------------------------------------------
 
     def arm(self, schedule: Schedule) -> None:
         """Keep the engine in step with a schedule that was created or changed."""
+        if not self.firing:
+            return  # the instance that fires hears of the change from the store
         if schedule.active and schedule.next_fire_at is not None:
             self.engine.set(CRON, schedule.id, schedule.next_fire_at)
         else:
@@ -180,7 +197,7 @@ class Runner:
         """Fire a due batch: first the schedules of orgs below their share of run slots, then
         those of orgs at it (whose fires mostly wait or are skipped), so that an org with
         thousands of due schedules does not hold up the start of another org's few."""
-        if not self._accepting:
+        if not self._accepting or not self.firing:
             return
         first, later = self._lanes(items)
         if first:
@@ -267,6 +284,12 @@ class Runner:
         try:
             ids, joined = await self.store.fires.record_fires(new_rows, fired, skip_since=at - SKIP_RECORD_SPAN, at=at)
             self._changed(*(row for row, _ in new_rows))
+        except LeaseLost:
+            # Another instance fires now and arms these schedules from the store: nothing was recorded.
+            for _, active in starts:
+                self._release(active)
+            log.warning("action=fire_fenced schedules=%d", len(items))
+            return
         except Exception as exc:
             # Nothing was recorded: release what was admitted, retry the fires shortly.
             for _, active in starts:
@@ -570,10 +593,15 @@ class Runner:
             await self._finish(active, Outcome(ok=False, error=error), "skipped", skip_reason="misfire")
             return
         try:
-            await self.store.fires.mark_started(active.run_id, at)
+            started = await self.store.fires.mark_started(active.run_id, at)
             self._changed(active)
+        except LeaseLost:
+            started = False
         except Exception as exc:
             await self._finish(active, Outcome(ok=False, error=f"could not record the start: {exc}"), "failed")
+            return
+        if not started:  # closed by the instance that took over firing, which counted it
+            await self._finish(active, Outcome(ok=False, error=LEASE_LOST), "interrupted")
             return
         active.queued, active.state = False, "inprogress"
         await self._execute(active)
@@ -601,6 +629,10 @@ class Runner:
     # -- executing -------------------------------------------------------------------
 
     async def _execute(self, active: Active) -> None:
+        if active.due_at is not None and not self.may_fire():
+            log.warning("action=fire_not_started run=%s reason=lease_lost", active.uid)
+            await self._finish(active, Outcome(ok=False, error=LEASE_LOST), "interrupted")
+            return
         started = self.clock.now()
         log.info("action=run_start run=%s family=%s trigger=%s", active.uid, active.family, active.trigger)
         attempt = 1

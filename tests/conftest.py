@@ -28,6 +28,7 @@ from schedd.store import accounts as account_store
 from tests.support.api import T0, Api, api_config, password_hash
 from tests.support.daemon import Daemon, admin_daemon, kill
 from tests.support.jobs import FakeService
+from tests.support.postgres import NOT_INSTALLED, Cluster
 
 
 @pytest.fixture
@@ -98,6 +99,27 @@ async def service(aiohttp_server):
     fake.released.set()
 
 
+@pytest.fixture(scope="session")
+def pg_cluster():
+    """A throwaway PostgreSQL server for the session (tests/support/postgres.py); skips without one."""
+    cluster = Cluster.find()
+    if cluster is None:
+        pytest.skip(NOT_INSTALLED)
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+async def pg_url(pg_cluster):
+    """The URL of a new, migrated PostgreSQL database of this test's own, dropped after."""
+    url = await pg_cluster.new_database()
+    yield url
+    await pg_cluster.drop_database(url)
+
+
 @pytest.fixture
 def daemon_factory(tmp_path):
     """Makes Daemons (not started) with the admin user "ops"; kills those still running at the end."""
@@ -130,6 +152,7 @@ TIERS: dict[str, tuple[str, ...]] = {
     "test_fuzz": ("e2e", "slow"),
     "test_crashloop": ("e2e", "slow"),
     "test_soak": ("e2e", "slow"),
+    "test_failover": ("e2e", "slow"),
     # headless Chromium against a daemon
     "test_browser": ("browser", "e2e"),
     # in-process, but seconds each: ruff and mypy, fuzzers, scrypt-bound logins, the

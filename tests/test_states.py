@@ -18,6 +18,7 @@ from schedd.states import (
 )
 from schedd.store import windows as window_store
 from schedd.store.db import Database
+from tests.support.schema import CHECKED
 
 # The spellings the wire and existing databases carry; changing one breaks clients.
 WIRE = {
@@ -28,18 +29,6 @@ WIRE = {
     HistoryStrategy: ("OFF", "MINIMAL", "ERROR", "FULL"),
     Family: ("maintenance", "aggregate", "service"),
 }
-
-# (table, column) -> the enum its CHECK constraint must allow exactly.
-CHECKED = {
-    ("schedules", "family"): Family,
-    ("schedules", "misfire_policy"): MisfirePolicy,
-    ("schedules", "overlap_policy"): OverlapPolicy,
-    ("schedules", "history_strategy"): HistoryStrategy,
-    ("runs", "family"): Family,
-    ("runs", "state"): RunState,
-    ("windows", "status"): WindowState,
-}
-
 
 @pytest.mark.parametrize("kind", list(WIRE), ids=lambda k: k.__name__)
 def test_each_enum_keeps_its_wire_spellings(kind):

@@ -143,8 +143,8 @@ def served_under_api_1_0(ops: list[Op]) -> list[Op]:
 
 SCHEMAS: dict[str, Schema] = {
     "Health": obj(("status",), status={"const": "ok"}),
-    "Readiness": obj(("ready", "checks"), ready=BOOLEAN, checks=obj(
-        database=BOOLEAN, heap_loaded=BOOLEAN, loop=BOOLEAN)),
+    "Readiness": obj(("ready", "checks", "instance", "fires"), ready=BOOLEAN, checks=obj(
+        database=BOOLEAN, heap_loaded=BOOLEAN, loop=BOOLEAN), instance=STRING, fires=BOOLEAN),
     # Org maintenance: AtScale's engine envelope.
     "EngineEnvelope": obj(
         ("status", "responseCreated", "response"),

@@ -40,8 +40,11 @@ def readiness(core: Core) -> tuple[bool, dict[str, bool]]:
 
 @routes.get("/readyz")
 async def readyz(request: web.Request) -> web.Response:
-    ready, checks = readiness(request.app[CORE])
-    return json_response({"ready": ready, "checks": checks}, status=200 if ready else 503)
+    core = request.app[CORE]
+    ready, checks = readiness(core)
+    body = {"ready": ready, "checks": checks, "instance": core.coordinator.instance,
+            "fires": core.coordinator.is_leader}
+    return json_response(body, status=200 if ready else 503)
 
 
 @routes.get("/metrics")

@@ -47,10 +47,16 @@ def holder(db_path: str) -> tuple[int, str] | None:
 class DatabaseLock:
     """The exclusive lock on one database, held until `release()` or the process ends."""
 
-    def __init__(self, db_path: str, fd: int) -> None:
+    def __init__(self, db_path: str, fd: int | None) -> None:
         self.db_path = db_path
-        self.path = lock_path(db_path)
+        self.path = lock_path(db_path) if fd is not None else ""
         self.fd: int | None = fd
+        self.needed = fd is not None
+
+    @classmethod
+    def none(cls) -> DatabaseLock:
+        """No lock: the store is a server several instances share (the firing lease keeps fires single)."""
+        return cls("", None)
 
     @classmethod
     def acquire(cls, db_path: str) -> DatabaseLock:
@@ -74,6 +80,8 @@ class DatabaseLock:
 
     def claim(self) -> None:
         """Write this process's pid and the time into the file (again after a fork)."""
+        if not self.needed:
+            return
         if self.fd is None:
             raise ScheddError(f"the lock on {self.db_path} was released")
         since = datetime.now(timezone.utc).isoformat(timespec="seconds")

@@ -13,6 +13,7 @@ runs against every backend listed there.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -219,11 +220,72 @@ class RunStore(Protocol):
         ...
 
 
+class LeaseLost(Exception):
+    """A fire write carried a lease epoch that is no longer the current one: another instance fires now."""
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseHolder:
+    """Who holds the firing lease: its instance name and epoch, and seconds until it lapses unless renewed."""
+
+    holder: str | None
+    epoch: int
+    expires_in: float
+
+
+class LeaseStore(Protocol):
+    """The firing lease: at most one instance fires at a time, and the epoch fences out the one before.
+
+    The epoch only grows: every change of holder raises it. Expiry is measured on the store's
+    own clock, so instances on hosts whose clocks disagree still agree on who holds it. A
+    server backend keeps the lease in one row; the fire writes (`FireStore.record_fires`,
+    `FireStore.mark_started`) check it in their own transaction, locking it for share, so a
+    takeover (which updates it) waits for a fire write under way and every later one sees the
+    new epoch and raises LeaseLost. The runs an instance records are held by it (its name,
+    given to `beat`), so that the runs of an instance that stopped can be found and closed.
+    """
+
+    @property
+    def shared(self) -> bool:
+        """Whether other instances may use this store (a server); False when one process owns it."""
+        ...
+
+    async def take(self, holder: str, ttl: float) -> int | None:
+        """Take the lease for `ttl` seconds when it is free or lapsed, or renew it when `holder` has it:
+        the epoch now held, or None while another instance holds a live lease."""
+        ...
+
+    async def release(self, holder: str, epoch: int) -> None:
+        """Give the lease up at once (a clean stop), if `holder` still has it at `epoch`."""
+        ...
+
+    async def current(self) -> LeaseHolder:
+        """Who holds the lease now."""
+        ...
+
+    async def beat(self, instance: str, ttl: float) -> None:
+        """This instance is alive for `ttl` seconds more (the runs it holds are its own)."""
+        ...
+
+    async def instances(self) -> list[tuple[str, float]]:
+        """The instances alive now, with the seconds left of each one's beat."""
+        ...
+
+
 class FireStore(Protocol):
     """The runner's writes: each call is one commit of everything it names, or nothing."""
 
-    async def interrupt_open(self, at: float, error: str) -> list[tuple[int, int | None, str]]:
-        """Close the runs left open as interrupted, counted on their schedules; (run id, schedule id, uid) of each."""
+    def set_fence(self, holder: str | None, epoch: int | None) -> None:
+        """From now on `record_fires` and `mark_started` carry this lease epoch, and raise LeaseLost once
+        another instance holds the lease (None: they carry none, as when one process owns the store)."""
+        ...
+
+    async def interrupt_open(
+        self, at: float, error: str, *, previous: str | None = None
+    ) -> list[tuple[int, int | None, str]]:
+        """Close the runs left open as interrupted, counted on their schedules: every open run where one
+        process owns the store; else those held by instances no longer alive and by `previous`, the
+        instance that held the firing lease before this one took it."""
         ...
 
     async def record_fires(
@@ -252,7 +314,8 @@ class FireStore(Protocol):
         ...
 
     async def finish(self, run_id: int, finish: Finish | None, outcome: Outcome | None) -> None:
-        """A run ended: its record closed (or removed, `finish` None), and its outcome counted on its schedule."""
+        """A run ended: its record closed (or removed, `finish` None), and its outcome counted on its schedule.
+        A run closed already (interrupted by the instance that took over firing) is left as it was."""
         ...
 
 
@@ -338,6 +401,9 @@ class Store(Protocol):
     def fires(self) -> FireStore: ...
 
     @property
+    def lease(self) -> LeaseStore: ...
+
+    @property
     def windows(self) -> WindowStore: ...
 
     @property
@@ -374,6 +440,15 @@ class Store(Protocol):
 
     async def flush(self) -> None:
         """Wait until every write queued so far is durable."""
+        ...
+
+    async def listen(self, on_change: Callable[[str, int], None]) -> None:
+        """Call `on_change(kind, id)` ("schedule" or "window") for each change committed through the
+        schedule and window operations (insert, replace, set_active, delete; a window's insert, save,
+        delete), by any instance, from now until `close()` (the fire writes' own updates of a schedule's
+        next fire time are not changes). A server backend notifies at commit (PostgreSQL: NOTIFY in
+        the same transaction) and listens on a connection of its own; where one process owns the
+        store, its changes are applied where they are made and there is nothing to do."""
         ...
 
     async def backup(self, target: str | Path, progress: Callable[[int, int], None] | None = None) -> None:

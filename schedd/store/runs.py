@@ -33,14 +33,15 @@ UPDATE runs SET fires = fires + :fires, last_due_at = :last_due_at, ended_at = :
 WHERE id = :id"""
 # Marks a queued run as started.
 SQL_START = "UPDATE runs SET state = 'inprogress', started_at = ? WHERE id = ? AND state = 'queued'"
-# Records how a run ended, with what the executor kept.
+# Records how a run ended, with what the executor kept; a run already closed (interrupted by
+# the instance that took over firing) stays as it was closed.
 SQL_FINISH = """
 UPDATE runs SET state = :state, started_at = coalesce(:started_at, started_at), ended_at = :ended_at,
     attempt = :attempt, error = :error,
     exit_code = :exit_code, skip_reason = :skip_reason,
     timed_out = :timed_out, request_payload = :request_payload,
     response_status = :response_status, response_body = :response_body, complete = :complete
-WHERE id = :id"""
+WHERE id = :id AND state IN ('queued', 'inprogress')"""
 # Records when the executor of a run started its work.
 SQL_RECORD_START = "UPDATE runs SET started_at = ? WHERE id = ?"
 # Forgets a run that its job's history strategy does not keep.
@@ -261,15 +262,16 @@ def op_record_starts(conn: WriteConnection, starts: Sequence[tuple[float, int]])
     conn.executemany(SQL_RECORD_START, starts)
 
 
-def op_finish(conn: WriteConnection, run_id: int, finish: Finish) -> None:
-    conn.execute(SQL_FINISH, {
+def op_finish(conn: WriteConnection, run_id: int, finish: Finish) -> bool:
+    """Close an open run; False when it was closed already."""
+    return conn.execute(SQL_FINISH, {
         "id": run_id, "state": finish.state, "started_at": finish.started_at, "ended_at": finish.ended_at,
         "attempt": finish.attempt, "error": finish.error,
         "exit_code": finish.exit_code, "timed_out": int(finish.timed_out),
         "request_payload": finish.request_payload, "response_status": finish.response_status,
         "response_body": finish.response_body, "complete": int(finish.complete),
         "skip_reason": finish.skip_reason,
-    })
+    }).rowcount > 0
 
 
 def op_record_skip(conn: WriteConnection, new: NewRun, text: SkipText, *, since: float) -> tuple[int, bool]:

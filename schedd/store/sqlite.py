@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -10,7 +11,7 @@ from typing import Any
 from schedd.store import accounts, grants, reports, runs, schedules, windows
 from schedd.store.accounts import TokenInfo, TokenRecord, User
 from schedd.store.db import Database, WriteConnection, backup
-from schedd.store.protocol import Store
+from schedd.store.protocol import LeaseHolder, Store
 from schedd.store.reports import HourDelay, Visibility
 from schedd.store.runs import Finish, Fired, NewRun, Outcome, Run, RunSummary, SkipText
 from schedd.store.schedules import Cap, NewSchedule, Schedule, Scope
@@ -240,7 +241,12 @@ class SqliteFireStore:
     def __init__(self, db: Database) -> None:
         self._db = db
 
-    async def interrupt_open(self, at: float, error: str) -> list[tuple[int, int | None, str]]:
+    def set_fence(self, holder: str | None, epoch: int | None) -> None:
+        """One process owns the file (schedd/store/lock.py): there is no one to fence out."""
+
+    async def interrupt_open(
+        self, at: float, error: str, *, previous: str | None = None
+    ) -> list[tuple[int, int | None, str]]:
         def op(conn: WriteConnection) -> list[tuple[int, int | None, str]]:
             closed = runs.op_interrupt_open(conn, at, error)
             for _, schedule_id, uid in closed:
@@ -293,14 +299,44 @@ class SqliteFireStore:
         def op(conn: WriteConnection) -> None:
             if finish is None:
                 runs.op_delete(conn, run_id)
-            else:
-                runs.op_finish(conn, run_id, finish)
+            elif not runs.op_finish(conn, run_id, finish):
+                return  # closed already: counted when it was closed
             if outcome is not None:
                 schedules.op_record_outcome(
                     conn, outcome.schedule_id, ok=outcome.ok, counted=outcome.counted, status=outcome.status,
                     run_uid=outcome.run_uid, at=outcome.at)
 
         await self._db.write(op)
+
+
+class SqliteLeaseStore:
+    """The firing lease of a store one process owns: the file lock is the lease, held until the process ends."""
+
+    __slots__ = ("_holder",)
+
+    def __init__(self) -> None:
+        self._holder: str | None = None
+
+    @property
+    def shared(self) -> bool:
+        return False
+
+    async def take(self, holder: str, ttl: float) -> int | None:
+        self._holder = holder
+        return 1
+
+    async def release(self, holder: str, epoch: int) -> None:
+        if self._holder == holder:
+            self._holder = None
+
+    async def current(self) -> LeaseHolder:
+        return LeaseHolder(self._holder, 1 if self._holder else 0, math.inf if self._holder else 0.0)
+
+    async def beat(self, instance: str, ttl: float) -> None:
+        return None
+
+    async def instances(self) -> list[tuple[str, float]]:
+        return [] if self._holder is None else [(self._holder, math.inf)]
 
 
 class SqliteWindowStore:
@@ -390,7 +426,7 @@ class SqliteReportStore:
 class SqliteStore:
     """A store in one SQLite file; `db` is the `Database` for callers not yet on the Protocol."""
 
-    __slots__ = ("db", "accounts", "schedules", "runs", "fires", "windows", "grants", "reports")
+    __slots__ = ("db", "accounts", "schedules", "runs", "fires", "lease", "windows", "grants", "reports")
 
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -398,6 +434,7 @@ class SqliteStore:
         self.schedules = SqliteScheduleStore(db)
         self.runs = SqliteRunStore(db)
         self.fires = SqliteFireStore(db)
+        self.lease = SqliteLeaseStore()
         self.windows = SqliteWindowStore(db)
         self.grants = SqliteGrantStore(db)
         self.reports = SqliteReportStore(db)
@@ -432,6 +469,9 @@ class SqliteStore:
 
     async def flush(self) -> None:
         await self.db.flush()
+
+    async def listen(self, on_change: Callable[[str, int], None]) -> None:
+        """Only this process writes the file: its own changes are applied where they are made."""
 
     async def backup(self, target: str | Path, progress: Callable[[int, int], None] | None = None) -> None:
         await self.flush()

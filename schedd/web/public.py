@@ -112,6 +112,7 @@ async def status(request: web.Request) -> web.Response:
         "upcoming": sorted(upcoming, key=lambda w: w.scheduled_start_date),
         "recent": recent,
         "recent_days": RECENT_DAYS,
+        "firing": await core.coordinator.firing_instance(),
         **names(windows),
     })
 

@@ -138,6 +138,8 @@ async def dashboard(request: web.Request, session: Session) -> web.Response:
     tz = zone(request)
     return page(request, "dashboard.html", {
         "session": session,
+        "firing": await core.coordinator.firing_instance(),
+        "instance": core.coordinator.instance,
         "notice": NOTICES.get(request.query.get("notice", "")),
         "rows": [row(s) for s in shown],
         "total": total,

@@ -239,7 +239,14 @@ class Windows:
         for window in await self.core.store.windows.open_windows():
             self._track(window, window.id)
 
+    async def refresh(self, window_ids: list[int]) -> None:
+        """Windows another instance changed: the gate and the timers follow them."""
+        for window_id in window_ids:
+            self._track(await self.core.store.windows.get(window_id, internal=True), window_id)
+
     async def on_due(self, items: list[tuple[int, float]], at: float) -> None:
+        if not self.core.runner.firing:
+            return  # the instance that fires moves the windows; it re-arms these when it takes over
         for window_id, _ in items:
             window = await self.core.store.windows.get(window_id, internal=True)
             if window is None:
@@ -464,4 +471,5 @@ def install(core: Core) -> Windows:
     core.engine.on(WINDOW, windows.on_due)
     core.runner.gate = windows.gate
     core.startup.append(windows.load)
+    core.change_hooks["window"] = windows.refresh
     return windows

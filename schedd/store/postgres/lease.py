@@ -1,0 +1,104 @@
+"""The firing lease in PostgreSQL: who fires, fenced by an epoch that only grows.
+
+One row (`fire_lease`) says which instance holds the lease, at which epoch, until when by
+the server's clock. `take` renews it for its holder (the same name and the same
+incarnation: a process started again under the same name is another holder) or gives it
+to another instance once it is free or lapsed, raising the epoch. The fire writes
+(`PgFireStore.record_fires`, `mark_started`) read the row FOR SHARE in their own
+transaction: a takeover, which updates the row, waits for a fire write under way, and
+every fire write after it finds another epoch and raises LeaseLost. Instances beat in
+`instances`; the runs an instance records are held by its name and incarnation, so the
+runs of an instance that stopped beating (or started again) can be found and closed.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+
+import asyncpg
+
+from schedd.store.postgres.db import PgDatabase
+from schedd.store.protocol import LeaseHolder, LeaseLost
+
+# Takes the lease for $1 (incarnation $2) for $3 seconds when it is free, lapsed or already
+# theirs; the epoch rises with every change of holder. The epoch held, or no row.
+SQL_TAKE = """
+UPDATE fire_lease
+SET epoch = CASE WHEN holder = $1 AND incarnation = $2 THEN epoch ELSE epoch + 1 END,
+    holder = $1, incarnation = $2, expires_at = extract(epoch FROM clock_timestamp()) + $3
+WHERE id = 1
+  AND (holder IS NULL OR (holder = $1 AND incarnation = $2)
+       OR expires_at <= extract(epoch FROM clock_timestamp()))
+RETURNING epoch"""
+# Gives the lease up at once, if $1 still holds it at epoch $2.
+SQL_RELEASE = """
+UPDATE fire_lease SET holder = NULL, incarnation = NULL, expires_at = NULL
+WHERE id = 1 AND holder = $1 AND epoch = $2"""
+# Who holds the lease, at which epoch, and the seconds left of it.
+SQL_CURRENT = "SELECT holder, epoch, expires_at - extract(epoch FROM clock_timestamp()) FROM fire_lease WHERE id = 1"
+# This instance (incarnation $2) is alive for $3 seconds more.
+SQL_BEAT = """
+INSERT INTO instances (name, incarnation, alive_until)
+VALUES ($1, $2, extract(epoch FROM clock_timestamp()) + $3)
+ON CONFLICT (name) DO UPDATE SET incarnation = excluded.incarnation, alive_until = excluded.alive_until"""
+# The instances alive now, with the seconds left of each one's beat.
+SQL_INSTANCES = """
+SELECT name, alive_until - extract(epoch FROM clock_timestamp()) FROM instances
+WHERE alive_until > extract(epoch FROM clock_timestamp()) ORDER BY name"""
+# Whether $1 still holds the lease at epoch $2; the row stays locked for share until the
+# transaction ends, so no takeover commits in between.
+SQL_FENCE = "SELECT 1 FROM fire_lease WHERE id = 1 AND holder = $1 AND epoch = $2 FOR SHARE"
+
+
+@dataclass(slots=True)
+class Instance:
+    """This store's instance: its name (given to `beat`), this process's incarnation, and the fence
+    the fire writes carry (given to `set_fence`)."""
+
+    name: str | None = None
+    incarnation: str = field(default_factory=lambda: uuid.uuid4().hex)
+    fence: tuple[str, int] | None = None
+
+    def held(self) -> tuple[str | None, str | None]:
+        """What the runs this instance records say holds them."""
+        return (self.name, self.incarnation) if self.name is not None else (None, None)
+
+    async def check(self, conn: asyncpg.Connection) -> None:
+        """LeaseLost unless the fence is still the lease (checked and held for the transaction)."""
+        if self.fence is not None and await conn.fetchrow(SQL_FENCE, *self.fence) is None:
+            raise LeaseLost(f"{self.fence[0]} no longer holds the firing lease at epoch {self.fence[1]}")
+
+
+class PgLeaseStore:
+    """The firing lease, shared by every instance on the database."""
+
+    __slots__ = ("_db", "_me")
+
+    def __init__(self, db: PgDatabase, me: Instance) -> None:
+        self._db = db
+        self._me = me
+
+    @property
+    def shared(self) -> bool:
+        return True
+
+    async def take(self, holder: str, ttl: float) -> int | None:
+        epoch = await self._db.write_one("fetchval", SQL_TAKE, holder, self._me.incarnation, ttl)
+        return None if epoch is None else int(epoch)
+
+    async def release(self, holder: str, epoch: int) -> None:
+        await self._db.execute(SQL_RELEASE, holder, epoch)
+
+    async def current(self) -> LeaseHolder:
+        row = await self._db.fetchrow(SQL_CURRENT)
+        if row is None or row[0] is None:
+            return LeaseHolder(None, int(row[1]) if row else 0, 0.0)
+        return LeaseHolder(row[0], int(row[1]), max(0.0, float(row[2])))
+
+    async def beat(self, instance: str, ttl: float) -> None:
+        self._me.name = instance
+        await self._db.execute(SQL_BEAT, instance, self._me.incarnation, ttl)
+
+    async def instances(self) -> list[tuple[str, float]]:
+        return [(row[0], float(row[1])) for row in await self._db.fetch(SQL_INSTANCES)]
