@@ -39,6 +39,7 @@ from schedd.config import AuthConfig
 from schedd.errors import Conflict, Throttled, Unauthorized, ValidationError
 from schedd.store.accounts import TokenInfo, TokenRecord, User
 from schedd.store.protocol import Store
+from schedd.values import DEFAULT_ORG, IDENT_RE
 
 log = logging.getLogger("schedd.accounts")
 
@@ -68,10 +69,8 @@ TOKEN_CACHE_SECONDS = 10.0
 # from the first request that starts 10 ms after its commit.
 REVOCATION_CHECK_SECONDS = 0.01
 TOKEN_CACHE_SIZE = 10_000
-DEFAULT_ORG = "default"
 
 _TOKEN_SHAPE = re.compile(r"sd_[A-Za-z0-9_-]{43}")
-_ORG_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 _CONTROL = frozenset({"Cc", "Cf", "Cs"})
 
 INVALID_LOGIN = "invalid userid or password"
@@ -156,7 +155,7 @@ def check_user_name(name: str) -> None:
 
 def check_org_id(org_id: str, field: str = "orgId") -> None:
     """Raise ValidationError(field) unless `org_id` is 1-128 of [A-Za-z0-9._-], first alphanumeric."""
-    if _ORG_ID.fullmatch(org_id) is None:
+    if IDENT_RE.fullmatch(org_id) is None:
         raise ValidationError(
             field, f"must be 1-{NAME_MAX} characters of A-Z a-z 0-9 . _ -, starting with a letter or digit"
         )

@@ -20,7 +20,7 @@ from aiohttp import web
 from schedd import metrics
 from schedd import web as web_views
 from schedd.accounts import Accounts
-from schedd.api import aggregate, auth, jobs, maintenance, openapi, ops, stream, windows
+from schedd.api import aggregate, auth, jobs, maintenance, models, openapi, ops, stream, windows
 from schedd.api.common import (
     ACCOUNTS,
     CORE,
@@ -120,7 +120,7 @@ def _page_renderer(path: str) -> ErrorRenderer | None:
 
 
 def _plain_error(request: web.Request, status: int, message: str, exc: ScheddError) -> web.Response:
-    return json_response({"message": message}, status=status)
+    return json_response(models.PlainError(message=message), status=status)
 
 
 @web.middleware

@@ -9,6 +9,7 @@ import getpass
 import logging
 import os
 import sys
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timezone
 from typing import Any, NoReturn
@@ -17,6 +18,7 @@ from schedd import __version__
 from schedd import config as config_mod
 from schedd.errors import NotFound, ScheddError
 from schedd.store.lock import DatabaseLock
+from schedd.timefmt import iso, utc_compact, utc_seconds
 
 log = logging.getLogger("schedd")
 
@@ -335,7 +337,7 @@ def _db_restore(args: argparse.Namespace) -> int:
     except DatabaseInUse as exc:
         raise ScheddError(f"{exc}; stop it before restoring") from exc
     with lock:  # no daemon can start on the file while it is replaced
-        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        stamp = utc_compact(time.time())
         aside = restore(args.backup, target, stamp=stamp)
     print(f"{target} restored from {args.backup}")
     if aside is not None:
@@ -487,7 +489,7 @@ def _token_id(text: str) -> int:
 
 
 def _iso(at: float | None) -> str:
-    return "-" if at is None else datetime.fromtimestamp(at, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return "-" if at is None else utc_seconds(at)
 
 
 def _table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
@@ -596,9 +598,9 @@ def _cron_next(args: argparse.Namespace) -> int:
     for fire in cron.iter_after(after, tz):
         if shown >= args.count:
             break
-        print(datetime.fromtimestamp(fire, tz).isoformat())
+        print(iso(fire, tz))
         shown += 1
     if not shown:
-        raise ScheddError(f"no fire time after {datetime.fromtimestamp(after, tz).isoformat(timespec='seconds')}")
+        raise ScheddError(f"no fire time after {iso(after, tz, seconds=True)}")
     return 0
 

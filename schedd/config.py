@@ -15,12 +15,13 @@ import types
 import urllib.parse
 import zoneinfo
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields
-from typing import Any, ClassVar
+from dataclasses import MISSING, dataclass, field, fields
+from typing import Any, ClassVar, TypeVar
 
 import tomli_w
 
 from schedd.errors import ValidationError
+from schedd.values import IDENT_RE, NotAChoice, choice
 
 
 class ConfigError(ValidationError):
@@ -29,179 +30,6 @@ class ConfigError(ValidationError):
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 """The `[logging] level` values, any case."""
-
-
-@dataclass(frozen=True, slots=True)
-class ServerConfig:
-    host: str = "127.0.0.1"
-    port: int = 8470
-    unix_socket: str | None = None
-    max_body: int = 1048576
-    max_connections: int = 1024
-    reserved_fds: int | None = None  # None: 64 + 8 per [scheduler] max_concurrent_runs (see schedd.listener)
-    listen_backlog: int = 128
-    header_timeout: float = 10.0
-    body_timeout: float = 30.0
-    keepalive_timeout: float = 75.0
-
-
-@dataclass(frozen=True, slots=True)
-class DatabaseConfig:
-    path: str | None = None  # None: see default_db_path()
-    url: str | None = None  # postgresql://...: a PostgreSQL server instead of the file
-    instance: str | None = None  # this instance's name among those sharing a server; None: the host name
-    lease_ttl: float = 3.0  # seconds the firing lease lasts unless renewed; a standby takes over after it
-    synchronous: str = "FULL"  # the WAL is synced at every commit: acknowledged means on disk
-    pool_size: int = 10  # PostgreSQL: connections each instance keeps (1-200)
-
-
-@dataclass(frozen=True, slots=True)
-class SchedulerConfig:
-    timezone: str = "UTC"
-    max_concurrent_runs: int = 64
-    misfire_grace: float = 60.0
-    misfire_max: int = 10
-    shutdown_grace: float = 30.0
-    retention_sweep: float = 3600.0
-    history_retention: float = 90 * 86400.0  # runs of schedules without a retention of their own; 0 keeps all
-    fire_lead: float = 0.1  # a due batch is read and recorded this long ahead; its runs start on time
-
-
-@dataclass(frozen=True, slots=True)
-class AuthConfig:
-    token_ttl: float = 43200.0
-    login_max_failures: int = 5  # per source address and user id
-    login_lockout: float = 60.0
-    login_budget: int = 100  # failed logins, from every address together, before logins slow down
-    login_budget_per_minute: int = 60
-    login_max_delay: float = 2.0
-    login_hash_concurrency: int = 1
-    trusted_proxies: tuple[str, ...] = ()  # addresses/networks whose X-Forwarded-For is believed
-
-
-@dataclass(frozen=True, slots=True)
-class LoggingConfig:
-    format: str = "logfmt"
-    level: str = "INFO"
-
-
-@dataclass(frozen=True, slots=True)
-class CommandExecutorConfig:
-    """An `[executors.<section>]` table: a command a job family runs its runs with."""
-
-    PLACEHOLDERS: ClassVar[frozenset[str]] = frozenset({"org_id", "project_id", "cube_id", "full_build", "run_id"})
-    """What the command can fill in; a placeholder outside the set is a typo caught at load."""
-
-    enabled: bool = True
-    command: tuple[str, ...] = ()
-    timeout: float = 3600.0
-
-
-@dataclass(frozen=True, slots=True)
-class MaintenanceExecutorConfig:
-    PLACEHOLDERS: ClassVar[frozenset[str]] = frozenset({"org_id", "run_id"})
-
-    enabled: bool = True
-    command: tuple[str, ...] = ()
-    timeout: float = 3600.0
-    after_first_build: bool = True
-
-
-@dataclass(frozen=True, slots=True)
-class AggregateExecutorConfig(CommandExecutorConfig):
-    """The aggregate build executor: a command executor with nothing added."""
-
-
-@dataclass(frozen=True, slots=True)
-class ExecutorsConfig:
-    """One table per command section; each reads as its record's fields say (see `_executors`)."""
-
-    maintenance: MaintenanceExecutorConfig = field(default_factory=MaintenanceExecutorConfig)
-    aggregate: AggregateExecutorConfig = field(default_factory=AggregateExecutorConfig)
-
-
-@dataclass(frozen=True, slots=True)
-class ScopeConfig:
-    name: str
-    id: int
-
-
-@dataclass(frozen=True, slots=True)
-class ServiceConfig:
-    name: str
-    base_url: str | None = None
-    timeout: float = 30.0
-    headers: tuple[tuple[str, str], ...] = ()
-    id: int | None = None
-    scope: str | None = None
-
-
-def _empty_mapping() -> Mapping[str, Any]:
-    return types.MappingProxyType({})
-
-
-@dataclass(frozen=True, slots=True)
-class OrgLimits:
-    """The limits in force for one org (or for service jobs, which belong to no org)."""
-
-    max_schedules: int
-    min_interval: float
-    max_concurrent_runs: int | None  # None: half of [scheduler] max_concurrent_runs
-    max_queued_runs: int
-
-
-@dataclass(frozen=True, slots=True)
-class OrgQuotaConfig:
-    """[quotas.orgs.NAME]: one org's own limits; a key left out takes [quotas]' value."""
-
-    name: str
-    max_schedules: int | None = None
-    min_interval: float | None = None
-    max_concurrent_runs: int | None = None
-    max_queued_runs: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class QuotasConfig:
-    """[quotas]: what one org may hold and use of what every org shares; admins are exempt
-    from the limits on creating schedules (max_schedules, max_jobs, min_interval)."""
-
-    max_schedules: int = 10_000
-    max_jobs: int = 10_000
-    min_interval: float = 60.0
-    max_concurrent_runs: int | None = None
-    max_queued_runs: int = 1_000
-    orgs: Mapping[str, OrgQuotaConfig] = field(default_factory=_empty_mapping)
-
-    def for_org(self, org_id: str | None) -> OrgLimits:
-        """The limits of `org_id` (None: service jobs), its own where [quotas.orgs.NAME] sets them."""
-        own = self.orgs.get(org_id) if org_id is not None else None
-
-        def pick(value: Any, default: Any) -> Any:
-            return default if value is None else value
-
-        if own is None:
-            return OrgLimits(self.max_schedules, self.min_interval, self.max_concurrent_runs,
-                             self.max_queued_runs)
-        return OrgLimits(
-            max_schedules=pick(own.max_schedules, self.max_schedules),
-            min_interval=pick(own.min_interval, self.min_interval),
-            max_concurrent_runs=pick(own.max_concurrent_runs, self.max_concurrent_runs),
-            max_queued_runs=pick(own.max_queued_runs, self.max_queued_runs),
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class Config:
-    server: ServerConfig = field(default_factory=ServerConfig)
-    database: DatabaseConfig = field(default_factory=DatabaseConfig)
-    scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
-    auth: AuthConfig = field(default_factory=AuthConfig)
-    logging: LoggingConfig = field(default_factory=LoggingConfig)
-    executors: ExecutorsConfig = field(default_factory=ExecutorsConfig)
-    scopes: Mapping[str, ScopeConfig] = field(default_factory=_empty_mapping)
-    services: Mapping[str, ServiceConfig] = field(default_factory=_empty_mapping)
-    quotas: QuotasConfig = field(default_factory=QuotasConfig)
 
 
 # --- durations ---------------------------------------------------------------------
@@ -250,7 +78,6 @@ def _format_duration(seconds: float) -> str | float:
 # --- reading tables ----------------------------------------------------------------
 
 _MISSING = object()
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 _HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_]\w*)\}")
 
@@ -310,14 +137,15 @@ def _integer(low: int, high: int | None = None) -> Callable[[object, str], int]:
     return check
 
 
-def _choice(*allowed: str) -> Callable[[object, str], str]:
+def _one_of(*allowed: str) -> Callable[[object, str], str]:
     """One of `allowed`, any case, returned spelt as in `allowed`."""
     def check(value: object, key: str) -> str:
         text = _string(value, key)
-        for option in allowed:
-            if text.lower() == option.lower():
-                return option
-        raise ConfigError(key, f"{text!r} is not one of {', '.join(allowed)}")
+        try:
+            found = choice(text, allowed, fold_case=True)
+        except NotAChoice as exc:
+            raise ConfigError(key, str(exc)) from None
+        return text if found is None else found  # None only for "", which _string refused
     return check
 
 
@@ -380,91 +208,6 @@ def _headers(value: object, key: str) -> tuple[tuple[str, str], ...]:
     return tuple(pairs)
 
 
-# --- sections ----------------------------------------------------------------------
-
-def _server(data: object) -> ServerConfig:
-    t, d = _Table(data, "server", _keys(ServerConfig)), ServerConfig()
-    return ServerConfig(
-        host=t.get("host", d.host, _string),
-        port=t.get("port", d.port, _integer(0, 65535)),
-        unix_socket=t.get("unix_socket", d.unix_socket, _string),
-        max_body=t.get("max_body", d.max_body, _integer(1)),
-        max_connections=t.get("max_connections", d.max_connections, _integer(1, 1_000_000)),
-        reserved_fds=t.get("reserved_fds", d.reserved_fds, _integer(16, 1_000_000)),
-        listen_backlog=t.get("listen_backlog", d.listen_backlog, _integer(1, 65535)),
-        header_timeout=t.get("header_timeout", d.header_timeout, _positive_duration),
-        body_timeout=t.get("body_timeout", d.body_timeout, _positive_duration),
-        keepalive_timeout=t.get("keepalive_timeout", d.keepalive_timeout, _positive_duration),
-    )
-
-
-def _database(data: object) -> DatabaseConfig:
-    t, d = _Table(data, "database", _keys(DatabaseConfig)), DatabaseConfig()
-    return DatabaseConfig(
-        path=t.get("path", d.path, _string),
-        url=t.get("url", d.url, _postgres_url),
-        instance=t.get("instance", d.instance, _instance_name),
-        lease_ttl=t.get("lease_ttl", d.lease_ttl, _lease_ttl),
-        synchronous=t.get("synchronous", d.synchronous, _choice("OFF", "NORMAL", "FULL", "EXTRA")),
-        pool_size=t.get("pool_size", d.pool_size, _integer(1, 200)),
-    )
-
-
-def _postgres_url(value: object, key: str) -> str:
-    text = _string(value, key)
-    if not is_server_url(text):
-        raise ConfigError(key, f"must be a postgresql:// URL (a file goes in database.path), got {text[:40]!r}")
-    return text
-
-
-def _instance_name(value: object, key: str) -> str:
-    text = _string(value, key)
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,62}", text):
-        raise ConfigError(key, "must be 1-63 letters, digits, '.', '_', ':' or '-', starting with a letter or digit")
-    return text
-
-
-def _lease_ttl(value: object, key: str) -> float:
-    seconds = parse_duration(value, key)
-    if not 1.0 <= seconds <= 60.0:
-        raise ConfigError(key, f"must be between 1s and 60s, got {value!r}")
-    return seconds
-
-
-def is_server_url(target: str) -> bool:
-    """Whether `--db` / `[database]` names a PostgreSQL server rather than a SQLite file."""
-    return target.startswith(("postgresql://", "postgres://"))
-
-
-def _scheduler(data: object) -> SchedulerConfig:
-    t, d = _Table(data, "scheduler", _keys(SchedulerConfig)), SchedulerConfig()
-    return SchedulerConfig(
-        timezone=t.get("timezone", d.timezone, _timezone),
-        max_concurrent_runs=t.get("max_concurrent_runs", d.max_concurrent_runs, _integer(1)),
-        misfire_grace=t.get("misfire_grace", d.misfire_grace, parse_duration),
-        misfire_max=t.get("misfire_max", d.misfire_max, _integer(1)),
-        shutdown_grace=t.get("shutdown_grace", d.shutdown_grace, parse_duration),
-        retention_sweep=t.get("retention_sweep", d.retention_sweep, parse_duration),
-        history_retention=t.get("history_retention", d.history_retention, parse_duration),
-        fire_lead=t.get("fire_lead", d.fire_lead, _fire_lead),
-    )
-
-
-def _auth(data: object) -> AuthConfig:
-    t, d = _Table(data, "auth", _keys(AuthConfig)), AuthConfig()
-    return AuthConfig(
-        token_ttl=t.get("token_ttl", d.token_ttl, parse_duration),
-        login_max_failures=t.get("login_max_failures", d.login_max_failures, _integer(1)),
-        login_lockout=t.get("login_lockout", d.login_lockout, parse_duration),
-        login_budget=t.get("login_budget", d.login_budget, _integer(1, 1_000_000)),
-        login_budget_per_minute=t.get("login_budget_per_minute", d.login_budget_per_minute,
-                                      _integer(1, 1_000_000)),
-        login_max_delay=t.get("login_max_delay", d.login_max_delay, _max_delay),
-        login_hash_concurrency=t.get("login_hash_concurrency", d.login_hash_concurrency, _integer(1, 64)),
-        trusted_proxies=t.get("trusted_proxies", d.trusted_proxies, _proxies),
-    )
-
-
 MAX_LOGIN_DELAY = 60.0
 
 
@@ -496,23 +239,283 @@ def _proxies(value: object, key: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(found))
 
 
-def _logging(data: object) -> LoggingConfig:
-    t, d = _Table(data, "logging", _keys(LoggingConfig)), LoggingConfig()
-    return LoggingConfig(
-        format=t.get("format", d.format, _choice("logfmt", "json")),
-        level=t.get("level", d.level, _choice(*LOG_LEVELS)),
-    )
+_MAX_MIN_INTERVAL = 86400.0  # the interval check looks at most one midnight ahead
 
 
-_EXECUTOR_VALUES: dict[str, Callable[[object, str], Any]] = {
-    "enabled": _boolean, "timeout": parse_duration, "after_first_build": _boolean,
-}
+def _min_interval(value: object, key: str) -> float:
+    seconds = parse_duration(value, key)
+    if seconds > _MAX_MIN_INTERVAL:
+        raise ConfigError(key, f"{value!r} is longer than a day")
+    return seconds
+
+
+
+_MAX_FIRE_LEAD = 1.0
+
+
+def _fire_lead(value: object, key: str) -> float:
+    seconds = parse_duration(value, key)
+    if seconds > _MAX_FIRE_LEAD:
+        raise ConfigError(key, f"{value!r} is longer than {_MAX_FIRE_LEAD:g} s")
+    return seconds
+
+
+def _postgres_url(value: object, key: str) -> str:
+    text = _string(value, key)
+    if not is_server_url(text):
+        raise ConfigError(key, f"must be a postgresql:// URL (a file goes in database.path), got {text[:40]!r}")
+    return text
+
+
+def _instance_name(value: object, key: str) -> str:
+    text = _string(value, key)
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,62}", text):
+        raise ConfigError(key, "must be 1-63 letters, digits, '.', '_', ':' or '-', starting with a letter or digit")
+    return text
+
+
+def _lease_ttl(value: object, key: str) -> float:
+    seconds = parse_duration(value, key)
+    if not 1.0 <= seconds <= 60.0:
+        raise ConfigError(key, f"must be between 1s and 60s, got {value!r}")
+    return seconds
+
+
+def is_server_url(target: str) -> bool:
+    """Whether `--db` / `[database]` names a PostgreSQL server rather than a SQLite file."""
+    return target.startswith(("postgresql://", "postgres://"))
+
+
+# --- declaring a key ---------------------------------------------------------------
+
+Check = Callable[[object, str], Any]
+
+
+def setting(default: Any, check: Check, *, duration: bool = False,
+            write: Callable[[Any], Any] | None = None) -> Any:
+    """A record field that is a TOML key: its default and the check its value passes.
+
+    Each key is named once, as its record's field; the table readers and `to_dict` take the
+    checks and defaults from here. A `duration` is written back as "12h"; `write` turns
+    the value into what TOML writes (header pairs into a table).
+    """
+    return field(default=default, metadata={"check": check, "duration": duration, "write": write})
+
+
+def required(check: Check) -> Any:
+    """A key without a default: leaving it out is an error ("is required")."""
+    return field(metadata={"check": check, "duration": False})
+
+
+# --- the records: every key, its default and its check ----------------------------
+
+@dataclass(frozen=True, slots=True)
+class ServerConfig:
+    host: str = setting("127.0.0.1", _string)
+    port: int = setting(8470, _integer(0, 65535))
+    unix_socket: str | None = setting(None, _string)
+    max_body: int = setting(1048576, _integer(1))
+    max_connections: int = setting(1024, _integer(1, 1_000_000))
+    # None: 64 + 8 per [scheduler] max_concurrent_runs (see schedd.listener)
+    reserved_fds: int | None = setting(None, _integer(16, 1_000_000))
+    listen_backlog: int = setting(128, _integer(1, 65535))
+    header_timeout: float = setting(10.0, _positive_duration, duration=True)
+    body_timeout: float = setting(30.0, _positive_duration, duration=True)
+    keepalive_timeout: float = setting(75.0, _positive_duration, duration=True)
+
+
+@dataclass(frozen=True, slots=True)
+class DatabaseConfig:
+    path: str | None = setting(None, _string)  # None: see default_db_path()
+    url: str | None = setting(None, _postgres_url)  # postgresql://...: a PostgreSQL server instead of the file
+    # this instance's name among those sharing a server; None: the host name
+    instance: str | None = setting(None, _instance_name)
+    # seconds the firing lease lasts unless renewed; a standby takes over after it
+    lease_ttl: float = setting(3.0, _lease_ttl, duration=True)
+    # FULL: the WAL is synced at every commit: acknowledged means on disk
+    synchronous: str = setting("FULL", _one_of("OFF", "NORMAL", "FULL", "EXTRA"))
+    pool_size: int = setting(10, _integer(1, 200))  # PostgreSQL: connections each instance keeps (1-200)
+
+
+@dataclass(frozen=True, slots=True)
+class SchedulerConfig:
+    timezone: str = setting("UTC", _timezone)
+    max_concurrent_runs: int = setting(64, _integer(1))
+    misfire_grace: float = setting(60.0, parse_duration, duration=True)
+    misfire_max: int = setting(10, _integer(1))
+    shutdown_grace: float = setting(30.0, parse_duration, duration=True)
+    retention_sweep: float = setting(3600.0, parse_duration, duration=True)
+    # runs of schedules without a retention of their own; 0 keeps all
+    history_retention: float = setting(90 * 86400.0, parse_duration, duration=True)
+    # a due batch is read and recorded this long ahead; its runs start on time (0-1 s)
+    fire_lead: float = setting(0.1, _fire_lead, duration=True)
+
+
+@dataclass(frozen=True, slots=True)
+class AuthConfig:
+    token_ttl: float = setting(43200.0, parse_duration, duration=True)
+    login_max_failures: int = setting(5, _integer(1))  # per source address and user id
+    login_lockout: float = setting(60.0, parse_duration, duration=True)
+    # failed logins, from every address together, before logins slow down
+    login_budget: int = setting(100, _integer(1, 1_000_000))
+    login_budget_per_minute: int = setting(60, _integer(1, 1_000_000))
+    login_max_delay: float = setting(2.0, _max_delay, duration=True)
+    login_hash_concurrency: int = setting(1, _integer(1, 64))
+    # addresses/networks whose X-Forwarded-For is believed
+    trusted_proxies: tuple[str, ...] = setting((), _proxies)
+
+
+@dataclass(frozen=True, slots=True)
+class LoggingConfig:
+    format: str = setting("logfmt", _one_of("logfmt", "json"))
+    level: str = setting("INFO", _one_of(*LOG_LEVELS))
+
+
+@dataclass(frozen=True, slots=True)
+class CommandExecutorConfig:
+    """An `[executors.<section>]` table: a command a job family runs its runs with."""
+
+    PLACEHOLDERS: ClassVar[frozenset[str]] = frozenset({"org_id", "project_id", "cube_id", "full_build", "run_id"})
+    """What the command can fill in; a placeholder outside the set is a typo caught at load."""
+
+    enabled: bool = setting(True, _boolean)
+    command: tuple[str, ...] = setting((), _command(PLACEHOLDERS))
+    timeout: float = setting(3600.0, parse_duration, duration=True)
+
+
+@dataclass(frozen=True, slots=True)
+class MaintenanceExecutorConfig:
+    PLACEHOLDERS: ClassVar[frozenset[str]] = frozenset({"org_id", "run_id"})
+
+    enabled: bool = setting(True, _boolean)
+    command: tuple[str, ...] = setting((), _command(PLACEHOLDERS))
+    timeout: float = setting(3600.0, parse_duration, duration=True)
+    after_first_build: bool = setting(True, _boolean)
+
+
+@dataclass(frozen=True, slots=True)
+class AggregateExecutorConfig(CommandExecutorConfig):
+    """The aggregate build executor: a command executor with nothing added."""
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutorsConfig:
+    """One table per command section; each reads as its record's fields say (see `_executors`)."""
+
+    maintenance: MaintenanceExecutorConfig = field(default_factory=MaintenanceExecutorConfig)
+    aggregate: AggregateExecutorConfig = field(default_factory=AggregateExecutorConfig)
+
+
+@dataclass(frozen=True, slots=True)
+class ScopeConfig:
+    name: str
+    id: int = required(_integer(1))
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceConfig:
+    name: str
+    base_url: str | None = setting(None, _base_url)
+    timeout: float = setting(30.0, parse_duration, duration=True)
+    headers: tuple[tuple[str, str], ...] = setting((), _headers, write=dict)
+    id: int | None = setting(None, _integer(1))
+    scope: str | None = setting(None, _string)
+
+
+def _empty_mapping() -> Mapping[str, Any]:
+    return types.MappingProxyType({})
+
+
+@dataclass(frozen=True, slots=True)
+class OrgLimits:
+    """The limits in force for one org (or for service jobs, which belong to no org)."""
+
+    max_schedules: int
+    min_interval: float
+    max_concurrent_runs: int | None  # None: half of [scheduler] max_concurrent_runs
+    max_queued_runs: int
+
+
+@dataclass(frozen=True, slots=True)
+class OrgQuotaConfig:
+    """[quotas.orgs.NAME]: one org's own limits; a key left out takes [quotas]' value."""
+
+    name: str
+    max_schedules: int | None = setting(None, _integer(0))
+    min_interval: float | None = setting(None, _min_interval, duration=True)
+    max_concurrent_runs: int | None = setting(None, _integer(1))
+    max_queued_runs: int | None = setting(None, _integer(0))
+
+
+@dataclass(frozen=True, slots=True)
+class QuotasConfig:
+    """[quotas]: what one org may hold and use of what every org shares; admins are exempt
+    from the limits on creating schedules (max_schedules, max_jobs, min_interval)."""
+
+    max_schedules: int = setting(10_000, _integer(0))
+    max_jobs: int = setting(10_000, _integer(0))
+    min_interval: float = setting(60.0, _min_interval, duration=True)
+    max_concurrent_runs: int | None = setting(None, _integer(1))
+    max_queued_runs: int = setting(1_000, _integer(0))
+    orgs: Mapping[str, OrgQuotaConfig] = field(default_factory=_empty_mapping)
+
+    def for_org(self, org_id: str | None) -> OrgLimits:
+        """The limits of `org_id` (None: service jobs), its own where [quotas.orgs.NAME] sets them."""
+        own = self.orgs.get(org_id) if org_id is not None else None
+
+        def pick(value: Any, default: Any) -> Any:
+            return default if value is None else value
+
+        if own is None:
+            return OrgLimits(self.max_schedules, self.min_interval, self.max_concurrent_runs,
+                             self.max_queued_runs)
+        return OrgLimits(
+            max_schedules=pick(own.max_schedules, self.max_schedules),
+            min_interval=pick(own.min_interval, self.min_interval),
+            max_concurrent_runs=pick(own.max_concurrent_runs, self.max_concurrent_runs),
+            max_queued_runs=pick(own.max_queued_runs, self.max_queued_runs),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    server: ServerConfig = field(default_factory=ServerConfig)
+    database: DatabaseConfig = field(default_factory=DatabaseConfig)
+    scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
+    auth: AuthConfig = field(default_factory=AuthConfig)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
+    executors: ExecutorsConfig = field(default_factory=ExecutorsConfig)
+    scopes: Mapping[str, ScopeConfig] = field(default_factory=_empty_mapping)
+    services: Mapping[str, ServiceConfig] = field(default_factory=_empty_mapping)
+    quotas: QuotasConfig = field(default_factory=QuotasConfig)
+
+
+
+
+# --- sections ----------------------------------------------------------------------
+
+R = TypeVar("R")
+
+
+def _read(record: type[R], data: object, key: str, **given: Any) -> R:
+    """`record` from its TOML table `key`: each key of the record's fields (but those `given`),
+    checked by its field's check, its default when left out. A `name` given is the table's
+    own name ([services.NAME]), never a key in it."""
+    table = _Table(data, key, _keys(record, skip=("name",) if "name" in given else ()))
+    values = dict(given)
+    for f in fields(record):  # type: ignore[arg-type]
+        if f.name in given or "check" not in f.metadata:
+            continue
+        if f.name not in table.data and f.default is MISSING:
+            raise ConfigError(f"{key}.{f.name}", "is required")
+        values[f.name] = table.get(f.name, f.default, f.metadata["check"])
+    return record(**values)
 
 
 def _executors(data: object) -> ExecutorsConfig:
     t = _Table(data, "executors", _keys(ExecutorsConfig))
     sections: dict[str, Any] = {
-        name: _executor_section(t.data.get(name, {}), name, record) for name, record in _sections()}
+        name: _read(record, t.data.get(name, {}), f"executors.{name}") for name, record in _sections()}
     return ExecutorsConfig(**sections)
 
 
@@ -522,20 +525,11 @@ def _sections() -> list[tuple[str, Any]]:
     return [(name, type(factory())) for name, factory in factories]
 
 
-def _executor_section(data: object, name: str, record: Any) -> Any:
-    table, default = _Table(data, f"executors.{name}", _keys(record)), record()
-    values = {
-        f.name: table.get(f.name, getattr(default, f.name),
-                          _command(record.PLACEHOLDERS) if f.name == "command" else _EXECUTOR_VALUES[f.name])
-        for f in fields(record)}
-    return record(**values)
-
-
 def _named_tables(data: object, key: str) -> Mapping[str, object]:
     if not isinstance(data, Mapping):
         raise ConfigError(key, f"must be a table of [{key}.NAME] tables, not {_kind(data)}")
     for name in data:
-        if not _NAME.fullmatch(name):
+        if not IDENT_RE.fullmatch(name):
             raise ConfigError(key, f"{name!r} is not a valid name (1-128 of A-Z a-z 0-9 . _ -, first alphanumeric)")
     return data
 
@@ -552,13 +546,9 @@ def _scopes(data: object) -> Mapping[str, ScopeConfig]:
     scopes: dict[str, ScopeConfig] = {}
     ids: dict[int, str] = {}
     for name, body in _named_tables(data, "scopes").items():
-        key = f"scopes.{name}"
-        t = _Table(body, key, _keys(ScopeConfig, skip=("name",)))
-        if "id" not in t.data:
-            raise ConfigError(f"{key}.id", "is required")
-        ident = t.get("id", None, _integer(1))
-        _unique_id(ids, ident, key, "scopes", name)
-        scopes[name] = ScopeConfig(name=name, id=ident)
+        scope = _read(ScopeConfig, body, f"scopes.{name}", name=name)
+        _unique_id(ids, scope.id, f"scopes.{name}", "scopes", name)
+        scopes[name] = scope
     return types.MappingProxyType(scopes)
 
 
@@ -567,15 +557,7 @@ def _services(data: object, scopes: Mapping[str, ScopeConfig]) -> Mapping[str, S
     ids: dict[int, str] = {}
     for name, body in _named_tables(data, "services").items():
         key = f"services.{name}"
-        t, d = _Table(body, key, _keys(ServiceConfig, skip=("name",))), ServiceConfig(name)
-        service = ServiceConfig(
-            name=name,
-            base_url=t.get("base_url", d.base_url, _base_url),
-            timeout=t.get("timeout", d.timeout, parse_duration),
-            headers=t.get("headers", d.headers, _headers),
-            id=t.get("id", d.id, _integer(1)),
-            scope=t.get("scope", d.scope, _string),
-        )
+        service = _read(ServiceConfig, body, key, name=name)
         if service.scope is not None:
             if service.scope not in scopes:
                 raise ConfigError(f"{key}.scope", f"no [scopes.{service.scope}] is declared")
@@ -587,46 +569,11 @@ def _services(data: object, scopes: Mapping[str, ScopeConfig]) -> Mapping[str, S
     return types.MappingProxyType(services)
 
 
-_MAX_MIN_INTERVAL = 86400.0  # the interval check looks at most one midnight ahead
-
-
-_MAX_FIRE_LEAD = 1.0
-
-
-def _fire_lead(value: object, key: str) -> float:
-    seconds = parse_duration(value, key)
-    if seconds > _MAX_FIRE_LEAD:
-        raise ConfigError(key, f"{value!r} is longer than {_MAX_FIRE_LEAD:g} s")
-    return seconds
-
-
-def _min_interval(value: object, key: str) -> float:
-    seconds = parse_duration(value, key)
-    if seconds > _MAX_MIN_INTERVAL:
-        raise ConfigError(key, f"{value!r} is longer than a day")
-    return seconds
-
-
 def _quotas(data: object) -> QuotasConfig:
-    t, d = _Table(data, "quotas", _keys(QuotasConfig)), QuotasConfig()
-    orgs: dict[str, OrgQuotaConfig] = {}
-    for name, body in _named_tables(t.data.get("orgs", {}), "quotas.orgs").items():
-        o = _Table(body, f"quotas.orgs.{name}", _keys(OrgQuotaConfig, skip=("name",)))
-        orgs[name] = OrgQuotaConfig(
-            name=name,
-            max_schedules=o.get("max_schedules", None, _integer(0)),
-            min_interval=o.get("min_interval", None, _min_interval),
-            max_concurrent_runs=o.get("max_concurrent_runs", None, _integer(1)),
-            max_queued_runs=o.get("max_queued_runs", None, _integer(0)),
-        )
-    return QuotasConfig(
-        max_schedules=t.get("max_schedules", d.max_schedules, _integer(0)),
-        max_jobs=t.get("max_jobs", d.max_jobs, _integer(0)),
-        min_interval=t.get("min_interval", d.min_interval, _min_interval),
-        max_concurrent_runs=t.get("max_concurrent_runs", d.max_concurrent_runs, _integer(1)),
-        max_queued_runs=t.get("max_queued_runs", d.max_queued_runs, _integer(0)),
-        orgs=types.MappingProxyType(orgs),
-    )
+    t = _Table(data, "quotas", _keys(QuotasConfig))
+    orgs = {name: _read(OrgQuotaConfig, body, f"quotas.orgs.{name}", name=name)
+            for name, body in _named_tables(t.data.get("orgs", {}), "quotas.orgs").items()}
+    return _read(QuotasConfig, data, "quotas", orgs=types.MappingProxyType(orgs))
 
 
 # --- public API --------------------------------------------------------------------
@@ -641,11 +588,11 @@ def from_dict(data: Mapping) -> Config:
             raise ConfigError(name, f"unknown section (known: {', '.join(known)})")
     scopes = _scopes(data.get("scopes", {}))
     return Config(
-        server=_server(data.get("server", {})),
-        database=_database(data.get("database", {})),
-        scheduler=_scheduler(data.get("scheduler", {})),
-        auth=_auth(data.get("auth", {})),
-        logging=_logging(data.get("logging", {})),
+        server=_read(ServerConfig, data.get("server", {}), "server"),
+        database=_read(DatabaseConfig, data.get("database", {}), "database"),
+        scheduler=_read(SchedulerConfig, data.get("scheduler", {}), "scheduler"),
+        auth=_read(AuthConfig, data.get("auth", {}), "auth"),
+        logging=_read(LoggingConfig, data.get("logging", {}), "logging"),
         executors=_executors(data.get("executors", {})),
         scopes=scopes,
         services=_services(data.get("services", {}), scopes),
@@ -653,17 +600,17 @@ def from_dict(data: Mapping) -> Config:
     )
 
 
-def _record_dict(record: Any, durations: tuple[str, ...] = (), skip: tuple[str, ...] = ()) -> dict:
-    """A record's fields for TOML: None and empty tuples left out, durations spelt "12h"."""
+def _record_dict(record: Any, skip: tuple[str, ...] = ()) -> dict:
+    """A record's keys for TOML: None and empty tuples left out, durations spelt "12h"."""
     out: dict[str, Any] = {}
     for f in fields(record):
         value = getattr(record, f.name)
         if f.name in skip or value is None or value == ():
             continue
-        if f.name in durations:
+        if f.metadata.get("duration"):
             value = _format_duration(value)
-        elif f.name == "headers":
-            value = dict(value)
+        elif f.metadata.get("write"):
+            value = f.metadata["write"](value)
         elif isinstance(value, tuple):
             value = list(value)
         out[f.name] = value
@@ -672,27 +619,24 @@ def _record_dict(record: Any, durations: tuple[str, ...] = (), skip: tuple[str, 
 
 def to_dict(config: Config) -> dict:
     """The TOML-writable form of `config`; `from_dict(to_dict(c)) == c`."""
-    grace = ("misfire_grace", "shutdown_grace", "retention_sweep", "history_retention")
     out = {
-        "server": _record_dict(config.server, durations=("header_timeout", "body_timeout", "keepalive_timeout")),
-        "database": _record_dict(config.database, durations=("lease_ttl",)),
-        "scheduler": _record_dict(config.scheduler, durations=grace),
-        "auth": _record_dict(config.auth, durations=("token_ttl", "login_lockout", "login_max_delay")),
+        "server": _record_dict(config.server),
+        "database": _record_dict(config.database),
+        "scheduler": _record_dict(config.scheduler),
+        "auth": _record_dict(config.auth),
         "logging": _record_dict(config.logging),
-        "executors": {
-            name: _record_dict(getattr(config.executors, name), durations=("timeout",)) for name, _ in _sections()
-        },
+        "executors": {name: _record_dict(getattr(config.executors, name)) for name, _ in _sections()},
     }
     if config.scopes:
         out["scopes"] = {n: _record_dict(s, skip=("name",)) for n, s in config.scopes.items()}
     if config.services:
         out["services"] = {
-            n: _record_dict(s, durations=("timeout",), skip=("name",)) for n, s in config.services.items()
+            n: _record_dict(s, skip=("name",)) for n, s in config.services.items()
         }
-    out["quotas"] = _record_dict(config.quotas, durations=("min_interval",), skip=("orgs",))
+    out["quotas"] = _record_dict(config.quotas, skip=("orgs",))
     if config.quotas.orgs:
         out["quotas"]["orgs"] = {
-            n: _record_dict(o, durations=("min_interval",), skip=("name",)) for n, o in config.quotas.orgs.items()
+            n: _record_dict(o, skip=("name",)) for n, o in config.quotas.orgs.items()
         }
     return out
 

@@ -112,8 +112,11 @@ class Coordinator:
     async def _step(self) -> int:
         """Beat, then take or renew the lease; lead or step down as the answer says."""
         sent = time.monotonic()
+        previous = None
         try:
             await asyncio.wait_for(self.store.lease.beat(self.instance, self.ttl), self.ttl / 3)
+            if not self.is_leader:  # who held it before, if this instance takes it now
+                previous = (await asyncio.wait_for(self.store.lease.current(), self.ttl / 3)).holder
             epoch = await asyncio.wait_for(self.store.lease.take(self.instance, self.ttl), self.ttl / 3)
         except Exception as exc:  # a timeout, a lost connection, the server's own errors
             return self._unreachable(exc)
@@ -130,7 +133,7 @@ class Coordinator:
             metrics.LEASE_RENEWALS.labels("ok").inc()
             await self._sweep()
             return 0
-        return await self._lead(epoch)
+        return await self._lead(epoch, previous if previous != self.instance else None)
 
     def _unreachable(self, exc: BaseException) -> int:
         if not self._failing:
@@ -143,12 +146,12 @@ class Coordinator:
                 self._step_down("the lease lapsed while the store was unreachable")
         return 0
 
-    async def _lead(self, epoch: int) -> int:
+    async def _lead(self, epoch: int, previous: str | None = None) -> int:
         """Fire from now on: fence, close what the instances before left open, arm every schedule."""
         at = self.clock.now()
         self.store.fires.set_fence(self.instance, epoch)
         self.epoch = epoch
-        closed = await self.runner.take_over(at)
+        closed = await self.runner.take_over(at, previous)
         await self._on_lead(at)
         self.is_leader = True
         self.takeovers += 1
@@ -157,8 +160,8 @@ class Coordinator:
         metrics.LEASE_EPOCH.set(epoch)
         metrics.LEASE_TAKEOVERS.inc()
         if self.shared:
-            log.info("action=lease_taken instance=%s epoch=%d interrupted_runs=%d timers=%d",
-                     self.instance, epoch, closed, len(self.runner.engine))
+            log.info("action=lease_taken instance=%s epoch=%d previous=%s interrupted_runs=%d timers=%d",
+                     self.instance, epoch, previous, closed, len(self.runner.engine))
         return closed
 
     def _step_down(self, why: str | None) -> None:

@@ -18,13 +18,12 @@ from schedd.retention import Retention
 from schedd.runner import Active, Runner
 from schedd.store.protocol import Store
 from schedd.store.select import make_store
+from schedd.values import DEFAULT_ORG
 
 if TYPE_CHECKING:
     from schedd.families.maintenance_windows.service import Windows
 
 log = logging.getLogger("schedd.core")
-
-DEFAULT_ORG = "default"
 
 
 class Core:

@@ -34,6 +34,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from schedd import metrics
 from schedd.clock import Clock
 from schedd.policy import CLOCK_STEP_LARGE, clock_step
+from schedd.timefmt import utc_seconds
 
 log = logging.getLogger("schedd.engine")
 
@@ -236,11 +237,11 @@ class Engine:
             kind, ident = split_key(key)
             self.set(kind, ident, due + step)
         if step > 0:
-            log.warning("action=clock_step direction=forward seconds=%.3f at=%s", step, _iso(at))
+            log.warning("action=clock_step direction=forward seconds=%.3f at=%s", step, utc_seconds(at))
         else:
             log.warning(
                 "action=clock_step direction=backward seconds=%.3f at=%s handled_until=%s large=%d",
-                -step, _iso(at), _iso(self.handled_until), int(-step >= CLOCK_STEP_LARGE))
+                -step, utc_seconds(at), utc_seconds(self.handled_until), int(-step >= CLOCK_STEP_LARGE))
 
     async def _call(self, handler: Handler, kind: int, items: list[tuple[int, float]], at: float) -> None:
         try:
@@ -281,7 +282,3 @@ class Engine:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
 
-def _iso(at: float) -> str:
-    from datetime import datetime, timezone
-
-    return datetime.fromtimestamp(at, timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")

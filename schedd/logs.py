@@ -23,9 +23,10 @@ import os
 import queue
 import re
 import sys
-import time
 from dataclasses import dataclass
 from typing import Any, TextIO
+
+from schedd.timefmt import utc_millis
 
 UNSTRUCTURED = "log"
 """The action of a line whose message is not `action=... key=value...` (library messages)."""
@@ -76,7 +77,7 @@ def _escape(ch: str) -> str:
 
 
 def _ts(record: logging.LogRecord) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z"
+    return utc_millis(record.created)
 
 
 @dataclass(frozen=True, slots=True)

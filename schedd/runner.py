@@ -37,6 +37,7 @@ from schedd.store import runs as run_store
 from schedd.store.protocol import LeaseLost, Store
 from schedd.store.runs import Fired
 from schedd.store.schedules import Schedule
+from schedd.timefmt import utc_precise
 
 log = logging.getLogger("schedd.runner")
 
@@ -152,10 +153,11 @@ class Runner:
 
     # -- start-up --------------------------------------------------------------------
 
-    async def take_over(self, at: float) -> int:
-        """Start firing: close the runs left open by a crash (or by the instance that fired before) as
-        interrupted, and arm every schedule from the store; returns how many runs were closed."""
-        closed = await self.store.fires.interrupt_open(at, INTERRUPTED_BY_CRASH)
+    async def take_over(self, at: float, previous: str | None = None) -> int:
+        """Start firing: close the runs left open by a crash (or by `previous`, the instance that fired
+        before, and by instances that stopped) as interrupted, and arm every schedule from the store;
+        returns how many runs were closed."""
+        closed = await self.store.fires.interrupt_open(at, INTERRUPTED_BY_CRASH, previous=previous)
         for run_id, _, uid in closed:
             log.warning("action=run_interrupted run_id=%d run=%s reason=crash", run_id, uid)
         self.engine.clear(CRON)
@@ -797,22 +799,14 @@ def _skip_text(reason: str) -> run_store.SkipText:
     def text(fires: int, first: float, last: float) -> str:
         if fires == 1:
             return reason
-        return f"{reason}; {fires} fires skipped, due {_iso(first)} to {_iso(last)}"
+        return f"{reason}; {fires} fires skipped, due {utc_precise(first)} to {utc_precise(last)}"
 
     return text
 
 
 def _misfire_text(schedule: Schedule, grace: float) -> run_store.SkipText:
     def text(fires: int, first: float, last: float) -> str:
-        return (f"missed {fires} fire(s) due {_iso(first)} to {_iso(last)}"
+        return (f"missed {fires} fire(s) due {utc_precise(first)} to {utc_precise(last)}"
                 f" (misfire_policy {schedule.misfire_policy}, grace {grace:g} s)")
 
     return text
-
-
-def _iso(at: float | None) -> str:
-    if at is None:
-        return "-"
-    from datetime import datetime, timezone
-
-    return datetime.fromtimestamp(at, timezone.utc).isoformat().replace("+00:00", "Z")

@@ -28,7 +28,7 @@ from schedd.store import accounts as account_store
 from tests.support.api import T0, Api, api_config, password_hash
 from tests.support.daemon import Daemon, admin_daemon, kill
 from tests.support.jobs import FakeService
-from tests.support.postgres import NOT_INSTALLED, Cluster
+from tests.support.postgres import NOT_INSTALLED, Cluster, Snapshot
 
 
 @pytest.fixture
@@ -49,6 +49,48 @@ async def _populate(core: Core, accounts: Accounts) -> dict[str, str]:
 
 
 _TEMPLATE: list[tuple[bytes, dict[str, str]]] = []
+_PG_TEMPLATE: list[tuple[Snapshot, dict[str, str]]] = []
+PG_API_TEMPLATE = "schedd_api_template"
+STORES = ("sqlite", "postgres")
+"""Every test that builds the API (`api`, `make_api`) runs once on each store."""
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--stores", default=",".join(STORES),
+                     help="the stores the API tests run on, comma-separated (default: %(default)s)")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "store_backend" in metafunc.fixturenames:
+        chosen = [name.strip() for name in metafunc.config.getoption("stores").split(",") if name.strip()]
+        unknown = set(chosen) - set(STORES)
+        if unknown:
+            raise pytest.UsageError(f"--stores: no store named {', '.join(sorted(unknown))} (stores: {', '.join(STORES)})")
+        only = metafunc.definition.get_closest_marker("stores")
+        stores = [name for name in chosen if only is None or name in only.args]
+        metafunc.parametrize("store_backend", stores, indirect=True)
+
+
+@pytest.fixture
+def store_backend(request) -> str:
+    return request.param
+
+
+async def _pg_template(cluster: Any, directory: Path) -> tuple[Snapshot, dict[str, str]]:
+    """`_template` on PostgreSQL: one database, migrated and populated once, and put back to that
+    state before each test that uses it."""
+    if not _PG_TEMPLATE:
+        url = await cluster.new_template(PG_API_TEMPLATE)
+        core = build_core(api_config(directory), db_path=url, clock=TestClock(T0))
+        await core.start(run_loop=False)
+        accounts = Accounts(core.store, core.config.auth, core.clock)
+        try:
+            tokens = await _populate(core, accounts)
+        finally:
+            accounts.close()
+            await core.stop()
+        _PG_TEMPLATE.append((await Snapshot(url).take(), tokens))
+    return _PG_TEMPLATE[0]
 
 
 async def _template(directory: Path) -> tuple[bytes, dict[str, str]]:
@@ -70,13 +112,39 @@ async def _template(directory: Path) -> tuple[bytes, dict[str, str]]:
 
 
 @pytest.fixture
-async def make_api(aiohttp_client, tmp_path, tmp_path_factory, clock):
+async def pg_dropped(request):
+    """PostgreSQL databases a test made, dropped after everything else of the test closed."""
+    made: list[str] = []
+    yield made
+    if any(made):
+        cluster = request.getfixturevalue("pg_cluster")
+        for where in made:
+            if where:
+                await cluster.drop_database(where)
+
+
+@pytest.fixture
+async def make_api(pg_dropped, aiohttp_client, tmp_path, tmp_path_factory, clock, store_backend, request):
+    made = pg_dropped
+
     async def build(**sections: Any) -> Api:
-        content, tokens = await _template(tmp_path_factory.getbasetemp())
-        path = tmp_path / "api.db"
-        with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as file:
-            file.write(content)
-        core = build_core(api_config(tmp_path, **sections), db_path=str(path), clock=clock)
+        if store_backend == "postgres":
+            cluster = request.getfixturevalue("pg_cluster")
+            snapshot, tokens = await _pg_template(cluster, tmp_path_factory.getbasetemp())
+            if made:  # a second API in one test: a database of its own
+                where = await cluster.new_database(template=PG_API_TEMPLATE)
+                made.append(where)
+            else:
+                await snapshot.restore()
+                where = snapshot.url
+                made.append("")
+        else:
+            content, tokens = await _template(tmp_path_factory.getbasetemp())
+            path = tmp_path / "api.db"
+            with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as file:
+                file.write(content)
+            where = str(path)
+        core = build_core(api_config(tmp_path, **sections), db_path=where, clock=clock)
         client = await aiohttp_client(make_app(core, run_loop=False))
         return Api(client, core, clock, dict(tokens))
 

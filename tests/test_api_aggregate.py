@@ -11,6 +11,7 @@ import pytest
 
 from schedd.executors import Outcome
 from tests.support.api import T0
+from tests.support import sql
 
 PROJECT = "7051865d-74a8-4aad-4904-ebf88d56880c"
 CUBE = "dea39a20-9920-4a79-51f3-1ff3a399fbd3"
@@ -30,7 +31,7 @@ def url(template: str, org="acme", project=PROJECT, cube=CUBE, **kw) -> str:
 
 
 async def count(api, table: str) -> int:
-    return (await api.core.store.db.fetchone(f"SELECT count(*) FROM {table}"))[0]
+    return (await sql.fetchone(api.core.store, f"SELECT count(*) FROM {table}"))[0]
 
 
 async def test_create_with_atscales_sample_body_answers_atscales_object(api):
@@ -189,14 +190,11 @@ async def test_a_failed_build_does_not_count_as_the_first_build(make_api):
 async def test_estimate_time_is_the_median_of_the_cubes_successful_builds(api):
     from schedd.store import runs as run_store
 
-    def fill(conn):
-        for i, seconds in enumerate([10, 30, 20, 1000]):
-            run_store.op_insert(conn, run_store.NewRun(
-                uid=f"b{i}", family="aggregate", overlap_key="k", trigger="ManualBuild",
-                state="done" if seconds != 1000 else "failed", created_at=T0 - 100 + i,
-                org_id="acme", project_id=PROJECT, cube_id=CUBE, started_at=T0, ended_at=T0 + seconds))
-
-    await api.core.store.db.write(fill)
+    for i, seconds in enumerate([10, 30, 20, 1000]):
+        await api.core.store.runs.insert(run_store.NewRun(
+            uid=f"b{i}", family="aggregate", overlap_key="k", trigger="ManualBuild",
+            state="done" if seconds != 1000 else "failed", created_at=T0 - 100 + i,
+            org_id="acme", project_id=PROJECT, cube_id=CUBE, started_at=T0, ended_at=T0 + seconds))
     _, builds = await api.call("GET", url(BUILDS), "alice")
     assert {b["estimateTime"] for b in builds["response"]["data"]} == {20}
 

@@ -12,12 +12,13 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from schedd.api.common import local_seconds
 from schedd.cron import load_zone
 from schedd.executors import PAYLOAD_LIMIT
 from schedd.store import runs as run_store
+from schedd.timefmt import local_seconds
 from tests.support.api import T0
 from tests.support.jobs import DROP, JOBS, SAMPLE_JOB, job, services
+from tests.support import sql
 
 DATE = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$")
 DAY = 86400.0
@@ -514,19 +515,16 @@ async def test_percentages_are_rounded_integers(api, service):
 async def test_retention_deletes_old_runs_and_keeps_the_counters(api, service):
     job_id = await create(api, historyStrategy="MINIMAL", retentionPeriod="7")
     await run_now(api, job_id)
-    schedule = (await api.core.store.db.fetchone("SELECT id FROM schedules WHERE id = ?", (job_id,)))
+    schedule = (await sql.fetchone(api.core.store, "SELECT id FROM schedules WHERE id = ?", (job_id,)))
     assert schedule is not None
     now = api.clock.now()
 
-    def fill(conn):
-        for age_days in (30, 8, 6):
-            at = now - age_days * DAY
-            run_store.op_insert(conn, run_store.NewRun(
-                uid=f"old-{age_days}", family="service", overlap_key=f"service:{job_id}",
-                trigger="Scheduled", state="done", created_at=at, schedule_id=job_id,
-                cron="19 0 * * * ? *", started_at=at, ended_at=at + 1))
-
-    await api.core.store.db.write(fill)
+    for age_days in (30, 8, 6):
+        at = now - age_days * DAY
+        await api.core.store.runs.insert(run_store.NewRun(
+            uid=f"old-{age_days}", family="service", overlap_key=f"service:{job_id}",
+            trigger="Scheduled", state="done", created_at=at, schedule_id=job_id,
+            cron="19 0 * * * ? *", started_at=at, ended_at=at + 1))
     assert (await summary(api, job_id))["jobHistoryTotal"] == 4
     deleted = await api.core.retention.sweep(now)
     assert deleted == 2
@@ -610,7 +608,7 @@ async def test_delete_removes_the_job_and_its_history(api, service):
     assert response.status == 200
     assert body == {"status": "SUCCESS", "result": None, "message": None, "token": None}
     assert await get(api, JOBS) == []
-    assert (await api.core.store.db.fetchone("SELECT count(*) FROM runs"))[0] == 0
+    assert (await sql.fetchone(api.core.store, "SELECT count(*) FROM runs"))[0] == 0
     response, _ = await api.call("GET", f"/admin/api/jobs/history/{job_id}")
     assert response.status == 404
     api.clock.set(T0 + 300)

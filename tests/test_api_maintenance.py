@@ -10,8 +10,9 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from schedd.api.common import rfc3339
+from schedd.timefmt import rfc3339
 from tests.support.api import PASSWORD, T0
+from tests.support import sql
 
 SCHEDULES = "/aggregates/maintenance/scheduler/jobs/orgId/{org}"
 ATSCALE_DELETE = "/api/1.0/aggregates/maintenance-schedule/jobs/orgId/{org}/jobId/{job}"
@@ -29,7 +30,7 @@ async def create(api, org="acme", who="alice", **body):
 
 
 async def count_schedules(api) -> int:
-    return (await api.core.store.db.fetchone("SELECT count(*) FROM schedules"))[0]
+    return (await sql.fetchone(api.core.store, "SELECT count(*) FROM schedules"))[0]
 
 
 async def test_create_answers_atscales_envelope_and_object(api):
@@ -314,7 +315,7 @@ async def test_no_or_bad_token_is_401_and_changes_nothing(api, method, path, hea
     assert response.status == 401
     assert body["status"]["code"] == 401 and body["response"] is None
     assert await count_schedules(api) == 0
-    assert (await api.core.store.db.fetchone("SELECT count(*) FROM runs"))[0] == 0
+    assert (await sql.fetchone(api.core.store, "SELECT count(*) FROM runs"))[0] == 0
 
 
 async def test_an_expired_token_is_401(api):

@@ -16,6 +16,7 @@ from schedd.store import runs as run_store
 from schedd.store import schedules as schedule_store
 from schedd.store.windows import Window
 from tests.support.api import T0, api_config
+from tests.support import sql
 
 # T0 is 2026-01-01T00:00Z = 01:00 in Berlin, the zone these tests configure.
 SCOPES = {"platform": {"id": 1}, "edge": {"id": 2}}
@@ -57,7 +58,7 @@ async def create(api, who="alice", json=None, **overrides):
 
 
 async def count(api, table: str) -> int:
-    return (await api.core.store.db.fetchone(f"SELECT count(*) FROM {table}"))[0]
+    return (await sql.fetchone(api.core.store, f"SELECT count(*) FROM {table}"))[0]
 
 
 async def test_create_from_a_form_redirects_to_the_new_maintenance(api):

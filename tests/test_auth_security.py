@@ -21,6 +21,7 @@ from schedd.api.common import ACCOUNTS
 from tests.support.api import PASSWORD, T0
 from tests.support.daemon import Daemon
 from tests.support.daemon import schedd as run_cli
+from tests.support import sql
 
 SCOPES = {"platform": {"id": 1}}
 SERVICES = {"jsonservices": {"base_url": "http://127.0.0.1:9/api", "id": 10, "scope": "platform"}}
@@ -253,7 +254,7 @@ async def _acme_data(api) -> dict[str, str]:
 
 
 async def _rows(api) -> dict[str, list[tuple]]:
-    return {table: [tuple(row) for row in await api.core.store.db.fetchall(f"SELECT * FROM {table} ORDER BY id")]
+    return {table: [tuple(row) for row in await sql.fetchall(api.core.store, f"SELECT * FROM {table} ORDER BY id")]
             for table in ("schedules", "runs", "windows", "window_events")}
 
 

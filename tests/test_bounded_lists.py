@@ -14,7 +14,7 @@ from schedd.api import aggregate as aggregate_api
 from schedd.api import jobs as jobs_api
 from schedd.api import maintenance as maintenance_api
 from schedd.api import openapi, stream
-from schedd.api.common import rfc3339
+from schedd.api.models import to_builtins
 from schedd.families.maintenance_windows.ical import calendar
 from schedd.families.maintenance_windows.service import Access
 from schedd.families.service_jobs import service as jobs
@@ -23,6 +23,7 @@ from schedd.store import schedules as schedule_store
 from schedd.store import windows as window_store
 from schedd.store.accounts import User
 from schedd.store.runs import NewRun
+from schedd.timefmt import rfc3339
 from tests.support.api import T0
 from tests.support.jobs import SAMPLE_JOB
 
@@ -60,10 +61,7 @@ async def add_schedules(api, family: str, count: int, **fields: Any) -> None:
 
 
 async def add_run(api, new: NewRun) -> None:
-    def op(conn):
-        run_store.op_insert(conn, new)
-
-    await api.core.store.db.write(op)
+    await api.core.store.runs.insert(new)
 
 
 async def test_the_maintenance_schedule_list_streams_exactly_the_json_it_answered_whole(api, small_batches):
@@ -78,7 +76,7 @@ async def test_the_maintenance_schedule_list_streams_exactly_the_json_it_answere
     assert len(found) == ROWS
     assert body == old_serializer({
         "status": {"code": 200, "message": "success"}, "responseCreated": rfc3339(api.clock.now()),
-        "response": [maintenance_api.schedule_object(s) for s in found]})
+        "response": [to_builtins(maintenance_api.schedule_object(s)) for s in found]})
     for active in ("true", "false"):
         response = await api.client.get(f"{SCHEDULES}?active={active}", headers=api.auth())
         shown = json.loads(await response.read())["response"]
@@ -95,7 +93,7 @@ async def test_the_cube_schedule_list_streams_exactly_the_json_it_answered_whole
                                             cube_id="orders", active=True)
     assert len(found) == 240
     assert await response.read() == old_serializer(
-        {"response": [aggregate_api.schedule_object(s) for s in found],
+        {"response": [to_builtins(aggregate_api.schedule_object(s)) for s in found],
          "status": {"i18n_message": "response.ok", "message": "OK"}})
 
 
@@ -112,7 +110,7 @@ async def test_the_job_list_streams_exactly_the_json_it_answered_whole(api, smal
                 state="done", created_at=T0 + k, schedule_id=schedule.id, started_at=T0 + k, ended_at=T0 + k + 1))
     response = await api.client.get("/admin/api/jobs/job", headers=api.auth())
     found = await api.core.store.schedules.list_family("service")
-    expected = [jobs_api.job_summary(api.core, jobs.Job(s, await api.core.store.runs.count_schedule(s.id)))
+    expected = [to_builtins(jobs_api.job_summary(api.core, jobs.Job(s, await api.core.store.runs.count_schedule(s.id))))
                 for s in found]
     assert await response.read() == old_serializer(expected)
     assert sum(job["jobHistoryTotal"] for job in expected) == sum(n % 4 for n in range(20))

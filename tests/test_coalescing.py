@@ -24,6 +24,7 @@ from schedd.store import schedules as schedule_store
 from tests.support.api import T0
 from tests.support.jobs import JOBS, job, services
 from tests.support.web import Operator
+from tests.support import sql
 
 
 class Held:
@@ -83,7 +84,7 @@ async def test_1000_consecutive_skips_of_one_schedule_leave_one_record(tmp_path)
         assert sum(r.fires for r in rows) == 1001  # every due fire accounted for once
         after = metrics.REGISTRY.get_sample_value("schedd_skips_coalesced_total", {"family": "maintenance"})
         assert after == before + 999
-        count = await core.store.db.fetchone("SELECT count(*) FROM runs")
+        count = await sql.fetchone(core.store, "SELECT count(*) FROM runs")
         assert count[0] == 2
     finally:
         held.release.set()

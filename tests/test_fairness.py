@@ -17,6 +17,7 @@ from schedd.executors import Outcome, started
 from schedd.store import runs as run_store
 from schedd.store import schedules as schedule_store
 from tests.support.api import T0
+from tests.support import sql
 
 EVERY_SECOND = "* * * * * ?"
 
@@ -49,7 +50,7 @@ async def started_core(tmp_path, clock, **sections) -> tuple[Core, Hog]:
     core = build_core(make_config(**sections), db_path=str(tmp_path / "fair.db"), clock=clock)
     await core.start(run_loop=False)
     for org in ("a", "b", "c"):
-        await core.store.db.execute("INSERT INTO orgs (id, created_at) VALUES (?, 0)", (org,))
+        await sql.execute(core.store, "INSERT INTO orgs (id, created_at) VALUES (?, 0)", (org,))
     hog = Hog("a")
     core.executors.get = lambda ctx: hog  # type: ignore[method-assign]
     return core, hog
@@ -58,8 +59,8 @@ async def started_core(tmp_path, clock, **sections) -> tuple[Core, Hog]:
 async def started_rows(core: Core, at: float) -> list:
     """b's runs due and started at `at`, once their starts are written (no time passes meanwhile)."""
     for _ in range(100):
-        rows = await core.store.db.fetchall(
-            "SELECT state FROM runs WHERE org_id = 'b' AND due_at = ? AND started_at = ?", (at, at))
+        rows = await sql.fetchall(
+            core.store, "SELECT state FROM runs WHERE org_id = 'b' AND due_at = ? AND started_at = ?", (at, at))
         if len(rows) == 10:
             break
         await asyncio.sleep(0)
@@ -110,28 +111,28 @@ async def test_a_quiet_org_starts_on_time_beside_an_org_with_2000_every_second_s
             # Within the tick they are due, all ten of b's runs have started; none waits.
             assert core.runner.pool.line("b") == 0
             ran_b = await started_rows(core, T0 + second)
-            assert len(ran_b) == 10 and all(r["state"] in ("inprogress", "done") for r in ran_b)
+            assert len(ran_b) == 10 and all(r[0] in ("inprogress", "done") for r in ran_b)
             assert core.runner.pool.held("a") == cap
             if second == 2:
                 # Once a is at its share, b's fires are recorded (and started) before a's
                 # (at 2 s each of a's schedules begins a skip record).
-                order = await core.store.db.fetchone(
+                order = await sql.fetchone(core.store, 
                     "SELECT max(CASE WHEN org_id = 'b' THEN id END) < min(CASE WHEN org_id = 'a' THEN id END)"
                     " FROM runs WHERE created_at = ?", (T0 + second,))
                 assert order[0] == 1
             await until_released(core, "b")
-        rows = await core.store.db.fetchall(
+        rows = await sql.fetchall(core.store, 
             "SELECT due_at, started_at, state FROM runs WHERE org_id = 'b' ORDER BY due_at")
         assert len(rows) == 10 * ticks
-        assert all((r["state"], r["started_at"]) == ("done", r["due_at"]) for r in rows)
-        assert {r["due_at"] - T0 for r in rows} == set(range(1, ticks + 1))
+        assert all((state, started) == ("done", due) for due, started, state in rows)
+        assert {due - T0 for due, _, _ in rows} == set(range(1, ticks + 1))
         for schedule in quiet:
             assert (await core.store.schedules.get(schedule.id)).success_count == ticks
         # a's backlog: its share running, a bounded line waiting, the rest skipped and counted,
         # each schedule's skips in one record however many seconds pass.
-        a_rows = await core.store.db.fetchall(
+        a_rows = await sql.fetchall(core.store, 
             "SELECT state, count(*) AS n, sum(fires) AS fires FROM runs WHERE org_id = 'a' GROUP BY state")
-        by_state = {r["state"]: (r["n"], r["fires"]) for r in a_rows}
+        by_state = {state: (n, fires) for state, n, fires in a_rows}
         assert by_state["inprogress"] == (cap, cap)
         assert by_state["queued"] == (1000, 1000)
         skipped_rows, skipped_fires = by_state["skipped"]
@@ -234,7 +235,7 @@ async def test_run_now_past_the_line_is_refused_409_naming_the_limit(make_api):
         assert response.status == 409, body
         assert body["status"]["code"] == 409
         assert "max_queued_runs" in body["status"]["message"]
-        row = await api.core.store.db.fetchone("SELECT count(*) FROM runs")
+        row = await sql.fetchone(api.core.store, "SELECT count(*) FROM runs")
         assert row[0] == 1
     finally:
         hog.release.set()

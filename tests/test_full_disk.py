@@ -21,6 +21,7 @@ from schedd.engine import CRON
 from schedd.executors import Outcome
 from schedd.store import schedules as schedule_store
 from tests.support.api import PASSWORD
+from tests.support import sql
 
 SCOPES = {"platform": {"id": 1}}
 SERVICES = {"jsonservices": {"base_url": "http://127.0.0.1:9/api", "id": 10, "scope": "platform"}}
@@ -123,7 +124,7 @@ def documented(op_id: str, status: int) -> Draft202012Validator:
 
 
 async def limit_to_current_size(api) -> None:
-    pages = (await api.core.store.db.fetchone("PRAGMA page_count"))[0]
+    pages = (await sql.fetchone(api.core.store, "PRAGMA page_count"))[0]
     await api.core.store.db.write(lambda conn: conn.execute(f"PRAGMA max_page_count = {pages}"))
 
 
@@ -131,8 +132,8 @@ async def lift_limit(api) -> None:
     await api.core.store.db.write(lambda conn: conn.execute(f"PRAGMA max_page_count = {NO_LIMIT}"))
 
 
-async def count(api, sql: str) -> int:
-    return (await api.core.store.db.fetchone(sql))[0]
+async def count(api, statement: str) -> int:
+    return (await sql.fetchone(api.core.store, statement))[0]
 
 
 @pytest.fixture
@@ -147,6 +148,7 @@ async def api(make_api):
     return api
 
 
+@pytest.mark.stores("sqlite")  # a full disk is made by SQLite's max_page_count; a PostgreSQL server's disk is its own
 @pytest.mark.parametrize("write", WRITES, ids=lambda w: w.op_id)
 async def test_a_full_database_answers_503_acknowledges_only_what_it_stored_and_recovers(api, write):
     stored_before = await count(api, write.stored)
@@ -182,6 +184,7 @@ async def test_a_full_database_answers_503_acknowledges_only_what_it_stored_and_
         assert api.spy.count(write.trigger) == acknowledged + 1
 
 
+@pytest.mark.stores("sqlite")  # the same: SQLite's max_page_count
 async def test_a_fire_that_cannot_be_recorded_does_not_run_and_is_retried_a_second_later(api, clock, caplog):
     response, body = await api.call("POST", "/aggregates/maintenance/scheduler/jobs/orgId/acme",
                                     json={"time_expression": "* * * * * ?"})
@@ -224,7 +227,7 @@ async def test_a_fire_that_cannot_be_recorded_does_not_run_and_is_retried_a_seco
     # Retried with space back: the missed fire runs, and the one due meanwhile with it.
     await api.settle()
     assert api.spy.count("TimeBasedMaintenance") == recorded + 2
-    latest = await api.core.store.db.fetchall(
+    latest = await sql.fetchall(api.core.store, 
         "SELECT due_at, created_at, state FROM runs WHERE trigger = 'TimeBasedMaintenance' ORDER BY id DESC LIMIT 2")
     assert sorted(tuple(row) for row in latest) == [(due, failed_at + 1, "done"), (due + 1, failed_at + 1, "done")]
 

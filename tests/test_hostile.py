@@ -8,6 +8,7 @@ import pytest
 
 from schedd import grants
 from tests.support.api import T0
+from tests.support import sql
 
 SCOPES = {"platform": {"id": 1}}
 SERVICES = {"jsonservices": {"base_url": "http://127.0.0.1:9/api", "id": 10, "scope": "platform"}}
@@ -33,7 +34,7 @@ async def api(make_api):
 
 
 async def snapshot(api) -> dict[str, int]:
-    return {t: (await api.core.store.db.fetchone(f"SELECT count(*) FROM {t}"))[0] for t in TABLES}
+    return {t: (await sql.fetchone(api.core.store, f"SELECT count(*) FROM {t}"))[0] for t in TABLES}
 
 
 async def still_serving(api) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 
 from schedd.ids import new_uid
+from tests.support import sql
 
 SCHEDULES = "/aggregates/maintenance/scheduler/jobs/orgId/{org}"
 DELETE = "/aggregates/maintenance/scheduler/jobs/orgId/{org}/jobId/{job}"
@@ -43,7 +44,7 @@ async def test_schedules_get_ids_in_creation_order_and_an_id_made_before_keeps_w
     made = [await create(api) for _ in range(3)]
     assert made == sorted(made) and all(uuid.UUID(m).version == 4 for m in made)
     old = str(uuid.uuid4())  # as ids were made before: all 122 bits random
-    await api.core.store.db.execute("UPDATE schedules SET uid = ? WHERE uid = ?", (old, made[1]))
+    await sql.execute(api.core.store, "UPDATE schedules SET uid = ? WHERE uid = ?", (old, made[1]))
     _, listed = await api.call("GET", SCHEDULES.format(org="acme"), "alice")
     assert sorted(s["job_id"] for s in listed["response"]) == sorted([made[0], old, made[2]])
     response, _ = await api.call("DELETE", DELETE.format(org="acme", job=old), "alice")

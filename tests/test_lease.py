@@ -21,6 +21,7 @@ from schedd.store.protocol import LeaseLost, Store
 from schedd.store.runs import Finish, Fired, NewRun, Outcome
 from schedd.store.schedules import NewSchedule
 from tests.support.api import api_config
+from tests.support.web import Operator
 
 TTL = 0.6  # seconds: short, so that a lapse is waited for in well under a second
 
@@ -170,3 +171,27 @@ async def test_of_two_cores_one_fires_and_the_other_takes_over_when_it_stops(pg_
             await second.stop()
         if first.store.is_open:
             await first.stop()
+
+
+async def test_readyz_metrics_status_page_and_operator_view_say_which_instance_fires(make_api):
+    """On either store: this instance fires; with PostgreSQL a second core on the database stands by."""
+    api = await make_api()
+    response, body = await api.call("GET", "/readyz", who=None)
+    me = api.core.coordinator.instance
+    assert response.status == 200 and body["fires"] is True and body["instance"] == me
+    _, text = await api.call("GET", "/metrics", who=None)
+    assert "\nschedd_leader 1.0\n" in text and "schedd_lease_takeovers_total" in text
+    assert f"Schedules are fired by instance {me}." in (await (await api.client.get("/status")).text())
+    operator = Operator(api)
+    await operator.login("admin")
+    _, page = await operator.get("/ui")
+    assert f"This instance ({me}) fires the schedules." in page
+    if api.core.store.local_file is not None:
+        return  # one process owns a SQLite file: there is no second instance to stand by
+    standby = build_core(api.core.config, db_path=api.core.store.location, clock=api.clock)
+    await standby.start(run_loop=False)
+    try:
+        assert not standby.coordinator.is_leader and not standby.runner.firing
+        assert await standby.coordinator.firing_instance() == me
+    finally:
+        await standby.stop()

@@ -333,6 +333,7 @@ async def test_the_last_success_is_read_from_the_database_at_start(api, tmp_path
         await again.stop()
 
 
+@pytest.mark.stores("sqlite")  # the size of the database file and its filesystem: a server has no local file
 async def test_metrics_report_readiness_slots_and_the_database_size(api):
     response = await api.client.get("/metrics")
     text = await response.text()

@@ -16,6 +16,7 @@ from schedd.errors import ValidationError
 from schedd.families.service_jobs import service as jobs
 from tests.support.api import T0
 from tests.support.jobs import JOBS, job, services
+from tests.support import sql
 
 MAINTENANCE = "/aggregates/maintenance/scheduler/jobs/orgId/{org}"
 CUBE = "/org/{org}/project/p1/cube/{cube}/aggregates-creation/scheduler"
@@ -37,7 +38,7 @@ async def create_build(api, who="alice", org="acme", cube="c1", expression="0 25
 
 
 async def active_schedules(api, org="acme") -> int:
-    row = await api.core.store.db.fetchone("SELECT count(*) FROM schedules WHERE org_id = ? AND active = 1", (org,))
+    row = await sql.fetchone(api.core.store, "SELECT count(*) FROM schedules WHERE org_id = ? AND active = 1", (org,))
     return row[0]
 
 

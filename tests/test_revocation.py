@@ -15,7 +15,7 @@ import pytest
 from schedd.accounts import REVOCATION_CHECK_SECONDS, TOKEN_CACHE_SECONDS, Accounts, hash_token
 from schedd.store import accounts as store
 from schedd.store.db import Database
-from schedd.store.sqlite import SqliteStore
+from schedd.store.select import make_store
 from tests.support.api import PASSWORD as API_PASSWORD
 from tests.support.daemon import PASSWORD, Daemon, schedd
 
@@ -192,10 +192,10 @@ async def test_a_revocation_by_another_process_is_seen_before_the_cache_time(how
     headers = api.auth("alice")
     response, _ = await api.call("GET", SCHEDULES.format(org="acme"), who=None, headers=headers)
     assert response.status == 200  # now remembered for TOKEN_CACHE_SECONDS
-    other = Database(api.core.store.db.path)
+    other = make_store(api.core.store.location, api.core.config.database)
     await other.open()
     try:
-        elsewhere = Accounts(SqliteStore(other), api.core.config.auth)
+        elsewhere = Accounts(other, api.core.config.auth)
         if how == "token":
             (info,) = await elsewhere.list_tokens("alice")
             assert await elsewhere.revoke_token_id(info.id, at=api.clock.now())

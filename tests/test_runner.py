@@ -18,6 +18,7 @@ from schedd.store import runs as run_store
 from schedd.store import schedules as schedule_store
 from tests.support.api import PASSWORD
 from tests.support.runner import add_schedule, controlled, finish_all, history, make_config, settle
+from tests.support import sql
 
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc).timestamp()
 
@@ -326,7 +327,7 @@ async def test_runs_no_job_retention_covers_are_kept_for_history_retention(core,
 
     await core.store.db.write(fill)
     await core.retention.sweep(T0)
-    left = [row[0] for row in await core.store.db.fetchall("SELECT uid FROM runs ORDER BY id")]
+    left = [row[0] for row in await sql.fetchall(core.store, "SELECT uid FROM runs ORDER BY id")]
     assert left == [*sorted(kept, key=["old", "recent", "running", "old-manual", "recent-manual"].index), "job-old"]
 
 
@@ -380,7 +381,7 @@ async def test_the_housekeeping_sweep_forgets_tokens_a_day_after_they_expire(mak
     async def sweep_at(at: float) -> list[float]:
         clock.set(at)
         await api.core.retention.on_due([(RETENTION_SWEEP, at)], at)
-        return sorted(row[0] - T0 for row in await api.core.store.db.fetchall("SELECT expires_at FROM tokens"))
+        return sorted(row[0] - T0 for row in await sql.fetchall(api.core.store, "SELECT expires_at FROM tokens"))
 
     await login()  # an access token (12 h) and a refresh token (30 days), beside the fixture's
     assert len(await sweep_at(T0 + 43200 + 86400 - 60)) == 5  # expired less than a day ago: kept

@@ -19,6 +19,7 @@ from schedd.store.reports import HourDelay
 from schedd.web import charts
 from tests.support.api import PASSWORD, T0
 from tests.support.web import JOB, SCOPES, SERVICES, WINDOW, Operator, create_window
+from tests.support import sql
 
 UTC = ZoneInfo("UTC")
 XSS = "<script>alert(1)</script>"
@@ -219,7 +220,7 @@ async def test_logout_revokes_the_token(api, browser):
 # -- CSRF -----------------------------------------------------------------------------
 
 async def run_count(api) -> int:
-    return (await api.core.store.db.fetchone("SELECT count(*) FROM runs"))[0]
+    return (await sql.fetchone(api.core.store, "SELECT count(*) FROM runs"))[0]
 
 
 @pytest.mark.parametrize("case", ["no token", "wrong token", "foreign origin", "no origin", "null origin"])

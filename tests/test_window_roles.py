@@ -18,6 +18,7 @@ from schedd.api.common import ACCOUNTS
 from schedd.store import accounts as account_store
 from schedd.store.db import Database
 from tests.support.api import T0, password_hash
+from tests.support import sql
 
 SCOPES = {"platform": {"id": 1}, "edge": {"id": 2}}
 SERVICES = {
@@ -73,7 +74,7 @@ async def make_window(api, scope: str, **fields: str) -> int:
 
 
 async def rows(api) -> dict[str, list[tuple]]:
-    return {table: [tuple(row) for row in await api.core.store.db.fetchall(f"SELECT * FROM {table} ORDER BY id")]
+    return {table: [tuple(row) for row in await sql.fetchall(api.core.store, f"SELECT * FROM {table} ORDER BY id")]
             for table in ("windows", "window_events")}
 
 
@@ -247,7 +248,7 @@ async def test_a_down_window_by_someone_without_the_grant_cannot_skip_the_servic
     response, body = await api.call("POST", "/api/maintenance/create", who, allow_redirects=False, data={
         **WINDOW, **BODY["edge"], "scheduled_start_date": "2025-12-31T23:00", "scheduled_end_date": "2026-01-02T00:00"})
     assert response.status == 403, body
-    assert (await api.core.store.db.fetchone("SELECT count(*) FROM windows"))[0] == 0
+    assert (await sql.fetchone(api.core.store, "SELECT count(*) FROM windows"))[0] == 0
 
     response, body = await api.call("POST", f"/admin/api/jobs/job/run/{job_id}", "admin")
     assert response.status == 200, body
@@ -274,7 +275,7 @@ async def schedd(capsys, *argv: str) -> tuple[int, str, str]:
 
 
 async def test_grant_and_revoke_from_the_cli_count_at_the_next_request(api, tmp_path, capsys):
-    where = ("--config", write_config(tmp_path), "--db", str(tmp_path / "api.db"))
+    where = ("--config", write_config(tmp_path), "--db", api.core.store.location)
     create = {**WINDOW, **BODY["edge"]}
     response, _ = await api.call("POST", "/api/maintenance/create", "alice", data=create, allow_redirects=False)
     assert response.status == 403
@@ -297,7 +298,7 @@ async def test_grant_and_revoke_from_the_cli_count_at_the_next_request(api, tmp_
 
 
 async def test_a_grant_of_a_scope_the_config_no_longer_declares_can_be_revoked_by_id(api, tmp_path, capsys):
-    where = ("--config", write_config(tmp_path), "--db", str(tmp_path / "api.db"))
+    where = ("--config", write_config(tmp_path), "--db", api.core.store.location)
     await grants.grant(api.core.store, "alice", grants.Scope(7, None), at=T0)
     assert await schedd(capsys, "user", "revoke", "alice", "--scope", "7", *where) == (
         0, "alice may write the windows of: none\n", "")
@@ -311,12 +312,12 @@ async def test_a_grant_of_a_scope_the_config_no_longer_declares_can_be_revoked_b
     (("user", "revoke", "nobody", "--scope", "1"), "user nobody not found"),
 ])
 async def test_bad_grants_are_one_line_and_exit_2_changing_nothing(api, tmp_path, capsys, argv, message):
-    where = ("--config", write_config(tmp_path), "--db", str(tmp_path / "api.db"))
-    before = [tuple(r) for r in await api.core.store.db.fetchall("SELECT * FROM scope_grants")]
+    where = ("--config", write_config(tmp_path), "--db", api.core.store.location)
+    before = [tuple(r) for r in await sql.fetchall(api.core.store, "SELECT * FROM scope_grants")]
     code, out, err = await schedd(capsys, *argv, *where)
     assert (code, out) == (2, "")
     assert err.startswith(f"schedd: {message}") and err.count("\n") == 1, err
-    assert [tuple(r) for r in await api.core.store.db.fetchall("SELECT * FROM scope_grants")] == before
+    assert [tuple(r) for r in await sql.fetchall(api.core.store, "SELECT * FROM scope_grants")] == before
 
 
 # -- events written before authors were kept ------------------------------------------------------

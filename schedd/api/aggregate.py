@@ -11,7 +11,7 @@ from typing import Any
 
 from aiohttp import web
 
-from schedd.api import paging, stream
+from schedd.api import models, paging, stream
 from schedd.api.common import (
     CORE,
     Handler,
@@ -21,7 +21,6 @@ from schedd.api.common import (
     ident,
     json_response,
     read_body,
-    rfc3339,
     with_envelope,
 )
 from schedd.api.maintenance import error_information
@@ -29,6 +28,7 @@ from schedd.errors import ScheddError
 from schedd.families.cube_builds import service as aggregate
 from schedd.store.runs import Run
 from schedd.store.schedules import Schedule
+from schedd.timefmt import rfc3339
 
 routes = web.RouteTableDef()
 CUBE = "/org/{orgId}/project/{projectId}/cube/{cubeId}/aggregates-creation"
@@ -36,8 +36,8 @@ I18N = {400: "response.bad_request", 401: "response.unauthorized", 404: "respons
         409: "response.conflict"}
 
 
-def envelope_object(response: Any, *, i18n: str = "response.ok", message: str = "OK") -> dict[str, Any]:
-    return {"response": response, "status": {"i18n_message": i18n, "message": message}}
+def envelope_object(response: Any, *, i18n: str = "response.ok", message: str = "OK") -> models.DesignEnvelope:
+    return models.DesignEnvelope(response=response, status=models.DesignStatus(i18n_message=i18n, message=message))
 
 
 def envelope(response: Any, *, status: int = 200, i18n: str = "response.ok", message: str = "OK") -> web.Response:
@@ -51,43 +51,42 @@ def render_error(request: web.Request, status: int, message: str, exc: ScheddErr
 handler = with_envelope(render_error)
 
 
-def schedule_object(schedule: Schedule) -> dict[str, Any]:
-    return {
-        "created_at": rfc3339(schedule.created_at),
-        "created_by_user": schedule.created_by,
-        "cube_id": schedule.cube_id,
-        "full_build": bool(schedule.full_build),
-        "job_id": schedule.uid,
-        "latest_execution": {
-            "executedAt": rfc3339(schedule.last_run_at),
-            "id": schedule.last_run_uid or "",
-            "jobId": schedule.uid if schedule.last_run_uid else "",
-        },
-        "organization_Id": schedule.org_id,
-        "path": "aggregate/create",
-        "project_id": schedule.project_id,
-        "time_expression": schedule.cron,
-        "timezone": schedule.timezone,
-        "active": schedule.active,
-        "next_execution": rfc3339(schedule.next_fire_at) if schedule.active else None,
-    }
+def schedule_object(schedule: Schedule) -> models.CubeSchedule:
+    return models.CubeSchedule(
+        created_at=rfc3339(schedule.created_at),
+        created_by_user=schedule.created_by,
+        cube_id=schedule.cube_id,
+        full_build=bool(schedule.full_build),
+        job_id=schedule.uid,
+        latest_execution=models.Execution(
+            executedAt=rfc3339(schedule.last_run_at),
+            id=schedule.last_run_uid or "",
+            jobId=schedule.uid if schedule.last_run_uid else "",
+        ),
+        organization_Id=schedule.org_id,
+        project_id=schedule.project_id,
+        time_expression=schedule.cron,
+        timezone=schedule.timezone,
+        active=schedule.active,
+        next_execution=rfc3339(schedule.next_fire_at) if schedule.active else None,
+    )
 
 
-def build_object(run: Run, estimate: int) -> dict[str, Any]:
-    return {
-        "batchType": "full-build" if run.full_build else "materialize-pending-instances",
-        "createDate": rfc3339(run.created_at),
-        "cubeId": run.cube_id,
-        "endTime": rfc3339(run.ended_at),
-        "estimateTime": estimate,
-        "id": run.uid,
-        "organizationId": run.org_id,
-        "projectId": run.project_id,
-        "startTime": rfc3339(run.started_at),
-        "status": run.state,
-        "errorInformation": error_information(run),
-        "triggerType": run.trigger,
-    }
+def build_object(run: Run, estimate: int) -> models.Build:
+    return models.Build(
+        batchType="full-build" if run.full_build else "materialize-pending-instances",
+        createDate=rfc3339(run.created_at),
+        cubeId=run.cube_id,
+        endTime=rfc3339(run.ended_at),
+        estimateTime=estimate,
+        id=run.uid,
+        organizationId=run.org_id,
+        projectId=run.project_id,
+        startTime=rfc3339(run.started_at),
+        status=run.state,
+        errorInformation=error_information(run),
+        triggerType=run.trigger,
+    )
 
 
 def _routes(method: str, path: str) -> Callable[[Handler], Handler]:
@@ -120,7 +119,7 @@ async def builds_history(request: web.Request) -> web.Response:
         if cube not in estimates:
             estimates[cube] = await aggregate.estimate_seconds(core, org_id, *cube)
     data = [build_object(run, estimates[(run.project_id or "", run.cube_id or "")]) for run in found]
-    return envelope({"data": data, "force_pull": False, "limit": limit, "offset": offset})
+    return envelope(models.BuildPage(data=data, limit=limit, offset=offset))
 
 
 @_routes("GET", CUBE + "/scheduler")
@@ -131,7 +130,7 @@ async def list_schedules(request: web.Request) -> web.StreamResponse:
     cube = _cube(request)
     limit, offset = paging.SCHEDULE_LIST.parse(request)
     batches = await aggregate.list_schedules(request.app[CORE], user, *cube, offset=offset, limit=limit)
-    head, tail = stream.envelope_parts(envelope_object(None), "response")
+    head, tail = stream.envelope_parts(models.to_builtins(envelope_object(None)), "response")
     return await stream.json_list(request, batches, lambda item: schedule_object(item[0]), head=head, tail=tail)
 
 
@@ -157,7 +156,7 @@ async def execute(request: web.Request) -> web.Response:
     ref = await aggregate.execute(
         core, user, *_cube(request), full_build=body.get("full_build", request.query.get("full_build")),
         at=core.clock.now())
-    return envelope({"success": True, "id": ref.uid})
+    return envelope(models.Executed(success=True, id=ref.uid))
 
 
 @_routes("DELETE", CUBE + "/scheduler/jobId/{jobId}")
@@ -177,6 +176,6 @@ async def schedule_history(request: web.Request) -> web.Response:
     limit, offset = paging.CUBE_SCHEDULE_HISTORY.page(request)
     schedule, found = await aggregate.schedule_history(
         request.app[CORE], user, *_cube(request), request.match_info["jobId"], limit=limit, offset=offset)
-    history = [{"executedAt": rfc3339(run.started_at or run.created_at), "id": run.uid, "jobId": schedule.uid}
+    history = [models.Execution(executedAt=rfc3339(run.started_at or run.created_at), id=run.uid, jobId=schedule.uid)
                for run in found]
-    return envelope({"history": history, "job_id": schedule.uid})
+    return envelope(models.ScheduleHistory(history=history, job_id=schedule.uid))

@@ -1,4 +1,4 @@
-"""What every route module shares: app keys, auth, body parsing, error mapping, time formats."""
+"""What every route module shares: app keys, auth, body parsing, error mapping (time formats: schedd.timefmt)."""
 
 from __future__ import annotations
 
@@ -6,18 +6,15 @@ import functools
 import ipaddress
 import json
 import logging
-import math
-import re
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import unquote_to_bytes
-from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
 from schedd import metrics
 from schedd.accounts import Accounts
+from schedd.api import models
 from schedd.config import UNIX_PEER
 from schedd.core import Core
 from schedd.errors import (
@@ -32,6 +29,7 @@ from schedd.errors import (
 )
 from schedd.inputs import check_text, check_tree, parse_int, text_fault
 from schedd.store.accounts import User
+from schedd.values import IDENT_RE, IDENT_RULE
 
 log = logging.getLogger("schedd.api")
 
@@ -40,68 +38,10 @@ ACCOUNTS = web.AppKey("accounts", Accounts)
 REQUEST_ID = web.RequestKey("request_id", str)
 USER: web.RequestKey[User | None] = web.RequestKey("user")
 
-ZERO_TIME = "0001-01-01T00:00:00Z"
-IDENT_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 ErrorRenderer = Callable[[web.Request, int, str, ScheddError], web.StreamResponse]
 """Renders an error in a family's envelope: (request, status, message, error)."""
-
-
-def rfc3339(at: float | None) -> str:
-    """AtScale's time format: UTC with microseconds and Z; the zero time for what has not happened.
-
-    The same text as `datetime.fromtimestamp(at, timezone.utc)` with `%Y-%m-%dT%H:%M:%S.%fZ`
-    (microseconds rounded half to even), at a third of the cost: history pages format
-    several times per row, and the date of a day is looked up once.
-    """
-    if at is None:
-        return ZERO_TIME
-    whole = math.floor(at)
-    micro = round((at - whole) * 1e6)  # at - floor(at) is exact: the same rounding as datetime's
-    if micro == 1_000_000:
-        whole, micro = whole + 1, 0
-    day, second = divmod(whole, 86400)
-    hour, second = divmod(second, 3600)
-    minute, second = divmod(second, 60)
-    return f"{_utc_date(day)}T{hour:02d}:{minute:02d}:{second:02d}.{micro:06d}Z"
-
-
-def local_seconds(at: float, zone: ZoneInfo) -> str:
-    """`YYYY-MM-DD HH:MM:SS` of `at` in `zone`: the text of `datetime.fromtimestamp(at, zone)`
-    with `%Y-%m-%d %H:%M:%S`, at a third of the cost (a page of job history shows two per row)."""
-    whole = math.floor(at)
-    if round((at - whole) * 1e6) == 1_000_000:  # datetime rounds to microseconds first
-        whole += 1
-    offset = _steady_offset(zone, whole // _OFFSET_SPAN)
-    if offset is None:  # the zone changes its offset within this quarter hour
-        return datetime.fromtimestamp(whole, zone).strftime("%Y-%m-%d %H:%M:%S")
-    day, second = divmod(whole + offset, 86400)
-    hour, second = divmod(second, 3600)
-    minute, second = divmod(second, 60)
-    return f"{_utc_date(day)} {hour:02d}:{minute:02d}:{second:02d}"
-
-
-_OFFSET_SPAN = 900
-
-
-@functools.lru_cache(maxsize=4096)
-def _steady_offset(zone: ZoneInfo, span: int) -> int | None:
-    """The UTC offset (s) of `zone` through the quarter hour `span`, or None if it changes in it."""
-    first = datetime.fromtimestamp(span * _OFFSET_SPAN, zone).utcoffset()
-    last = datetime.fromtimestamp(span * _OFFSET_SPAN + _OFFSET_SPAN - 1, zone).utcoffset()
-    if first is None or first != last:
-        return None
-    return int(first.total_seconds())
-
-
-@functools.lru_cache(maxsize=1024)
-def _utc_date(day: int) -> str:
-    """`YYYY-MM-DD` of the UTC day `day` days after 1970-01-01."""
-    return (_EPOCH + timedelta(days=day)).strftime("%Y-%m-%d")
-
-
-_EPOCH = datetime(1970, 1, 1)
 
 
 def status_for(exc: ScheddError) -> int:
@@ -252,7 +192,7 @@ def check_ident(value: str, name: str) -> str:
     """An identifier (orgId, projectId, cubeId): 1-128 of A-Z a-z 0-9 . _ -, first a letter or digit
     (docs/api.md)."""
     if not IDENT_RE.fullmatch(value):
-        raise ValidationError(name, "must be 1-128 characters of A-Z a-z 0-9 . _ - starting with a letter or digit")
+        raise ValidationError(name, f"must be {IDENT_RULE}")
     return value
 
 
@@ -409,16 +349,9 @@ def query_int(request: web.Request, name: str, default: int, low: int, high: int
 
 
 def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
-    return web.Response(body=encode_json(data), status=status, content_type="application/json", headers=headers)
-
-
-def encode_json(data: Any) -> bytes:
-    """The body of a JSON answer: compact UTF-8."""
-    text = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
-    try:
-        return text.encode("utf-8")
-    except UnicodeEncodeError:  # a lone surrogate stored before the input rule: escaped, never a 500
-        return json.dumps(data, separators=(",", ":")).encode("ascii")
+    """An answer: a model of schedd/api/models.py (or dicts and lists), as compact UTF-8 JSON."""
+    return web.Response(body=models.encode(data), status=status, content_type="application/json",
+                        headers=headers)
 
 
 PAGE_SLOT = "\x00page\x00"
@@ -427,7 +360,7 @@ PAGE_SLOT = "\x00page\x00"
 
 def json_around(data: Any, page: bytes) -> bytes:
     """`data` as JSON with the already encoded `page` in place of the one value `PAGE_SLOT` in it."""
-    head, found, tail = encode_json(data).partition(encode_json(PAGE_SLOT))
+    head, found, tail = models.encode(data).partition(models.encode(PAGE_SLOT))
     if not found:
         raise ValueError("PAGE_SLOT is not in the data")
     return head + page + tail

@@ -8,18 +8,15 @@ envelope. Dates are `YYYY-MM-DD HH:MM:SS` in the daemon's time zone.
 
 from __future__ import annotations
 
-from typing import Any
 from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
-from schedd.api import auth, paging, stream
+from schedd.api import auth, models, paging, stream
 from schedd.api.common import (
     CORE,
     admin_user,
-    encode_json,
     json_response,
-    local_seconds,
     read_body,
     with_envelope,
 )
@@ -29,6 +26,7 @@ from schedd.errors import ScheddError, ValidationError
 from schedd.families.service_jobs import service as jobs
 from schedd.store.runs import Run, RunSummary
 from schedd.store.schedules import Schedule
+from schedd.timefmt import local_seconds
 
 routes = web.RouteTableDef()
 BASE = "/admin/api/jobs"
@@ -42,7 +40,7 @@ EXECUTION_STATUS = {
 def render_error(request: web.Request, status: int, message: str, exc: ScheddError) -> web.Response:
     """auth's FAIL envelope, with Volt MX's short `jobName is required` message for a missing field."""
     if isinstance(exc, ValidationError) and exc.reason == "is required":
-        return auth.fail(status, f"{exc.field} is required", {"field": exc.field, "reason": exc.reason})
+        return auth.fail(status, f"{exc.field} is required", models.FieldFault(field=exc.field, reason=exc.reason))
     return auth.render_error(request, status, message, exc)
 
 
@@ -50,8 +48,10 @@ handler = with_envelope(render_error)
 
 
 def success(headers: dict[str, str] | None = None) -> web.Response:
-    return json_response({"status": "SUCCESS", "result": None, "message": None, "token": None},
-                         headers=headers)
+    return json_response(_SUCCESS, headers=headers)
+
+
+_SUCCESS = models.VoltResult(status="SUCCESS", result=None, message=None)
 
 
 def daemon_zone(core: Core) -> ZoneInfo:
@@ -69,78 +69,78 @@ def _percent(part: int, whole: int) -> int:
     return (200 * part + whole) // (2 * whole) if whole else 0
 
 
-def job_summary(core: Core, job: jobs.Job, zone: ZoneInfo | None = None) -> dict[str, Any]:
+def job_summary(core: Core, job: jobs.Job, zone: ZoneInfo | None = None) -> models.JobSummary:
     s = job.schedule
     zone = zone or daemon_zone(core)
     counted = s.success_count + s.fail_count
     success = _percent(s.success_count, counted)
-    return {
-        "jobId": s.id,
-        "jobName": s.name,
-        "description": s.description,
-        "cronExpression": s.cron,
-        "updatedUser": s.updated_by,
-        "updatedDate": job_date(s.updated_at, zone),
-        "jobStatus": _status(s),
-        "jobHistoryTotal": job.kept,
-        "jobHistorySuccessCount": s.success_count,
-        "jobHistoryFailCount": s.fail_count,
-        "jobHistorySucPercentage": success,
-        "jobHistoryFailPercentage": 100 - success if counted else 0,
-        "jobLastRunStatus": EXECUTION_STATUS.get(s.last_run_status or ""),
-        "jobNextRunTime": job_date(s.next_fire_at, zone) if s.active else None,
-    }
+    return models.JobSummary(
+        jobId=s.id,
+        jobName=s.name or "",
+        description=s.description,
+        cronExpression=s.cron,
+        updatedUser=s.updated_by,
+        updatedDate=job_date(s.updated_at, zone),
+        jobStatus=_status(s),
+        jobHistoryTotal=job.kept,
+        jobHistorySuccessCount=s.success_count,
+        jobHistoryFailCount=s.fail_count,
+        jobHistorySucPercentage=success,
+        jobHistoryFailPercentage=100 - success if counted else 0,
+        jobLastRunStatus=EXECUTION_STATUS.get(s.last_run_status or ""),
+        jobNextRunTime=job_date(s.next_fire_at, zone) if s.active else None,
+    )
 
 
-def job_detail(core: Core, job: jobs.Job) -> dict[str, Any]:
+def job_detail(core: Core, job: jobs.Job) -> models.Job:
     s = job.schedule
     zone = daemon_zone(core)
-    return {
-        "jobId": s.id,
-        "jobName": s.name,
-        "jobFrequency": s.cron,
-        "jobServiceInfo": s.spec.get(jobs.SERVICE) or {},
-        "jobStatus": _status(s),
-        "historyStrategy": s.history_strategy,
-        "retentionPeriod": str(s.retention_days),
-        "jobFrequencyInfo": s.spec.get(jobs.FREQUENCY_INFO),
-        "description": s.description,
-        "jobNextRunTime": job_date(s.next_fire_at, zone) if s.active else None,
-        "updatedUser": s.updated_by,
-        "updatedDate": job_date(s.updated_at, zone),
-    }
+    return models.Job(
+        jobId=s.id,
+        jobName=s.name or "",
+        jobFrequency=s.cron,
+        jobServiceInfo=s.spec.get(jobs.SERVICE) or {},
+        jobStatus=_status(s),
+        historyStrategy=s.history_strategy,
+        retentionPeriod=str(s.retention_days),
+        jobFrequencyInfo=s.spec.get(jobs.FREQUENCY_INFO),
+        description=s.description,
+        jobNextRunTime=job_date(s.next_fire_at, zone) if s.active else None,
+        updatedUser=s.updated_by,
+        updatedDate=job_date(s.updated_at, zone),
+    )
 
 
 def _status(schedule: Schedule) -> str:
     return "Active" if schedule.active else "Inactive"
 
 
-def run_summary(zone: ZoneInfo, run: Run | RunSummary) -> dict[str, Any]:
+def run_summary(zone: ZoneInfo, run: Run | RunSummary) -> models.JobRun:
     # A skipped fire never started: it is shown as starting and ending when it was handled.
     started = run.created_at if run.state == "skipped" and run.started_at is None else run.started_at
     ended = run.ended_at
-    return {
-        "jobRunId": run.id,
-        "jobStartTime": job_date(started, zone),
-        "jobEndTime": job_date(ended, zone),
-        "jobDuration": round((ended - started) * 1000) if started is not None and ended is not None else 0,
-        "executionFrequency": run.cron,
-        "executionStatus": EXECUTION_STATUS.get(run.state, run.state),
-        "completeHistory": run.complete,
-    }
+    return models.JobRun(
+        jobRunId=run.id,
+        jobStartTime=job_date(started, zone),
+        jobEndTime=job_date(ended, zone),
+        jobDuration=round((ended - started) * 1000) if started is not None and ended is not None else 0,
+        executionFrequency=run.cron,
+        executionStatus=EXECUTION_STATUS.get(run.state, run.state),
+        completeHistory=run.complete,
+    )
 
 
-def run_detail(core: Core, run: Run) -> dict[str, Any]:
-    return {
-        **run_summary(daemon_zone(core), run),
-        "triggerType": run.trigger,
-        "requestPayload": run.request_payload,
-        "responseStatus": run.response_status,
-        "responseBody": run.response_body,
-        "errorMessage": run.error,
-        "skipReason": run.skip_reason,
-        "windowId": run.window_id,
-    }
+def run_detail(core: Core, run: Run) -> models.JobRunDetail:
+    return models.JobRunDetail(
+        **models.fields_of(run_summary(daemon_zone(core), run)),
+        triggerType=run.trigger,
+        requestPayload=run.request_payload,
+        responseStatus=run.response_status,
+        responseBody=run.response_body,
+        errorMessage=run.error,
+        skipReason=run.skip_reason,
+        windowId=run.window_id,
+    )
 
 
 def _job_id(request: web.Request) -> int:
@@ -215,7 +215,7 @@ async def history(request: web.Request) -> web.Response:
     zone = daemon_zone(core)
     body = await jobs.history_page(
         core, _job_id(request), limit=limit, offset=offset, page=(limit, offset, zone.key),
-        encode=lambda found: encode_json([run_summary(zone, run) for run in found]))
+        encode=lambda found: models.encode([run_summary(zone, run) for run in found]))
     return web.Response(body=body, content_type="application/json")
 
 

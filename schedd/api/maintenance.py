@@ -11,36 +11,33 @@ from typing import Any
 
 from aiohttp import web
 
-from schedd.api import paging, stream
+from schedd.api import models, paging, stream
 from schedd.api.common import (
     CORE,
     PAGE_SLOT,
     Handler,
     bare_and_v1,
     current_user,
-    encode_json,
     ident,
     json_around,
     json_response,
     read_body,
-    rfc3339,
     with_envelope,
 )
 from schedd.errors import ScheddError, ValidationError
 from schedd.families.org_maintenance import service as maintenance
 from schedd.store.runs import Run
 from schedd.store.schedules import Schedule
+from schedd.timefmt import rfc3339
 
 routes = web.RouteTableDef()
 
 
-def envelope_object(request: web.Request, response: Any, *, code: int = 200, message: str = "success") -> dict:
+def envelope_object(request: web.Request, response: Any, *, code: int = 200,
+                    message: str = "success") -> models.EngineEnvelope:
     """{"status": {"code", "message"}, "responseCreated", "response"}."""
-    return {
-        "status": {"code": code, "message": message},
-        "responseCreated": rfc3339(request.app[CORE].clock.now()),
-        "response": response,
-    }
+    return models.EngineEnvelope(status=models.EngineStatus(code=code, message=message),
+                                 responseCreated=rfc3339(request.app[CORE].clock.now()), response=response)
 
 
 def envelope(request: web.Request, response: Any, *, code: int = 200, message: str = "success",
@@ -55,48 +52,48 @@ def render_error(request: web.Request, status: int, message: str, exc: ScheddErr
 handler = with_envelope(render_error)
 
 
-def schedule_object(schedule: Schedule) -> dict[str, Any]:
-    return {
-        "job_id": schedule.uid,
-        "organization_id": schedule.org_id,
-        "full_build": bool(schedule.full_build),
-        "time_expression": schedule.cron,
-        "created_by_user": schedule.created_by,
-        "created_at": rfc3339(schedule.created_at),
-        "latest_execution": {
-            "id": schedule.last_run_uid or "",
-            "jobId": schedule.uid if schedule.last_run_uid else "",
-            "executedAt": rfc3339(schedule.last_run_at),
-        },
-        "path": "time-based",
-        "active": schedule.active,
-        "timezone": schedule.timezone,
-        "next_execution": rfc3339(schedule.next_fire_at) if schedule.active else None,
-    }
+def schedule_object(schedule: Schedule) -> models.MaintenanceSchedule:
+    return models.MaintenanceSchedule(
+        job_id=schedule.uid,
+        organization_id=schedule.org_id,
+        full_build=bool(schedule.full_build),
+        time_expression=schedule.cron,
+        created_by_user=schedule.created_by,
+        created_at=rfc3339(schedule.created_at),
+        latest_execution=models.LatestExecution(
+            id=schedule.last_run_uid or "",
+            jobId=schedule.uid if schedule.last_run_uid else "",
+            executedAt=rfc3339(schedule.last_run_at),
+        ),
+        active=schedule.active,
+        timezone=schedule.timezone,
+        next_execution=rfc3339(schedule.next_fire_at) if schedule.active else None,
+    )
 
 
-def error_information(run: Run) -> dict[str, Any]:
+_NO_ERROR = models.ErrorInformation()
+
+
+def error_information(run: Run) -> models.ErrorInformation:
     if run.state in ("done", "queued", "inprogress") or not run.error:
-        return {}
-    info: dict[str, Any] = {"message": run.error}
-    if run.exit_code is not None:
-        info["exitCode"] = run.exit_code
-    if run.timed_out:
-        info["timeout"] = True
-    return info
+        return _NO_ERROR
+    return models.ErrorInformation(
+        message=run.error,
+        exitCode=models.UNSET if run.exit_code is None else run.exit_code,
+        timeout=True if run.timed_out else models.UNSET)
 
 
-def run_object(run: Run) -> dict[str, Any]:
-    return {
-        "id": run.uid,
-        "organizationId": run.org_id,
-        "triggerType": run.trigger,
-        "creationTime": rfc3339(run.created_at),
-        "startTime": rfc3339(run.started_at),
-        "endTime": rfc3339(run.ended_at),
-        "status": run.state,
-        "errorInformation": error_information(run),
-    }
+def run_object(run: Run) -> models.MaintenanceRun:
+    return models.MaintenanceRun(
+        id=run.uid,
+        organizationId=run.org_id,
+        triggerType=run.trigger,
+        creationTime=rfc3339(run.created_at),
+        startTime=rfc3339(run.started_at),
+        endTime=rfc3339(run.ended_at),
+        status=run.state,
+        errorInformation=error_information(run),
+    )
 
 
 def _active_filter(request: web.Request) -> bool | None:
@@ -121,7 +118,7 @@ async def list_schedules(request: web.Request) -> web.StreamResponse:
     org_id, active = ident(request, "orgId"), _active_filter(request)
     limit, offset = paging.SCHEDULE_LIST.parse(request)
     batches = await maintenance.list_schedules(core, user, org_id, active, offset=offset, limit=limit)
-    head, tail = stream.envelope_parts(envelope_object(request, None), "response")
+    head, tail = stream.envelope_parts(models.to_builtins(envelope_object(request, None)), "response")
     return await stream.json_list(request, batches, lambda item: schedule_object(item[0]), head=head, tail=tail)
 
 
@@ -136,15 +133,14 @@ async def create_schedule(request: web.Request) -> web.Response:
         core, user, org_id, time_expression=params.get("time_expression"),
         scheduler_type=params.get("scheduler_type"), timezone=params.get("timezone"),
         at=core.clock.now())
-    return envelope(request, {
-        "job_id": schedule.uid,
-        "time_expression": schedule.cron,
-        "scheduler_type": "time-based/maintenance",
-        "created_at": rfc3339(schedule.created_at),
-        "created_by_user": schedule.created_by,
-        "timezone": schedule.timezone,
-        "next_execution": rfc3339(schedule.next_fire_at),
-    }, message="Time-based schedule successfully created.")
+    return envelope(request, models.MaintenanceScheduleCreated(
+        job_id=schedule.uid,
+        time_expression=schedule.cron,
+        created_at=rfc3339(schedule.created_at),
+        created_by_user=schedule.created_by,
+        timezone=schedule.timezone,
+        next_execution=rfc3339(schedule.next_fire_at),
+    ), message="Time-based schedule successfully created.")
 
 
 @_routes("DELETE", "/aggregates/maintenance-schedule/jobs/orgId/{orgId}/jobId/{jobId}")
@@ -185,8 +181,8 @@ async def history(request: web.Request) -> web.Response:
     limit, offset = paging.MAINTENANCE_HISTORY.page(request)
     page = await maintenance.history_page(
         request.app[CORE], user, ident(request, "orgId"), limit=limit, offset=offset,
-        status=request.query.get("status"), encode=lambda found: encode_json([run_object(r) for r in found]))
-    body = json_around(envelope_object(request, {
-        "data": PAGE_SLOT, "limit": limit, "offset": offset, "force_pull": False,
-    }, code=0, message="200 OK"), page)
+        status=request.query.get("status"), encode=lambda found: models.encode([run_object(r) for r in found]))
+    slot: Any = PAGE_SLOT  # the kept page's JSON goes in its place
+    body = json_around(envelope_object(request, models.MaintenanceRunPage(data=slot, limit=limit, offset=offset),
+                                       code=0, message="200 OK"), page)
     return web.Response(body=body, content_type="application/json")

@@ -1,7 +1,8 @@
 """The OpenAPI 3.1 document of every route, built from one declarative table per family.
 
 Each `Op` says method, path, summary, parameters, request body, answers per status and
-whether a token is needed. tests/test_openapi.py checks that every route the app serves
+whether a token is needed. The bodies and answers name the models of schedd/api/models.py,
+whose generated schemas are the document's components. tests/test_openapi.py checks that every route the app serves
 is in the table (except the browser pages of `BROWSER_PAGES`), so a route added without
 documentation fails the tests.
 """
@@ -16,7 +17,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from schedd import __version__
-from schedd.states import HistoryStrategy, RunState, WindowState, values
+from schedd.api import models
 
 BROWSER_PAGES = re.compile(r"^/(?:$|status(?:/|$)|static/|ui(?:/|$))")
 """Paths of the server-rendered pages (schedd/web): for browsers, not scripts, so not here."""
@@ -34,29 +35,19 @@ def array(items: Schema) -> Schema:
     return {"type": "array", "items": items}
 
 
-def obj(required: tuple[str, ...] = (), **properties: Schema) -> Schema:
-    schema: Schema = {"type": "object", "properties": properties}
-    if required:
-        schema["required"] = list(required)
-    return schema
+def holding(key: str, schema: Schema) -> Schema:
+    """What one route's answer holds under an envelope's generic `key` (`response`, `result`)."""
+    return {"type": "object", "properties": {key: schema}}
 
 
 STRING: Schema = {"type": "string"}
 INTEGER: Schema = {"type": "integer"}
 BOOLEAN: Schema = {"type": "boolean"}
-NULLABLE_STRING: Schema = {"type": ["string", "null"]}
-SHORT_TEXT: Schema = {"type": ["string", "null"], "maxLength": 200}
-RFC3339: Schema = {"type": "string", "format": "date-time",
-                   "description": "UTC with microseconds; 0001-01-01T00:00:00Z when it has not happened yet"}
-LOCAL_TIME: Schema = {"type": ["string", "null"], "pattern": r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$",
-                      "description": "YYYY-MM-DD HH:MM:SS in the daemon's time zone"}
-IDENT: Schema = {"type": "string", "pattern": r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"}
-RUN_STATES = list(values(RunState))
-WINDOW_STATUSES = list(values(WindowState))
-SERVICE_STATUSES = ["up", "degraded", "down"]
-PROD_TIME: Schema = {"type": "string", "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}$",
-                     "description": "YYYY-MM-DDTHH:MM in the daemon's time zone"}
-NULLABLE_PROD_TIME: Schema = {**PROD_TIME, "type": ["string", "null"]}
+IDENT: Schema = models.schema_of(models.Ident)
+RUN_STATES = models.RUN_STATES
+WINDOW_STATUSES = models.WINDOW_STATUSES
+SERVICE_STATUSES = models.SERVICE_STATUSES_LIST
+PROD_TIME: Schema = models.schema_of(models.ProdTime)
 
 
 @dataclass(frozen=True)
@@ -139,172 +130,21 @@ def served_under_api_1_0(ops: list[Op]) -> list[Op]:
     return ops + [replace(op, path="/api/1.0" + op.path, op_id=op.op_id + "V1") for op in ops]
 
 
-# -- shared schemas ---------------------------------------------------------------------
+# -- shared schemas: generated from the models of schedd/api/models.py -------------------
 
-SCHEMAS: dict[str, Schema] = {
-    "Health": obj(("status",), status={"const": "ok"}),
-    "Readiness": obj(("ready", "checks", "instance", "fires"), ready=BOOLEAN, checks=obj(
-        database=BOOLEAN, heap_loaded=BOOLEAN, loop=BOOLEAN), instance=STRING, fires=BOOLEAN),
-    # Org maintenance: AtScale's engine envelope.
-    "EngineEnvelope": obj(
-        ("status", "responseCreated", "response"),
-        status=obj(("code", "message"), code=INTEGER, message=STRING),
-        responseCreated=RFC3339, response={}),
-    "LatestExecution": obj(("id", "jobId", "executedAt"), id=STRING, jobId=STRING, executedAt=RFC3339),
-    "MaintenanceSchedule": obj(
-        ("job_id", "organization_id", "time_expression", "latest_execution", "path"),
-        job_id=STRING, organization_id=STRING, full_build=BOOLEAN, time_expression=STRING,
-        created_by_user=STRING, created_at=RFC3339, latest_execution=ref("LatestExecution"),
-        path={"const": "time-based"}, active=BOOLEAN, timezone=STRING,
-        next_execution={"type": ["string", "null"], "format": "date-time"}),
-    "MaintenanceScheduleCreated": obj(
-        ("job_id", "time_expression", "scheduler_type"), job_id=STRING, time_expression=STRING,
-        scheduler_type={"const": "time-based/maintenance"}, created_at=RFC3339, created_by_user=STRING,
-        timezone=STRING, next_execution=RFC3339),
-    "MaintenanceScheduleInput": obj(
-        ("time_expression",),
-        time_expression={"type": "string", "minLength": 1,
-                         "description": "Quartz (seconds first) or 5-field Unix cron"},
-        scheduler_type={"const": "time-based"}, timezone={"type": "string", "description": "IANA zone"}),
-    "ErrorInformation": obj(message=STRING, exitCode=INTEGER, timeout=BOOLEAN),
-    "MaintenanceRun": obj(
-        ("id", "organizationId", "triggerType", "status"), id=STRING, organizationId=STRING,
-        triggerType={"type": "string", "examples": [
-            "TimeBasedMaintenance", "ManualMaintenance", "CubeUpdateMaintenance(FirstTimeCubeProcessed)"]},
-        creationTime=RFC3339, startTime=RFC3339, endTime=RFC3339, status={"enum": RUN_STATES},
-        errorInformation=ref("ErrorInformation")),
-    "MaintenanceRunPage": obj(("data", "limit", "offset", "force_pull"), data=array(ref("MaintenanceRun")),
-                              limit=INTEGER, offset=INTEGER, force_pull=BOOLEAN),
-    # Cube builds: AtScale's design-center envelope.
-    "DesignEnvelope": obj(
-        ("response", "status"), response={},
-        status=obj(("i18n_message", "message"), i18n_message={"type": "string", "examples": [
-            "response.ok", "response.bad_request", "response.unauthorized", "response.not_found",
-            "response.conflict", "response.error"]}, message=STRING)),
-    "CubeSchedule": obj(
-        ("job_id", "organization_Id", "project_id", "cube_id", "time_expression", "path"),
-        created_at=RFC3339, created_by_user=STRING, cube_id=STRING, full_build=BOOLEAN, job_id=STRING,
-        latest_execution=ref("LatestExecution"), organization_Id=STRING, path={"const": "aggregate/create"},
-        project_id=STRING, time_expression=STRING, timezone=STRING, active=BOOLEAN,
-        next_execution={"type": ["string", "null"], "format": "date-time"}),
-    "CubeScheduleInput": obj(
-        ("time_expression",), time_expression={"type": "string", "minLength": 1}, path={"const": "aggregate/create"},
-        full_build={"type": "boolean", "default": True}, timezone=STRING),
-    "Build": obj(
-        ("id", "organizationId", "projectId", "cubeId", "status", "batchType"),
-        batchType={"enum": ["full-build", "materialize-pending-instances"]}, createDate=RFC3339,
-        cubeId=STRING, endTime=RFC3339, estimateTime={"type": "integer", "description": "seconds"},
-        id=STRING, organizationId=STRING, projectId=STRING, startTime=RFC3339, status={"enum": RUN_STATES},
-        errorInformation=ref("ErrorInformation"), triggerType=STRING),
-    "BuildPage": obj(("data", "limit", "offset", "force_pull"), data=array(ref("Build")), limit=INTEGER,
-                     offset=INTEGER, force_pull=BOOLEAN),
-    "Executed": obj(("success",), success=BOOLEAN, id={"type": "string", "description": "the build id"}),
-    "ScheduleHistory": obj(("history", "job_id"), job_id=STRING, history=array(obj(
-        ("executedAt", "id", "jobId"), executedAt=RFC3339, id=STRING, jobId=STRING))),
-    # Service jobs: Volt MX's envelopes.
-    "VoltResult": obj(
-        ("status", "result", "message", "token"), status={"enum": ["SUCCESS", "FAIL"]}, result={},
-        message=NULLABLE_STRING, token={"type": "null"}),
-    "Login": obj(("userid", "password"), userid={"type": "string", "minLength": 1},
-                 password={"type": "string", "minLength": 1, "format": "password"}),
-    "Logout": obj(refresh_token={"type": "string",
-                                 "description": "The login's refresh token, revoked along with the access token"}),
-    "LoginAnswer": obj(
-        ("profile", "claims_token", "refresh_token"),
-        profile=obj(userid=STRING, email=STRING, firstname=STRING, lastname=STRING,
-                    user_attributes={"type": "object"}, profile_attributes={"type": "object"}),
-        claims_token=obj(("value", "exp"), value=STRING,
-                         exp={"type": "integer", "description": "expiry, ms since the epoch"},
-                         integrity_check_required=BOOLEAN),
-        refresh_token=STRING),
-    "JobSummary": obj(
-        ("jobId", "jobName", "jobStatus"), jobId=INTEGER, jobName=STRING, description=NULLABLE_STRING,
-        cronExpression=NULLABLE_STRING, updatedUser=NULLABLE_STRING, updatedDate=LOCAL_TIME,
-        jobStatus={"enum": ["Active", "Inactive"]}, jobHistoryTotal=INTEGER, jobHistorySuccessCount=INTEGER,
-        jobHistoryFailCount=INTEGER, jobHistorySucPercentage=INTEGER, jobHistoryFailPercentage=INTEGER,
-        jobLastRunStatus=NULLABLE_STRING, jobNextRunTime=LOCAL_TIME),
-    # GET shows every documented key, null where the job was created without it.
-    "JobServiceInfo": obj(
-        ("serviceName", "operationName", "serviceExecutionType"), version=SHORT_TEXT,
-        serviceType={"enum": ["intSer", "objSer", "orchSer"]},
-        serviceName={"type": "string", "description": "a [services.NAME] of the config"},
-        objectName=SHORT_TEXT, operationName={"type": "string", "pattern": r"^[A-Za-z0-9._~/-]{1,200}$"},
-        requestheaderMap={"type": "object", "maxProperties": 50,
-                          "additionalProperties": {"type": "string", "maxLength": 8192}},
-        serviceExecutionType={"const": "SERVER_URL"},
-        postData={"type": ["string", "object", "null"], "description": "JSON text or object, POSTed to the service"},
-        operationSecurityLevel=SHORT_TEXT),
-    "JobFrequencyInfo": obj(
-        ("frequencyType",), frequencyType={"enum": [1, 2, 3, 4],
-                                           "description": "1 hour-, 2 day-, 3 week-, 4 month-based"},
-        minuteValues=array(INTEGER), hourValues=array(INTEGER), dayValues=array(INTEGER),
-        dateValues=array({"type": ["integer", "string"]})),
-    "Job": obj(
-        ("jobName", "jobServiceInfo"), jobId=INTEGER, jobName={"type": "string", "minLength": 1, "maxLength": 100},
-        description={"type": ["string", "null"], "maxLength": 1000},
-        jobFrequency={"type": ["string", "null"], "description": "cron"},
-        jobServiceInfo=ref("JobServiceInfo"), jobStatus={"enum": ["Active", "Inactive"]},
-        historyStrategy={"enum": list(values(HistoryStrategy))},
-        retentionPeriod={"type": ["string", "integer"], "description": "days, 1-3650"},
-        jobFrequencyInfo={"oneOf": [ref("JobFrequencyInfo"), {"type": "null"}]},
-        jobNextRunTime=LOCAL_TIME, updatedUser=NULLABLE_STRING, updatedDate=LOCAL_TIME),
-    "JobRun": obj(
-        ("jobRunId", "executionStatus"), jobRunId=INTEGER, jobStartTime=LOCAL_TIME, jobEndTime=LOCAL_TIME,
-        jobDuration={"type": "integer", "description": "milliseconds"}, executionFrequency=NULLABLE_STRING,
-        executionStatus={"enum": ["Success", "Fail", "Running", "Skipped", "Interrupted", "Canceled"]},
-        completeHistory=BOOLEAN),
-    "JobRunDetail": {"allOf": [ref("JobRun"), obj(
-        triggerType=STRING, requestPayload=NULLABLE_STRING, responseStatus={"type": ["integer", "null"]},
-        responseBody=NULLABLE_STRING, errorMessage=NULLABLE_STRING, skipReason=NULLABLE_STRING,
-        windowId={"type": ["integer", "null"]})]},
-    # Maintenance windows: Prod-Manager's maintenance API.
-    "ProdError": obj(("message", "reasons"), message=STRING,
-                     reasons={"type": "object", "additionalProperties": array(STRING)}),
-    "MaintenanceEvent": obj(("creation_date", "content", "internal", "type"), creation_date=PROD_TIME,
-                            content=STRING, internal={"enum": [0, 1]},
-                            type={"enum": ["create", "update", "comment"]},
-                            author={"type": ["string", "null"],
-                                    "description": "Who wrote the event (null for the window's own moves); "
-                                                   "present only for a caller who may change the window"}),
-    "Maintenance": obj(
-        ("id", "name", "status", "scope", "service", "service_status", "scheduled_start_date",
-         "scheduled_end_date", "events", "links"),
-        id=INTEGER, name=STRING, description=NULLABLE_STRING, external_reference=NULLABLE_STRING,
-        external_link=NULLABLE_STRING, status={"enum": WINDOW_STATUSES}, scope=INTEGER, service=INTEGER,
-        service_status={"enum": SERVICE_STATUSES}, creation_date=PROD_TIME, scheduled_start_date=PROD_TIME,
-        scheduled_end_date=PROD_TIME, start_date=NULLABLE_PROD_TIME, end_date=NULLABLE_PROD_TIME,
-        events=array(ref("MaintenanceEvent")),
-        links=obj(("self", "scope", "service", "calendar"), self=STRING, scope=STRING, service=STRING,
-                  calendar=STRING)),
-    "MaintenancePage": obj(("items",), items=array(ref("Maintenance"))),
-    "MaintenanceInput": obj(
-        ("scope", "service", "name", "service_status", "scheduled_start_date", "scheduled_end_date"),
-        scope={"type": ["integer", "string"], "description": "scope id"},
-        service={"type": ["integer", "string"], "description": "service id, of that scope"},
-        name={"type": "string", "minLength": 1, "maxLength": 255}, description=STRING, external_reference=STRING,
-        external_link={"type": "string", "description": "an http(s) URL"},
-        service_status={"enum": SERVICE_STATUSES}, status={"enum": WINDOW_STATUSES},
-        scheduled_start_date=PROD_TIME, scheduled_end_date=PROD_TIME, start_date=PROD_TIME,
-        end_date=PROD_TIME),
-    "Comment": obj(("comment",), comment={"type": "string", "minLength": 1}, internal={"enum": [0, 1, "0", "1"]}),
-    "Scope": obj(("id", "name"), id=INTEGER, name=STRING, links={"type": "object"}),
-    "Service": obj(("id", "name"), id=INTEGER, name=STRING, scope={"type": ["integer", "null"]},
-                   links={"type": "object"}),
-    "ScopePage": obj(("items",), items=array(ref("Scope"))),
-    "ServicePage": obj(("items",), items=array(ref("Service"))),
-}
+SCHEMAS: dict[str, Schema] = models.components()
 
 
 def engine(response: Schema) -> Schema:
-    return {"allOf": [ref("EngineEnvelope"), obj(response=response)]}
+    return {"allOf": [ref("EngineEnvelope"), holding("response", response)]}
 
 
 def design(response: Schema) -> Schema:
-    return {"allOf": [ref("DesignEnvelope"), obj(response=response)]}
+    return {"allOf": [ref("DesignEnvelope"), holding("response", response)]}
 
 
 def volt(result: Schema) -> Schema:
-    return {"allOf": [ref("VoltResult"), obj(result=result)]}
+    return {"allOf": [ref("VoltResult"), holding("result", result)]}
 
 
 ERROR_TEXT = {400: "Invalid input; the message names the parameter", 401: "Missing, invalid or expired token",
@@ -329,7 +169,7 @@ QUOTA_FULL = ("The org holds as many active maintenance and build schedules as [
 
 ENGINE_ERROR = engine({"type": "null"})
 DESIGN_ERROR = design({"type": "null"})
-VOLT_ERROR = volt({"type": ["object", "null"], "properties": {"field": STRING, "reason": STRING}})
+VOLT_ERROR = volt({"anyOf": [ref("FieldFault"), {"type": "null"}]})
 OFFSET = Param("offset", "query", {"type": "integer", "minimum": 0, "maximum": 10**9, "default": 0},
                "rows to skip")
 
@@ -373,7 +213,7 @@ OPS = [
     Op("POST", "/authService/accounts/logout", "logout", "Log out: revoke the token sent (Volt MX accounts logout)",
        "auth",
        {200: Answer("The tokens revoked (0 when the refresh token was not this user's)",
-                    volt(obj(("userid", "revoked"), userid=STRING, revoked=INTEGER))),
+                    volt(ref("Revoked"))),
         **errors(VOLT_ERROR, 400, 401)},
        body=Body(ref("Logout"), (FORM, JSON), required=False),
        description="The access token in X-VoltMX-Authorization (or Authorization: Bearer) stops working at "
@@ -458,7 +298,7 @@ AGGREGATE = served_under_api_1_0([
     _cube("POST", _CUBE + "/execute", "executeBuild", "Start a build of the cube now",
           {200: Answer("Started", design(ref("Executed"))), **errors(DESIGN_ERROR, 400, 401, 404, 409, 413)},
           params=(Param("full_build", "query", BOOLEAN),),
-          body=Body(obj(full_build={"type": "boolean", "default": False}), required=False)),
+          body=Body(ref("ExecuteInput"), required=False)),
     _cube("DELETE", _CUBE + "/scheduler/jobId/{jobId}", "deleteCubeSchedule", "Delete a build schedule",
           {200: Answer("`successfully deleted jobId: [ID]`", design(STRING)),
            **errors(DESIGN_ERROR, 400, 401, 404)}),
@@ -607,7 +447,7 @@ def operations() -> list[Op]:
 
 INPUT_RULE = ("The path, query string or form is not UTF-8 text without NUL, or a form does not parse "
               "(every route's input rule)")
-PLAIN_ERROR = obj(("message",), message=STRING)
+PLAIN_ERROR = ref("PlainError")
 
 
 def _may_be_refused(op: Op) -> Op:

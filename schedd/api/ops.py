@@ -9,7 +9,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from schedd import metrics
-from schedd.api import openapi
+from schedd.api import models, openapi
 from schedd.api.common import CORE, json_response
 from schedd.core import Core
 
@@ -25,26 +25,25 @@ def engine_turning(core: Core) -> bool:
 
 @routes.get("/healthz")
 async def healthz(request: web.Request) -> web.Response:
-    return json_response({"status": "ok"})
+    return json_response(models.Health(status="ok"))
 
 
-def readiness(core: Core) -> tuple[bool, dict[str, bool]]:
+def readiness(core: Core) -> tuple[bool, models.Checks]:
     """Whether the daemon is ready, and each check it is made of."""
-    checks = {
-        "database": core.store.is_open,
-        "heap_loaded": core.engine.loaded,
-        "loop": engine_turning(core),
-    }
-    return core.ready and all(checks.values()), checks
+    checks = models.Checks(
+        database=core.store.is_open,
+        heap_loaded=core.engine.loaded,
+        loop=engine_turning(core),
+    )
+    return core.ready and checks.database and checks.heap_loaded and checks.loop, checks
 
 
 @routes.get("/readyz")
 async def readyz(request: web.Request) -> web.Response:
     core = request.app[CORE]
     ready, checks = readiness(core)
-    body = {"ready": ready, "checks": checks, "instance": core.coordinator.instance,
-            "fires": core.coordinator.is_leader}
-    return json_response(body, status=200 if ready else 503)
+    return json_response(models.Readiness(ready=ready, checks=checks, instance=core.coordinator.instance,
+                                          fires=core.coordinator.is_leader), status=200 if ready else 503)
 
 
 @routes.get("/metrics")

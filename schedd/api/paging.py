@@ -15,7 +15,6 @@ from aiohttp import web
 
 from schedd.api.common import query_int
 from schedd.errors import ValidationError
-from schedd.inputs import parse_int
 
 MAX_OFFSET = 10**9
 
@@ -58,12 +57,15 @@ PER_PAGE_DEFAULT = 20
 PER_PAGE_MAX = 50
 
 
+def page_number(request: web.Request, maximum: int) -> int:
+    """`page`, counted from 1: 1 unless given, at most `maximum` (the operator view's pages too)."""
+    return query_int(request, "page", 1, 1, maximum)
+
+
 def _positive(request: web.Request, name: str, default: int, low: int, high: int) -> int:
-    raw = request.query.get(name, "")
-    if raw == "":
-        return default
+    """A number of Prod-Manager's paging: the one parser, with Prod-Manager's one wording of a fault."""
     try:
-        return parse_int(raw, name, low, high)
+        return query_int(request, name, default, low, high)
     except ValidationError as exc:
         raise ValidationError(name, f"must be an integer from {low} to {high}") from exc
 

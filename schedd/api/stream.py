@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
+from schedd.api import models
 from schedd.api.common import REQUEST_ID
 
 T = TypeVar("T")
@@ -63,7 +64,7 @@ async def json_list(
 
     def encode(piece: list[T]) -> str:
         # The items of a JSON array, comma-separated: the array's text without its brackets.
-        return dumps([render(item) for item in piece])[1:-1]
+        return models.encode([render(item) for item in piece]).decode("utf-8")[1:-1]
 
     return await _stream(request, batches, encode, opening=head + "[", separator=",", closing="]" + tail,
                          content_type="application/json", headers=headers)

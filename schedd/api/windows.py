@@ -8,28 +8,32 @@ Prod-Manager does. Bodies are forms or JSON.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import TypeVar
 from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
-from schedd.api import paging
+from schedd.api import models, paging
 from schedd.api.common import CORE, current_user, json_response, optional_user, read_body, with_envelope
+from schedd.config import ScopeConfig, ServiceConfig
 from schedd.errors import NotFound, ScheddError, ValidationError
 from schedd.families.maintenance_windows.ical import calendar
 from schedd.families.maintenance_windows.service import Access, Invalid, Windows, format_date
 from schedd.store.windows import Event, Window
 
 routes = web.RouteTableDef()
+T = TypeVar("T")
 ID = r"{id:[0-9]{1,18}}"
 
 
 def render_error(request: web.Request, status: int, message: str, exc: ScheddError) -> web.Response:
     if isinstance(exc, Invalid):
-        return json_response({"message": "Invalid request", "reasons": exc.reasons}, status=status)
+        return json_response(models.ProdError(message="Invalid request", reasons=exc.reasons), status=status)
     if isinstance(exc, ValidationError):
-        return json_response({"message": "Invalid request", "reasons": {exc.field: [exc.reason]}}, status=status)
-    return json_response({"message": message, "reasons": {}}, status=status)
+        return json_response(models.ProdError(message="Invalid request", reasons={exc.field: [exc.reason]}),
+                             status=status)
+    return json_response(models.ProdError(message=message, reasons={}), status=status)
 
 
 handler = with_envelope(render_error)
@@ -39,44 +43,42 @@ def _windows(request: web.Request) -> Windows:
     return request.app[CORE].windows
 
 
-def _event_object(event: Event, zone: ZoneInfo, authors: bool) -> dict[str, Any]:
-    out: dict[str, Any] = {
-        "creation_date": format_date(event.creation_date, zone),
-        "content": event.content,
-        "internal": int(event.internal),
-        "type": event.type,
-    }
-    if authors:
-        out["author"] = event.author
-    return out
+def _event_object(event: Event, zone: ZoneInfo, authors: bool) -> models.MaintenanceEvent:
+    return models.MaintenanceEvent(
+        creation_date=format_date(event.creation_date, zone),
+        content=event.content,
+        internal=int(event.internal),
+        type=event.type,
+        author=event.author if authors else models.UNSET,
+    )
 
 
-def window_object(window: Window, zone: ZoneInfo, *, authors: bool = False) -> dict[str, Any]:
+def window_object(window: Window, zone: ZoneInfo, *, authors: bool = False) -> models.Maintenance:
     """Prod-Manager's maintenance object; with `authors`, each event names the user who wrote it."""
     path = f"/api/maintenance/{window.id}"
-    return {
-        "id": window.id,
-        "name": window.name,
-        "description": window.description,
-        "external_reference": window.external_reference,
-        "external_link": window.external_link,
-        "status": window.status,
-        "scope": window.scope_id,
-        "service": window.service_id,
-        "service_status": window.service_status,
-        "creation_date": format_date(window.creation_date, zone),
-        "scheduled_start_date": format_date(window.scheduled_start_date, zone),
-        "scheduled_end_date": format_date(window.scheduled_end_date, zone),
-        "start_date": format_date(window.start_date, zone),
-        "end_date": format_date(window.end_date, zone),
-        "events": [_event_object(event, zone, authors) for event in window.events],
-        "links": {
-            "self": path,
-            "scope": f"/api/scope/{window.scope_id}",
-            "service": f"/api/service/{window.service_id}",
-            "calendar": f"{path}/calendar",
-        },
-    }
+    return models.Maintenance(
+        id=window.id,
+        name=window.name,
+        description=window.description,
+        external_reference=window.external_reference,
+        external_link=window.external_link,
+        status=window.status,
+        scope=window.scope_id,
+        service=window.service_id,
+        service_status=window.service_status,
+        creation_date=format_date(window.creation_date, zone),
+        scheduled_start_date=format_date(window.scheduled_start_date, zone),
+        scheduled_end_date=format_date(window.scheduled_end_date, zone),
+        start_date=format_date(window.start_date, zone),
+        end_date=format_date(window.end_date, zone),
+        events=[_event_object(event, zone, authors) for event in window.events],
+        links=models.MaintenanceLinks(
+            self_=path,
+            scope=f"/api/scope/{window.scope_id}",
+            service=f"/api/service/{window.service_id}",
+            calendar=f"{path}/calendar",
+        ),
+    )
 
 
 async def _access(request: web.Request, *, write: bool) -> Access:
@@ -105,7 +107,7 @@ async def list_windows(request: web.Request) -> web.Response:
                                       internal=access.writes_any)
     zone = windows.zone
     items = [window_object(windows.shown(access, w), zone, authors=windows.may_write(access, w)) for w in found]
-    return json_response({"items": items}, headers=page.headers(total))
+    return json_response(models.MaintenancePage(items=items), headers=page.headers(total))
 
 
 @routes.get(f"/api/maintenance/{ID}")
@@ -164,29 +166,29 @@ async def window_calendar(request: web.Request) -> web.Response:
                         headers={"Content-Disposition": f'inline; filename="maintenance-{window.id}.ics"'})
 
 
-def _scope_object(scope) -> dict[str, Any]:
-    return {"id": scope.id, "name": scope.name, "links": {"self": f"/api/scope/{scope.id}"}}
+def _scope_object(scope: ScopeConfig) -> models.Scope:
+    return models.Scope(id=scope.id, name=scope.name, links=models.ScopeLinks(self_=f"/api/scope/{scope.id}"))
 
 
-def _service_object(request: web.Request, service) -> dict[str, Any]:
+def _service_object(request: web.Request, service: ServiceConfig) -> models.Service:
     scope = request.app[CORE].config.scopes.get(service.scope or "")
-    return {"id": service.id, "name": service.name, "scope": scope.id if scope else None,
-            "links": {"self": f"/api/service/{service.id}",
-                      "scope": f"/api/scope/{scope.id}" if scope else None}}
+    return models.Service(id=service.id or 0, name=service.name, scope=scope.id if scope else None,
+                          links=models.ServiceLinks(self_=f"/api/service/{service.id}",
+                                                    scope=f"/api/scope/{scope.id}" if scope else None))
 
 
-def _paged(request: web.Request, items: list[dict[str, Any]]) -> web.Response:
+def _paged(request: web.Request, page_of: Callable[[list[T]], models.Model], items: list[T]) -> web.Response:
     """One page of a list held in memory (the config's scopes or services), paged as maintenances are."""
     page = paging.page_per_page(request)
     shown = items[page.offset:page.offset + page.limit]
-    return json_response({"items": shown}, headers=page.headers(len(items)))
+    return json_response(page_of(shown), headers=page.headers(len(items)))
 
 
 @routes.get("/api/scope")
 @handler
 async def list_scopes(request: web.Request) -> web.Response:
     scopes = sorted(request.app[CORE].config.scopes.values(), key=lambda s: s.id)
-    return _paged(request, [_scope_object(s) for s in scopes])
+    return _paged(request, lambda items: models.ScopePage(items=items), [_scope_object(s) for s in scopes])
 
 
 @routes.get(f"/api/scope/{ID}")
@@ -203,7 +205,8 @@ async def get_scope(request: web.Request) -> web.Response:
 async def list_services(request: web.Request) -> web.Response:
     services = sorted((s for s in request.app[CORE].config.services.values() if s.id is not None),
                       key=lambda s: s.id or 0)
-    return _paged(request, [_service_object(request, s) for s in services])
+    return _paged(request, lambda items: models.ServicePage(items=items),
+                  [_service_object(request, s) for s in services])
 
 
 @routes.get(f"/api/service/{ID}")

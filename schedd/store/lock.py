@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import fcntl
 import os
-from datetime import datetime, timezone
+import time
+from datetime import timezone
 
 from schedd.errors import ScheddError
+from schedd.timefmt import iso
 
 LOCK_SUFFIX = ".lock"
 MODE = 0o600
@@ -84,7 +86,7 @@ class DatabaseLock:
             return
         if self.fd is None:
             raise ScheddError(f"the lock on {self.db_path} was released")
-        since = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        since = iso(time.time(), timezone.utc, seconds=True)
         os.ftruncate(self.fd, 0)
         os.pwrite(self.fd, f"{os.getpid()}\n{since}\n".encode("ascii"), 0)
 

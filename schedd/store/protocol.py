@@ -277,7 +277,9 @@ class FireStore(Protocol):
 
     def set_fence(self, holder: str | None, epoch: int | None) -> None:
         """From now on `record_fires` and `mark_started` carry this lease epoch, and raise LeaseLost once
-        another instance holds the lease (None: they carry none, as when one process owns the store)."""
+        another instance holds the lease (None: they carry none, as when one process owns the store).
+        `mark_started` raises it for the run of a fire only: a run started through the API (no due
+        time) starts on any instance."""
         ...
 
     async def interrupt_open(

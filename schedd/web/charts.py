@@ -9,10 +9,10 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from schedd.store.reports import HourDelay
+from schedd.timefmt import clock
 
 HOURS = 24
 WIDTH, HEIGHT = 720, 190
@@ -92,7 +92,7 @@ def _slot(hour: int) -> tuple[float, float]:
 
 def _x_ticks(start: float, zone: ZoneInfo) -> tuple[Tick, ...]:
     step = (WIDTH - RIGHT - LEFT) / HOURS
-    return tuple(Tick(LEFT + hour * step, datetime.fromtimestamp(start + hour * 3600, zone).strftime("%H:%M"))
+    return tuple(Tick(LEFT + hour * step, clock(start + hour * 3600, zone))
                  for hour in range(0, HOURS, 6))
 
 
@@ -110,8 +110,7 @@ def _y_ticks(top: float, label: Callable[[float], str]) -> tuple[Tick, ...]:
 
 
 def _hour_label(start: float, hour: int, zone: ZoneInfo) -> str:
-    begin = datetime.fromtimestamp(start + hour * 3600, zone)
-    return begin.strftime("%H:%M") + "-" + datetime.fromtimestamp(start + (hour + 1) * 3600, zone).strftime("%H:%M")
+    return clock(start + hour * 3600, zone) + "-" + clock(start + (hour + 1) * 3600, zone)
 
 
 def outcome_chart(counts: Mapping[int, Mapping[str, int]], *, start: float, zone: ZoneInfo) -> Chart:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-from datetime import datetime
 from importlib import resources
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -16,6 +15,7 @@ from schedd.api.common import CORE
 from schedd.cron import load_zone
 from schedd.errors import ScheddError
 from schedd.inputs import scrub
+from schedd.timefmt import shown
 from schedd.web.charts import format_seconds
 
 TEMPLATES = web.AppKey("web_templates", jinja2.Environment)
@@ -34,19 +34,6 @@ HEADERS = {
     # Same-origin posts keep their Referer, which the CSRF check falls back on without Origin.
     "Referrer-Policy": "same-origin",
 }
-
-
-def local_time(at: float | None, zone: ZoneInfo) -> str:
-    """`2026-03-08 03:00 EDT`; an em dash for a time that has not happened."""
-    if at is None:
-        return "\u2014"
-    return datetime.fromtimestamp(at, zone).strftime("%Y-%m-%d %H:%M %Z")
-
-
-def precise_time(at: float | None, zone: ZoneInfo) -> str:
-    if at is None:
-        return "\u2014"
-    return datetime.fromtimestamp(at, zone).strftime("%Y-%m-%d %H:%M:%S %Z")
 
 
 def duration(start: float | None, end: float | None) -> str:
@@ -83,8 +70,8 @@ def page(request: web.Request, template: str, context: dict[str, Any], *, status
     env = request.app[TEMPLATES]
     body = env.get_template(template).render(
         **context,
-        time=lambda at: local_time(at, tz),
-        precise=lambda at: precise_time(at, tz),
+        time=lambda at: shown(at, tz),
+        precise=lambda at: shown(at, tz, seconds=True),
         zone_name=request.app[CORE].config.scheduler.timezone,
     )
     try:

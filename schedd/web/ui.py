@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import datetime
 from urllib.parse import urlencode
 
 from aiohttp import web
 
-from schedd.api.common import CORE, query_int, status_for
+from schedd.api import paging
+from schedd.api.common import CORE, status_for
 from schedd.core import Core
 from schedd.cron import load_zone, parse
 from schedd.errors import NotFound, ScheddError, ValidationError
@@ -25,6 +25,8 @@ from schedd.runner import RunRef
 from schedd.store.accounts import User
 from schedd.store.runs import Run
 from schedd.store.schedules import Schedule
+from schedd.timefmt import shown
+from schedd.values import NotAChoice, choice
 from schedd.web import charts
 from schedd.web.render import page, zone
 from schedd.web.session import Session, operator
@@ -68,7 +70,7 @@ def next_fires(schedule: Schedule) -> tuple[str, ...]:
         if len(times) == NEXT_FIRES:
             break
         times.append(later)
-    return tuple(datetime.fromtimestamp(t, tz).strftime("%Y-%m-%d %H:%M:%S %Z") for t in times)
+    return tuple(shown(t, tz, seconds=True) for t in times)
 
 
 def row(schedule: Schedule) -> ScheduleRow:
@@ -82,13 +84,12 @@ def row(schedule: Schedule) -> ScheduleRow:
         run_hint=family.run_hint)
 
 
-def _choice(request: web.Request, name: str, allowed: list[str] | tuple[str, ...]) -> str | None:
-    value = request.query.get(name, "")
-    if value == "":
-        return None
-    if value not in allowed:
-        raise ValidationError(name, f"must be one of {', '.join(allowed)}")
-    return value
+def _filter(request: web.Request, name: str, allowed: list[str] | tuple[str, ...]) -> str | None:
+    """A query filter: one of `allowed`, None when absent."""
+    try:
+        return choice(request.query.get(name), allowed)
+    except NotAChoice as exc:
+        raise ValidationError(name, f"must be one of {', '.join(exc.allowed)}") from None
 
 
 def _org(request: web.Request, orgs: list[str]) -> str | None:
@@ -99,10 +100,6 @@ def _org(request: web.Request, orgs: list[str]) -> str | None:
     if value not in orgs:
         raise NotFound("organization", value)
     return value
-
-
-def _page_number(request: web.Request) -> int:
-    return query_int(request, "page", 1, 1, MAX_PAGE)
 
 
 def _failure(request: web.Request, session: Session, exc: ScheddError) -> web.Response:
@@ -124,11 +121,11 @@ async def dashboard(request: web.Request, session: Session) -> web.Response:
     """Schedules of every family the user may see, with the last day's charts."""
     core, user = request.app[CORE], session.user
     try:
-        family = _choice(request, "family", FAMILIES.names())
+        family = _filter(request, "family", FAMILIES.names())
         orgs = await overview.visible_orgs(core, user)
         org = _org(request, orgs)
-        active = _choice(request, "active", ("yes", "no"))
-        number = _page_number(request)
+        active = _filter(request, "active", ("yes", "no"))
+        number = paging.page_number(request, MAX_PAGE)
     except ScheddError as exc:
         return _failure(request, session, exc)
     shown, total = await overview.schedules(
@@ -162,11 +159,11 @@ async def runs(request: web.Request, session: Session) -> web.Response:
     """Run history of every family, newest first, by family, org and status."""
     core, user = request.app[CORE], session.user
     try:
-        family = _choice(request, "family", FAMILIES.names())
+        family = _filter(request, "family", FAMILIES.names())
         orgs = await overview.visible_orgs(core, user)
         org = _org(request, orgs)
-        state = _choice(request, "status", RUN_STATES)
-        number = _page_number(request)
+        state = _filter(request, "status", RUN_STATES)
+        number = paging.page_number(request, MAX_PAGE)
     except ScheddError as exc:
         return _failure(request, session, exc)
     found, schedules = await overview.runs(core, user, family=family, org_id=org, state=state,

@@ -29,6 +29,8 @@ from schedd.store.postgres.db import PgDatabase
 
 SUPERUSER = "postgres"
 TEMPLATE = "schedd_template"
+COPY = "STRATEGY = FILE_COPY"
+"""A copy of a template's files (PostgreSQL 15 and newer), six times faster than through the WAL."""
 NOT_INSTALLED = ("PostgreSQL is not installed (no initdb in /usr/lib/postgresql/*/bin or $SCHEDD_PG_BIN): "
                  "the PostgreSQL store was not tested")
 
@@ -103,8 +105,14 @@ class Cluster:
         finally:
             await conn.close()
 
-    async def new_database(self, *, migrated: bool = True) -> str:
-        """The URL of a new empty database (migrated: made from the session's migrated template)."""
+    async def new_database(self, *, migrated: bool = True, template: str | None = None) -> str:
+        """The URL of a new empty database (migrated: made from the session's migrated template), or a
+        copy of the database `template` names (one `new_template` made)."""
+        if template is not None:
+            self._databases += 1
+            name = f"t{os.getpid()}_{self._databases}"
+            await self._admin(f"CREATE DATABASE {name} TEMPLATE {template} {COPY}")
+            return self.url(name)
         if migrated and not self._template:
             await self._admin(f"CREATE DATABASE {TEMPLATE}")
             made = PgDatabase(self.url(TEMPLATE), pool_size=1)
@@ -113,9 +121,63 @@ class Cluster:
             self._template = True
         self._databases += 1
         name = f"t{os.getpid()}_{self._databases}"
-        await self._admin(f"CREATE DATABASE {name}" + (f" TEMPLATE {TEMPLATE}" if migrated else ""))
+        await self._admin(f"CREATE DATABASE {name}" + (f" TEMPLATE {TEMPLATE} {COPY}" if migrated else ""))
+        return self.url(name)
+
+    async def new_template(self, name: str) -> str:
+        """A migrated database to fill once and copy for each test (`new_database(template=name)`)."""
+        await self.new_database()  # the migrated template exists from here on
+        await self._admin(f"CREATE DATABASE {name} TEMPLATE {TEMPLATE} {COPY}")
         return self.url(name)
 
     async def drop_database(self, url: str) -> None:
         name = urlsplit(url).path.lstrip("/")
         await self._admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+# The tables of a database, but the record of its migrations.
+SQL_TABLES = """
+SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'schema_migrations'
+ORDER BY tablename"""
+# Each sequence's last value, to set again after a reset.
+SQL_SEQUENCES = "SELECT schemaname || '.' || sequencename, last_value FROM pg_sequences WHERE schemaname = 'public'"
+
+
+class Snapshot:
+    """One database's rows, taken once and put back before each test that reuses the database:
+    a reset costs a DELETE and a COPY per table (milliseconds) where a new database costs a
+    checkpoint (a tenth of a second and more)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.rows: dict[str, list[tuple]] = {}
+        self.columns: dict[str, list[str]] = {}
+        self.sequences: list[tuple[str, int | None]] = []
+
+    async def take(self) -> Snapshot:
+        conn = await asyncpg.connect(self.url)
+        try:
+            for (table,) in await conn.fetch(SQL_TABLES):
+                records = await conn.fetch(f'SELECT * FROM "{table}"')  # noqa: S608 - a name from pg_tables
+                self.rows[table] = [tuple(r) for r in records]
+                self.columns[table] = [a.name for a in (await conn.prepare(f'SELECT * FROM "{table}"')).get_attributes()]
+            self.sequences = [(row[0], row[1]) for row in await conn.fetch(SQL_SEQUENCES)]
+        finally:
+            await conn.close()
+        return self
+
+    async def restore(self) -> None:
+        conn = await asyncpg.connect(self.url)
+        try:
+            async with conn.transaction():
+                await conn.execute("SET LOCAL session_replication_role = replica")  # no foreign key checks
+                # DELETE, not TRUNCATE: a test leaves a few rows, and TRUNCATE makes new files.
+                await conn.execute(";".join(f'DELETE FROM "{table}"' for table in self.rows))
+                for table, rows in self.rows.items():
+                    if rows:
+                        await conn.copy_records_to_table(table, records=rows, columns=self.columns[table])
+                await conn.executemany("SELECT setval($1::regclass, $2, $3)",
+                                       [(name, value or 1, value is not None) for name, value in self.sequences])
+        finally:
+            await conn.close()
+

@@ -10,9 +10,11 @@ from schedd import quotas
 from schedd.core import Core
 from schedd.errors import Conflict, NotFound, Unavailable, ValidationError
 from schedd.families.common import check_org, run_state, timing
+from schedd.families.cube_builds.shapes import CubeScheduleInput
 from schedd.families.org_maintenance import service as maintenance
 from schedd.ids import new_uid
 from schedd.runner import Active, RunRef
+from schedd.shapes import read
 from schedd.store import schedules as schedule_store
 from schedd.store.accounts import User
 from schedd.store.runs import Run
@@ -56,10 +58,10 @@ async def create_schedule(
     time_expression: object, path: object, full_build: object, timezone: object, at: float,
 ) -> Schedule:
     await check_org(core, user, org_id)
-    if path != "aggregate/create":
-        raise ValidationError("path", "must be 'aggregate/create'")
-    full = parse_bool(full_build, "full_build", True)
-    when = timing(core, time_expression, timezone, at=at)
+    form = read(CubeScheduleInput, {
+        "path": path, "full_build": full_build, "time_expression": time_expression, "timezone": timezone})
+    full = parse_bool(form.full_build if isinstance(form.full_build, bool | str) else None, "full_build", True)
+    when = timing(core, form.time_expression, form.timezone or None, at=at)
     quotas.check_interval(core.config, user, org_id, when.cron, when.zone, field="time_expression", at=at)
     cap = quotas.schedule_cap(core.config, user, org_id)
     try:

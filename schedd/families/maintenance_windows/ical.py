@@ -6,9 +6,8 @@ writes a calendar piece by piece (`CALENDAR_HEAD`, `calendar_events`, `CALENDAR_
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-
 from schedd.store.windows import Window
+from schedd.timefmt import utc_compact
 
 
 def _ics_text(value: str) -> str:
@@ -16,8 +15,6 @@ def _ics_text(value: str) -> str:
             .replace("\r\n", "\\n").replace("\n", "\\n").replace("\r", "\\n"))
 
 
-def _ics_time(at: float) -> str:
-    return datetime.fromtimestamp(at, timezone.utc).strftime("%Y%m%dT%H%M%SZ")
 
 
 def _fold(line: str) -> str:
@@ -50,9 +47,9 @@ def calendar_events(windows: list[Window], *, at: float, host: str) -> str:
         lines += [
             "BEGIN:VEVENT",
             f"UID:maintenance-{window.id}@{_ics_text(host)}",
-            f"DTSTAMP:{_ics_time(at)}",
-            f"DTSTART:{_ics_time(window.scheduled_start_date)}",
-            f"DTEND:{_ics_time(window.scheduled_end_date)}",
+            f"DTSTAMP:{utc_compact(at)}",
+            f"DTSTART:{utc_compact(window.scheduled_start_date)}",
+            f"DTEND:{utc_compact(window.scheduled_end_date)}",
             f"SUMMARY:{_ics_text(window.name)}",
             f"STATUS:{'CANCELLED' if window.status == 'canceled' else 'CONFIRMED'}",
         ]

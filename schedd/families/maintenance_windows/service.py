@@ -20,7 +20,7 @@ import re
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, overload
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
@@ -34,13 +34,15 @@ from schedd.states import WindowState, values
 from schedd.store.accounts import User
 from schedd.store.schedules import Schedule
 from schedd.store.windows import NewEvent, Window
+from schedd.timefmt import LOCAL_MINUTES, local_minutes
+from schedd.values import NotAChoice, choice
 
 log = logging.getLogger("schedd.windows")
 
 STATUSES = values(WindowState)
 SERVICE_STATUSES = ("up", "degraded", "down")
 DATE_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}")
-DATE_FORMAT = "%Y-%m-%dT%H:%M"
+DATE_FORMAT = LOCAL_MINUTES
 LIMITS = {"name": 255, "description": 10_000, "external_reference": 255, "external_link": 2048}
 
 
@@ -88,8 +90,15 @@ def parse_date(value: object, field: str, zone: ZoneInfo) -> float:
     return local.replace(tzinfo=zone).timestamp()
 
 
+@overload
+def format_date(at: float, zone: ZoneInfo) -> str: ...
+@overload
+def format_date(at: None, zone: ZoneInfo) -> None: ...
+@overload
+def format_date(at: float | None, zone: ZoneInfo) -> str | None: ...
 def format_date(at: float | None, zone: ZoneInfo) -> str | None:
-    return None if at is None else datetime.fromtimestamp(at, zone).strftime(DATE_FORMAT)
+    """Prod-Manager's date: `YYYY-MM-DDTHH:MM` in `zone`; None for what has not happened."""
+    return None if at is None else local_minutes(at, zone)
 
 
 # -- the rules (pure) --------------------------------------------------------------
@@ -167,17 +176,16 @@ def _int(data: Mapping[str, Any], name: str, reasons: dict[str, list[str]]) -> i
     return value
 
 
-def _choice(data: Mapping[str, Any], name: str, allowed: tuple[str, ...], reasons: dict[str, list[str]],
+def _one_of(data: Mapping[str, Any], name: str, allowed: tuple[str, ...], reasons: dict[str, list[str]],
             *, required: bool) -> str | None:
-    value = data.get(name)
-    if value is None or value == "":
-        if required:
-            reasons.setdefault(name, []).append("This field is required.")
-        return None
-    if value not in allowed:
+    try:
+        found = choice(data.get(name), allowed)
+    except NotAChoice:
         reasons.setdefault(name, []).append(f"Value must be one of: {', '.join(allowed)}.")
         return None
-    return str(value)
+    if found is None and required:
+        reasons.setdefault(name, []).append("This field is required.")
+    return found
 
 
 def _date(data: Mapping[str, Any], name: str, zone: ZoneInfo, reasons: dict[str, list[str]],
@@ -274,8 +282,8 @@ class Windows:
                 reasons.setdefault("external_link", []).append("Must be a valid http(s) URL.")
         scope_id = _int(data, "scope", reasons)
         service_id = _int(data, "service", reasons)
-        service_status = _choice(data, "service_status", SERVICE_STATUSES, reasons, required=True)
-        status = _choice(data, "status", STATUSES, reasons, required=current is not None)
+        service_status = _one_of(data, "service_status", SERVICE_STATUSES, reasons, required=True)
+        status = _one_of(data, "status", STATUSES, reasons, required=current is not None)
         start = _date(data, "scheduled_start_date", zone, reasons, required=True)
         end = _date(data, "scheduled_end_date", zone, reasons, required=True)
         started = _date(data, "start_date", zone, reasons, required=False)

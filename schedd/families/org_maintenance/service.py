@@ -6,11 +6,13 @@ from collections.abc import AsyncIterator, Callable, Hashable
 
 from schedd import quotas
 from schedd.core import Core
-from schedd.errors import NotFound, Unavailable, ValidationError
+from schedd.errors import NotFound, Unavailable
 from schedd.families.common import check_org, run_state, timing
+from schedd.families.org_maintenance.shapes import MaintenanceScheduleInput
 from schedd.ids import new_uid
 from schedd.pages import cached_page, org_history
 from schedd.runner import RunRef
+from schedd.shapes import read
 from schedd.states import RunState
 from schedd.store import schedules as schedule_store
 from schedd.store.accounts import User
@@ -41,9 +43,9 @@ async def create_schedule(
     timezone: object, at: float,
 ) -> Schedule:
     await check_org(core, user, org_id)
-    if scheduler_type not in (None, "", "time-based"):
-        raise ValidationError("scheduler_type", "must be 'time-based'")
-    when = timing(core, time_expression, timezone, at=at)
+    form = read(MaintenanceScheduleInput, {
+        "scheduler_type": scheduler_type, "time_expression": time_expression, "timezone": timezone})
+    when = timing(core, form.time_expression, form.timezone or None, at=at)
     quotas.check_interval(core.config, user, org_id, when.cron, when.zone, field="time_expression", at=at)
     cap = quotas.schedule_cap(core.config, user, org_id)
     try:

@@ -30,6 +30,7 @@ from schedd.store import schedules as schedule_store
 from schedd.store.accounts import User
 from schedd.store.runs import Run, RunSummary
 from schedd.store.schedules import NewSchedule, Schedule
+from schedd.values import NotAChoice, choice
 
 FAMILY = "service"
 RUN_NOW = "RunNow"
@@ -118,8 +119,8 @@ def validate(core: Core, body: Mapping[str, Any], *, at: float, after: float | N
         name=name, description=description, cron=when.cron, timezone=when.timezone,
         next_fire_at=when.next_fire_at, frequency_info=info,
         service_info=_service_info(core, body.get(SERVICE)),
-        active=_choice(body.get("jobStatus"), "jobStatus", JOB_STATUSES, "Active") == "Active",
-        history_strategy=_choice(body.get("historyStrategy"), "historyStrategy", HISTORY_STRATEGIES,
+        active=_one_of(body.get("jobStatus"), "jobStatus", JOB_STATUSES, "Active") == "Active",
+        history_strategy=_one_of(body.get("historyStrategy"), "historyStrategy", HISTORY_STRATEGIES,
                                  DEFAULT_STRATEGY),
         retention_days=_retention(body.get("retentionPeriod")))
 
@@ -243,12 +244,11 @@ def _service_info(core: Core, value: object) -> dict[str, Any]:
     return {**{key: value.get(key) for key in SERVICE_KEYS}, "requestheaderMap": headers}
 
 
-def _choice(value: object, field: str, allowed: tuple[str, ...], default: str) -> str:
-    if not _given(value):
-        return default
-    if not isinstance(value, str) or value not in allowed:
-        raise ValidationError(field, f"must be one of {', '.join(allowed)}")
-    return value
+def _one_of(value: object, field: str, allowed: tuple[str, ...], default: str) -> str:
+    try:
+        return choice(value, allowed, default=default) or default
+    except NotAChoice:
+        raise ValidationError(field, f"must be one of {', '.join(allowed)}") from None
 
 
 def _retention(value: object) -> int:

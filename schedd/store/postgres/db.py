@@ -216,13 +216,12 @@ class PgDatabase:
         except DRIVER_ERRORS as exc:
             raise translate(exc, "read") from exc
 
-    async def chunks(self, sql: str, *args: Any, size: int = 50_000) -> AsyncIterator[list[tuple[Any, ...]]]:
-        """The rows of a large read, `size` at a time, through a server-side cursor in one snapshot."""
+    @contextlib.asynccontextmanager
+    async def snapshot(self) -> AsyncIterator[asyncpg.Connection]:
+        """A connection in a read-only, repeatable-read transaction: several reads, one snapshot."""
         try:
             async with self.pool().acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
-                cursor = await conn.cursor(sql, *args)
-                while rows := await cursor.fetch(size):
-                    yield [tuple(row) for row in rows]
+                yield conn
         except DRIVER_ERRORS as exc:
             raise translate(exc, "read") from exc
 

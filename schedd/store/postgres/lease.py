@@ -64,9 +64,14 @@ class Instance:
         """What the runs this instance records say holds them."""
         return (self.name, self.incarnation) if self.name is not None else (None, None)
 
+    async def holds(self, conn: asyncpg.Connection) -> bool:
+        """Whether the fence is still the lease (or there is none), checked and held for the transaction."""
+        return self.fence is None or await conn.fetchrow(SQL_FENCE, *self.fence) is not None
+
     async def check(self, conn: asyncpg.Connection) -> None:
         """LeaseLost unless the fence is still the lease (checked and held for the transaction)."""
-        if self.fence is not None and await conn.fetchrow(SQL_FENCE, *self.fence) is None:
+        if not await self.holds(conn):
+            assert self.fence is not None  # noqa: S101 - no fence always holds
             raise LeaseLost(f"{self.fence[0]} no longer holds the firing lease at epoch {self.fence[1]}")
 
 

@@ -17,6 +17,7 @@ import asyncpg
 from schedd.store.postgres import schedules as pg_schedules
 from schedd.store.postgres.db import PgDatabase, rowcount
 from schedd.store.postgres.lease import Instance
+from schedd.store.protocol import LeaseLost
 from schedd.store.runs import Finish, Fired, NewRun, Outcome, Run, RunSummary, SkipText
 
 # Records a run (or a skip) as it is created; the values in the order of `NewRun.values()`, then the
@@ -45,12 +46,15 @@ WITH gone AS (DELETE FROM runs WHERE id = $1)
 UPDATE schedules SET success_count = success_count + $3, fail_count = fail_count + $4,
     last_run_status = $5, last_run_uid = $6, last_run_at = $7
 WHERE id = $2"""
-# Marks queued runs as started, each at its own time; the ids of those that were queued.
+# Marks queued runs as started, each at its own time, only those without a due time (API runs)
+# when $3 (this instance is fenced out); the ids of those started.
 SQL_START_MANY = """
 UPDATE runs SET state = 'inprogress', started_at = s.at
 FROM unnest($1::bigint[], $2::double precision[]) AS s(id, at)
-WHERE runs.id = s.id AND runs.state = 'queued'
+WHERE runs.id = s.id AND runs.state = 'queued' AND (NOT $3 OR runs.due_at IS NULL)
 RETURNING runs.id"""
+# Of these runs, the queued fires (with a due time): what a fenced-out instance may not start.
+SQL_QUEUED_FIRES = "SELECT id FROM runs WHERE id = ANY($1::bigint[]) AND state = 'queued' AND due_at IS NOT NULL"
 # Records many runs at once, one array per column in the order of `NewRun.values()`, all held by one
 # instance ($22, $23); (uid, id) of each.
 SQL_INSERT_MANY = """
@@ -288,7 +292,11 @@ class PgFireStore:
         return await self._db.write(lambda conn: op_record_skip(conn, row, text, since=since, held=held))
 
     async def mark_started(self, run_id: int, at: float) -> bool:
-        started: bool = await self._db.batched(self._start_runs, (run_id, at))
+        """A queued run begins; LeaseLost for a fire's run once another instance holds the lease (a run
+        started through the API starts on any instance)."""
+        started: bool | None = await self._db.batched(self._start_runs, (run_id, at))
+        if started is None:
+            raise LeaseLost("another instance holds the firing lease")
         return started
 
     async def record_starts(self, starts: Sequence[tuple[float, int]]) -> None:
@@ -318,12 +326,14 @@ class PgFireStore:
             await conn.executemany(pg_schedules.SQL_RECORD_START, notes)
         return ids
 
-    async def _start_runs(self, conn: asyncpg.Connection, items: list[tuple[int, float]]) -> list[bool]:
-        """Queued runs marked started together, under the fence; whether each was queued."""
-        await self._me.check(conn)
-        rows = await conn.fetch(SQL_START_MANY, [i for i, _ in items], [at for _, at in items])
-        started = {row[0] for row in rows}
-        return [run_id in started for run_id, _ in items]
+    async def _start_runs(self, conn: asyncpg.Connection, items: list[tuple[int, float]]) -> list[bool | None]:
+        """Queued runs marked started together, under the fence: whether each was queued, or None for
+        a fire's run this instance may no longer start."""
+        fenced_out = not await self._me.holds(conn)
+        ids = [run_id for run_id, _ in items]
+        started = {row[0] for row in await conn.fetch(SQL_START_MANY, ids, [at for _, at in items], fenced_out)}
+        refused = {row[0] for row in await conn.fetch(SQL_QUEUED_FIRES, ids)} if fenced_out else set()
+        return [None if run_id in refused else run_id in started for run_id in ids]
 
 
 def _finish_values(run_id: int, finish: Finish) -> tuple[Any, ...]:

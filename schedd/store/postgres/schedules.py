@@ -48,7 +48,7 @@ SQL_GET_UID = "SELECT * FROM schedules WHERE uid = $1 AND family = $2"
 # Schedules of a family within an org (and project/cube), oldest first.
 SQL_LIST_SCOPE = """
 SELECT * FROM schedules
-WHERE family = $1 AND org_id IS NOT DISTINCT FROM $2::text
+WHERE family = $1 AND coalesce(org_id, '') = $2::text
   AND ($3::text IS NULL OR project_id = $3)
   AND ($4::text IS NULL OR cube_id = $4)
   AND ($5::integer IS NULL OR active = $5)
@@ -57,16 +57,24 @@ ORDER BY id"""
 SQL_LIST_FAMILY = "SELECT * FROM schedules WHERE family = $1 ORDER BY id"
 # A batch of a family's schedules in one org/project/cube (NULL where the family has none), in
 # id order after a given id, with the number of runs each has kept when $6 is set (Volt MX's
-# job list): keyset paging, one index range per batch.
+# job list): keyset paging, one range of the index schedules_scope per batch, already in id
+# order. The index and this statement compare coalesce(x, '') where SQLite compares `x IS ?`
+# (identifiers are never empty), so that NULL is one value of the index like any other.
 SQL_SCOPE_BATCH = f"""
 SELECT {SCHEDULE_COLUMNS},
        CASE WHEN $6 THEN (SELECT count(*) FROM runs WHERE runs.schedule_id = schedules.id) ELSE 0 END
 FROM schedules
-WHERE family = $1 AND org_id IS NOT DISTINCT FROM $2::text AND project_id IS NOT DISTINCT FROM $3::text
-  AND cube_id IS NOT DISTINCT FROM $4::text AND ($5::integer IS NULL OR active = $5) AND id > $7
+WHERE family = $1 AND coalesce(org_id, '') = coalesce($2::text, '')
+  AND coalesce(project_id, '') = coalesce($3::text, '') AND coalesce(cube_id, '') = coalesce($4::text, '')
+  AND ($5::integer IS NULL OR active = $5) AND id > $7
 ORDER BY id LIMIT $8 OFFSET $9"""  # noqa: S608 - built from constants only
-# What the engine needs at start-up: every active schedule's key and next fire.
-SQL_DUE_INDEX = "SELECT id, next_fire_at FROM schedules WHERE active = 1 AND next_fire_at IS NOT NULL"
+# What the engine needs at start-up, a chunk at a time: the next $2 active schedules' keys after
+# id $1 and their next fires, as two arrays (decoded several times faster than as many rows).
+SQL_DUE_INDEX = """
+SELECT array_agg(id ORDER BY id), array_agg(next_fire_at ORDER BY id) FROM (
+    SELECT id, next_fire_at FROM schedules WHERE active = 1 AND next_fire_at IS NOT NULL AND id > $1
+    ORDER BY id LIMIT $2) AS due"""
+DUE_CHUNK = 50_000
 # Moves a schedule's next fire time.
 SQL_SET_NEXT = "UPDATE schedules SET next_fire_at = $1 WHERE id = $2"
 # Moves a schedule's next fire time and records the run its fire started, in one statement.
@@ -229,8 +237,16 @@ class PgScheduleStore:
             if left is not None:
                 left -= len(rows)
 
-    def due_index(self) -> AsyncIterator[list[tuple[int, float]]]:
-        return self._db.chunks(SQL_DUE_INDEX)
+    async def due_index(self) -> AsyncIterator[list[tuple[int, float]]]:
+        """(id, next_fire_at) of every active schedule, DUE_CHUNK at a time, read in one snapshot."""
+        async with self._db.snapshot() as conn:
+            after = -1
+            while True:
+                ids, times = await conn.fetchrow(SQL_DUE_INDEX, after, DUE_CHUNK)
+                if not ids:
+                    return
+                yield list(zip(ids, times, strict=True))
+                after = ids[-1]
 
     async def set_active(
         self, schedule_id: int, active: bool, next_fire_at: float | None, *, by: str | None, at: float

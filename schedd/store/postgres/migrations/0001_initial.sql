@@ -73,7 +73,10 @@ CREATE TABLE schedules (
     updated_by       text,
     updated_at       double precision NOT NULL
 );
-CREATE INDEX schedules_scope ON schedules(family, org_id, project_id, cube_id);
+-- A scope's schedules in id order (SQLite's indexes end with the rowid; here the id is named).
+-- NULL is '' here, so that a scope without org, project or cube is one range in id order.
+CREATE INDEX schedules_scope
+    ON schedules(family, (coalesce(org_id, '')), (coalesce(project_id, '')), (coalesce(cube_id, '')), id);
 CREATE UNIQUE INDEX schedules_service_name ON schedules(name) WHERE family = 'service';
 CREATE INDEX schedules_due ON schedules(next_fire_at) WHERE active = 1;
 
