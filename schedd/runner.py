@@ -310,25 +310,29 @@ class Runner:
             if next_fire_at is not None:
                 self.engine.set(CRON, schedule.id, next_fire_at)
         metrics.HEAP_SIZE.set(len(self.engine))
-        await self._dispatch_on_time([active for _, active in starts])
+        # A batch is handed over at most the lead before it is due: never wait longer than that,
+        # whatever the wall clock does meanwhile (a step back would otherwise hold the runs).
+        deadline = self.clock.monotonic() + self.engine.lead
+        await self._dispatch_on_time([active for _, active in starts], deadline)
         if later:
-            wait = max(due for _, due in later) - self.clock.now()
+            wait = min(max(due for _, due in later) - self.clock.now(), deadline - self.clock.monotonic())
             if wait > 0:
                 await self.clock.sleep(wait)
             if self._accepting:
-                await self._fire(later, self.clock.now())
+                await self._fire(later, max(self.clock.now(), max(due for _, due in later)))
 
-    async def _dispatch_on_time(self, runs: list[Active]) -> None:
+    async def _dispatch_on_time(self, runs: list[Active], deadline: float) -> None:
         """Start recorded runs at their due time: at once for those already due (a batch
-        handed over ahead of its due time waits for it here, already recorded)."""
+        handed over ahead of its due time waits for it here, already recorded), and all of
+        them once the monotonic clock reaches `deadline`."""
         runs.sort(key=lambda active: active.due_at or 0.0)
         index, count = 0, len(runs)
         while index < count:
-            wait = (runs[index].due_at or 0.0) - self.clock.now()
+            wait = min((runs[index].due_at or 0.0) - self.clock.now(), deadline - self.clock.monotonic())
             if wait > 0:
                 await self.clock.sleep(wait)
-            now = self.clock.now()
-            while index < count and (runs[index].due_at or 0.0) <= now:
+            now, late = self.clock.now(), self.clock.monotonic() >= deadline
+            while index < count and ((runs[index].due_at or 0.0) <= now or late):
                 self._dispatch(runs[index])
                 index += 1
 

@@ -257,3 +257,35 @@ async def test_a_fire_handed_over_while_its_jobs_last_run_goes_on_is_decided_at_
         assert entered == [T0 + 1, T0 + 2]
     finally:
         await core.stop()
+
+
+async def test_a_clock_stepped_back_while_a_batch_waits_for_its_due_time_holds_it_no_longer_than_the_lead(
+        tmp_path, clock):
+    core = build_core(make_config(fire_lead=0.5), db_path=str(tmp_path / "step.db"), clock=clock)
+    await core.start(run_loop=True)
+    entered: list[float] = []
+
+    class Noting:
+        async def run(self, ctx: RunContext) -> Outcome:
+            entered.append(clock.now())
+            started(ctx)
+            return Outcome(ok=True)
+
+    core.executors.get = lambda ctx: Noting()  # type: ignore[method-assign]
+    try:
+        schedule = await add_schedule(core, "0 * * * * ?")
+        await clock.parked()
+        clock.set(T0 + 59.6)  # the batch of T0 + 60 is recorded and waits for its due time
+        async with asyncio.timeout(5):
+            await clock.parked(2)
+        clock.step(-1800)  # the wall clock goes 30 minutes back; no time passes
+        clock.advance(0.5)  # the lead's worth of time passes: the run starts, half an hour "early"
+        async with asyncio.timeout(5):
+            while not entered:
+                await asyncio.sleep(0)
+        await core.runner.wait_idle()
+        [run] = await history(core, schedule)
+        assert (run.state, run.due_at) == ("done", T0 + 60)
+        assert entered == [T0 + 60.1 - 1800]
+    finally:
+        await core.stop()
