@@ -315,7 +315,7 @@ def client_main(spec_json: str) -> None:
 class Daemon:
     """`schedd serve --port 0` with its log in a file (as tests/test_e2e.py starts it)."""
 
-    def __init__(self, work: Path, db: Path, config: Path) -> None:
+    def __init__(self, work: Path, db: Path | str, config: Path) -> None:
         self.work, self.db, self.config = work, db, config
         self.log = work / "daemon.log"
         self.proc: subprocess.Popen | None = None
@@ -465,6 +465,64 @@ def add_idle_schedules(db: Path, total: int, now: float) -> int:
     return max(0, total - have)
 
 
+class PgTarget:
+    """--store postgres: a throwaway durable cluster (fsync and full_page_writes on) and one new database
+    on it, which the SQLite set-up file is copied into (`schedd db copy`, row counts verified)."""
+
+    def __init__(self) -> None:
+        if str(ROOT) not in sys.path:
+            sys.path.insert(0, str(ROOT))
+        from tests.support.postgres import Cluster
+
+        cluster = Cluster.find(durable=True)
+        if cluster is None:
+            raise SystemExit("--store postgres: no PostgreSQL server installed (/usr/lib/postgresql/*/bin)")
+        self.cluster = cluster
+        cluster.start()
+        self.url = asyncio.run(cluster.new_database(migrated=False))
+        self.settings = self._query(
+            "SELECT string_agg(name || ' ' || setting, ', ' ORDER BY name) FROM pg_settings "
+            "WHERE name IN ('fsync', 'full_page_writes', 'synchronous_commit', 'server_version')")
+        if "fsync on" not in self.settings or "full_page_writes on" not in self.settings:
+            raise SystemExit(f"--store postgres: the cluster is not durable: {self.settings}")
+
+    def _query(self, sql: str) -> Any:
+        async def fetch() -> Any:
+            import asyncpg
+
+            conn = await asyncpg.connect(self.url)
+            try:
+                return await conn.fetchval(sql)
+            finally:
+                await conn.close()
+
+        return asyncio.run(fetch())
+
+    def copy_from(self, db: Path) -> float:
+        """Every table of the set-up file into the database; seconds taken."""
+        started = time.perf_counter()
+        schedd_cli("db", "copy", str(db), self.url)
+        return time.perf_counter() - started
+
+    def open_runs(self) -> int:
+        return int(self._query("SELECT count(*) FROM runs WHERE state IN ('queued', 'inprogress')"))
+
+    def size_mb(self) -> float:
+        return float(self._query("SELECT pg_database_size(current_database())")) / 2**20
+
+    def close(self) -> None:
+        self.cluster.stop()
+
+
+def db_target(args: argparse.Namespace, db: Path) -> tuple[str, PgTarget | None]:
+    """The daemon's `--db` for the cells: the set-up file itself, or (--store postgres) a PostgreSQL
+    database holding a copy of it."""
+    if args.store == "sqlite":
+        return str(db), None
+    target = PgTarget()
+    return target.url, target
+
+
 def proc_rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -485,6 +543,7 @@ class Bench:
         self.pool: list[int] = []
         self.cursor: Counter[str] = Counter()  # next org / pool index / job name per operation
         self.cells = 0
+        self.pg: PgTarget | None = None
 
     # -- set-up ------------------------------------------------------------------------
 
@@ -524,12 +583,16 @@ class Bench:
         api_done = time.perf_counter()
 
         counts = bulk_insert(self.db, args.rows, self.history_job, args.run_orgs, time.time())
+        self.daemon.db, self.pg = db_target(args, self.db)
+        copy_s = self.pg.copy_from(self.db) if self.pg else 0.0
         inserted = time.perf_counter()
         self.daemon.start()
         ready = time.perf_counter()
         facts = {
-            **counts, "stub_port": stub_port, "db_mb": self.db.stat().st_size / 2**20,
+            **counts, "stub_port": stub_port,
+            "db_mb": self.pg.size_mb() if self.pg else self.db.stat().st_size / 2**20,
             "setup_api_s": api_done - started, "insert_s": inserted - api_done, "restart_s": ready - inserted,
+            "copy_s": copy_s, "store": f"PostgreSQL ({self.pg.settings})" if self.pg else "SQLite",
         }
         log(f"set-up: {counts['runs']:,} runs ({counts['org_runs']:,} in org {HIST_ORG}, "
             f"{counts['job_runs']:,} of job {self.history_job}), {counts['orgs']:,} orgs, "
@@ -561,6 +624,8 @@ class Bench:
         if self.stub is not None:
             self.stub.kill()
             self.stub.wait()
+        if self.pg is not None:
+            self.pg.close()
 
     # -- cells -------------------------------------------------------------------------
 
@@ -630,6 +695,8 @@ class Bench:
         }
 
     def open_runs(self) -> int:
+        if self.pg is not None:
+            return self.pg.open_runs()
         conn = sqlite3.connect(f"file:{self.db}?mode=ro", uri=True, timeout=10)
         try:
             return conn.execute(
@@ -963,6 +1030,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                    help="only print the breakdown of a raw py-spy file this script wrote, then exit")
     p.add_argument("--synchronous", choices=("OFF", "NORMAL", "FULL", "EXTRA"), default=None,
                    help="the daemon's [database] synchronous (default: the config default, FULL)")
+    p.add_argument("--store", choices=("sqlite", "postgres"), default="sqlite",
+                   help="the daemon's store: the SQLite file, or a copy of it (`schedd db copy`) in a throwaway "
+                        "durable PostgreSQL cluster")
     p.add_argument("--workdir", default=None, help="where the database goes (default: a new temporary directory)")
     p.add_argument("--keep", action="store_true", help="keep the work directory (database, log, profiles)")
     p.add_argument("--json", default=None, help="also write every raw result to this file")
@@ -983,6 +1053,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     for op in args.ops_list:
         if op not in OPS:
             p.error(f"unknown operation {op!r}")
+    if args.store == "postgres" and args.schedules_list:
+        p.error("--schedules grows the SQLite file in place: not with --store postgres")
     if args.client == "wrk" and shutil.which("wrk") is None:
         p.error("--client wrk: wrk is not installed (apt-get install -y wrk)")
     return args
@@ -1050,8 +1122,8 @@ def main(argv: list[str]) -> None:
         (f"## schedd HTTP API: {len(args.ops_list)} operations x conns {args.conns}, "
          f"{args.seconds:g} s cells after {args.warmup:g} s warm-up, median of {args.repeat}"),
         "",
-        (f"Database: {facts['runs']:,} runs ({facts['org_runs']:,} in org {HIST_ORG}, {facts['job_runs']:,} of "
-         f"the history job), {facts['orgs']:,} orgs, {facts['db_mb']:.0f} MiB. Load client: "
+        (f"Database ({facts['store']}): {facts['runs']:,} runs ({facts['org_runs']:,} in org {HIST_ORG}, "
+         f"{facts['job_runs']:,} of the history job), {facts['orgs']:,} orgs, {facts['db_mb']:.0f} MiB. Load client: "
          f"{args.client}; {os.cpu_count()} CPUs shared by daemon, client and stub. Whole run {elapsed / 60:.1f} min."),
         "",
         *sized_tables(by_size, held, args),

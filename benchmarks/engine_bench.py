@@ -26,6 +26,7 @@ import json
 import math
 import os
 import pickle
+import resource
 import shutil
 import sqlite3
 import statistics
@@ -108,11 +109,15 @@ def slot_of(i: int, n: int) -> int:
 
 # --------------------------------------------------------------------------- schedd set-up
 
-def build_schedd_db(path: Path, rows: Iterator[tuple[Any, ...]], base: str | None = None) -> None:
+def build_schedd_db(path: Path | str, rows: Iterator[tuple[Any, ...]], base: str | None = None) -> None:
     """A schedd database from the packaged migrations, or a copy of `base`, plus one executemany (set-up)."""
     from schedd.store import db as store_db
     from schedd.store import schedules as schedule_store
 
+    if is_pg(path):
+        run_sync(lambda: build_pg_db(str(path), rows, base))
+        return
+    path = Path(path)
     if path.exists():
         path.unlink()
     if base is not None:
@@ -171,6 +176,183 @@ def bench_config(**scheduler: Any) -> Any:
     from schedd import config as config_mod
 
     return config_mod.from_dict({"scheduler": scheduler, "database": database_section()})
+
+
+# --------------------------------------------------------------------------- the store of a case
+
+CLUSTERS: list[PgCluster] = []  # --store postgres: the run's cluster, for the server's CPU and WAL flushes
+PG_ENV = "SCHEDD_BENCH_PG"  # --store postgres: the admin URL of the benchmark's throwaway cluster, for the children
+PG_TEMPLATE = "bench_template"  # a database migrated once per run; every case's database is made from it
+_cases = iter(range(1, 1 << 30))
+
+
+def is_pg(target: Path | str) -> bool:
+    return str(target).startswith("postgresql://")
+
+
+def case_db(workdir: str | Path, name: str) -> str:
+    """Where one case's schedd database goes: a file in the work directory (SQLite), or under
+    --store postgres a database of its own on the benchmark's cluster (made empty by `build_schedd_db`)."""
+    admin = os.environ.get(PG_ENV)
+    if not admin:
+        return str(Path(workdir) / f"{name}.db")
+    database = f"{name}_{os.getpid()}_{next(_cases)}".replace("-", "_").lower()
+    return admin.replace("/postgres?", f"/{database}?", 1)
+
+
+def pg_name(url: str) -> str:
+    return url.split("://", 1)[1].split("/", 1)[1].split("?", 1)[0]
+
+
+async def pg_admin(*statements: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(os.environ[PG_ENV])
+    try:
+        for sql in statements:
+            await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+async def build_pg_db(url: str, rows: Iterator[tuple[Any, ...]], base: str | None) -> None:
+    """The PostgreSQL twin of `build_schedd_db`: a database made from the migrated template (or
+    from `base`, another case database), then the rows by COPY (set-up, not timed)."""
+    import asyncpg
+
+    from schedd.store import schedules as schedule_store
+
+    name = pg_name(url)
+    await pg_admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)",
+                   f"CREATE DATABASE {name} TEMPLATE {pg_name(base) if base else PG_TEMPLATE}")
+    columns = [c.strip() for c in schedule_store.SQL_INSERT.split("(", 1)[1].split(")", 1)[0].split(",")]
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute("INSERT INTO orgs (id, created_at) VALUES ('default', 0) ON CONFLICT DO NOTHING")
+        batch: list[tuple[Any, ...]] = []
+        for row in rows:
+            batch.append(row)
+            if len(batch) == 50_000:
+                await conn.copy_records_to_table("schedules", records=batch, columns=columns)
+                batch = []
+        if batch:
+            await conn.copy_records_to_table("schedules", records=batch, columns=columns)
+        await conn.execute("ANALYZE")
+    finally:
+        await conn.close()
+
+
+def case_rows(target: Path | str, sql: str, *args: Any) -> list[tuple[Any, ...]]:
+    """The rows of a read of a case's database after its run (`?` placeholders, either store)."""
+    if not is_pg(target):
+        conn = sqlite3.connect(target)
+        try:
+            return conn.execute(sql, args).fetchall()
+        finally:
+            conn.close()
+
+    async def fetch() -> list[tuple[Any, ...]]:
+        import asyncpg
+
+        numbered = sql.split("?")
+        text = numbered[0] + "".join(f"${i}{part}" for i, part in enumerate(numbered[1:], start=1))
+        conn = await asyncpg.connect(str(target))
+        try:
+            return [tuple(r) for r in await conn.fetch(text, *args)]
+        finally:
+            await conn.close()
+
+    result: list[tuple[Any, ...]] = run_sync(fetch)
+    return result
+
+
+def run_sync(make: Callable[[], Any]) -> Any:
+    """asyncio.run of `make()`; in a thread of its own when the caller is inside a running loop
+    (the children's set-up and read-back, outside their timed parts)."""
+    import concurrent.futures
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(make())
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(lambda: asyncio.run(make())).result()
+
+
+def drop_case_db(target: Path | str) -> None:
+    """Remove a case's database: the file and its WAL, or the PostgreSQL database."""
+    if is_pg(target):
+        statement = f"DROP DATABASE IF EXISTS {pg_name(str(target))} WITH (FORCE)"
+        run_sync(lambda: pg_admin(statement))
+        return
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{target}{suffix}").unlink(missing_ok=True)
+
+
+class PgCluster:
+    """--store postgres: a throwaway durable cluster (fsync and full_page_writes on) for the whole run."""
+
+    def __init__(self) -> None:
+        from tests.support.postgres import Cluster
+
+        cluster = Cluster.find(durable=True)
+        if cluster is None:
+            raise SystemExit("--store postgres: no PostgreSQL server installed (/usr/lib/postgresql/*/bin)")
+        self.cluster = cluster
+        cluster.start()
+        os.environ[PG_ENV] = cluster.url()
+        asyncio.run(self._template())
+        CLUSTERS.append(self)
+
+    def usage(self) -> dict[str, float]:
+        """CPU seconds of the server's processes so far (the postmaster, its live children, and through
+        the postmaster's children's times those that ended), and its WAL flushes (pg_stat_wal)."""
+        tick = os.sysconf("SC_CLK_TCK")
+        postmaster = int((self.cluster.data / "postmaster.pid").read_text().split()[0])
+        total = 0
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            pid, ppid = int(stat.parent.name), int(fields[1])
+            if pid == postmaster or ppid == postmaster:
+                total += sum(int(x) for x in fields[11:15])  # utime, stime, cutime, cstime
+        wal = run_sync(lambda: self._wal())
+        return {"cpu_s": total / tick, "wal_syncs": float(wal)}
+
+    async def _wal(self) -> int:
+        import asyncpg
+
+        conn = await asyncpg.connect(self.cluster.url())
+        try:
+            return int(await conn.fetchval("SELECT wal_sync FROM pg_stat_wal"))
+        finally:
+            await conn.close()
+
+    async def _template(self) -> None:
+        import asyncpg
+
+        from schedd.store.postgres.db import PgDatabase
+
+        await pg_admin(f"CREATE DATABASE {PG_TEMPLATE}")
+        made = PgDatabase(self.cluster.url(PG_TEMPLATE), pool_size=1)
+        await made.open()
+        await made.close()
+        conn = await asyncpg.connect(self.cluster.url())
+        try:
+            self.settings = {name: await conn.fetchval(f"SHOW {name}")
+                             for name in ("server_version", "fsync", "full_page_writes", "synchronous_commit",
+                                          "wal_sync_method", "shared_buffers")}
+        finally:
+            await conn.close()
+        if (self.settings["fsync"], self.settings["full_page_writes"], self.settings["synchronous_commit"]) != (
+                "on", "on", "on"):
+            raise SystemExit(f"--store postgres: the cluster is not durable: {self.settings}")
+
+    def close(self) -> None:
+        os.environ.pop(PG_ENV, None)
+        self.cluster.stop()
 
 
 # --------------------------------------------------------------------------- APScheduler set-up
@@ -275,15 +457,13 @@ class NoopExecutor:
 async def ready_schedd(spec: dict[str, Any]) -> dict[str, Any]:
     """Seconds from `build_core(...)` to a loaded heap and a running loop, on a populated file."""
     from schedd.compose import build_core
-    from schedd.store import schedules as schedule_store
 
     base = proc_status_mb("VmRSS")
     phases: dict[str, float] = {}
-    real_due_index = schedule_store.due_index
 
-    async def timed_due_index(db: Any) -> AsyncIterator[list[tuple[int, float]]]:
+    async def timed_due_index(store: Any) -> AsyncIterator[list[tuple[int, float]]]:
         """The due index as schedd reads it (in chunks), timing only the reads."""
-        chunks = real_due_index(db).__aiter__()
+        chunks = real_due_index(store).__aiter__()
         phases["read_s"] = 0.0
         while True:
             started = time.perf_counter()
@@ -295,9 +475,11 @@ async def ready_schedd(spec: dict[str, Any]) -> dict[str, Any]:
                 phases["read_s"] += time.perf_counter() - started
             yield chunk
 
-    schedule_store.due_index = timed_due_index
     started = time.perf_counter()
     core = build_core(bench_config(), db_path=spec["db"])
+    schedule_store = type(core.store.schedules)  # SQLite's or PostgreSQL's
+    real_due_index = schedule_store.due_index
+    schedule_store.due_index = timed_due_index  # type: ignore[method-assign]
     await core.start(run_loop=True)
     while not core.engine.loaded:
         await asyncio.sleep(0)
@@ -367,7 +549,7 @@ async def delay_schedd(spec: dict[str, Any]) -> dict[str, Any]:
     from schedd.compose import build_core
 
     n, seconds, held = spec["jobs"], spec["seconds"], spec.get("held", 0)
-    db = Path(spec["workdir"]) / f"delay-{os.getpid()}.db"
+    db = case_db(spec["workdir"], f"delay-{os.getpid()}")
     first = math.floor(time.time()) + 2 + math.ceil(held / HELD_PER_SECOND)
     build_schedd_db(db, service_rows(n, time.time(), cron_of=lambda i: "* * * * * ?",
                                      next_of=lambda i: float(first), retention_days=0), spec.get("base"))
@@ -407,14 +589,9 @@ async def delay_schedd(spec: dict[str, Any]) -> dict[str, Any]:
     await asyncio.sleep(max(0.0, window[1] + 1.5 - time.time()))
     await core.stop()
 
-    conn = sqlite3.connect(db)
-    rows = conn.execute(
-        "SELECT id, due_at, started_at, state, fires FROM runs WHERE due_at >= ? AND due_at < ?",
-        window).fetchall()
-    conn.close()
-    db.unlink()
-    for suffix in ("-wal", "-shm"):
-        Path(f"{db}{suffix}").unlink(missing_ok=True)
+    rows = case_rows(db, "SELECT id, due_at, started_at, state, fires FROM runs WHERE due_at >= ? AND due_at < ?",
+                     *window)
+    drop_case_db(db)
     entry_of = dict(entered)
     ran = [r for r in rows if r[3] in ("done", "failed")]
     actual = [(r[1], entry_of[r[0]]) for r in ran if r[0] in entry_of]
@@ -573,7 +750,7 @@ async def durable_schedd(spec: dict[str, Any]) -> dict[str, Any]:
     from schedd.store import schedules as schedule_store
 
     clients, seconds, held = spec["clients"], spec["seconds"], spec.get("held", 0)
-    db = Path(spec["workdir"]) / f"durable-{os.getpid()}.db"
+    db = case_db(spec["workdir"], f"durable-{os.getpid()}")
     build_schedd_db(db, daily_service_rows(clients, time.time()), spec.get("base"))
     core = build_core(bench_config(max_concurrent_runs=clients), db_path=str(db))
     await core.start(run_loop=True)
@@ -612,11 +789,8 @@ async def durable_schedd(spec: dict[str, Any]) -> dict[str, Any]:
     batches = metrics.REGISTRY.get_sample_value("schedd_writer_batch_size_count") or 0
     batch_sum = metrics.REGISTRY.get_sample_value("schedd_writer_batch_size_sum") or 0
     await core.stop()
-    conn = sqlite3.connect(db)
-    stored = conn.execute("SELECT count(*) FROM runs WHERE state = 'done'").fetchone()[0]
-    conn.close()
-    for suffix in ("", "-wal", "-shm"):
-        Path(f"{db}{suffix}").unlink(missing_ok=True)
+    stored = case_rows(db, "SELECT count(*) FROM runs WHERE state = 'done'")[0][0]
+    drop_case_db(db)
     if stored != completed:
         raise RuntimeError(f"{completed} runs completed but {stored} are recorded done")
     return {"per_s": completed / elapsed, "runs": completed, "commits_per_s": batches / elapsed,
@@ -832,29 +1006,41 @@ def log(message: str) -> None:
 
 def measure(results: Results, bench: str, system: str, size: int, spec: dict[str, Any]) -> None:
     started = time.perf_counter()
+    cpu = resource.getrusage(resource.RUSAGE_CHILDREN)
+    server = CLUSTERS[0].usage() if CLUSTERS else None
     result = run_child(spec)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    result["child_cpu_s"] = (after.ru_utime + after.ru_stime) - (cpu.ru_utime + cpu.ru_stime)
+    if server is not None:  # what the PostgreSQL server did for this case, set-up and read-back included
+        result.update({f"server_{k}": v - server[k] for k, v in CLUSTERS[0].usage().items()})
     results.add(bench, system, size, result)
     shown = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in result.items())
     log(f"{bench} {system} n={size}: {shown} ({time.perf_counter() - started:.1f} s)")
 
 
-def populate(work: Path, n: int, dbs: dict[str, Path]) -> None:
-    """The schedd and APScheduler databases holding n schedules, built once per run (set-up)."""
+def populate(work: Path, n: int, dbs: dict[str, str]) -> None:
+    """The schedd and APScheduler databases holding n schedules, built once per run (set-up).
+
+    Under --store postgres, schedd's alone (APScheduler is measured against SQLite only)."""
     if f"schedd-{n}" in dbs:
         return
     at, started = time.time(), time.perf_counter()
-    dbs[f"schedd-{n}"] = work / f"schedd-{n}.db"
+    dbs[f"schedd-{n}"] = case_db(work, f"schedd-{n}")
     build_schedd_db(dbs[f"schedd-{n}"], daily_service_rows(n, at))
-    dbs[f"aps-{n}"] = work / f"aps-{n}.db"
-    build_aps_db(dbs[f"aps-{n}"], n, at)
-    log(f"set-up: {n} schedules for schedd and APScheduler in {time.perf_counter() - started:.1f} s")
+    if not is_pg(dbs[f"schedd-{n}"]):
+        dbs[f"aps-{n}"] = str(work / f"aps-{n}.db")
+        build_aps_db(Path(dbs[f"aps-{n}"]), n, at)
+    log(f"set-up: {n} schedules for schedd{'' if f'aps-{n}' not in dbs else ' and APScheduler'} "
+        f"in {time.perf_counter() - started:.1f} s")
 
 
-def bench_ready(args: argparse.Namespace, work: Path, results: Results, dbs: dict[str, Path]) -> None:
+def bench_ready(args: argparse.Namespace, work: Path, results: Results, dbs: dict[str, str]) -> None:
     for n in args.sizes:
         populate(work, n, dbs)
         for _ in range(args.repeat):
             measure(results, "ready", "schedd", n, {"kind": "ready_schedd", "db": str(dbs[f"schedd-{n}"]), "n": n})
+            if f"aps-{n}" not in dbs:
+                continue
             if n <= args.aps_memory_cap:
                 measure(results, "ready", "aps-memory", n, {"kind": "ready_aps_memory", "n": n})
             measure(results, "ready", "aps-sqlalchemy", n,
@@ -869,6 +1055,8 @@ def delay_specs(args: argparse.Namespace, work: Path, url: str) -> dict[str, dic
                         **common},
              "aps-memory": {"kind": "delay_aps", **common},
              "floor": {"kind": "delay_floor", **common}}
+    if args.store == "postgres":
+        del specs["aps-memory"]
     return {"schedd": specs["schedd"]} if args.schedd_only else specs
 
 
@@ -880,7 +1068,7 @@ def durable_specs(args: argparse.Namespace, work: Path) -> dict[str, tuple[int, 
                                             "workdir": str(work)}),
              "aps-sqlalchemy": (args.aps_sqla_jobs, {"kind": "durable_aps", "store": "sqlalchemy",
                                                      "jobs": args.aps_sqla_jobs, "workdir": str(work)})}
-    return {"schedd": specs["schedd"]} if args.schedd_only else specs
+    return {"schedd": specs["schedd"]} if args.schedd_only or args.store == "postgres" else specs
 
 
 def bench_delay(args: argparse.Namespace, work: Path, results: Results) -> None:
@@ -911,7 +1099,7 @@ def bench_growth(args: argparse.Namespace, work: Path, results: Results) -> None
     try:
         for n in args.held:
             started = time.perf_counter()
-            db = work / f"held-{n}.db"
+            db = case_db(work, f"held-{n}")
             build_schedd_db(db, daily_service_rows(n, time.time(), prefix="idle", uid_base=IDLE_UID_BASE))
             log(f"set-up: {n} idle schedules for schedd in {time.perf_counter() - started:.1f} s")
             held = {"held": n, "base": str(db)}
@@ -927,12 +1115,14 @@ def bench_growth(args: argparse.Namespace, work: Path, results: Results) -> None
             stub.close()
 
 
-def bench_adddelete(args: argparse.Namespace, work: Path, results: Results, dbs: dict[str, Path]) -> None:
+def bench_adddelete(args: argparse.Namespace, work: Path, results: Results, dbs: dict[str, str]) -> None:
     for n in (min(args.sizes), max(args.sizes)):
         populate(work, n, dbs)
         for _ in range(args.repeat):
             measure(results, "adddelete", "schedd", n,
                     {"kind": "adddelete_schedd", "db": str(dbs[f"schedd-{n}"]), "n": n, "ops": args.ops})
+            if f"aps-{n}" not in dbs:
+                continue
             measure(results, "adddelete", "aps-sqlalchemy", n,
                     {"kind": "adddelete_aps", "db": str(dbs[f"aps-{n}"]), "n": n, "ops": args.ops})
 
@@ -973,7 +1163,7 @@ def ready_section(args: argparse.Namespace, r: Results) -> list[str]:
         for system in ("schedd", "aps-memory", "aps-sqlalchemy"):
             m = r.formatter("ready", system, n)
             if not r.count("ready", system, n):
-                if system == "aps-memory":
+                if system == "aps-memory" and args.store == "sqlite":
                     rows.append([f"{n:,}", SYSTEMS[system], "-", "-", "-",
                                  f"not run (over --aps-memory-cap {args.aps_memory_cap:,})"])
                 continue
@@ -984,7 +1174,7 @@ def ready_section(args: argparse.Namespace, r: Results) -> list[str]:
 
 
 def delay_section(args: argparse.Namespace, r: Results) -> list[str]:
-    names = {"schedd": f"schedd (SQLite, max_concurrent_runs {args.max_concurrent})",
+    names = {"schedd": f"{SYSTEMS['schedd'][:-1]}, max_concurrent_runs {args.max_concurrent})",
              "aps-memory": "APScheduler AsyncIOScheduler (MemoryJobStore)",
              "floor": "no scheduler: N tasks created at each second"}
     n, rows = args.jobs, []
@@ -1021,6 +1211,8 @@ def adddelete_section(args: argparse.Namespace, r: Results) -> list[str]:
     small, large = min(args.sizes), max(args.sizes)
     rows = []
     for system in ("schedd", "aps-sqlalchemy"):
+        if not r.count("adddelete", system, small):
+            continue
         at_small, at_large = r.formatter("adddelete", system, small), r.formatter("adddelete", system, large)
         both_small = r.median("adddelete", system, small, "both_ms")
         ratio = r.median("adddelete", system, large, "both_ms") / both_small if both_small else math.nan
@@ -1092,6 +1284,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                    help="schedd's [database] synchronous (default: the config default, FULL)")
     p.add_argument("--schedd-only", action="store_true",
                    help="delay and durable: schedd alone, without APScheduler and the no-scheduler floor")
+    p.add_argument("--store", choices=("sqlite", "postgres"), default="sqlite",
+                   help="schedd's store: SQLite files, or a throwaway durable PostgreSQL cluster with one database "
+                        "per case (schedd and the no-scheduler floor only: APScheduler is not run)")
     p.add_argument("--workdir", default=None, help="where the databases go (default: a new temporary directory)")
     p.add_argument("--keep", action="store_true", help="keep the work directory")
     p.add_argument("--json", default=None, help="also write every raw result to this file")
@@ -1123,8 +1318,9 @@ def main(argv: list[str]) -> None:
     work = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="schedd-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     results = Results()
-    dbs: dict[str, Path] = {}
+    dbs: dict[str, str] = {}
     started = time.perf_counter()
+    cluster = PgCluster() if args.store == "postgres" else None
     try:
         if "ready" in args.only:
             bench_ready(args, work, results, dbs)
@@ -1137,12 +1333,18 @@ def main(argv: list[str]) -> None:
         if args.held:
             bench_growth(args, work, results)
     finally:
+        if cluster is not None:
+            cluster.close()
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
     if args.json:
         Path(args.json).write_text(json.dumps(
             [{"bench": b, "system": s, "size": n, "runs": runs} for (b, s, n), runs in results.runs.items()],
             indent=1))
+    if cluster is not None:  # the same tables, schedd on PostgreSQL
+        SYSTEMS["schedd"] = "schedd (PostgreSQL)"
+        settings = ", ".join(f"{k} {v}" for k, v in cluster.settings.items())
+        print(f"schedd on PostgreSQL ({settings}), one database per case.")
     print(report(args, results))
     log(f"done in {time.perf_counter() - started:.0f} s")
 

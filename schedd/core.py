@@ -52,7 +52,7 @@ class Core:
                                    history_retention=sched.history_retention, pages=self.pages)
         self.coordinator = Coordinator(
             self.store, self.runner, self.clock, instance=config.database.instance,
-            ttl=config.database.lease_ttl, on_lead=self._on_lead)
+            ttl=config.database.lease_ttl, on_lead=self._load_families)
         self.change_hooks: dict[str, Callable[[list[int]], Awaitable[None]]] = {"schedule": self._schedules_changed}
         """Per kind of record, what to do when another instance changed some (families add theirs)."""
         self._changed: dict[str, set[int]] = {}
@@ -82,6 +82,10 @@ class Core:
             self.engine.handled_until, await self.store.runs.latest_created() or 0.0)
         await self.store.listen(self._note_change)
         interrupted = await self.coordinator.start()
+        if not self.coordinator.is_leader:
+            # A standby runs no fire, but starts API runs: the families' state (the maintenance
+            # gate) is loaded all the same; their timers wait for a takeover.
+            await self._load_families(self.clock.now())
         self.retention.arm(self.clock.now())
         if run_loop:
             self._loop_task = asyncio.create_task(self.engine.run(), name="schedd-engine")
@@ -94,7 +98,7 @@ class Core:
             "action=core_started db=%s instance=%s fires=%s timers=%d interrupted_runs=%d",
             self.store.location, self.coordinator.instance, self.coordinator.is_leader, len(self.engine), interrupted)
 
-    async def _on_lead(self, at: float) -> None:
+    async def _load_families(self, at: float) -> None:
         for hook in self.startup:
             await hook(at)
 

@@ -431,8 +431,9 @@ class Runner:
         full_build: bool | None = None,
         timeout: float | None = None,
     ) -> RunRef:
-        """Start a run now; Conflict when a run for the same job is queued or in progress."""
-        if self.busy(key):
+        """Start a run now; Conflict when a run for the same job is queued or in progress (on any
+        instance, where several share the store)."""
+        if self.busy(key) or (self.store.lease.shared and await self.store.runs.open_for_key(key)):
             raise Conflict("a run is already in progress for this job")
         if schedule is not None:
             org_id, project_id, cube_id = schedule.org_id, schedule.project_id, schedule.cube_id

@@ -16,12 +16,13 @@ import pytest
 from schedd.clock import WallClock
 from schedd.compose import build_core, install_families
 from schedd.engine import CRON
+from schedd.errors import Conflict
 from schedd.store.postgres import PgStore
 from schedd.store.protocol import LeaseLost, Store
 from schedd.store.runs import Finish, Fired, NewRun, Outcome
 from schedd.store.schedules import NewSchedule
-from tests.support.api import api_config
-from tests.support.web import Operator
+from tests.support.api import T0, api_config
+from tests.support.web import JOB, SCOPES, SERVICES, WINDOW, Operator
 
 TTL = 0.6  # seconds: short, so that a lapse is waited for in well under a second
 
@@ -194,4 +195,44 @@ async def test_readyz_metrics_status_page_and_operator_view_say_which_instance_f
         assert not standby.coordinator.is_leader and not standby.runner.firing
         assert await standby.coordinator.firing_instance() == me
     finally:
+        await standby.stop()
+
+
+@pytest.mark.stores("postgres")  # only instances sharing a server have a standby
+async def test_a_standby_keeps_the_maintenance_gate_for_the_api_runs_it_starts(make_api):
+    api = await make_api(scopes=SCOPES, services=SERVICES)
+    response, _ = await api.call("POST", "/api/maintenance/create", data=WINDOW, allow_redirects=False)
+    window_id = int(response.headers["Location"].rsplit("/", 1)[1])
+    response, _ = await api.call("POST", "/admin/api/jobs/job", json=JOB)
+    job_id = int(response.headers["Location"].rsplit("/", 1)[1])
+    standby = build_core(api.core.config, db_path=api.core.store.location, clock=api.clock)
+    await standby.start(run_loop=False)
+    try:
+        assert not standby.coordinator.is_leader
+        schedule = await standby.store.schedules.get(job_id)
+        assert standby.windows.gate(schedule, T0 + 4 * 3600) == window_id  # 03:00-05:00, service down
+        assert standby.windows.gate(schedule, T0 + 6 * 3600) is None
+    finally:
+        await standby.stop()
+
+
+@pytest.mark.stores("postgres")  # only instances sharing a server have a standby
+async def test_a_run_now_on_a_standby_sees_the_run_the_leader_holds(make_api, service):
+    api = await make_api(scopes=SCOPES, services={**SERVICES, "jsonservices": {
+        **SERVICES["jsonservices"], "base_url": f"http://127.0.0.1:{service.server.port}/api"}})
+    service.hold = True
+    response, _ = await api.call("POST", "/admin/api/jobs/job", json=JOB)
+    job_id = int(response.headers["Location"].rsplit("/", 1)[1])
+    response, _ = await api.call("POST", f"/admin/api/jobs/job/run/{job_id}")
+    assert response.status in (200, 201, 202)
+    standby = build_core(api.core.config, db_path=api.core.store.location, clock=api.clock)
+    await standby.start(run_loop=False)
+    try:
+        schedule = await standby.store.schedules.get(job_id)
+        with pytest.raises(Conflict):
+            await standby.runner.run_now(schedule.family, schedule.overlap_key, "RunNow", at=api.clock.now(),
+                                         schedule=schedule)
+    finally:
+        service.released.set()
+        await api.core.runner.wait_idle()
         await standby.stop()

@@ -127,6 +127,7 @@ class Cluster:
     async def new_template(self, name: str) -> str:
         """A migrated database to fill once and copy for each test (`new_database(template=name)`)."""
         await self.new_database()  # the migrated template exists from here on
+        await self._admin(f"DROP DATABASE IF EXISTS {name}")  # left by a set-up that failed
         await self._admin(f"CREATE DATABASE {name} TEMPLATE {TEMPLATE} {COPY}")
         return self.url(name)
 

@@ -19,13 +19,14 @@ def _is_pg(store: Store) -> bool:
     return store.local_file is None
 
 
-async def fetchall(store: Store, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
+async def fetchall(store: Store, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+    """The rows, each read by position or by column name (asyncpg's Record, sqlite3's Row)."""
     if _is_pg(store):
-        return [tuple(row) for row in await store.db.fetch(_numbered(sql), *params)]  # type: ignore[attr-defined]
-    return [tuple(row) for row in await store.db.fetchall(sql, tuple(params))]  # type: ignore[attr-defined]
+        return list(await store.db.fetch(_numbered(sql), *params))  # type: ignore[attr-defined]
+    return list(await store.db.fetchall(sql, tuple(params)))  # type: ignore[attr-defined]
 
 
-async def fetchone(store: Store, sql: str, params: Sequence[Any] = ()) -> tuple | None:
+async def fetchone(store: Store, sql: str, params: Sequence[Any] = ()) -> Any:
     rows = await fetchall(store, sql, params)
     return rows[0] if rows else None
 
