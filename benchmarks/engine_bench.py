@@ -555,7 +555,10 @@ async def delay_schedd(spec: dict[str, Any]) -> dict[str, Any]:
                                      next_of=lambda i: float(first), retention_days=0), spec.get("base"))
     config = config_mod.from_dict({
         "database": database_section(),
-        "scheduler": {"max_concurrent_runs": spec["max_concurrent"]},
+        "scheduler": {"max_concurrent_runs": spec["max_concurrent"],
+                      **({} if spec.get("fire_lead") is None else {"fire_lead": spec["fire_lead"]})},
+        # One org holds every job: its share of the run slots is all of them (the default is half).
+        "quotas": {"max_concurrent_runs": spec["max_concurrent"]},
         "services": {SERVICE: {"base_url": spec["url"], "timeout": 10}},
     })
     core = build_core(config, db_path=str(db))
@@ -1048,7 +1051,8 @@ def delay_specs(args: argparse.Namespace, work: Path, url: str) -> dict[str, dic
     """The spec of each delay child, by system."""
     common = {"jobs": args.jobs, "seconds": args.seconds, "url": url, "workdir": str(work),
               "executor": args.executor}
-    specs = {"schedd": {"kind": "delay_schedd", "max_concurrent": args.max_concurrent, **common},
+    specs = {"schedd": {"kind": "delay_schedd", "max_concurrent": args.max_concurrent, "fire_lead": args.fire_lead,
+                        **common},
              "aps-memory": {"kind": "delay_aps", **common},
              "floor": {"kind": "delay_floor", **common}}
     if args.store == "postgres":
@@ -1274,6 +1278,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--held", default="", metavar="N[,N...]",
                    help="comma-separated N: also run schedd's delay and durable figures with N idle schedules "
                         "in the database and the heap, once per N (the growth table; default: none)")
+    p.add_argument("--fire-lead", type=float, default=None,
+                   help="schedd's [scheduler] fire_lead in the delay run (default: the config default)")
     p.add_argument("--synchronous", choices=("OFF", "NORMAL", "FULL", "EXTRA"), default=None,
                    help="schedd's [database] synchronous (default: the config default, FULL)")
     p.add_argument("--schedd-only", action="store_true",

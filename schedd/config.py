@@ -250,6 +250,16 @@ def _min_interval(value: object, key: str) -> float:
 
 
 
+_MAX_FIRE_LEAD = 1.0
+
+
+def _fire_lead(value: object, key: str) -> float:
+    seconds = parse_duration(value, key)
+    if seconds > _MAX_FIRE_LEAD:
+        raise ConfigError(key, f"{value!r} is longer than {_MAX_FIRE_LEAD:g} s")
+    return seconds
+
+
 def _postgres_url(value: object, key: str) -> str:
     text = _string(value, key)
     if not is_server_url(text):
@@ -337,6 +347,8 @@ class SchedulerConfig:
     retention_sweep: float = setting(3600.0, parse_duration, duration=True)
     # runs of schedules without a retention of their own; 0 keeps all
     history_retention: float = setting(90 * 86400.0, parse_duration, duration=True)
+    # a due batch is read and recorded this long ahead; its runs start on time (0-1 s)
+    fire_lead: float = setting(0.1, _fire_lead, duration=True)
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,6 +13,7 @@ from schedd.config import Config, default_db_path
 from schedd.coordination import Coordinator
 from schedd.engine import Engine
 from schedd.executors.registry import Executors
+from schedd.pages import HISTORIES, PageCache
 from schedd.retention import Retention
 from schedd.runner import Active, Runner
 from schedd.store.protocol import Store
@@ -36,15 +37,19 @@ class Core:
         self.clock = clock or WallClock()
         self.store: Store = make_store(
             db_path or default_db_path(config), config.database, on_commit=metrics.observe_commit)
-        self.engine = Engine(self.clock)
+        self.engine = Engine(self.clock, lead=config.scheduler.fire_lead)
         self.executors = Executors(config)
         sched = config.scheduler
+        # Only where this process writes every run (a SQLite file): another instance's runs on a
+        # shared server would not reach this process's cache.
+        self.pages = PageCache(histories=HISTORIES if self.store.local_file is not None else 0)
+        """Encoded history pages the API served, kept until a run of their history changes."""
         self.runner = Runner(
             self.store, self.engine, self.executors, self.clock,
             max_concurrent=sched.max_concurrent_runs, misfire_grace=sched.misfire_grace,
-            misfire_max=sched.misfire_max, quotas=config.quotas)
+            misfire_max=sched.misfire_max, quotas=config.quotas, pages=self.pages)
         self.retention = Retention(self.store, self.engine, interval=sched.retention_sweep,
-                                   history_retention=sched.history_retention)
+                                   history_retention=sched.history_retention, pages=self.pages)
         self.coordinator = Coordinator(
             self.store, self.runner, self.clock, instance=config.database.instance,
             ttl=config.database.lease_ttl, on_lead=self._load_families)
@@ -170,5 +175,6 @@ class Core:
         self.runner.max_concurrent = sched.max_concurrent_runs  # after quotas: re-reads the caps
         self.runner.misfire_grace = sched.misfire_grace
         self.runner.misfire_max = sched.misfire_max
+        self.engine.lead = sched.fire_lead
         self.retention.interval = sched.retention_sweep
         self.retention.history_retention = sched.history_retention

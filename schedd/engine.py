@@ -14,6 +14,12 @@ window timers are wall-clock times and stay where they are: after a step forward
 due at once and the runner's misfire rules apply; after a step back they wait until the
 clock catches up, so nothing fires twice. Housekeeping timers are intervals: they move with
 the step, so they keep the time left before they are due.
+
+The running loop hands cron timers to their handler `lead` seconds before they are due, so
+that a batch is read, planned and recorded by its due time and only the starts are left for
+that instant; the handler waits for each timer's due time before it starts anything. Other
+kinds are handed over when they are due. A turn driven with an explicit time (tests) uses
+no lead.
 """
 
 from __future__ import annotations
@@ -53,9 +59,11 @@ def split_key(key: int) -> tuple[int, int]:
 class Engine:
     """The timer heap and its loop; handlers per kind turn due timers into work."""
 
-    def __init__(self, clock: Clock, *, slice_seconds: float = 1.0) -> None:
+    def __init__(self, clock: Clock, *, slice_seconds: float = 1.0, lead: float = 0.0) -> None:
         self.clock = clock
         self.slice = slice_seconds
+        self.lead = lead
+        """Seconds before their due time at which the running loop hands over cron timers."""
         self._heap: list[tuple[float, int, int]] = []
         self._live: dict[int, int] = {}
         self._seq = itertools.count()
@@ -144,6 +152,14 @@ class Engine:
         self._drop_stale_head()
         return self._heap[0][0] if self._heap else None
 
+    def _next_wake(self) -> float | None:
+        """When the loop next has work: the head's due time, less the lead for a cron timer."""
+        self._drop_stale_head()
+        if not self._heap:
+            return None
+        due, _, key = self._heap[0]
+        return due - self.lead if split_key(key)[0] == CRON else due
+
     def _drop_stale_head(self) -> None:
         heap, live = self._heap, self._live
         while heap and live.get(heap[0][2]) != heap[0][1]:
@@ -155,34 +171,43 @@ class Engine:
             self._heap = [entry for entry in self._heap if live.get(entry[2]) == entry[1]]
             heapq.heapify(self._heap)
 
-    def pop_due(self, at: float) -> dict[int, list[tuple[int, float]]]:
-        """Remove every live timer due at or before `at`, grouped by kind."""
+    def pop_due(self, at: float, lead: float = 0.0) -> dict[int, list[tuple[int, float]]]:
+        """Remove every live timer due at or before `at` (cron timers: `at + lead`), grouped by kind."""
         heap, live = self._heap, self._live
         due: dict[int, list[tuple[int, float]]] = {}
-        while heap and heap[0][0] <= at:
-            when, seq, key = heapq.heappop(heap)
+        early: list[tuple[float, int, int]] = []  # other kinds inside the lead: not due yet
+        until = at + lead
+        while heap and heap[0][0] <= until:
+            entry = heapq.heappop(heap)
+            when, seq, key = entry
             if live.get(key) != seq:
                 continue
-            del live[key]
             kind, ident = split_key(key)
+            if when > at and kind != CRON:
+                early.append(entry)
+                continue
+            del live[key]
             if kind in INTERVAL_KINDS:
                 self._intervals.pop(key, None)
             due.setdefault(kind, []).append((ident, when))
+        for entry in early:
+            heapq.heappush(heap, entry)
         return due
 
     # -- the loop --------------------------------------------------------------------
 
-    def run_pending(self, at: float | None = None) -> int:
+    def run_pending(self, at: float | None = None, *, lead: float = 0.0) -> int:
         """One turn: hand every due timer to its handler (as tasks); returns how many.
 
-        Without `at`, the turn reads the clock and first reacts to a step of it."""
+        Without `at`, the turn reads the clock and first reacts to a step of it. `lead`:
+        cron timers due up to that many seconds after `at` are handed over too."""
         if at is None:
             at = self.clock.now()
             self._watch_clock(at, self.clock.monotonic())
         if at > self.handled_until:
             self.handled_until = at
         count = 0
-        for kind, items in self.pop_due(at).items():
+        for kind, items in self.pop_due(at, lead).items():
             handler = self._handlers.get(kind)
             if handler is None:
                 log.error("action=no_handler kind=%s timers=%d", KIND_NAMES.get(kind, kind), len(items))
@@ -237,10 +262,10 @@ class Engine:
         self.loaded = True
         while not self._stopping:
             self.heartbeat = time.monotonic()
-            if self.run_pending():
+            if self.run_pending(lead=self.lead):
                 await asyncio.sleep(0)
                 continue
-            head = self.next_due()
+            head = self._next_wake()
             now = self.clock.now()
             delay = self.slice if head is None else min(self.slice, max(0.0, head - now))
             self._wake.clear()

@@ -15,6 +15,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from schedd.engine import HOUSEKEEPING, Engine
+from schedd.pages import PageCache
 from schedd.store.protocol import Store
 
 log = logging.getLogger("schedd.retention")
@@ -39,8 +40,9 @@ class Retention:
     """The housekeeping timer and what it does when due."""
 
     def __init__(self, store: Store, engine: Engine, *, interval: float = 3600.0,
-                 history_retention: float = 90 * 86400.0) -> None:
+                 history_retention: float = 90 * 86400.0, pages: PageCache | None = None) -> None:
         self.store = store
+        self.pages = pages if pages is not None else PageCache()  # kept history pages: dropped once runs were deleted
         self.engine = engine
         self.interval = interval
         self.history_retention = history_retention  # 0: such runs are kept
@@ -67,12 +69,19 @@ class Retention:
         `history_retention`, a small batch per write."""
         total = 0
         for schedule_id, days in await self.store.schedules.retention_list(at):
-            total += await _in_batches(functools.partial(
+            total += await self._deleting(functools.partial(
                 self.store.runs.delete_older, schedule_id, retention_cutoff(at, days), RETENTION_BATCH))
         if self.history_retention > 0:
-            total += await _in_batches(functools.partial(
+            total += await self._deleting(functools.partial(
                 self.store.runs.delete_unkept, at - self.history_retention, RETENTION_BATCH))
         return total
+
+    async def _deleting(self, delete: Callable[[], Awaitable[int]]) -> int:
+        try:
+            deleted = await _in_batches(delete)
+        finally:
+            self.pages.clear()
+        return deleted
 
 
 async def _in_batches(delete: Callable[[], Awaitable[int]]) -> int:

@@ -1,9 +1,12 @@
 """Turns due timers and run-now requests into runs, and runs into durable records.
 
 A run is committed (`inprogress`, or `queued` when it must wait) before its executor is
-called, and its outcome is committed after; a fire that does not run is committed as a
-`skipped` record with its reason, joined to the record of the skip just before it when
-that was of the same kind (one record with a count, not one row per fire). The policies
+called, and its outcome is committed after; its `started_at` is the moment its executor
+reports that the work started (the request written, the process spawned), or the moment
+the executor was entered when it ended without starting any work. A fire that does not
+run is committed as a `skipped` record with its reason, joined to the record of the skip
+just before it when that was of the same kind (one record with a count, not one row per
+fire). The policies
 themselves live in `schedd.policy`; run slots are shared between orgs by `schedd.slots`.
 """
 
@@ -12,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -26,6 +28,8 @@ from schedd.errors import Conflict
 from schedd.executors import Outcome, RunContext
 from schedd.executors.registry import Executors
 from schedd.families.base import FAMILIES
+from schedd.ids import new_uid
+from schedd.pages import PageCache, job_history, run_histories
 from schedd.policy import SKIP_RECORD_SPAN, counts_as, history_level, plan_fires, queued_too_long, retry_delay
 from schedd.quotas import QuotaExceeded, reached
 from schedd.slots import Grant, SlotPool
@@ -71,6 +75,8 @@ class Active:
     task: asyncio.Task[None] | None = None
     cancel_state: str | None = None
     cancel_reason: str | None = None
+    started_at: float | None = None
+    """When the executor started the work (its first attempt), once it said so."""
     state: str = "inprogress"
     extra: dict[str, object] = field(default_factory=dict)
 
@@ -83,14 +89,14 @@ class Active:
         """Whose share of the run slots this run takes: its org; "" for service jobs."""
         return self.org_id or ""
 
-    def context(self) -> RunContext:
+    def context(self, on_start: Callable[[], None] | None = None) -> RunContext:
         target = FAMILIES.get(self.family).target(self.schedule)
         return RunContext(
             run_id=self.run_id, run_uid=self.uid, family=self.family, trigger=self.trigger,
             timeout=self.timeout, org_id=self.org_id, project_id=self.project_id,
             cube_id=self.cube_id, full_build=self.full_build,
             service_name=target.service_name, operation_name=target.operation_name,
-            post_data=target.post_data, headers=dict(target.headers),
+            post_data=target.post_data, headers=dict(target.headers), on_start=on_start,
         )
 
 
@@ -118,8 +124,11 @@ class Runner:
         misfire_grace: float = 60.0,
         misfire_max: int = 10,
         quotas: QuotasConfig | None = None,
+        pages: PageCache | None = None,
     ) -> None:
         self.store = store
+        self.pages = pages if pages is not None else PageCache()
+        """Encoded history pages: every write to a run drops those of its histories."""
         self.engine = engine
         self.executors = executors
         self.clock = clock
@@ -134,6 +143,8 @@ class Runner:
         self._deferred: dict[int, str] = {}  # schedule id -> org, of orgs at their share of run slots
         self._tasks: set[asyncio.Task[None]] = set()
         self._accepting = True
+        self._starts: list[tuple[float, Active]] = []  # (started_at, run) not yet written
+        self._start_writes: set[asyncio.Task[None]] = set()
         self.firing = True
         """Whether this instance fires the schedules (it holds the firing lease); API runs start either way."""
         self.may_fire: Callable[[], bool] = lambda: True
@@ -178,8 +189,9 @@ class Runner:
         metrics.HEAP_SIZE.set(len(self.engine))
 
     def disarm(self, schedule_id: int) -> None:
-        """Stop a schedule's timer at once (deactivated or deleted)."""
+        """Stop a schedule's timer at once (deactivated or deleted: its runs may go with it)."""
         self.engine.cancel(CRON, schedule_id)
+        self.pages.changed(job_history(schedule_id))
         self._deferred.pop(schedule_id, None)
         metrics.HEAP_SIZE.set(len(self.engine))
 
@@ -236,12 +248,18 @@ class Runner:
         new_rows: list[tuple[run_store.NewRun, run_store.SkipText | None]] = []
         starts: list[tuple[int, Active]] = []  # (index into new_rows, run)
         next_fires: list[tuple[Schedule, float | None]] = []
+        later: list[tuple[int, float]] = []  # handed over ahead while their job's previous run goes on
         for ident, due in items:
             schedule = schedules.get(ident)
             if schedule is None or not schedule.active:
                 continue
+            if due > at and self.busy(schedule.overlap_key):
+                # Its overlap policy is applied at its due time, when that run may have ended.
+                later.append((ident, due))
+                continue
+            # A batch handed over ahead of its due time (the engine's lead) is planned as of that time.
             plan = plan_fires(
-                parse(schedule.cron), load_zone(schedule.timezone), due, at,
+                parse(schedule.cron), load_zone(schedule.timezone), due, max(at, due),
                 policy=schedule.misfire_policy, grace=self.misfire_grace, max_catchup=self.misfire_max)
             next_fires.append((schedule, plan.next_fire_at))
             metrics.FIRES.labels(schedule.family).inc(len(plan.run_at) + plan.missed)
@@ -267,6 +285,7 @@ class Runner:
 
         try:
             ids, joined = await self.store.fires.record_fires(new_rows, fired, skip_since=at - SKIP_RECORD_SPAN, at=at)
+            self._changed(*(row for row, _ in new_rows))
         except LeaseLost:
             # Another instance fires now and arms these schedules from the store: nothing was recorded.
             for _, active in starts:
@@ -287,11 +306,35 @@ class Runner:
             metrics.SKIPS_COALESCED.labels(family).inc()
         for index, active in starts:
             active.run_id = ids[index]
-            self._dispatch(active)
         for schedule, next_fire_at in next_fires:
             if next_fire_at is not None:
                 self.engine.set(CRON, schedule.id, next_fire_at)
         metrics.HEAP_SIZE.set(len(self.engine))
+        # A batch is handed over at most the lead before it is due: never wait longer than that,
+        # whatever the wall clock does meanwhile (a step back would otherwise hold the runs).
+        deadline = self.clock.monotonic() + self.engine.lead
+        await self._dispatch_on_time([active for _, active in starts], deadline)
+        if later:
+            wait = min(max(due for _, due in later) - self.clock.now(), deadline - self.clock.monotonic())
+            if wait > 0:
+                await self.clock.sleep(wait)
+            if self._accepting:
+                await self._fire(later, max(self.clock.now(), max(due for _, due in later)))
+
+    async def _dispatch_on_time(self, runs: list[Active], deadline: float) -> None:
+        """Start recorded runs at their due time: at once for those already due (a batch
+        handed over ahead of its due time waits for it here, already recorded), and all of
+        them once the monotonic clock reaches `deadline`."""
+        runs.sort(key=lambda active: active.due_at or 0.0)
+        index, count = 0, len(runs)
+        while index < count:
+            wait = min((runs[index].due_at or 0.0) - self.clock.now(), deadline - self.clock.monotonic())
+            if wait > 0:
+                await self.clock.sleep(wait)
+            now, late = self.clock.now(), self.clock.monotonic() >= deadline
+            while index < count and ((runs[index].due_at or 0.0) <= now or late):
+                self._dispatch(runs[index])
+                index += 1
 
     def _skip_row(
         self, schedule: Schedule, due: float | None, at: float, reason: str, text: run_store.SkipText,
@@ -300,7 +343,7 @@ class Runner:
         first = due if due is not None else at
         last = last_due if last_due is not None else first
         row = run_store.NewRun(
-            uid=str(uuid.uuid4()), family=schedule.family, overlap_key=schedule.overlap_key,
+            uid=new_uid(), family=schedule.family, overlap_key=schedule.overlap_key,
             trigger=FAMILIES.get(schedule.family).scheduled_trigger, state="skipped", created_at=at,
             schedule_id=schedule.id, org_id=schedule.org_id, project_id=schedule.project_id,
             cube_id=schedule.cube_id, full_build=schedule.full_build, cron=schedule.cron,
@@ -328,7 +371,7 @@ class Runner:
     ) -> Active:
         """A new run with its timeout: the caller's, else its job's, else its executor's default."""
         return Active(
-            uid=str(uuid.uuid4()), family=family, key=key, trigger=trigger, schedule=schedule,
+            uid=new_uid(), family=family, key=key, trigger=trigger, schedule=schedule,
             timeout=timeout or (schedule.timeout if schedule else None)
             or self.executors.timeout_for(family, FAMILIES.get(family).target(schedule)),
             org_id=org_id, project_id=project_id, cube_id=cube_id, full_build=full_build, due_at=due_at)
@@ -411,6 +454,8 @@ class Runner:
         except BaseException:
             self._release(active)
             raise
+        finally:
+            self._changed(row)
         self._dispatch(active)
         return RunRef(active.run_id, active.uid, active.state)
 
@@ -420,10 +465,22 @@ class Runner:
         if history_level(schedule.history_strategy, "skipped") == "none":
             return RunRef(0, row.uid, "skipped", window_id)
 
-        run_id, joined = await self.store.fires.record_skip(row, text, since=at - SKIP_RECORD_SPAN)
+        try:
+            run_id, joined = await self.store.fires.record_skip(row, text, since=at - SKIP_RECORD_SPAN)
+        finally:
+            self._changed(row)
         if joined:
             metrics.SKIPS_COALESCED.labels(schedule.family).inc()
         return RunRef(run_id, row.uid, "skipped", window_id)
+
+    def _changed(self, *runs: Active | run_store.NewRun) -> None:
+        """Runs were written: drop the kept history pages they appear in."""
+        for run in runs:
+            if isinstance(run, Active):
+                schedule_id = run.schedule.id if run.schedule is not None else None
+            else:
+                schedule_id = run.schedule_id
+            self.pages.changed(*run_histories(schedule_id, run.family, run.org_id))
 
     # -- concurrency -----------------------------------------------------------------
 
@@ -544,6 +601,7 @@ class Runner:
             return
         try:
             started = await self.store.fires.mark_started(active.run_id, at)
+            self._changed(active)
         except LeaseLost:
             started = False
         except Exception as exc:
@@ -583,8 +641,6 @@ class Runner:
             await self._finish(active, Outcome(ok=False, error=LEASE_LOST), "interrupted")
             return
         started = self.clock.now()
-        if active.due_at is not None:
-            metrics.START_DELAY.labels(active.family).observe(max(0.0, started - active.due_at))
         log.info("action=run_start run=%s family=%s trigger=%s", active.uid, active.family, active.trigger)
         attempt = 1
         retries = active.schedule.retries if active.schedule else 0
@@ -594,14 +650,43 @@ class Runner:
                 break
             await self.clock.sleep(retry_delay(attempt))
             attempt += 1
+        if active.started_at is None:  # the executor ended without starting any work
+            self._note_start(active, started)
         metrics.RUN_DURATION.labels(active.family).observe(max(0.0, self.clock.now() - started))
         await self._finish(active, outcome, state, attempt=attempt)
 
+    def _note_start(self, active: Active, at: float | None = None) -> None:
+        """The executor started the run's work: its `started_at` and start delay, written
+        with the other starts of this loop turn (one write for all of them)."""
+        if active.started_at is not None:  # a retry: the first attempt's start counts
+            return
+        at = self.clock.now() if at is None else at
+        active.started_at = at
+        if active.due_at is not None:
+            metrics.START_DELAY.labels(active.family).observe(max(0.0, at - active.due_at))
+        if not active.run_id:
+            return
+        self._starts.append((at, active))
+        if len(self._starts) == 1:
+            task = asyncio.create_task(self._write_starts(), name="schedd-run-starts")
+            self._start_writes.add(task)
+            task.add_done_callback(self._start_writes.discard)
+
+    async def _write_starts(self) -> None:
+        rows, self._starts = self._starts, []
+        try:
+            await self.store.fires.record_starts([(at, active.run_id) for at, active in rows])
+        except Exception as exc:  # the outcome's write records each start again
+            log.error("action=starts_not_recorded runs=%d error=%r", len(rows), str(exc))
+        finally:
+            self._changed(*(active for _, active in rows))
+
     async def _attempt(self, active: Active) -> tuple[Outcome, str]:
-        executor = self.executors.get(active.context())
+        ctx = active.context(lambda: self._note_start(active))
+        executor = self.executors.get(ctx)
         try:
             async with asyncio.timeout(active.timeout):
-                outcome = await executor.run(active.context())
+                outcome = await executor.run(ctx)
         except TimeoutError:
             return Outcome(ok=False, error=f"timeout after {active.timeout:g} s", timed_out=True), "failed"
         except asyncio.CancelledError:
@@ -622,7 +707,7 @@ class Runner:
         at = self.clock.now()
         level = history_level(active.strategy, state)
         finish = run_store.Finish(
-            state=state, ended_at=at, attempt=attempt, error=outcome.error,
+            state=state, started_at=active.started_at, ended_at=at, attempt=attempt, error=outcome.error,
             exit_code=outcome.exit_code, timed_out=outcome.timed_out,
             request_payload=outcome.request_payload if level == "full" else None,
             response_status=outcome.response_status,
@@ -638,6 +723,8 @@ class Runner:
         except Exception as exc:
             # The run stays open in the database and is closed as interrupted at start-up.
             log.error("action=finish_not_recorded run=%s state=%s error=%r", active.uid, state, str(exc))
+        finally:
+            self._changed(active)
         active.state = state
         if skip_reason is not None:
             metrics.SKIPS.labels(active.family, skip_reason).inc()
@@ -665,9 +752,9 @@ class Runner:
         return self.pool.waiting + sum(len(line) for line in self._waiting.values())
 
     async def wait_idle(self) -> None:
-        """Wait until no run is executing or waiting (tests)."""
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        """Wait until no run is executing or waiting, and their starts are written (tests)."""
+        while self._tasks or self._start_writes:
+            await asyncio.gather(*self._tasks, *self._start_writes, return_exceptions=True)
 
     async def shutdown(self, grace: float) -> tuple[int, int]:
         """Stop starting runs, let running ones finish within `grace`, interrupt the rest.
@@ -697,14 +784,14 @@ class Runner:
 
 
 def run_row(active: Active, at: float) -> run_store.NewRun:
-    """The record of a run admitted at `at`: started unless it waits (queued), tied to its job if any."""
+    """The record of a run admitted at `at`, tied to its job if any; `started_at` comes when its
+    executor starts the work."""
     schedule = active.schedule
     return run_store.NewRun(
         uid=active.uid, family=active.family, overlap_key=active.key, trigger=active.trigger,
         state=active.state, created_at=at, schedule_id=schedule.id if schedule else None,
         org_id=active.org_id, project_id=active.project_id, cube_id=active.cube_id,
-        full_build=active.full_build, cron=schedule.cron if schedule else None, due_at=active.due_at,
-        started_at=None if active.queued else at)
+        full_build=active.full_build, cron=schedule.cron if schedule else None, due_at=active.due_at)
 
 
 def _tenant_name(tenant: str) -> str:

@@ -17,7 +17,7 @@ from schedd.clock import TestClock
 from schedd.compose import build_core
 from schedd.core import Core
 from schedd.cron import load_zone, parse
-from schedd.executors import Outcome
+from schedd.executors import Outcome, started
 from schedd.policy import SKIP_RECORD_SPAN
 from schedd.store import runs as run_store
 from schedd.store import schedules as schedule_store
@@ -34,6 +34,7 @@ class Held:
         self.release = asyncio.Event()
 
     async def run(self, ctx):
+        started(ctx)
         await self.release.wait()
         return Outcome(ok=True)
 

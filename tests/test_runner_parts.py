@@ -33,7 +33,7 @@ def schedule(family: str = "service", **kw) -> Schedule:
     return Schedule(**fields)
 
 
-def test_a_run_that_starts_at_once_is_recorded_started_and_tied_to_its_job():
+def test_a_run_that_starts_at_once_is_recorded_in_progress_and_tied_to_its_job_its_start_left_to_its_executor():
     job = schedule("aggregate", org_id="acme", project_id="p", cube_id="c", full_build=True)
     active = Active(uid="u1", family="aggregate", key="aggregate:acme:p:c", trigger="TimeBasedBuild",
                     schedule=job, timeout=60.0, org_id="acme", project_id="p", cube_id="c",
@@ -42,7 +42,7 @@ def test_a_run_that_starts_at_once_is_recorded_started_and_tied_to_its_job():
     assert (row.uid, row.family, row.overlap_key, row.trigger, row.state) == (
         "u1", "aggregate", "aggregate:acme:p:c", "TimeBasedBuild", "inprogress")
     assert (row.schedule_id, row.cron, row.due_at, row.created_at, row.started_at) == (
-        7, "0 * * * * ?", T0 - 5, T0, T0)
+        7, "0 * * * * ?", T0 - 5, T0, None)
     assert (row.org_id, row.project_id, row.cube_id, row.full_build) == ("acme", "p", "c", True)
 
 
@@ -58,7 +58,7 @@ def test_a_run_without_a_job_has_no_job_id_nor_cron():
     active = Active(uid="u3", family="maintenance", key="maintenance:acme", trigger="Manual", schedule=None,
                     timeout=60.0, org_id="acme")
     row = run_row(active, T0)
-    assert (row.schedule_id, row.cron, row.due_at, row.org_id, row.started_at) == (None, None, None, "acme", T0)
+    assert (row.schedule_id, row.cron, row.due_at, row.org_id, row.started_at) == (None, None, None, "acme", None)
 
 
 def test_the_gate_is_asked_only_for_the_families_it_applies_to(core):

@@ -352,3 +352,15 @@ def json_response(data: Any, status: int = 200, headers: dict[str, str] | None =
     """An answer: a model of schedd/api/models.py (or dicts and lists), as compact UTF-8 JSON."""
     return web.Response(body=models.encode(data), status=status, content_type="application/json",
                         headers=headers)
+
+
+PAGE_SLOT = "\x00page\x00"
+"""Stands for an encoded page in `json_around`."""
+
+
+def json_around(data: Any, page: bytes) -> bytes:
+    """`data` as JSON with the already encoded `page` in place of the one value `PAGE_SLOT` in it."""
+    head, found, tail = models.encode(data).partition(models.encode(PAGE_SLOT))
+    if not found:
+        raise ValueError("PAGE_SLOT is not in the data")
+    return head + page + tail

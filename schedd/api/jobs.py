@@ -212,9 +212,11 @@ async def history(request: web.Request) -> web.Response:
     await admin_user(request)
     core = request.app[CORE]
     limit, offset = paging.JOB_HISTORY.page(request)
-    found = await jobs.history(core, _job_id(request), limit=limit, offset=offset)
     zone = daemon_zone(core)
-    return json_response([run_summary(zone, run) for run in found])
+    body = await jobs.history_page(
+        core, _job_id(request), limit=limit, offset=offset, page=(limit, offset, zone.key),
+        encode=lambda found: models.encode([run_summary(zone, run) for run in found]))
+    return web.Response(body=body, content_type="application/json")
 
 
 @routes.get(BASE + "/history/{jobId}/{jobRunId}")

@@ -1,13 +1,16 @@
 """Executors do the work of a run behind one small interface.
 
 The runner builds a `RunContext`, asks `Executors.get(ctx)` for the executor and awaits
-`run(ctx)`; it never branches on the executor's type. The runner enforces the timeout by
-cancelling `run`, so every executor must clean up on `asyncio.CancelledError`.
+`run(ctx)`; it never branches on the executor's type. An executor calls `started(ctx)` at
+the moment its work starts (the HTTP request's headers are sent, the process is spawned):
+that moment is the run's `started_at` and its start delay, the same for every executor.
+The runner enforces the timeout by cancelling `run`, so every executor must clean up on
+`asyncio.CancelledError`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -31,6 +34,8 @@ class RunContext:
     operation_name: str | None = None
     post_data: str | None = None
     headers: Mapping[str, str] = field(default_factory=dict)
+    on_start: Callable[[], None] | None = field(default=None, compare=False, repr=False)
+    """Called by the executor once the work has started (see `started`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +53,12 @@ class Outcome:
 
 class Executor(Protocol):
     async def run(self, ctx: RunContext) -> Outcome: ...
+
+
+def started(ctx: RunContext) -> None:
+    """Tell the runner that the run's work has started now."""
+    if ctx.on_start is not None:
+        ctx.on_start()
 
 
 def truncate(text: str, limit: int = PAYLOAD_LIMIT) -> str:

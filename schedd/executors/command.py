@@ -8,7 +8,7 @@ import os
 import re
 import signal
 
-from schedd.executors import PAYLOAD_LIMIT, Outcome, RunContext
+from schedd.executors import PAYLOAD_LIMIT, Outcome, RunContext, started
 
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _CHUNK = 16 * 1024
@@ -39,6 +39,7 @@ class CommandExecutor:
             return Outcome(ok=False, error=f"command not found: {argv[0]} ({self._key})")
         except (OSError, ValueError) as exc:
             return Outcome(ok=False, error=f"cannot start {argv[0]} ({self._key}): {exc}")
+        started(ctx)
         try:
             output = await _read_tail(proc.stdout)
             code = await proc.wait()

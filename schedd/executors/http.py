@@ -7,6 +7,7 @@ import errno
 import os
 import re
 from collections.abc import Callable, Iterable
+from contextvars import ContextVar
 from typing import TYPE_CHECKING
 
 import aiohttp
@@ -17,12 +18,44 @@ from schedd.executors import PAYLOAD_LIMIT, Outcome, RunContext, truncate
 from schedd.inputs import scrub, text_fault
 
 if TYPE_CHECKING:
+    from aiohttp.connector import Connection
+
     from schedd.config import ServiceConfig
 
 _OPERATION = re.compile(r"[A-Za-z0-9._~/-]{1,200}")
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 _FORBIDDEN = {"connection", "keep-alive", "te", "trailer", "transfer-encoding", "upgrade",
               "host", "content-length"}
+PREPARED_LIMIT = 1024
+"""Requests (operation, headers, body) an executor keeps ready to send; the cache starts over when full."""
+PREPARED_BODY_LIMIT = 4096
+"""Bodies longer than this (bytes of text) are prepared for each call instead of kept."""
+
+
+class _Prepared:
+    """A request checked and built once: where it goes, its headers, its body."""
+
+    __slots__ = ("body", "error", "headers", "payload", "url")
+
+    def __init__(self, url: URL | None, headers: CIMultiDict[str] | None, body: bytes, payload: str,
+                 error: str | None) -> None:
+        self.url, self.headers, self.body, self.payload, self.error = url, headers, body, payload, error
+
+
+_ON_SENT: ContextVar[Callable[[], None] | None] = ContextVar("schedd_on_sent", default=None)
+"""The run task's own start notice, for the request it sends."""
+
+
+class StartedRequest(aiohttp.ClientRequest):
+    """The session's request class: once a request is written to its connection (after any
+    wait for a free one), its run's work has started (`schedd.executors.started`)."""
+
+    async def send(self, conn: Connection) -> aiohttp.ClientResponse:
+        response = await super().send(conn)
+        notify = _ON_SENT.get()
+        if notify is not None:
+            notify()
+        return response
 
 
 class HttpExecutor:
@@ -32,25 +65,56 @@ class HttpExecutor:
                  session_getter: Callable[[], aiohttp.ClientSession]) -> None:
         self._service = service
         self._session = session_getter
+        self._prepared: dict[tuple[str | None, tuple[tuple[str, str], ...], str], _Prepared] = {}
+        self._timeouts: dict[float, aiohttp.ClientTimeout] = {}
 
-    async def run(self, ctx: RunContext) -> Outcome:
+    def _prepare(self, ctx: RunContext) -> _Prepared:
+        """The checked request of a run, kept for the next run of the same job."""
         body = ctx.post_data or ""
+        key = (ctx.operation_name, tuple(ctx.headers.items()), body)
+        found = self._prepared.get(key)
+        if found is not None:
+            return found
+        prepared = self._build(ctx, body)
+        if len(body) <= PREPARED_BODY_LIMIT:
+            if len(self._prepared) >= PREPARED_LIMIT:
+                self._prepared.clear()
+            self._prepared[key] = prepared
+        return prepared
+
+    def _build(self, ctx: RunContext, body: str) -> _Prepared:
         if any(isinstance(text, str) and text_fault(text) for text in (body, *ctx.headers.keys(),
                                                                            *ctx.headers.values())):
             # Stored before the input rule: refused here, as the API refuses it now.
-            return Outcome(ok=False, error="postData or requestheaderMap is not valid UTF-8 text without NUL",
-                           request_payload=truncate(scrub(body)))
+            return _Prepared(None, None, b"", truncate(scrub(body)),
+                             "postData or requestheaderMap is not valid UTF-8 text without NUL")
         payload = truncate(body)
         try:
             url = service_url(self._service.base_url or "", ctx.operation_name)
             headers = merge_headers(self._service.headers, ctx.headers.items())
         except ValueError as exc:
-            return Outcome(ok=False, error=str(exc), request_payload=payload)
+            return _Prepared(None, None, b"", payload, str(exc))
+        return _Prepared(url, headers, body.encode("utf-8"), payload, None)
+
+    def _timeout(self, seconds: float) -> aiohttp.ClientTimeout:
+        found = self._timeouts.get(seconds)
+        if found is None:
+            if len(self._timeouts) >= PREPARED_LIMIT:
+                self._timeouts.clear()
+            found = self._timeouts[seconds] = aiohttp.ClientTimeout(total=seconds)
+        return found
+
+    async def run(self, ctx: RunContext) -> Outcome:
+        prepared = self._prepare(ctx)
+        payload = prepared.payload
+        if prepared.error is not None or prepared.url is None:
+            return Outcome(ok=False, error=prepared.error, request_payload=payload)
         timeout = min(self._service.timeout, ctx.timeout)
+        _ON_SENT.set(ctx.on_start)  # this run's task only: each run has a task (and context) of its own
         try:
             async with self._session().post(
-                    url, data=body.encode("utf-8"), headers=headers, allow_redirects=False,
-                    timeout=aiohttp.ClientTimeout(total=timeout)) as resp:
+                    prepared.url, data=prepared.body, headers=prepared.headers, allow_redirects=False,
+                    timeout=self._timeout(timeout)) as resp:
                 text = await _read_bounded(resp)
         except TimeoutError:
             return Outcome(ok=False, error=f"timeout after {timeout:g} s", timed_out=True,

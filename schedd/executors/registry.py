@@ -12,7 +12,7 @@ import aiohttp
 
 from schedd.executors import Executor, Outcome, RunContext
 from schedd.executors.command import CommandExecutor
-from schedd.executors.http import HttpExecutor
+from schedd.executors.http import HttpExecutor, StartedRequest
 from schedd.families.base import FAMILIES, RunTarget, UnknownFamily
 
 if TYPE_CHECKING:
@@ -42,7 +42,7 @@ class Executors:
         if self._session is None:
             self._session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=CONNECTION_LIMIT),
-                cookie_jar=aiohttp.DummyCookieJar())
+                cookie_jar=aiohttp.DummyCookieJar(), request_class=StartedRequest)
 
     async def close(self) -> None:
         if self._session is not None:

@@ -311,6 +311,10 @@ class FireStore(Protocol):
         """A queued run begins its work."""
         ...
 
+    async def record_starts(self, starts: Sequence[tuple[float, int]]) -> None:
+        """`(started_at, run id)` of runs whose executors started their work (several in one commit)."""
+        ...
+
     async def finish(self, run_id: int, finish: Finish | None, outcome: Outcome | None) -> None:
         """A run ended: its record closed (or removed, `finish` None), and its outcome counted on its schedule.
         A run closed already (interrupted by the instance that took over firing) is left as it was."""

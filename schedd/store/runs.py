@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -36,11 +36,14 @@ SQL_START = "UPDATE runs SET state = 'inprogress', started_at = ? WHERE id = ? A
 # Records how a run ended, with what the executor kept; a run already closed (interrupted by
 # the instance that took over firing) stays as it was closed.
 SQL_FINISH = """
-UPDATE runs SET state = :state, ended_at = :ended_at, attempt = :attempt, error = :error,
+UPDATE runs SET state = :state, started_at = coalesce(:started_at, started_at), ended_at = :ended_at,
+    attempt = :attempt, error = :error,
     exit_code = :exit_code, skip_reason = :skip_reason,
     timed_out = :timed_out, request_payload = :request_payload,
     response_status = :response_status, response_body = :response_body, complete = :complete
 WHERE id = :id AND state IN ('queued', 'inprogress')"""
+# Records when the executor of a run started its work.
+SQL_RECORD_START = "UPDATE runs SET started_at = ? WHERE id = ?"
 # Forgets a run that its job's history strategy does not keep.
 SQL_DELETE = "DELETE FROM runs WHERE id = ?"
 # Runs left open by a crash become interrupted (at start-up).
@@ -207,6 +210,7 @@ class Finish:
 
     state: str
     ended_at: float
+    started_at: float | None = None  # when the executor started the work; None keeps the recorded one
     attempt: int = 1
     error: str | None = None
     exit_code: int | None = None
@@ -253,10 +257,15 @@ def op_start(conn: WriteConnection, run_id: int, at: float) -> bool:
     return conn.execute(SQL_START, (at, run_id)).rowcount > 0
 
 
+def op_record_starts(conn: WriteConnection, starts: Sequence[tuple[float, int]]) -> None:
+    """Record `(started_at, run id)` of runs whose executors started their work."""
+    conn.executemany(SQL_RECORD_START, starts)
+
+
 def op_finish(conn: WriteConnection, run_id: int, finish: Finish) -> bool:
     """Close an open run; False when it was closed already."""
     return conn.execute(SQL_FINISH, {
-        "id": run_id, "state": finish.state, "ended_at": finish.ended_at,
+        "id": run_id, "state": finish.state, "started_at": finish.started_at, "ended_at": finish.ended_at,
         "attempt": finish.attempt, "error": finish.error,
         "exit_code": finish.exit_code, "timed_out": int(finish.timed_out),
         "request_payload": finish.request_payload, "response_status": finish.response_status,

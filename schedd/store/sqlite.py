@@ -292,6 +292,9 @@ class SqliteFireStore:
     async def mark_started(self, run_id: int, at: float) -> bool:
         return await self._db.write(lambda conn: runs.op_start(conn, run_id, at))
 
+    async def record_starts(self, starts: Sequence[tuple[float, int]]) -> None:
+        await self._db.write(lambda conn: runs.op_record_starts(conn, starts))
+
     async def finish(self, run_id: int, finish: Finish | None, outcome: Outcome | None) -> None:
         def op(conn: WriteConnection) -> None:
             if finish is None:

@@ -8,7 +8,7 @@ import uuid
 from schedd import config as config_mod
 from schedd.core import Core
 from schedd.cron import load_zone, parse
-from schedd.executors import Outcome
+from schedd.executors import Outcome, started
 from schedd.store import runs as run_store
 from schedd.store import schedules as schedule_store
 from tests.support.api import ECHO
@@ -35,6 +35,7 @@ class Controlled:
         self._changed = asyncio.Event()
 
     async def run(self, ctx):
+        started(ctx)
         self.started.append(ctx.run_uid)
         self._note()
         try:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import statistics
-import uuid
 from collections.abc import AsyncIterator
 
 from schedd import quotas
@@ -13,6 +12,7 @@ from schedd.errors import Conflict, NotFound, Unavailable, ValidationError
 from schedd.families.common import check_org, run_state, timing
 from schedd.families.cube_builds.shapes import CubeScheduleInput
 from schedd.families.org_maintenance import service as maintenance
+from schedd.ids import new_uid
 from schedd.runner import Active, RunRef
 from schedd.shapes import read
 from schedd.store import schedules as schedule_store
@@ -66,7 +66,7 @@ async def create_schedule(
     cap = quotas.schedule_cap(core.config, user, org_id)
     try:
         schedule = await core.store.schedules.insert(schedule_store.NewSchedule(
-            uid=str(uuid.uuid4()), family=FAMILY, org_id=org_id, project_id=project_id, cube_id=cube_id,
+            uid=new_uid(), family=FAMILY, org_id=org_id, project_id=project_id, cube_id=cube_id,
             cron=when.cron.expr, cron_normalized=when.cron.normalized, timezone=when.timezone,
             full_build=full, next_fire_at=when.next_fire_at, retention_days=0, created_by=user.name,
             created_at=at), cap=cap)

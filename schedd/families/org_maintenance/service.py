@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Hashable
 
 from schedd import quotas
 from schedd.core import Core
 from schedd.errors import NotFound, Unavailable
 from schedd.families.common import check_org, run_state, timing
 from schedd.families.org_maintenance.shapes import MaintenanceScheduleInput
+from schedd.ids import new_uid
+from schedd.pages import cached_page, org_history
 from schedd.runner import RunRef
 from schedd.shapes import read
 from schedd.states import RunState
@@ -49,7 +50,7 @@ async def create_schedule(
     cap = quotas.schedule_cap(core.config, user, org_id)
     try:
         schedule = await core.store.schedules.insert(schedule_store.NewSchedule(
-            uid=str(uuid.uuid4()), family=FAMILY, org_id=org_id, cron=when.cron.expr,
+            uid=new_uid(), family=FAMILY, org_id=org_id, cron=when.cron.expr,
             cron_normalized=when.cron.normalized, timezone=when.timezone, full_build=False,
             next_fire_at=when.next_fire_at, retention_days=0, created_by=user.name, created_at=at), cap=cap)
     except schedule_store.CapReached as exc:
@@ -92,3 +93,18 @@ async def history(
 ) -> list[Run]:
     await check_org(core, user, org_id)
     return await core.store.runs.list_org(FAMILY, org_id, limit=limit, offset=offset, state=run_state(status))
+
+
+async def history_page(
+    core: Core, user: User, org_id: str, *, limit: int, offset: int, status: str | None,
+    encode: Callable[[list[Run]], bytes],
+) -> bytes:
+    """A page of the org's maintenance history as `encode` writes it, kept until a run of it changes."""
+    await check_org(core, user, org_id)
+    state = run_state(status)
+
+    async def build() -> bytes:
+        return encode(await core.store.runs.list_org(FAMILY, org_id, limit=limit, offset=offset, state=state))
+
+    page: Hashable = (limit, offset, state)
+    return await cached_page(core.pages, org_history(FAMILY, org_id), page, build)

@@ -10,8 +10,7 @@ anything is stored, with the same checks the HTTP executor applies at run time.
 from __future__ import annotations
 
 import json
-import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Hashable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,7 +21,9 @@ from schedd.errors import Conflict, NotFound, ValidationError
 from schedd.executors.http import merge_headers, service_url
 from schedd.families.common import timing
 from schedd.families.service_jobs.frequency import cron_to_frequency, frequency_to_cron
+from schedd.ids import new_uid
 from schedd.inputs import check_tree
+from schedd.pages import cached_page, job_history
 from schedd.policy import HISTORY_STRATEGIES, fire_floor
 from schedd.runner import RunRef
 from schedd.store import schedules as schedule_store
@@ -79,7 +80,7 @@ class JobDefinition:
             "timeout": like.timeout, "retries": like.retries,
         }
         return NewSchedule(
-            uid=like.uid if like else str(uuid.uuid4()), family=FAMILY, name=self.name,
+            uid=like.uid if like else new_uid(), family=FAMILY, name=self.name,
             description=self.description, cron=self.cron.expr, cron_normalized=self.cron.normalized,
             timezone=self.timezone, spec={SERVICE: self.service_info, FREQUENCY_INFO: self.frequency_info},
             active=self.active, next_fire_at=self.next_fire_at if self.active else None,
@@ -358,8 +359,11 @@ async def delete_job(core: Core, ident: int) -> None:
     """Delete the job and its history; a run in progress finishes unrecorded."""
     schedule = await _schedule(core, ident)
     core.runner.disarm(schedule.id)
-    if not await core.store.schedules.delete(schedule.id):
-        raise NotFound("job", ident)
+    try:
+        if not await core.store.schedules.delete(schedule.id):
+            raise NotFound("job", ident)
+    finally:
+        core.pages.changed(job_history(schedule.id))  # its history went with it: no page outlives it
 
 
 async def run_now(core: Core, ident: int, *, at: float) -> RunRef:
@@ -371,6 +375,20 @@ async def run_now(core: Core, ident: int, *, at: float) -> RunRef:
 async def history(core: Core, ident: int, *, limit: int, offset: int) -> list[RunSummary]:
     schedule = await _schedule(core, ident)
     return await core.store.runs.list_schedule_summaries(schedule.id, limit=limit, offset=offset)
+
+
+async def history_page(core: Core, ident: int, *, limit: int, offset: int, page: Hashable,
+                       encode: Callable[[list[RunSummary]], bytes]) -> bytes:
+    """A page of the job's history as `encode` writes it, kept until a run of the job changes.
+
+    A kept page answers without reading the job: pages are kept only for a job that exists,
+    and deleting it drops them (`Runner.disarm`)."""
+
+    async def build() -> bytes:
+        schedule = await _schedule(core, ident)
+        return encode(await core.store.runs.list_schedule_summaries(schedule.id, limit=limit, offset=offset))
+
+    return await cached_page(core.pages, job_history(ident), page, build)
 
 
 async def run_detail(core: Core, ident: int, run_id: int) -> Run:

@@ -8,6 +8,7 @@ still end with one record that counts both.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from typing import Any
 
@@ -28,12 +29,13 @@ SQL_INSERT = (
     " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21,"
     " $22, $23) RETURNING id"
 )
-# Records how an open run ended and counts it on its schedule ($13), in one statement; a run
-# closed already is left as it was and not counted again.
+# Records how an open run ended (and when its executor started it, $19, if said) and counts it on
+# its schedule ($13), in one statement; a run closed already is left as it was and not counted again.
 SQL_FINISH_COUNTED = """
 WITH ended AS (
     UPDATE runs SET state = $2, ended_at = $3, attempt = $4, error = $5, exit_code = $6, skip_reason = $7,
-        timed_out = $8, request_payload = $9, response_status = $10, response_body = $11, complete = $12
+        timed_out = $8, request_payload = $9, response_status = $10, response_body = $11, complete = $12,
+        started_at = coalesce($19, started_at)
     WHERE id = $1 AND state IN ('queued', 'inprogress') RETURNING id)
 UPDATE schedules SET success_count = success_count + $14, fail_count = fail_count + $15,
     last_run_status = $16, last_run_uid = $17, last_run_at = $18
@@ -81,8 +83,11 @@ SQL_START = "UPDATE runs SET state = 'inprogress', started_at = $1 WHERE id = $2
 # instance that took over firing) stays as it was closed.
 SQL_FINISH = """
 UPDATE runs SET state = $2, ended_at = $3, attempt = $4, error = $5, exit_code = $6, skip_reason = $7,
-    timed_out = $8, request_payload = $9, response_status = $10, response_body = $11, complete = $12
+    timed_out = $8, request_payload = $9, response_status = $10, response_body = $11, complete = $12,
+    started_at = coalesce($13, started_at)
 WHERE id = $1 AND state IN ('queued', 'inprogress')"""
+# Records when the executor of a run started its work.
+SQL_RECORD_START = "UPDATE runs SET started_at = $1 WHERE id = $2"
 # Forgets a run that its job's history strategy does not keep.
 SQL_DELETE = "DELETE FROM runs WHERE id = $1"
 # Open runs whose holder is gone become interrupted: held by no instance, by one (or an
@@ -294,19 +299,23 @@ class PgFireStore:
             raise LeaseLost("another instance holds the firing lease")
         return started
 
+    async def record_starts(self, starts: Sequence[tuple[float, int]]) -> None:
+        await asyncio.gather(*(self._db.grouped(SQL_RECORD_START, at, run_id) for at, run_id in starts))
+
     async def finish(self, run_id: int, finish: Finish | None, outcome: Outcome | None) -> None:
         if outcome is None:
             if finish is None:
                 await self._db.grouped(SQL_DELETE, run_id)
             else:
-                await self._db.grouped(SQL_FINISH, *_finish_values(run_id, finish))
+                await self._db.grouped(SQL_FINISH, *_finish_values(run_id, finish), finish.started_at)
             return
         counts = (int(outcome.ok and outcome.counted), int(outcome.counted and not outcome.ok), outcome.status,
                   outcome.run_uid, outcome.at)
         if finish is None:
             await self._db.grouped(SQL_FORGET_COUNTED, run_id, outcome.schedule_id, *counts)
         else:
-            await self._db.grouped(SQL_FINISH_COUNTED, *_finish_values(run_id, finish), outcome.schedule_id, *counts)
+            await self._db.grouped(SQL_FINISH_COUNTED, *_finish_values(run_id, finish), outcome.schedule_id, *counts,
+                                   finish.started_at)
 
     async def _record_runs(self, conn: asyncpg.Connection, items: list[tuple[NewRun, int | None]]) -> list[int]:
         """Runs started now, recorded together: one insert, then their starts noted on their schedules."""
@@ -359,7 +368,7 @@ async def op_start(conn: asyncpg.Connection, run_id: int, at: float) -> bool:
 
 
 async def op_finish(conn: asyncpg.Connection, run_id: int, finish: Finish) -> None:
-    await conn.execute(SQL_FINISH, *_finish_values(run_id, finish))
+    await conn.execute(SQL_FINISH, *_finish_values(run_id, finish), finish.started_at)
 
 
 async def op_record_skip(
