@@ -50,7 +50,6 @@ class Coordinator:
         self.ttl = ttl
         self.epoch: int | None = None
         self.is_leader = False
-        self.takeovers = 0
         self._on_lead = on_lead
         self._valid_until = -math.inf  # monotonic
         self._task: asyncio.Task[None] | None = None
@@ -161,7 +160,6 @@ class Coordinator:
         closed = await self.runner.take_over(at, previous)
         await self._on_lead(at)
         self.is_leader = True
-        self.takeovers += 1
         self._next_sweep = time.monotonic() + self.ttl
         metrics.LEADER.set(1)
         metrics.LEASE_EPOCH.set(epoch)
