@@ -747,7 +747,6 @@ async def durable_schedd(spec: dict[str, Any]) -> dict[str, Any]:
     """
     from schedd import metrics
     from schedd.compose import build_core
-    from schedd.store import schedules as schedule_store
 
     clients, seconds, held = spec["clients"], spec["seconds"], spec.get("held", 0)
     db = case_db(spec["workdir"], f"durable-{os.getpid()}")

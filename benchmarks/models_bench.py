@@ -21,7 +21,9 @@ from zoneinfo import ZoneInfo
 
 import pydantic
 
-from schedd.api import models
+from schedd import shapes
+from schedd.families.org_maintenance import shapes as org_shapes
+from schedd.families.service_jobs import shapes as job_shapes
 from schedd.timefmt import local_seconds, rfc3339
 
 ZONE = ZoneInfo("Europe/Berlin")
@@ -67,26 +69,26 @@ def created_dicts() -> bytes:
 # -- after: msgspec models (schedd's) -------------------------------------------------------
 
 def job_page_msgspec() -> bytes:
-    return models.encode([models.JobRun(
+    return shapes.encode([job_shapes.JobRun(
         jobRunId=i, jobStartTime=local_seconds(s, ZONE), jobEndTime=local_seconds(e, ZONE),
         jobDuration=round((e - s) * 1000), executionFrequency=cron, executionStatus="Success",
         completeHistory=c) for i, s, e, cron, _, c in JOB_RUNS])
 
 
 def org_page_msgspec() -> bytes:
-    data = [models.MaintenanceRun(
+    data = [org_shapes.MaintenanceRun(
         id=u, organizationId=o, triggerType=t, creationTime=rfc3339(c), startTime=rfc3339(s), endTime=rfc3339(e),
-        status=st, errorInformation=models.ErrorInformation(message=err) if err else models.ErrorInformation())
+        status=st, errorInformation=org_shapes.ErrorInformation(message=err) if err else org_shapes.ErrorInformation())
         for u, o, t, c, s, e, st, err in ORG_RUNS]
-    return models.encode(models.EngineEnvelope(
-        status=models.EngineStatus(code=0, message="200 OK"), responseCreated=rfc3339(T0),
-        response=models.MaintenanceRunPage(data=data, limit=10, offset=0, force_pull=False)))
+    return shapes.encode(org_shapes.EngineEnvelope(
+        status=org_shapes.EngineStatus(code=0, message="200 OK"), responseCreated=rfc3339(T0),
+        response=org_shapes.MaintenanceRunPage(data=data, limit=10, offset=0, force_pull=False)))
 
 
 def created_msgspec() -> bytes:
-    return models.encode(models.EngineEnvelope(
-        status=models.EngineStatus(code=200, message="Time-based schedule successfully created."),
-        responseCreated=rfc3339(T0), response=models.MaintenanceScheduleCreated(
+    return shapes.encode(org_shapes.EngineEnvelope(
+        status=org_shapes.EngineStatus(code=200, message="Time-based schedule successfully created."),
+        responseCreated=rfc3339(T0), response=org_shapes.MaintenanceScheduleCreated(
             job_id=ORG_RUNS[0][0], time_expression="0 0 4 ? * * *", created_at=rfc3339(T0),
             created_by_user="admin", timezone="UTC", next_execution=rfc3339(T0 + 3600))))
 

@@ -56,8 +56,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from schedd.accounts import hash_password  # noqa: E402
-from schedd.store import accounts as account_store  # noqa: E402
 from schedd.compose import install_families  # noqa: E402
+from schedd.store import accounts as account_store  # noqa: E402
 from schedd.store import runs as run_store  # noqa: E402
 from schedd.store import schedules as schedule_store  # noqa: E402
 from schedd.store.db import Database  # noqa: E402

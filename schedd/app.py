@@ -20,12 +20,17 @@ from aiohttp import web
 from schedd import metrics
 from schedd import web as web_views
 from schedd.accounts import Accounts
-from schedd.api import aggregate, auth, jobs, maintenance, models, openapi, ops, stream, windows
-from schedd.api.common import (
+from schedd.api import auth, models, openapi, ops
+from schedd.compose import FAMILY_APIS
+from schedd.core import Core
+from schedd.errors import ScheddError, ValidationError
+from schedd.http import stream
+from schedd.http.common import (
     ACCOUNTS,
     CORE,
     FORM_TYPES,
     REQUEST_ID,
+    Api,
     ErrorRenderer,
     Handler,
     check_request,
@@ -33,8 +38,6 @@ from schedd.api.common import (
     read_form,
     renderer_of,
 )
-from schedd.core import Core
-from schedd.errors import ScheddError, ValidationError
 from schedd.web.render import error_page
 
 log = logging.getLogger("schedd.http")
@@ -44,13 +47,8 @@ _request_ids = map(f"{secrets.token_hex(4)}{{:08x}}".format, itertools.count(1))
 # What a caller's X-Request-Id may be: nothing that could change a log line or a header.
 REQUEST_ID_RE = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
-# A path no route matches still answers in the envelope of the family whose prefix it has.
-FAMILY_PREFIXES: tuple[tuple[tuple[str, ...], ErrorRenderer], ...] = (
-    (("/admin/api/jobs", "/authService"), jobs.render_error),
-    (("/api/maintenance", "/api/scope", "/api/service"), windows.render_error),
-    (("/aggregates", "/api/1.0/aggregates"), maintenance.render_error),
-    (("/org", "/api/1.0/org"), aggregate.render_error),
-)
+APIS: tuple[Api, ...] = (auth.API, *FAMILY_APIS)
+"""Every API family; a path no route matches still answers in the envelope of the one whose prefix it has."""
 
 
 @web.middleware
@@ -138,9 +136,9 @@ async def unmatched(request: web.Request, handler: Handler) -> web.StreamRespons
 
 
 def _family_renderer(path: str) -> ErrorRenderer | None:
-    for prefixes, render in FAMILY_PREFIXES:
-        if any(path == prefix or path.startswith(prefix + "/") for prefix in prefixes):
-            return render
+    for api in APIS:
+        if any(path == prefix or path.startswith(prefix + "/") for prefix in api.prefixes):
+            return api.render_error
     return None
 
 
@@ -154,8 +152,7 @@ def make_app(core: Core, *, manage_core: bool = True, run_loop: bool = True) -> 
     app[ACCOUNTS] = Accounts(core.store, core.config.auth, core.clock)
     web_views.setup(app)
     stream.setup(app)
-    for routes in (ops.routes, auth.routes, maintenance.routes, aggregate.routes, jobs.routes,
-                   web_views.routes, windows.routes):
+    for routes in (ops.routes, web_views.routes, *(api.routes for api in APIS)):
         app.add_routes(routes)
     if manage_core:
         app.cleanup_ctx.append(functools.partial(_run_core, run_loop=run_loop))

@@ -6,7 +6,7 @@ string field, nested ones included: a job's `requestheaderMap` values, its `post
 the JSON text inside it, the keys of every object. Numbers sent as text are ASCII digits:
 `str.isdigit()` also accepts '²' and '٣', which `int()` refuses or reads as 3.
 
-The HTTP layer (schedd/api/common.py) applies this rule to every query string, form and
+The HTTP layer (schedd/http/common.py) applies this rule to every query string, form and
 JSON body before a handler runs; the families apply it again to what they store.
 """
 

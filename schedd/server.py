@@ -16,13 +16,13 @@ from aiohttp import web
 
 from schedd import config as config_mod
 from schedd import daemon, listener, logs
-from schedd.api.common import ACCOUNTS
 from schedd.api.ops import engine_turning
 from schedd.app import make_app
 from schedd.compose import build_core
 from schedd.config import Config
 from schedd.core import Core
 from schedd.errors import ScheddError
+from schedd.http.common import ACCOUNTS
 
 log = logging.getLogger("schedd.server")
 

@@ -17,7 +17,7 @@ import tomli_w
 
 import schedd.accounts
 from schedd.api import openapi
-from schedd.api.common import ACCOUNTS
+from schedd.http.common import ACCOUNTS
 from tests.support.api import PASSWORD, T0
 from tests.support.daemon import Daemon
 from tests.support.daemon import schedd as run_cli

@@ -10,11 +10,12 @@ from typing import Any
 import aiohttp
 import pytest
 
-from schedd.api import aggregate as aggregate_api
-from schedd.api import jobs as jobs_api
-from schedd.api import maintenance as maintenance_api
-from schedd.api import openapi, stream
-from schedd.api.models import to_builtins
+from schedd.families.cube_builds import routes as aggregate_api
+from schedd.families.service_jobs import routes as jobs_api
+from schedd.families.org_maintenance import routes as maintenance_api
+from schedd.api import openapi
+from schedd.http import stream
+from schedd.shapes import to_builtins
 from schedd.families.maintenance_windows.ical import calendar
 from schedd.families.maintenance_windows.service import Access
 from schedd.families.service_jobs import service as jobs

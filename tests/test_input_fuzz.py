@@ -26,7 +26,7 @@ from yarl import URL
 from schedd import config as config_mod
 from schedd.accounts import hash_password
 from schedd.api import openapi
-from schedd.api.common import ACCOUNTS
+from schedd.http.common import ACCOUNTS
 from schedd.app import make_app
 from schedd.clock import TestClock
 from schedd.compose import build_core

@@ -269,7 +269,7 @@ async def test_the_api_login_without_a_token_refuses_bad_text_before_looking_at_
 
 
 def test_no_handler_reads_the_request_around_the_input_layer():
-    """Bodies, forms and numbers are read only through schedd/api/common.py, so no route can forget the rule."""
+    """Bodies, forms and numbers are read only through schedd/http/common.py, so no route can forget the rule."""
     root = Path(__file__).resolve().parent.parent / "schedd"
     forbidden = re.compile(r"request\.(?:post|json|read|text|multipart|content)\b|\.isdigit\(\)(?!.*isascii)|"
                            r"int\(request\.query|int\(raw\)")

@@ -21,7 +21,7 @@ import pytest
 import schedd.accounts
 from schedd import config
 from schedd.accounts import AddressHistory, FailureBudget, HashSlots
-from schedd.api.common import ACCOUNTS
+from schedd.http.common import ACCOUNTS
 from tests.support.api import PASSWORD
 
 LOGIN = "/authService/accounts/login"

@@ -1,4 +1,4 @@
-"""Each API shape is declared once (schedd/api/models.py), and so is each shared value.
+"""Each API shape is declared once (`families/*/shapes.py`, `api/models.py`), and so is each value.
 
 The OpenAPI components are the models' generated schemas and nothing else; answers encode
 byte for byte as the json module wrote the same dicts; a request model checks its fields
@@ -22,6 +22,10 @@ from hypothesis import strategies as st
 from schedd import config
 from schedd.api import models, openapi
 from schedd.errors import ValidationError
+from schedd.families.cube_builds import shapes as cube_shapes
+from schedd.families.org_maintenance import shapes as org_shapes
+from schedd.families.service_jobs import shapes as job_shapes
+from schedd import shapes
 
 SCHEDD = Path(__file__).resolve().parent.parent / "schedd"
 
@@ -101,7 +105,7 @@ def test_every_time_is_formatted_in_one_module():
 def test_pages_are_parsed_in_one_module():
     found = sources()
     assert [path for path, text in found.items() if re.search(r"""query_int\([^)]*["']page["']""", text)] == [
-        "schedd/api/paging.py"]
+        "schedd/http/paging.py"]
 
 
 TEXT = st.text(alphabet=st.characters(codec="utf-8"), max_size=20)
@@ -110,30 +114,30 @@ OPTIONAL = st.none() | TEXT
 
 @given(TEXT, OPTIONAL, TEXT, st.booleans(), OPTIONAL, st.integers(-2**63, 2**63 - 1), st.integers(0, 2))
 def test_a_model_encodes_as_the_json_module_wrote_its_dict(text, optional, trigger, active, error, code, which):
-    run = models.MaintenanceRun(
+    run = org_shapes.MaintenanceRun(
         id=text, organizationId=optional, triggerType=trigger, creationTime=text, startTime=text, endTime=text,
         status="failed", errorInformation=(
-            models.ErrorInformation(), models.ErrorInformation(message=text),
-            models.ErrorInformation(message=text, exitCode=code, timeout=True))[which])
-    schedule = models.CubeSchedule(
+            org_shapes.ErrorInformation(), org_shapes.ErrorInformation(message=text),
+            org_shapes.ErrorInformation(message=text, exitCode=code, timeout=True))[which])
+    schedule = cube_shapes.CubeSchedule(
         created_at=text, created_by_user=optional, cube_id=optional, full_build=active, job_id=text,
-        latest_execution=models.Execution(executedAt=text, id=trigger, jobId=text), organization_Id=optional,
+        latest_execution=cube_shapes.Execution(executedAt=text, id=trigger, jobId=text), organization_Id=optional,
         project_id=optional, time_expression=trigger, timezone=text, active=active,
         next_execution=optional)
-    for value in (run, [run, run], schedule, models.DesignEnvelope(
-            response=schedule, status=models.DesignStatus(i18n_message=text, message=error or ""))):
-        assert models.encode(value) == json.dumps(
+    for value in (run, [run, run], schedule, cube_shapes.DesignEnvelope(
+            response=schedule, status=cube_shapes.DesignStatus(i18n_message=text, message=error or ""))):
+        assert shapes.encode(value) == json.dumps(
             msgspec.to_builtins(value), separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
 def test_a_stored_document_is_answered_exactly_as_before_floats_and_lone_surrogates_too():
-    job = models.Job(jobName="j", jobServiceInfo={"postData": {"n": 1e16, "x": 0.1, "t": "é"}},
+    job = job_shapes.Job(jobName="j", jobServiceInfo={"postData": {"n": 1e16, "x": 0.1, "t": "é"}},
                      jobFrequencyInfo={"frequencyType": 1, "extra": [1.5e-7]})
-    assert models.encode(job) == json.dumps(msgspec.to_builtins(job), separators=(",", ":"),
+    assert shapes.encode(job) == json.dumps(msgspec.to_builtins(job), separators=(",", ":"),
                                             ensure_ascii=False).encode("utf-8")
-    assert b'"n":1e+16' in models.encode(job)
+    assert b'"n":1e+16' in shapes.encode(job)
     summary = models.Health(status="ok\ud800")  # type: ignore[arg-type]
-    assert models.encode(summary) == b'{"status":"ok\\ud800"}'
+    assert shapes.encode(summary) == b'{"status":"ok\\ud800"}'
 
 
 @pytest.mark.parametrize(("body", "field", "reason"), [
@@ -144,17 +148,17 @@ def test_a_stored_document_is_answered_exactly_as_before_floats_and_lone_surroga
 ])
 def test_a_request_model_names_the_first_declared_field_that_fails(body, field, reason):
     with pytest.raises(ValidationError) as caught:
-        models.read(models.Login, body)
+        shapes.read(models.Login, body)
     assert (caught.value.field, caught.value.reason) == (field, reason)
 
 
 def test_a_request_model_reads_the_fields_it_declares_and_ignores_others():
-    assert models.read(models.Login, {"userid": "a", "password": "b", "extra": 1}) == models.Login(
+    assert shapes.read(models.Login, {"userid": "a", "password": "b", "extra": 1}) == models.Login(
         userid="a", password="b")
-    assert models.read(models.Logout, {}).refresh_token is models.UNSET
-    assert models.read(models.Logout, {"refresh_token": None}).refresh_token is None
+    assert shapes.read(models.Logout, {}).refresh_token is msgspec.UNSET
+    assert shapes.read(models.Logout, {"refresh_token": None}).refresh_token is None
     with pytest.raises(ValidationError, match="refresh_token: must be a string"):
-        models.read(models.Logout, {"refresh_token": 7})
+        shapes.read(models.Logout, {"refresh_token": 7})
 
 
 async def test_login_through_http_names_the_first_declared_field(api):

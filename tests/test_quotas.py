@@ -9,7 +9,7 @@ import random
 import pytest
 
 from schedd import metrics, quotas
-from schedd.api.common import ACCOUNTS
+from schedd.http.common import ACCOUNTS
 from schedd.cron import load_zone, parse
 from schedd.cron.interval import closer_than
 from schedd.errors import ValidationError

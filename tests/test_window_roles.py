@@ -14,7 +14,7 @@ from importlib import resources
 import pytest
 
 from schedd import cli, config, grants
-from schedd.api.common import ACCOUNTS
+from schedd.http.common import ACCOUNTS
 from schedd.store import accounts as account_store
 from schedd.store.db import Database
 from tests.support.api import T0, password_hash

@@ -5,28 +5,29 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from schedd import shapes
 from schedd.api import models
-from schedd.api.common import ACCOUNTS, CORE, bearer_token, client_address, json_response, read_body, with_envelope
-from schedd.errors import ScheddError, Unauthorized, ValidationError
+from schedd.errors import Unauthorized
+from schedd.families.service_jobs import shapes as job_shapes
+from schedd.families.service_jobs.routes import render_error, volt_error
+from schedd.http.common import (
+    ACCOUNTS,
+    CORE,
+    Api,
+    bearer_token,
+    client_address,
+    json_response,
+    read_body,
+    with_envelope,
+)
 
 routes = web.RouteTableDef()
 
 
-def fail(status: int, message: str, result: models.FieldFault | None = None) -> web.Response:
-    """The Volt MX FAIL envelope."""
-    return json_response(models.VoltResult(status="FAIL", result=result, message=message), status=status)
-
-
-def render_error(request: web.Request, status: int, message: str, exc: ScheddError) -> web.Response:
-    if isinstance(exc, ValidationError):
-        return fail(status, f"{exc.field} is invalid", models.FieldFault(field=exc.field, reason=exc.reason))
-    return fail(status, message)
-
-
 @routes.post("/authService/accounts/login")
-@with_envelope(render_error)
+@with_envelope(volt_error)
 async def login(request: web.Request) -> web.Response:
-    form = models.read(models.Login, await read_body(request))
+    form = shapes.read(models.Login, await read_body(request))
     core = request.app[CORE]
     result = await request.app[ACCOUNTS].login(form.userid, form.password, at=core.clock.now(),
                                                address=client_address(request))
@@ -51,7 +52,7 @@ async def login(request: web.Request) -> web.Response:
 
 
 @routes.post("/authService/accounts/logout")
-@with_envelope(render_error)
+@with_envelope(volt_error)
 async def logout(request: web.Request) -> web.Response:
     """Revoke the access token the request carries, and the login's `refresh_token` if sent along."""
     token = bearer_token(request)
@@ -59,9 +60,13 @@ async def logout(request: web.Request) -> web.Response:
         raise Unauthorized("missing token: send X-VoltMX-Authorization or Authorization: Bearer")
     accounts, at = request.app[ACCOUNTS], request.app[CORE].clock.now()
     user = await accounts.authenticate(token, at=at)
-    refresh = models.read(models.Logout, await read_body(request)).refresh_token
+    refresh = shapes.read(models.Logout, await read_body(request)).refresh_token
     revoked = int(await accounts.revoke(token, at=at))
     if refresh:
         revoked += int(await accounts.revoke_refresh(refresh, user, at=at))
-    return json_response(models.VoltResult(status="SUCCESS", result=models.Revoked(userid=user.name, revoked=revoked),
-                                           message=None))
+    result = models.Revoked(userid=user.name, revoked=revoked)
+    return json_response(job_shapes.VoltResult(status="SUCCESS", result=result, message=None))
+
+
+API = Api(routes, ("/authService",), render_error)
+"""Errors under /authService answer as the service jobs API does (Volt MX's envelope)."""

@@ -1,7 +1,7 @@
 """The OpenAPI 3.1 document of every route, built from one declarative table per family.
 
 Each `Op` says method, path, summary, parameters, request body, answers per status and
-whether a token is needed. The bodies and answers name the models of schedd/api/models.py,
+whether a token is needed. The bodies and answers name the models schedd/api/models.py collects,
 whose generated schemas are the document's components. tests/test_openapi.py checks that every route the app serves
 is in the table (except the browser pages of `BROWSER_PAGES`), so a route added without
 documentation fails the tests.
@@ -16,8 +16,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from schedd import __version__
+from schedd import __version__, shapes
 from schedd.api import models
+from schedd.families.maintenance_windows import shapes as window_shapes
 
 BROWSER_PAGES = re.compile(r"^/(?:$|status(?:/|$)|static/|ui(?:/|$))")
 """Paths of the server-rendered pages (schedd/web): for browsers, not scripts, so not here."""
@@ -43,11 +44,11 @@ def holding(key: str, schema: Schema) -> Schema:
 STRING: Schema = {"type": "string"}
 INTEGER: Schema = {"type": "integer"}
 BOOLEAN: Schema = {"type": "boolean"}
-IDENT: Schema = models.schema_of(models.Ident)
-RUN_STATES = models.RUN_STATES
-WINDOW_STATUSES = models.WINDOW_STATUSES
-SERVICE_STATUSES = models.SERVICE_STATUSES_LIST
-PROD_TIME: Schema = models.schema_of(models.ProdTime)
+IDENT: Schema = shapes.schema_of(shapes.Ident)
+RUN_STATES = shapes.RUN_STATES
+WINDOW_STATUSES = window_shapes.WINDOW_STATUSES
+SERVICE_STATUSES = window_shapes.SERVICE_STATUSES_LIST
+PROD_TIME: Schema = shapes.schema_of(window_shapes.ProdTime)
 
 
 @dataclass(frozen=True)
@@ -130,7 +131,7 @@ def served_under_api_1_0(ops: list[Op]) -> list[Op]:
     return ops + [replace(op, path="/api/1.0" + op.path, op_id=op.op_id + "V1") for op in ops]
 
 
-# -- shared schemas: generated from the models of schedd/api/models.py -------------------
+# -- shared schemas: generated from the models schedd/api/models.py collects ---------------
 
 SCHEMAS: dict[str, Schema] = models.components()
 

@@ -10,8 +10,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from schedd import metrics
 from schedd.api import models, openapi
-from schedd.api.common import CORE, json_response
 from schedd.core import Core
+from schedd.http.common import CORE, json_response
 
 routes = web.RouteTableDef()
 

@@ -12,12 +12,12 @@ from typing import Any
 
 from aiohttp import web
 
-from schedd.api import stream
-from schedd.api.common import CORE
 from schedd.config import ServiceConfig
 from schedd.errors import NotFound
 from schedd.families.maintenance_windows.ical import CALENDAR_HEAD, CALENDAR_TAIL, calendar_events, calendar_lines
 from schedd.families.maintenance_windows.service import Windows, format_date
+from schedd.http import stream
+from schedd.http.common import CORE
 from schedd.store.windows import Window
 from schedd.web.render import STYLESHEET, page
 

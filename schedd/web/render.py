@@ -11,9 +11,9 @@ from zoneinfo import ZoneInfo
 import jinja2
 from aiohttp import web
 
-from schedd.api.common import CORE
 from schedd.cron import load_zone
 from schedd.errors import ScheddError
+from schedd.http.common import CORE
 from schedd.inputs import scrub
 from schedd.timefmt import shown
 from schedd.web.charts import format_seconds

@@ -21,8 +21,8 @@ from urllib.parse import urlencode, urlsplit
 
 from aiohttp import web
 
-from schedd.api.common import ACCOUNTS, CORE, client_address, read_form
 from schedd.errors import Throttled, Unauthorized
+from schedd.http.common import ACCOUNTS, CORE, client_address, read_form
 from schedd.store.accounts import User
 from schedd.web.render import page
 

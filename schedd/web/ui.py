@@ -13,14 +13,14 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
-from schedd.api import paging
-from schedd.api.common import CORE, status_for
 from schedd.core import Core
 from schedd.cron import load_zone, parse
 from schedd.errors import NotFound, ScheddError, ValidationError
 from schedd.families import overview
 from schedd.families.base import FAMILIES
 from schedd.families.common import RUN_STATES
+from schedd.http import paging
+from schedd.http.common import CORE, status_for
 from schedd.runner import RunRef
 from schedd.store.accounts import User
 from schedd.store.runs import Run

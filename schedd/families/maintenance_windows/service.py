@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import builtins
 import logging
-import re
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -29,6 +28,7 @@ from schedd.core import Core
 from schedd.cron import load_zone
 from schedd.engine import WINDOW
 from schedd.errors import Forbidden, NotFound, ValidationError
+from schedd.families.maintenance_windows.shapes import DATE_RE, LIMITS, SERVICE_STATUSES
 from schedd.inputs import MAX_DIGITS, parse_int, text_fault
 from schedd.states import WindowState, values
 from schedd.store.accounts import User
@@ -40,10 +40,7 @@ from schedd.values import NotAChoice, choice
 log = logging.getLogger("schedd.windows")
 
 STATUSES = values(WindowState)
-SERVICE_STATUSES = ("up", "degraded", "down")
-DATE_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}")
 DATE_FORMAT = LOCAL_MINUTES
-LIMITS = {"name": 255, "description": 10_000, "external_reference": 255, "external_link": 2048}
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,6 +21,17 @@ from schedd.errors import Conflict, NotFound, ValidationError
 from schedd.executors.http import merge_headers, service_url
 from schedd.families.common import timing
 from schedd.families.service_jobs.frequency import cron_to_frequency, frequency_to_cron
+from schedd.families.service_jobs.shapes import (
+    EXECUTION_TYPE,
+    JOB_STATUSES,
+    MAX_DESCRIPTION,
+    MAX_HEADER_NAME,
+    MAX_HEADER_VALUE,
+    MAX_HEADERS,
+    MAX_NAME,
+    MAX_TEXT,
+    SERVICE_TYPES,
+)
 from schedd.ids import new_uid
 from schedd.inputs import check_tree
 from schedd.pages import cached_page, job_history
@@ -36,13 +47,6 @@ FAMILY = "service"
 RUN_NOW = "RunNow"
 SERVICE = "jobServiceInfo"
 FREQUENCY_INFO = "jobFrequencyInfo"
-SERVICE_TYPES = ("intSer", "objSer", "orchSer")
-EXECUTION_TYPE = "SERVER_URL"
-JOB_STATUSES = ("Active", "Inactive")
-MAX_NAME = 100
-MAX_DESCRIPTION = 1000
-MAX_TEXT = 200
-MAX_HEADERS, MAX_HEADER_NAME, MAX_HEADER_VALUE = 50, 256, 8192
 # Stored as sent beside a cron; a real one is a few lists of at most 60 small numbers.
 MAX_FREQUENCY_INFO = 2048
 RETENTION_RANGE = (1, 3650)

@@ -12,14 +12,17 @@ from collections.abc import Callable
 from typing import TypeVar
 from zoneinfo import ZoneInfo
 
+import msgspec
 from aiohttp import web
 
-from schedd.api import models, paging
-from schedd.api.common import CORE, current_user, json_response, optional_user, read_body, with_envelope
+from schedd import shapes
 from schedd.config import ScopeConfig, ServiceConfig
 from schedd.errors import NotFound, ScheddError, ValidationError
+from schedd.families.maintenance_windows import shapes as window_shapes
 from schedd.families.maintenance_windows.ical import calendar
 from schedd.families.maintenance_windows.service import Access, Invalid, Windows, format_date
+from schedd.http import paging
+from schedd.http.common import CORE, Api, current_user, json_response, optional_user, read_body, with_envelope
 from schedd.store.windows import Event, Window
 
 routes = web.RouteTableDef()
@@ -29,11 +32,11 @@ ID = r"{id:[0-9]{1,18}}"
 
 def render_error(request: web.Request, status: int, message: str, exc: ScheddError) -> web.Response:
     if isinstance(exc, Invalid):
-        return json_response(models.ProdError(message="Invalid request", reasons=exc.reasons), status=status)
+        return json_response(window_shapes.ProdError(message="Invalid request", reasons=exc.reasons), status=status)
     if isinstance(exc, ValidationError):
-        return json_response(models.ProdError(message="Invalid request", reasons={exc.field: [exc.reason]}),
+        return json_response(window_shapes.ProdError(message="Invalid request", reasons={exc.field: [exc.reason]}),
                              status=status)
-    return json_response(models.ProdError(message=message, reasons={}), status=status)
+    return json_response(window_shapes.ProdError(message=message, reasons={}), status=status)
 
 
 handler = with_envelope(render_error)
@@ -43,20 +46,20 @@ def _windows(request: web.Request) -> Windows:
     return request.app[CORE].windows
 
 
-def _event_object(event: Event, zone: ZoneInfo, authors: bool) -> models.MaintenanceEvent:
-    return models.MaintenanceEvent(
+def _event_object(event: Event, zone: ZoneInfo, authors: bool) -> window_shapes.MaintenanceEvent:
+    return window_shapes.MaintenanceEvent(
         creation_date=format_date(event.creation_date, zone),
         content=event.content,
         internal=int(event.internal),
         type=event.type,
-        author=event.author if authors else models.UNSET,
+        author=event.author if authors else msgspec.UNSET,
     )
 
 
-def window_object(window: Window, zone: ZoneInfo, *, authors: bool = False) -> models.Maintenance:
+def window_object(window: Window, zone: ZoneInfo, *, authors: bool = False) -> window_shapes.Maintenance:
     """Prod-Manager's maintenance object; with `authors`, each event names the user who wrote it."""
     path = f"/api/maintenance/{window.id}"
-    return models.Maintenance(
+    return window_shapes.Maintenance(
         id=window.id,
         name=window.name,
         description=window.description,
@@ -72,7 +75,7 @@ def window_object(window: Window, zone: ZoneInfo, *, authors: bool = False) -> m
         start_date=format_date(window.start_date, zone),
         end_date=format_date(window.end_date, zone),
         events=[_event_object(event, zone, authors) for event in window.events],
-        links=models.MaintenanceLinks(
+        links=window_shapes.MaintenanceLinks(
             self_=path,
             scope=f"/api/scope/{window.scope_id}",
             service=f"/api/service/{window.service_id}",
@@ -107,7 +110,7 @@ async def list_windows(request: web.Request) -> web.Response:
                                       internal=access.writes_any)
     zone = windows.zone
     items = [window_object(windows.shown(access, w), zone, authors=windows.may_write(access, w)) for w in found]
-    return json_response(models.MaintenancePage(items=items), headers=page.headers(total))
+    return json_response(window_shapes.MaintenancePage(items=items), headers=page.headers(total))
 
 
 @routes.get(f"/api/maintenance/{ID}")
@@ -166,18 +169,19 @@ async def window_calendar(request: web.Request) -> web.Response:
                         headers={"Content-Disposition": f'inline; filename="maintenance-{window.id}.ics"'})
 
 
-def _scope_object(scope: ScopeConfig) -> models.Scope:
-    return models.Scope(id=scope.id, name=scope.name, links=models.ScopeLinks(self_=f"/api/scope/{scope.id}"))
+def _scope_object(scope: ScopeConfig) -> window_shapes.Scope:
+    links = window_shapes.ScopeLinks(self_=f"/api/scope/{scope.id}")
+    return window_shapes.Scope(id=scope.id, name=scope.name, links=links)
 
 
-def _service_object(request: web.Request, service: ServiceConfig) -> models.Service:
+def _service_object(request: web.Request, service: ServiceConfig) -> window_shapes.Service:
     scope = request.app[CORE].config.scopes.get(service.scope or "")
-    return models.Service(id=service.id or 0, name=service.name, scope=scope.id if scope else None,
-                          links=models.ServiceLinks(self_=f"/api/service/{service.id}",
+    return window_shapes.Service(id=service.id or 0, name=service.name, scope=scope.id if scope else None,
+                          links=window_shapes.ServiceLinks(self_=f"/api/service/{service.id}",
                                                     scope=f"/api/scope/{scope.id}" if scope else None))
 
 
-def _paged(request: web.Request, page_of: Callable[[list[T]], models.Model], items: list[T]) -> web.Response:
+def _paged(request: web.Request, page_of: Callable[[list[T]], shapes.Model], items: list[T]) -> web.Response:
     """One page of a list held in memory (the config's scopes or services), paged as maintenances are."""
     page = paging.page_per_page(request)
     shown = items[page.offset:page.offset + page.limit]
@@ -188,7 +192,7 @@ def _paged(request: web.Request, page_of: Callable[[list[T]], models.Model], ite
 @handler
 async def list_scopes(request: web.Request) -> web.Response:
     scopes = sorted(request.app[CORE].config.scopes.values(), key=lambda s: s.id)
-    return _paged(request, lambda items: models.ScopePage(items=items), [_scope_object(s) for s in scopes])
+    return _paged(request, lambda items: window_shapes.ScopePage(items=items), [_scope_object(s) for s in scopes])
 
 
 @routes.get(f"/api/scope/{ID}")
@@ -205,7 +209,7 @@ async def get_scope(request: web.Request) -> web.Response:
 async def list_services(request: web.Request) -> web.Response:
     services = sorted((s for s in request.app[CORE].config.services.values() if s.id is not None),
                       key=lambda s: s.id or 0)
-    return _paged(request, lambda items: models.ServicePage(items=items),
+    return _paged(request, lambda items: window_shapes.ServicePage(items=items),
                   [_service_object(request, s) for s in services])
 
 
@@ -216,3 +220,6 @@ async def get_service(request: web.Request) -> web.Response:
     if service is None:
         raise NotFound("service", _path_id(request))
     return json_response(_service_object(request, service))
+
+
+API = Api(routes, ("/api/maintenance", "/api/scope", "/api/service"), render_error)

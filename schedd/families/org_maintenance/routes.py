@@ -9,12 +9,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import msgspec
 from aiohttp import web
 
-from schedd.api import models, paging, stream
-from schedd.api.common import (
+from schedd import shapes
+from schedd.errors import ScheddError, ValidationError
+from schedd.families.org_maintenance import service as maintenance
+from schedd.families.org_maintenance import shapes as org_shapes
+from schedd.http import paging, stream
+from schedd.http.common import (
     CORE,
     PAGE_SLOT,
+    Api,
     Handler,
     bare_and_v1,
     current_user,
@@ -24,8 +30,6 @@ from schedd.api.common import (
     read_body,
     with_envelope,
 )
-from schedd.errors import ScheddError, ValidationError
-from schedd.families.org_maintenance import service as maintenance
 from schedd.store.runs import Run
 from schedd.store.schedules import Schedule
 from schedd.timefmt import rfc3339
@@ -34,9 +38,9 @@ routes = web.RouteTableDef()
 
 
 def envelope_object(request: web.Request, response: Any, *, code: int = 200,
-                    message: str = "success") -> models.EngineEnvelope:
+                    message: str = "success") -> org_shapes.EngineEnvelope:
     """{"status": {"code", "message"}, "responseCreated", "response"}."""
-    return models.EngineEnvelope(status=models.EngineStatus(code=code, message=message),
+    return org_shapes.EngineEnvelope(status=org_shapes.EngineStatus(code=code, message=message),
                                  responseCreated=rfc3339(request.app[CORE].clock.now()), response=response)
 
 
@@ -52,15 +56,15 @@ def render_error(request: web.Request, status: int, message: str, exc: ScheddErr
 handler = with_envelope(render_error)
 
 
-def schedule_object(schedule: Schedule) -> models.MaintenanceSchedule:
-    return models.MaintenanceSchedule(
+def schedule_object(schedule: Schedule) -> org_shapes.MaintenanceSchedule:
+    return org_shapes.MaintenanceSchedule(
         job_id=schedule.uid,
         organization_id=schedule.org_id,
         full_build=bool(schedule.full_build),
         time_expression=schedule.cron,
         created_by_user=schedule.created_by,
         created_at=rfc3339(schedule.created_at),
-        latest_execution=models.LatestExecution(
+        latest_execution=org_shapes.LatestExecution(
             id=schedule.last_run_uid or "",
             jobId=schedule.uid if schedule.last_run_uid else "",
             executedAt=rfc3339(schedule.last_run_at),
@@ -71,20 +75,20 @@ def schedule_object(schedule: Schedule) -> models.MaintenanceSchedule:
     )
 
 
-_NO_ERROR = models.ErrorInformation()
+_NO_ERROR = org_shapes.ErrorInformation()
 
 
-def error_information(run: Run) -> models.ErrorInformation:
+def error_information(run: Run) -> org_shapes.ErrorInformation:
     if run.state in ("done", "queued", "inprogress") or not run.error:
         return _NO_ERROR
-    return models.ErrorInformation(
+    return org_shapes.ErrorInformation(
         message=run.error,
-        exitCode=models.UNSET if run.exit_code is None else run.exit_code,
-        timeout=True if run.timed_out else models.UNSET)
+        exitCode=msgspec.UNSET if run.exit_code is None else run.exit_code,
+        timeout=True if run.timed_out else msgspec.UNSET)
 
 
-def run_object(run: Run) -> models.MaintenanceRun:
-    return models.MaintenanceRun(
+def run_object(run: Run) -> org_shapes.MaintenanceRun:
+    return org_shapes.MaintenanceRun(
         id=run.uid,
         organizationId=run.org_id,
         triggerType=run.trigger,
@@ -118,7 +122,7 @@ async def list_schedules(request: web.Request) -> web.StreamResponse:
     org_id, active = ident(request, "orgId"), _active_filter(request)
     limit, offset = paging.SCHEDULE_LIST.parse(request)
     batches = await maintenance.list_schedules(core, user, org_id, active, offset=offset, limit=limit)
-    head, tail = stream.envelope_parts(models.to_builtins(envelope_object(request, None)), "response")
+    head, tail = stream.envelope_parts(shapes.to_builtins(envelope_object(request, None)), "response")
     return await stream.json_list(request, batches, lambda item: schedule_object(item[0]), head=head, tail=tail)
 
 
@@ -133,7 +137,7 @@ async def create_schedule(request: web.Request) -> web.Response:
         core, user, org_id, time_expression=params.get("time_expression"),
         scheduler_type=params.get("scheduler_type"), timezone=params.get("timezone"),
         at=core.clock.now())
-    return envelope(request, models.MaintenanceScheduleCreated(
+    return envelope(request, org_shapes.MaintenanceScheduleCreated(
         job_id=schedule.uid,
         time_expression=schedule.cron,
         created_at=rfc3339(schedule.created_at),
@@ -181,8 +185,11 @@ async def history(request: web.Request) -> web.Response:
     limit, offset = paging.MAINTENANCE_HISTORY.page(request)
     page = await maintenance.history_page(
         request.app[CORE], user, ident(request, "orgId"), limit=limit, offset=offset,
-        status=request.query.get("status"), encode=lambda found: models.encode([run_object(r) for r in found]))
+        status=request.query.get("status"), encode=lambda found: shapes.encode([run_object(r) for r in found]))
     slot: Any = PAGE_SLOT  # the kept page's JSON goes in its place
-    body = json_around(envelope_object(request, models.MaintenanceRunPage(data=slot, limit=limit, offset=offset),
+    body = json_around(envelope_object(request, org_shapes.MaintenanceRunPage(data=slot, limit=limit, offset=offset),
                                        code=0, message="200 OK"), page)
     return web.Response(body=body, content_type="application/json")
+
+
+API = Api(routes, ("/aggregates", "/api/1.0/aggregates"), render_error)

@@ -23,8 +23,8 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
-from schedd.api import models
-from schedd.api.common import REQUEST_ID
+from schedd import shapes
+from schedd.http.common import REQUEST_ID
 
 T = TypeVar("T")
 log = logging.getLogger("schedd.api")
@@ -64,7 +64,7 @@ async def json_list(
 
     def encode(piece: list[T]) -> str:
         # The items of a JSON array, comma-separated: the array's text without its brackets.
-        return models.encode([render(item) for item in piece]).decode("utf-8")[1:-1]
+        return shapes.encode([render(item) for item in piece]).decode("utf-8")[1:-1]
 
     return await _stream(request, batches, encode, opening=head + "[", separator=",", closing="]" + tail,
                          content_type="application/json", headers=headers)

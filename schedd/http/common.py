@@ -7,14 +7,14 @@ import ipaddress
 import json
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
 from aiohttp import web
 
-from schedd import metrics
+from schedd import metrics, shapes
 from schedd.accounts import Accounts
-from schedd.api import models
 from schedd.config import UNIX_PEER
 from schedd.core import Core
 from schedd.errors import (
@@ -41,6 +41,17 @@ USER: web.RequestKey[User | None] = web.RequestKey("user")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 ErrorRenderer = Callable[[web.Request, int, str, ScheddError], web.StreamResponse]
+
+
+@dataclass(frozen=True, slots=True)
+class Api:
+    """One API family as the application factory installs it: its routes, and the envelope
+    that answers for any path under its prefixes (the router's 404 and 405, a bad input
+    refused before a handler runs)."""
+
+    routes: web.RouteTableDef
+    prefixes: tuple[str, ...]
+    render_error: ErrorRenderer
 """Renders an error in a family's envelope: (request, status, message, error)."""
 
 
@@ -349,8 +360,8 @@ def query_int(request: web.Request, name: str, default: int, low: int, high: int
 
 
 def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
-    """An answer: a model of schedd/api/models.py (or dicts and lists), as compact UTF-8 JSON."""
-    return web.Response(body=models.encode(data), status=status, content_type="application/json",
+    """An answer: a model (`schedd.shapes.Model`) (or dicts and lists), as compact UTF-8 JSON."""
+    return web.Response(body=shapes.encode(data), status=status, content_type="application/json",
                         headers=headers)
 
 
@@ -360,7 +371,7 @@ PAGE_SLOT = "\x00page\x00"
 
 def json_around(data: Any, page: bytes) -> bytes:
     """`data` as JSON with the already encoded `page` in place of the one value `PAGE_SLOT` in it."""
-    head, found, tail = models.encode(data).partition(models.encode(PAGE_SLOT))
+    head, found, tail = shapes.encode(data).partition(shapes.encode(PAGE_SLOT))
     if not found:
         raise ValueError("PAGE_SLOT is not in the data")
     return head + page + tail

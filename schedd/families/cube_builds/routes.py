@@ -11,9 +11,15 @@ from typing import Any
 
 from aiohttp import web
 
-from schedd.api import models, paging, stream
-from schedd.api.common import (
+from schedd import shapes
+from schedd.errors import ScheddError
+from schedd.families.cube_builds import service as aggregate
+from schedd.families.cube_builds import shapes as cube_shapes
+from schedd.families.org_maintenance.routes import error_information
+from schedd.http import paging, stream
+from schedd.http.common import (
     CORE,
+    Api,
     Handler,
     bare_and_v1,
     check_ident,
@@ -23,9 +29,6 @@ from schedd.api.common import (
     read_body,
     with_envelope,
 )
-from schedd.api.maintenance import error_information
-from schedd.errors import ScheddError
-from schedd.families.cube_builds import service as aggregate
 from schedd.store.runs import Run
 from schedd.store.schedules import Schedule
 from schedd.timefmt import rfc3339
@@ -36,8 +39,9 @@ I18N = {400: "response.bad_request", 401: "response.unauthorized", 404: "respons
         409: "response.conflict"}
 
 
-def envelope_object(response: Any, *, i18n: str = "response.ok", message: str = "OK") -> models.DesignEnvelope:
-    return models.DesignEnvelope(response=response, status=models.DesignStatus(i18n_message=i18n, message=message))
+def envelope_object(response: Any, *, i18n: str = "response.ok", message: str = "OK") -> cube_shapes.DesignEnvelope:
+    status = cube_shapes.DesignStatus(i18n_message=i18n, message=message)
+    return cube_shapes.DesignEnvelope(response=response, status=status)
 
 
 def envelope(response: Any, *, status: int = 200, i18n: str = "response.ok", message: str = "OK") -> web.Response:
@@ -51,14 +55,14 @@ def render_error(request: web.Request, status: int, message: str, exc: ScheddErr
 handler = with_envelope(render_error)
 
 
-def schedule_object(schedule: Schedule) -> models.CubeSchedule:
-    return models.CubeSchedule(
+def schedule_object(schedule: Schedule) -> cube_shapes.CubeSchedule:
+    return cube_shapes.CubeSchedule(
         created_at=rfc3339(schedule.created_at),
         created_by_user=schedule.created_by,
         cube_id=schedule.cube_id,
         full_build=bool(schedule.full_build),
         job_id=schedule.uid,
-        latest_execution=models.Execution(
+        latest_execution=cube_shapes.Execution(
             executedAt=rfc3339(schedule.last_run_at),
             id=schedule.last_run_uid or "",
             jobId=schedule.uid if schedule.last_run_uid else "",
@@ -72,8 +76,8 @@ def schedule_object(schedule: Schedule) -> models.CubeSchedule:
     )
 
 
-def build_object(run: Run, estimate: int) -> models.Build:
-    return models.Build(
+def build_object(run: Run, estimate: int) -> cube_shapes.Build:
+    return cube_shapes.Build(
         batchType="full-build" if run.full_build else "materialize-pending-instances",
         createDate=rfc3339(run.created_at),
         cubeId=run.cube_id,
@@ -119,7 +123,7 @@ async def builds_history(request: web.Request) -> web.Response:
         if cube not in estimates:
             estimates[cube] = await aggregate.estimate_seconds(core, org_id, *cube)
     data = [build_object(run, estimates[(run.project_id or "", run.cube_id or "")]) for run in found]
-    return envelope(models.BuildPage(data=data, limit=limit, offset=offset))
+    return envelope(cube_shapes.BuildPage(data=data, limit=limit, offset=offset))
 
 
 @_routes("GET", CUBE + "/scheduler")
@@ -130,7 +134,7 @@ async def list_schedules(request: web.Request) -> web.StreamResponse:
     cube = _cube(request)
     limit, offset = paging.SCHEDULE_LIST.parse(request)
     batches = await aggregate.list_schedules(request.app[CORE], user, *cube, offset=offset, limit=limit)
-    head, tail = stream.envelope_parts(models.to_builtins(envelope_object(None)), "response")
+    head, tail = stream.envelope_parts(shapes.to_builtins(envelope_object(None)), "response")
     return await stream.json_list(request, batches, lambda item: schedule_object(item[0]), head=head, tail=tail)
 
 
@@ -156,7 +160,7 @@ async def execute(request: web.Request) -> web.Response:
     ref = await aggregate.execute(
         core, user, *_cube(request), full_build=body.get("full_build", request.query.get("full_build")),
         at=core.clock.now())
-    return envelope(models.Executed(success=True, id=ref.uid))
+    return envelope(cube_shapes.Executed(success=True, id=ref.uid))
 
 
 @_routes("DELETE", CUBE + "/scheduler/jobId/{jobId}")
@@ -176,6 +180,9 @@ async def schedule_history(request: web.Request) -> web.Response:
     limit, offset = paging.CUBE_SCHEDULE_HISTORY.page(request)
     schedule, found = await aggregate.schedule_history(
         request.app[CORE], user, *_cube(request), request.match_info["jobId"], limit=limit, offset=offset)
-    history = [models.Execution(executedAt=rfc3339(run.started_at or run.created_at), id=run.uid, jobId=schedule.uid)
-               for run in found]
-    return envelope(models.ScheduleHistory(history=history, job_id=schedule.uid))
+    history = [cube_shapes.Execution(executedAt=rfc3339(run.started_at or run.created_at), id=run.uid,
+                                     jobId=schedule.uid) for run in found]
+    return envelope(cube_shapes.ScheduleHistory(history=history, job_id=schedule.uid))
+
+
+API = Api(routes, ("/org", "/api/1.0/org"), render_error)

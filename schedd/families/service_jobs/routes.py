@@ -12,18 +12,21 @@ from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
-from schedd.api import auth, models, paging, stream
-from schedd.api.common import (
+from schedd import shapes
+from schedd.core import Core
+from schedd.cron import load_zone
+from schedd.errors import ScheddError, ValidationError
+from schedd.families.service_jobs import service as jobs
+from schedd.families.service_jobs import shapes as job_shapes
+from schedd.http import paging, stream
+from schedd.http.common import (
     CORE,
+    Api,
     admin_user,
     json_response,
     read_body,
     with_envelope,
 )
-from schedd.core import Core
-from schedd.cron import load_zone
-from schedd.errors import ScheddError, ValidationError
-from schedd.families.service_jobs import service as jobs
 from schedd.store.runs import Run, RunSummary
 from schedd.store.schedules import Schedule
 from schedd.timefmt import local_seconds
@@ -37,11 +40,23 @@ EXECUTION_STATUS = {
 }
 
 
+def fail(status: int, message: str, result: job_shapes.FieldFault | None = None) -> web.Response:
+    """Volt MX's FAIL envelope."""
+    return json_response(job_shapes.VoltResult(status="FAIL", result=result, message=message), status=status)
+
+
+def volt_error(request: web.Request, status: int, message: str, exc: ScheddError) -> web.Response:
+    """An error in Volt MX's FAIL envelope; a bad field is named in `result`."""
+    if isinstance(exc, ValidationError):
+        return fail(status, f"{exc.field} is invalid", job_shapes.FieldFault(field=exc.field, reason=exc.reason))
+    return fail(status, message)
+
+
 def render_error(request: web.Request, status: int, message: str, exc: ScheddError) -> web.Response:
-    """auth's FAIL envelope, with Volt MX's short `jobName is required` message for a missing field."""
+    """`volt_error`, with Volt MX's short `jobName is required` message for a missing field."""
     if isinstance(exc, ValidationError) and exc.reason == "is required":
-        return auth.fail(status, f"{exc.field} is required", models.FieldFault(field=exc.field, reason=exc.reason))
-    return auth.render_error(request, status, message, exc)
+        return fail(status, f"{exc.field} is required", job_shapes.FieldFault(field=exc.field, reason=exc.reason))
+    return volt_error(request, status, message, exc)
 
 
 handler = with_envelope(render_error)
@@ -51,7 +66,7 @@ def success(headers: dict[str, str] | None = None) -> web.Response:
     return json_response(_SUCCESS, headers=headers)
 
 
-_SUCCESS = models.VoltResult(status="SUCCESS", result=None, message=None)
+_SUCCESS = job_shapes.VoltResult(status="SUCCESS", result=None, message=None)
 
 
 def daemon_zone(core: Core) -> ZoneInfo:
@@ -69,12 +84,12 @@ def _percent(part: int, whole: int) -> int:
     return (200 * part + whole) // (2 * whole) if whole else 0
 
 
-def job_summary(core: Core, job: jobs.Job, zone: ZoneInfo | None = None) -> models.JobSummary:
+def job_summary(core: Core, job: jobs.Job, zone: ZoneInfo | None = None) -> job_shapes.JobSummary:
     s = job.schedule
     zone = zone or daemon_zone(core)
     counted = s.success_count + s.fail_count
     success = _percent(s.success_count, counted)
-    return models.JobSummary(
+    return job_shapes.JobSummary(
         jobId=s.id,
         jobName=s.name or "",
         description=s.description,
@@ -92,10 +107,10 @@ def job_summary(core: Core, job: jobs.Job, zone: ZoneInfo | None = None) -> mode
     )
 
 
-def job_detail(core: Core, job: jobs.Job) -> models.Job:
+def job_detail(core: Core, job: jobs.Job) -> job_shapes.Job:
     s = job.schedule
     zone = daemon_zone(core)
-    return models.Job(
+    return job_shapes.Job(
         jobId=s.id,
         jobName=s.name or "",
         jobFrequency=s.cron,
@@ -115,11 +130,11 @@ def _status(schedule: Schedule) -> str:
     return "Active" if schedule.active else "Inactive"
 
 
-def run_summary(zone: ZoneInfo, run: Run | RunSummary) -> models.JobRun:
+def run_summary(zone: ZoneInfo, run: Run | RunSummary) -> job_shapes.JobRun:
     # A skipped fire never started: it is shown as starting and ending when it was handled.
     started = run.created_at if run.state == "skipped" and run.started_at is None else run.started_at
     ended = run.ended_at
-    return models.JobRun(
+    return job_shapes.JobRun(
         jobRunId=run.id,
         jobStartTime=job_date(started, zone),
         jobEndTime=job_date(ended, zone),
@@ -130,9 +145,9 @@ def run_summary(zone: ZoneInfo, run: Run | RunSummary) -> models.JobRun:
     )
 
 
-def run_detail(core: Core, run: Run) -> models.JobRunDetail:
-    return models.JobRunDetail(
-        **models.fields_of(run_summary(daemon_zone(core), run)),
+def run_detail(core: Core, run: Run) -> job_shapes.JobRunDetail:
+    return job_shapes.JobRunDetail(
+        **shapes.fields_of(run_summary(daemon_zone(core), run)),
         triggerType=run.trigger,
         requestPayload=run.request_payload,
         responseStatus=run.response_status,
@@ -215,7 +230,7 @@ async def history(request: web.Request) -> web.Response:
     zone = daemon_zone(core)
     body = await jobs.history_page(
         core, _job_id(request), limit=limit, offset=offset, page=(limit, offset, zone.key),
-        encode=lambda found: models.encode([run_summary(zone, run) for run in found]))
+        encode=lambda found: shapes.encode([run_summary(zone, run) for run in found]))
     return web.Response(body=body, content_type="application/json")
 
 
@@ -226,3 +241,6 @@ async def run(request: web.Request) -> web.Response:
     core = request.app[CORE]
     run_id = jobs.job_id(request.match_info["jobRunId"], "jobRunId")
     return json_response(run_detail(core, await jobs.run_detail(core, _job_id(request), run_id)))
+
+
+API = Api(routes, (BASE,), render_error)

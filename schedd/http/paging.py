@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from schedd.api.common import query_int
 from schedd.errors import ValidationError
+from schedd.http.common import query_int
 
 MAX_OFFSET = 10**9
 
