@@ -131,9 +131,12 @@ class HttpExecutor:
                        response_body=text)
 
 
-def service_url(base_url: str, operation_name: str | None) -> URL:
-    """`base_url/operation_name`, refused unless it stays under the base URL's origin and path."""
-    op = operation_name or ""
+def service_url(base_url: str, operation: str | None) -> URL:
+    """`base_url/operation`, refused unless it stays under the base URL's origin and path.
+
+    The messages name the operation as the service jobs' API does (`operationName`): its
+    validation calls this too, so a request is refused with the same words a run fails with."""
+    op = operation or ""
     if not _OPERATION.fullmatch(op):
         raise ValueError(f"operationName {op!r}: must be 1-200 characters of A-Z a-z 0-9 . _ ~ / -")
     if op.startswith("/") or any(seg in ("", ".", "..") for seg in op.split("/")):
