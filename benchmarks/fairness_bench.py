@@ -73,7 +73,7 @@ async def child(spec: dict[str, Any]) -> dict[str, Any]:
     class Executor:
         async def run(self, ctx: Any) -> Any:
             started[ctx.run_uid] = time.time()
-            await asyncio.sleep(spec["a_run"] if ctx.org_id == "a" else B_RUN)
+            await asyncio.sleep(spec["a_run"] if ctx.values.get("org_id") == "a" else B_RUN)
             return Outcome(ok=True)
 
     executor = Executor()

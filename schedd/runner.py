@@ -27,7 +27,7 @@ from schedd.engine import CRON, Engine
 from schedd.errors import Conflict
 from schedd.executors import Outcome, RunContext
 from schedd.executors.registry import Executors
-from schedd.families.base import FAMILIES
+from schedd.families.base import FAMILIES, RunTarget
 from schedd.ids import new_uid
 from schedd.pages import PageCache, job_history, run_histories
 from schedd.policy import SKIP_RECORD_SPAN, counts_as, history_level, plan_fires, queued_too_long, retry_delay
@@ -79,6 +79,8 @@ class Active:
     """When the executor started the work (its first attempt), once it said so."""
     state: str = "inprogress"
     extra: dict[str, object] = field(default_factory=dict)
+    target: RunTarget = field(default_factory=RunTarget)
+    """What the run carries to its executor, as its family worked it out (`Runner._new_active`)."""
 
     @property
     def strategy(self) -> str:
@@ -90,13 +92,9 @@ class Active:
         return self.org_id or ""
 
     def context(self, on_start: Callable[[], None] | None = None) -> RunContext:
-        target = FAMILIES.get(self.family).target(self.schedule)
         return RunContext(
             run_id=self.run_id, run_uid=self.uid, family=self.family, trigger=self.trigger,
-            timeout=self.timeout, org_id=self.org_id, project_id=self.project_id,
-            cube_id=self.cube_id, full_build=self.full_build,
-            service_name=target.service_name, operation_name=target.operation_name,
-            post_data=target.post_data, headers=dict(target.headers), on_start=on_start,
+            timeout=self.timeout, values=self.target.values, call=self.target.call, on_start=on_start,
         )
 
 
@@ -369,12 +367,15 @@ class Runner:
         project_id: str | None, cube_id: str | None, full_build: bool | None,
         due_at: float | None = None, timeout: float | None = None,
     ) -> Active:
-        """A new run with its timeout: the caller's, else its job's, else its executor's default."""
-        return Active(
-            uid=new_uid(), family=family, key=key, trigger=trigger, schedule=schedule,
-            timeout=timeout or (schedule.timeout if schedule else None)
-            or self.executors.timeout_for(family, FAMILIES.get(family).target(schedule)),
+        """A new run, its target worked out by its family, with its timeout: the caller's, else
+        its job's, else its executor's default."""
+        active = Active(
+            uid=new_uid(), family=family, key=key, trigger=trigger, schedule=schedule, timeout=0.0,
             org_id=org_id, project_id=project_id, cube_id=cube_id, full_build=full_build, due_at=due_at)
+        active.target = FAMILIES.get(family).target(active)
+        active.timeout = (timeout or (schedule.timeout if schedule else None)
+                          or self.executors.timeout_for(family, active.target))
+        return active
 
     def _admit(
         self, schedule: Schedule, due: float, at: float, trigger: str, *, in_order: bool = False

@@ -14,7 +14,7 @@ import pytest
 from aiohttp import web
 
 from schedd import config as cfg
-from schedd.executors import PAYLOAD_LIMIT, RunContext
+from schedd.executors import PAYLOAD_LIMIT, RunContext, ServiceCall
 from schedd.executors.command import CommandExecutor
 from schedd.executors.http import HttpExecutor
 from schedd.compose import install_families
@@ -27,16 +27,26 @@ PY = sys.executable
 PRINT_ARGV = "import json, sys; print(json.dumps(sys.argv[1:]))"
 
 
+RUN_VALUES = ("org_id", "project_id", "cube_id", "full_build")
+
+
 def context(**overrides) -> RunContext:
-    values = dict(run_id=7, run_uid="run-uid-7", family="aggregate", trigger="schedule",
-                  timeout=5.0, org_id="org1", project_id="proj1", cube_id="cube1",
-                  full_build=True)
-    values.update(overrides)
-    return RunContext(**values)
+    """A cube build's context; a run value given as None is one the run has none for."""
+    fields = dict(run_id=7, run_uid="run-uid-7", family="aggregate", trigger="schedule", timeout=5.0)
+    values = dict(org_id="org1", project_id="proj1", cube_id="cube1", full_build="true")
+    for name, value in overrides.items():
+        if name not in RUN_VALUES:
+            fields[name] = value
+        elif value is None:
+            values.pop(name)
+        else:
+            values[name] = value
+    return RunContext(**fields, values=values)
 
 
 def command(*argv: str, **kwargs) -> CommandExecutor:
-    return CommandExecutor(tuple(argv), "executors.aggregate.command", **kwargs)
+    return CommandExecutor(tuple(argv), "executors.aggregate.command",
+                           placeholders=cfg.AggregateExecutorConfig.PLACEHOLDERS, **kwargs)
 
 
 async def listening(path: Path):
@@ -73,7 +83,7 @@ def gone(pid: int) -> bool:
 
 
 async def test_placeholders_fill_argv_items_one_for_one():
-    ctx = context(org_id="a b; rm -rf / $(id) `id`", full_build=False)
+    ctx = context(org_id="a b; rm -rf / $(id) `id`", full_build="false")
     outcome = await command(PY, "-c", PRINT_ARGV, "{org_id}", "--project={project_id}",
                             "{cube_id}/{run_id}", "{full_build}", '{"json": 1}').run(ctx)
     assert outcome.ok, outcome
@@ -250,9 +260,8 @@ def no_session() -> aiohttp.ClientSession:
     pytest.fail("a refused call must not reach the network")
 
 
-def call(operation: str = "v1/items", post_data: str = '{"a": "é"}', **kw) -> RunContext:
-    return context(family="service", service_name="svc", operation_name=operation,
-                   post_data=post_data, **kw)
+def call(operation: str = "v1/items", post_data: str = '{"a": "é"}', headers=None, **kw) -> RunContext:
+    return context(family="service", call=ServiceCall("svc", operation, post_data, headers or {}), **kw)
 
 
 async def test_post_arrives_with_path_body_and_default_json(service, session):
@@ -389,7 +398,7 @@ async def test_registry_dispatches_by_family_and_shares_one_session(service):
         assert executors._session is session and not session.closed
         assert executors.timeout_for("maintenance") == 34
         assert executors.timeout_for("aggregate") == 12
-        assert executors.timeout_for("service", RunTarget(service_name="svc")) == 7
+        assert executors.timeout_for("service", RunTarget(call=ServiceCall("svc"))) == 7
     finally:
         await executors.close()
     assert session.closed
@@ -398,7 +407,7 @@ async def test_registry_dispatches_by_family_and_shares_one_session(service):
 @pytest.mark.parametrize("name", ["bare", "missing"])
 async def test_registry_service_without_base_url_fails_naming_the_key(name):
     executors = Executors(config_for("http://127.0.0.1:9"))
-    ctx = context(family="service", service_name=name, operation_name="x")
+    ctx = context(family="service", call=ServiceCall(name, "x"))
     outcome = await executors.get(ctx).run(ctx)
     assert not outcome.ok
     assert f"services.{name}.base_url" in outcome.error

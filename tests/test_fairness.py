@@ -40,8 +40,9 @@ class Hog:
 
     async def run(self, ctx):
         started(ctx)
-        self.started[ctx.org_id] = self.started.get(ctx.org_id, 0) + 1
-        if ctx.org_id in self.holding:
+        org = ctx.values.get("org_id")
+        self.started[org] = self.started.get(org, 0) + 1
+        if org in self.holding:
             await self.release.wait()
         return Outcome(ok=True)
 

@@ -13,7 +13,7 @@ from schedd import config as config_mod
 from schedd import metrics
 from schedd.clock import TestClock
 from schedd.compose import build_core
-from schedd.executors import Outcome, RunContext, started
+from schedd.executors import Outcome, RunContext, ServiceCall, started
 from schedd.executors.command import CommandExecutor
 from schedd.executors.registry import Executors
 from tests.support.runner import add_schedule, finish_all, history, make_config
@@ -114,13 +114,13 @@ async def test_the_http_executor_starts_when_its_request_is_written(upstream):
     try:
         starts: list[int] = []
         ctx = RunContext(run_id=1, run_uid="r1", family="service", trigger="Scheduled", timeout=5,
-                         service_name="svc", operation_name="ping", post_data="{}",
+                         call=ServiceCall("svc", "ping", "{}"),
                          on_start=lambda: starts.append(len(upstream.calls)))
         outcome = await executors.service("svc").run(ctx)
         assert outcome.ok, outcome
         assert starts == [0]  # once, before the service answered
         refused = RunContext(run_id=2, run_uid="r2", family="service", trigger="Scheduled", timeout=5,
-                             service_name="svc", operation_name="..", post_data="{}",
+                             call=ServiceCall("svc", "..", "{}"),
                              on_start=lambda: starts.append(-1))
         assert not (await executors.service("svc").run(refused)).ok
         assert starts == [0]  # a request refused before it left never started
@@ -136,7 +136,7 @@ async def test_the_http_executor_keeps_each_jobs_request_apart(upstream):
     try:
         for op, header in (("a", "1"), ("a", "2"), ("b", "1"), ("a", "1")):
             ctx = RunContext(run_id=1, run_uid="r", family="service", trigger="Scheduled", timeout=5,
-                             service_name="svc", operation_name=op, post_data="{}", headers={"X-N": header})
+                             call=ServiceCall("svc", op, "{}", {"X-N": header}))
             outcome = await executors.service("svc").run(ctx)
             assert outcome.ok, outcome
             seen.append((op, header))

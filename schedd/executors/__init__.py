@@ -1,7 +1,11 @@
 """Executors do the work of a run behind one small interface.
 
 The runner builds a `RunContext`, asks `Executors.get(ctx)` for the executor and awaits
-`run(ctx)`; it never branches on the executor's type. An executor calls `started(ctx)` at
+`run(ctx)`; it never branches on the executor's type. An executor is a generic kind of work
+(a command, an HTTP call): the context carries what every run has (its ids, family name,
+trigger, timeout) and the input of the executor kinds, which the run's family worked out
+(`schedd.families.base.RunTarget`): named `values` for a command, a `ServiceCall` for an
+HTTP call. No executor knows what a family's values mean. An executor calls `started(ctx)` at
 the moment its work starts (the HTTP request's headers are sent, the process is spawned):
 that moment is the run's `started_at` and its start delay, the same for every executor.
 The runner enforces the timeout by cancelling `run`, so every executor must clean up on
@@ -18,6 +22,19 @@ PAYLOAD_LIMIT = 64 * 1024
 
 
 @dataclass(frozen=True, slots=True)
+class ServiceCall:
+    """An HTTP call to a configured service: what the HTTP executor sends."""
+
+    service: str
+    """The `[services.<name>]` table that says where the call goes ("" when the job names none)."""
+    operation: str | None = None
+    """The path under the service's base URL."""
+    body: str | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+    """The call's own headers, sent after (and over) the service's."""
+
+
+@dataclass(frozen=True, slots=True)
 class RunContext:
     """What an executor may know about the run it performs."""
 
@@ -26,14 +43,11 @@ class RunContext:
     family: str  # the wire name of a registered family (schedd.families.base)
     trigger: str
     timeout: float
-    org_id: str | None = None
-    project_id: str | None = None
-    cube_id: str | None = None
-    full_build: bool | None = None
-    service_name: str | None = None
-    operation_name: str | None = None
-    post_data: str | None = None
-    headers: Mapping[str, str] = field(default_factory=dict)
+    values: Mapping[str, str] = field(default_factory=dict)
+    """The run's named values, as its family names them: a command fills them into its
+    `{placeholders}` and exports them as `SCHEDD_<NAME>`. A name the run has no value for is absent."""
+    call: ServiceCall | None = None
+    """The HTTP call the run makes, when its family runs it by calling a service."""
     on_start: Callable[[], None] | None = field(default=None, compare=False, repr=False)
     """Called by the executor once the work has started (see `started`)."""
 

@@ -1,4 +1,4 @@
-"""POST a job's `postData` to its configured service; the caller picks the path, never the host."""
+"""POST a run's `ServiceCall` body to its configured service; the caller picks the path, never the host."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import aiohttp
 from multidict import CIMultiDict
 from yarl import URL
 
-from schedd.executors import PAYLOAD_LIMIT, Outcome, RunContext, truncate
+from schedd.executors import PAYLOAD_LIMIT, Outcome, RunContext, ServiceCall, truncate
 from schedd.inputs import scrub, text_fault
 
 if TYPE_CHECKING:
@@ -30,6 +30,10 @@ PREPARED_LIMIT = 1024
 """Requests (operation, headers, body) an executor keeps ready to send; the cache starts over when full."""
 PREPARED_BODY_LIMIT = 4096
 """Bodies longer than this (bytes of text) are prepared for each call instead of kept."""
+
+
+_NO_CALL = ServiceCall("")
+"""A run that carries no call is sent nowhere: its (empty) operation is refused."""
 
 
 class _Prepared:
@@ -68,30 +72,30 @@ class HttpExecutor:
         self._prepared: dict[tuple[str | None, tuple[tuple[str, str], ...], str], _Prepared] = {}
         self._timeouts: dict[float, aiohttp.ClientTimeout] = {}
 
-    def _prepare(self, ctx: RunContext) -> _Prepared:
-        """The checked request of a run, kept for the next run of the same job."""
-        body = ctx.post_data or ""
-        key = (ctx.operation_name, tuple(ctx.headers.items()), body)
+    def _prepare(self, call: ServiceCall) -> _Prepared:
+        """The checked request of a call, kept for the next run of the same job."""
+        body = call.body or ""
+        key = (call.operation, tuple(call.headers.items()), body)
         found = self._prepared.get(key)
         if found is not None:
             return found
-        prepared = self._build(ctx, body)
+        prepared = self._build(call, body)
         if len(body) <= PREPARED_BODY_LIMIT:
             if len(self._prepared) >= PREPARED_LIMIT:
                 self._prepared.clear()
             self._prepared[key] = prepared
         return prepared
 
-    def _build(self, ctx: RunContext, body: str) -> _Prepared:
-        if any(isinstance(text, str) and text_fault(text) for text in (body, *ctx.headers.keys(),
-                                                                           *ctx.headers.values())):
+    def _build(self, call: ServiceCall, body: str) -> _Prepared:
+        if any(isinstance(text, str) and text_fault(text) for text in (body, *call.headers.keys(),
+                                                                           *call.headers.values())):
             # Stored before the input rule: refused here, as the API refuses it now.
             return _Prepared(None, None, b"", truncate(scrub(body)),
                              "postData or requestheaderMap is not valid UTF-8 text without NUL")
         payload = truncate(body)
         try:
-            url = service_url(self._service.base_url or "", ctx.operation_name)
-            headers = merge_headers(self._service.headers, ctx.headers.items())
+            url = service_url(self._service.base_url or "", call.operation)
+            headers = merge_headers(self._service.headers, call.headers.items())
         except ValueError as exc:
             return _Prepared(None, None, b"", payload, str(exc))
         return _Prepared(url, headers, body.encode("utf-8"), payload, None)
@@ -105,7 +109,7 @@ class HttpExecutor:
         return found
 
     async def run(self, ctx: RunContext) -> Outcome:
-        prepared = self._prepare(ctx)
+        prepared = self._prepare(ctx.call or _NO_CALL)
         payload = prepared.payload
         if prepared.error is not None or prepared.url is None:
             return Outcome(ok=False, error=prepared.error, request_payload=payload)
@@ -127,9 +131,12 @@ class HttpExecutor:
                        response_body=text)
 
 
-def service_url(base_url: str, operation_name: str | None) -> URL:
-    """`base_url/operation_name`, refused unless it stays under the base URL's origin and path."""
-    op = operation_name or ""
+def service_url(base_url: str, operation: str | None) -> URL:
+    """`base_url/operation`, refused unless it stays under the base URL's origin and path.
+
+    The messages name the operation as the service jobs' API does (`operationName`): its
+    validation calls this too, so a request is refused with the same words a run fails with."""
+    op = operation or ""
     if not _OPERATION.fullmatch(op):
         raise ValueError(f"operationName {op!r}: must be 1-200 characters of A-Z a-z 0-9 . _ ~ / -")
     if op.startswith("/") or any(seg in ("", ".", "..") for seg in op.split("/")):

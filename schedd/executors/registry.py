@@ -6,6 +6,7 @@ from this pool: a command of an `[executors.<section>]` table or a `[services.<n
 
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING
 
 import aiohttp
@@ -52,6 +53,9 @@ class Executors:
     def replace_config(self, config: Config) -> None:
         self._config = config
         self._commands: dict[str, Executor] = {}  # by config section, built when first asked for
+        # Whatever one command section can fill in is never inherited by any command.
+        self._exported = frozenset[str]().union(*(
+            getattr(config.executors, f.name).PLACEHOLDERS for f in dataclasses.fields(config.executors)))
         self._services: dict[str, Executor] = {
             name: HttpExecutor(service, self._get_session) if service.base_url
             else Refuse(f"service {name!r} has no base URL: set services.{name}.base_url")
@@ -76,7 +80,7 @@ class Executors:
         executor = self._commands.get(section)
         if executor is None:
             executor = self._commands[section] = _command(
-                getattr(self._config.executors, section), f"executors.{section}")
+                getattr(self._config.executors, section), f"executors.{section}", self._exported)
         return executor
 
     def command_timeout(self, section: str) -> float:
@@ -97,7 +101,9 @@ class Executors:
         return self._session
 
 
-def _command(section: MaintenanceExecutorConfig | AggregateExecutorConfig, key: str) -> Executor:
+def _command(section: MaintenanceExecutorConfig | AggregateExecutorConfig, key: str,
+             exported: frozenset[str]) -> Executor:
     if not section.enabled:
         return Refuse(f"{key} is disabled: set [{key}] enabled = true")
-    return CommandExecutor(tuple(section.command), f"{key}.command")
+    return CommandExecutor(tuple(section.command), f"{key}.command", placeholders=section.PLACEHOLDERS,
+                           exported=exported)

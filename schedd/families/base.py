@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from schedd.core import Core
-    from schedd.executors import Executor, RunContext
+    from schedd.executors import Executor, RunContext, ServiceCall
     from schedd.runner import RunRef
     from schedd.store.accounts import User
     from schedd.store.schedules import Schedule
@@ -26,12 +26,33 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True, slots=True)
 class RunTarget:
-    """What a run carries to its executor beyond its ids, read from its job by its family."""
+    """What a run carries to its executor beyond its ids, worked out by its family: the input
+    of an executor kind (`schedd.executors.RunContext` takes both fields as they are)."""
 
-    service_name: str | None = None
-    operation_name: str | None = None
-    post_data: str | None = None
-    headers: Mapping[str, str] = field(default_factory=dict)
+    values: Mapping[str, str] = field(default_factory=dict)
+    """Named values a command fills into its `{placeholders}` and exports as `SCHEDD_<NAME>`."""
+    call: ServiceCall | None = None
+    """The HTTP call to a configured service the run makes."""
+
+
+class RunFields(Protocol):
+    """What a family reads of a run to build its target: the run's job and the values of its
+    record (the runner's `Active`)."""
+
+    @property
+    def schedule(self) -> Schedule | None: ...
+
+    @property
+    def org_id(self) -> str | None: ...
+
+    @property
+    def project_id(self) -> str | None: ...
+
+    @property
+    def cube_id(self) -> str | None: ...
+
+    @property
+    def full_build(self) -> bool | None: ...
 
 
 class ExecutorPool(Protocol):
@@ -77,8 +98,8 @@ class Family(Protocol):
         """How the operator view names one job or run of the family."""
         ...
 
-    def target(self, schedule: Schedule | None) -> RunTarget:
-        """What a run of `schedule` carries to its executor."""
+    def target(self, run: RunFields) -> RunTarget:
+        """What a run carries to its executor: the values or the call its executor needs."""
         ...
 
     def executor(self, pool: ExecutorPool, ctx: RunContext) -> Executor:
@@ -100,12 +121,9 @@ class Family(Protocol):
 
 class CommandRuns:
     """What the families whose runs are a configured command share: `[executors.SECTION]` names
-    the command and its timeout, and a run carries nothing beyond its ids."""
+    the command and its timeout; the family's `target` names the values the command fills in."""
 
     executor_section: str
-
-    def target(self, schedule: Schedule | None) -> RunTarget:
-        return RunTarget()
 
     def executor(self, pool: ExecutorPool, ctx: RunContext) -> Executor:
         return pool.command(self.executor_section)

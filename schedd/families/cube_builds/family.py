@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from schedd.core import Core
 from schedd.errors import ValidationError
-from schedd.families.base import CommandRuns
+from schedd.families.base import CommandRuns, RunFields, RunTarget
 from schedd.families.cube_builds import service
 from schedd.runner import RunRef
 from schedd.store.accounts import User
@@ -25,6 +25,13 @@ class CubeBuilds(CommandRuns):
 
     def overlap_key(self, schedule: Schedule) -> str:
         return service.aggregate_key(schedule.org_id or "", schedule.project_id or "", schedule.cube_id or "")
+
+    def target(self, run: RunFields) -> RunTarget:
+        """The build's org, project, cube and kind (`full_build` "true"/"false"), each one it has."""
+        full_build = None if run.full_build is None else ("true" if run.full_build else "false")
+        values = {"org_id": run.org_id, "project_id": run.project_id, "cube_id": run.cube_id,
+                  "full_build": full_build}
+        return RunTarget(values={name: value for name, value in values.items() if value is not None})
 
     def row_label(self, org_id: str | None, project_id: str | None, cube_id: str | None,
                   name: str | None) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from schedd.core import Core
 from schedd.errors import ValidationError
-from schedd.families.base import CommandRuns
+from schedd.families.base import CommandRuns, RunFields, RunTarget
 from schedd.families.org_maintenance import service
 from schedd.runner import RunRef
 from schedd.store.accounts import User
@@ -25,6 +25,10 @@ class OrgMaintenance(CommandRuns):
 
     def overlap_key(self, schedule: Schedule) -> str:
         return service.maintenance_key(schedule.org_id or "")
+
+    def target(self, run: RunFields) -> RunTarget:
+        """The org to maintain, when the run has one."""
+        return RunTarget(values={} if run.org_id is None else {"org_id": run.org_id})
 
     def row_label(self, org_id: str | None, project_id: str | None, cube_id: str | None,
                   name: str | None) -> str:

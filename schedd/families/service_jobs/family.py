@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 from schedd.core import Core
-from schedd.executors import Executor, RunContext
-from schedd.families.base import ExecutorPool, RunTarget
+from schedd.executors import Executor, RunContext, ServiceCall
+from schedd.families.base import ExecutorPool, RunFields, RunTarget
 from schedd.families.service_jobs import service
 from schedd.runner import RunRef
 from schedd.store.accounts import User
@@ -31,20 +31,21 @@ class ServiceJobs:
                   name: str | None) -> str:
         return name or "service job"
 
-    def target(self, schedule: Schedule | None) -> RunTarget:
-        info = (schedule.spec.get(service.SERVICE) or {}) if schedule else {}
+    def target(self, run: RunFields) -> RunTarget:
+        """The job's call (`jobServiceInfo`): its service, operation, body and headers."""
+        info = (run.schedule.spec.get(service.SERVICE) or {}) if run.schedule else {}
         post_data = info.get("postData")
         if post_data is not None and not isinstance(post_data, str):
             post_data = json.dumps(post_data, separators=(",", ":"))
-        return RunTarget(
-            service_name=info.get("serviceName"), operation_name=info.get("operationName"),
-            post_data=post_data, headers=dict(info.get("requestheaderMap") or {}))
+        return RunTarget(call=ServiceCall(
+            service=info.get("serviceName") or "", operation=info.get("operationName"),
+            body=post_data, headers=dict(info.get("requestheaderMap") or {})))
 
     def executor(self, pool: ExecutorPool, ctx: RunContext) -> Executor:
-        return pool.service(ctx.service_name or "")
+        return pool.service(ctx.call.service if ctx.call is not None else "")
 
     def timeout(self, pool: ExecutorPool, target: RunTarget) -> float:
-        configured = pool.service_timeout(target.service_name) if target.service_name is not None else None
+        configured = pool.service_timeout(target.call.service) if target.call is not None else None
         return DEFAULT_TIMEOUT if configured is None else configured
 
     async def start_run(self, core: Core, user: User, schedule: Schedule, *, at: float) -> RunRef:
