@@ -10,6 +10,7 @@ means a family's rule leaked out of its package.
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -98,3 +99,11 @@ def test_a_second_family_under_a_taken_name_is_refused():
 
     with pytest.raises(ValueError, match="registered twice"):
         registry.register(Impostor())  # type: ignore[arg-type]
+
+
+def test_no_template_compares_with_a_family_name():
+    """The operator view's templates show what the family objects say; none branches on a family."""
+    pattern = re.compile(r"""[=!]=\s*['"](%s)['"]|['"](%s)['"]\s*[=!]=""" % ("|".join(NAMES), "|".join(NAMES)))
+    found = [f"{path.name}: {m.group(0)}" for path in sorted((SCHEDD / "web" / "templates").glob("*.html"))
+             for m in pattern.finditer(path.read_text(encoding="utf-8"))]
+    assert found == []

@@ -16,6 +16,7 @@ import pytest
 
 from schedd.compose import install_families
 from schedd.errors import Conflict, StoreError
+from schedd.families.base import WIRE_NAME
 from schedd.states import Family, RunState, WindowState
 from schedd.store.db import check_backup
 from schedd.store.postgres.store import PgStore
@@ -25,6 +26,7 @@ from schedd.store.runs import Finish, Fired, NewRun, Outcome
 from schedd.store.schedules import Cap, CapReached, NewSchedule, Scope
 from schedd.store.sqlite import SqliteStore
 from schedd.store.windows import NewEvent, Window
+from tests.support.sql import count, execute
 
 T0 = 1_767_225_600.0
 
@@ -276,6 +278,28 @@ async def test_runs_started_and_ended_together_are_each_recorded(store: Store):
     counted = await store.schedules.get(made.id)
     assert (counted.success_count, counted.fail_count) == (25, 25)
     assert await store.runs.open_for_key(made.overlap_key) == []
+
+
+@pytest.mark.parametrize(("family", "kept"), [
+    ("export", True), ("report_exports", True), ("x" * 40, True),
+    ("Export", False), ("", False), ("report-exports", False), ("9lives", False), ("x" * 41, False),
+])
+async def test_the_family_columns_take_every_name_a_family_may_register_and_no_other(store: Store, family, kept):
+    """A fifth family needs no migration: the schema checks a wire name's shape, as the registry does."""
+    assert (WIRE_NAME.fullmatch(family) is not None) is kept
+    statements = [
+        ("INSERT INTO schedules (uid, family, cron, cron_normalized, timezone, created_at, updated_at)"
+         " VALUES (?, ?, '0 * * * *', '0 * * * *', 'UTC', 0, 0)", ("s1", family)),
+        ("INSERT INTO runs (uid, family, overlap_key, trigger, state, created_at)"
+         " VALUES (?, ?, 'k', 'Scheduled', 'done', 0)", ("r1", family)),
+    ]
+    for sql, params in statements:
+        if kept:
+            await execute(store, sql, params)
+        else:
+            with pytest.raises(Exception, match="(?i)check"):
+                await execute(store, sql, params)
+    assert (await count(store, "schedules"), await count(store, "runs")) == ((1, 1) if kept else (0, 0))
 
 
 async def test_skips_recorded_at_once_by_two_stores_coalesce_into_one_record(store: Store, twin: Store):

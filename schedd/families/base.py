@@ -12,6 +12,7 @@ time, so that the store and the runner may depend on it.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
@@ -22,6 +23,10 @@ if TYPE_CHECKING:
     from schedd.runner import RunRef
     from schedd.store.accounts import User
     from schedd.store.schedules import Schedule
+
+
+WIRE_NAME = re.compile(r"[a-z][a-z_]{0,39}")
+"""What a family's wire name may be: the shape the `family` columns of the schema check."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +153,9 @@ class Registry:
 
     def register(self, family: Family) -> None:
         """Add a family; registering the same object again changes nothing."""
+        if not isinstance(family.name, str) or not WIRE_NAME.fullmatch(family.name):
+            raise ValueError(f"job family name {family.name!r}: must be 1-40 of a-z and _, starting with a letter "
+                             "(what the database's family columns accept)")
         known = self._families.get(family.name)
         if known is not None and known is not family:
             raise ValueError(f"job family {family.name!r} is registered twice")

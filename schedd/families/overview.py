@@ -29,9 +29,15 @@ def may_see(user: User, family: str, org_id: str | None) -> bool:
     return org_id is not None and user.can_see(org_id)
 
 
-def family_names(user: User) -> list[str]:
-    """The families whose jobs the user may see."""
-    return [f.name for f in FAMILIES if user.is_admin or not f.admin_only]
+def family_names(user: User) -> list[tuple[str, str]]:
+    """The families whose jobs the user may see: (wire name, label)."""
+    return [(f.name, f.label) for f in FAMILIES if user.is_admin or not f.admin_only]
+
+
+def family_label(family: str) -> str:
+    """How the operator view names a family (its wire name, should it no longer be installed)."""
+    found = FAMILIES.find(family)
+    return found.label if found is not None else family
 
 
 async def visible_orgs(core: Core, user: User) -> list[str]:

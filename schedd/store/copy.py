@@ -57,9 +57,10 @@ TABLES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("scope_grants", ("user_id", "scope_id", "granted_at")),
     ("auth_epoch", ("id", "epoch")),
 )
-SCHEMA_VERSION = 5
-"""The schema version TABLES describes: SQLite's newest migration, and the same number and meaning
-in PostgreSQL's, whose later ones add only what several instances need (PG_ONLY)."""
+SCHEMA_VERSION = 7
+"""The schema version TABLES describes: the newest migration of both backends, which have the
+same numbers and meanings (PostgreSQL's 0006 adds what several instances need, PG_ONLY;
+SQLite's 0006 is empty)."""
 PG_ONLY: dict[str, tuple[str, ...]] = {
     "runs": ("held_by", "held_inc"),
     "fire_lease": ("id", "holder", "incarnation", "epoch", "expires_at"),

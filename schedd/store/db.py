@@ -54,6 +54,12 @@ CREATE TABLE IF NOT EXISTS schema_migrations (
     name        TEXT NOT NULL,
     applied_at  REAL NOT NULL
 )"""
+# Turns foreign key enforcement off for the migrations (a no-op inside a transaction).
+SQL_FOREIGN_KEYS_OFF = "PRAGMA foreign_keys=OFF"
+# Turns it back on once the migrations are done.
+SQL_FOREIGN_KEYS_ON = "PRAGMA foreign_keys=ON"
+# Lists rows whose foreign key refers to no row.
+SQL_FOREIGN_KEY_CHECK = "PRAGMA foreign_key_check"
 # Lists applied migration versions.
 SQL_APPLIED = "SELECT version FROM schema_migrations"
 # The newest migration a database has applied (its schema version).
@@ -262,24 +268,44 @@ class Database:
             applied = {row[0] for row in conn.execute(SQL_APPLIED)}
         except sqlite3.Error as exc:
             raise StoreError(f"cannot migrate database {self.path}: {exc}") from exc
-        done = []
-        for m in migrations():
-            if m.version in applied:
-                continue
-            script = (
-                f"BEGIN IMMEDIATE;\n{m.sql}\n"
-                f"INSERT INTO schema_migrations (version, name, applied_at) "
-                f"VALUES ({m.version:d}, '{m.name.replace(chr(39), '')}', {time.time():f});\nCOMMIT;"
-            )
-            try:
-                conn.executescript(script)
-            except sqlite3.Error as exc:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise StoreError(f"migration {m.version:04d}_{m.name} failed: {exc}") from exc
-            log.info("action=migrate version=%d name=%s", m.version, m.name)
-            done.append(m.version)
+        done: list[int] = []
+        pending = [m for m in migrations() if m.version not in applied]
+        if not pending:
+            return done
+        # A migration may rebuild a table others refer to (SQLite's way of changing a
+        # constraint): foreign keys are off while migrations run, and checked before each commits.
+        log.info("action=migrate_start path=%s versions=%s", self.path, ",".join(str(m.version) for m in pending))
+        conn.execute(SQL_FOREIGN_KEYS_OFF)
+        try:
+            for m in pending:
+                started = time.monotonic()
+                self._apply(conn, m)
+                log.info("action=migrate version=%d name=%s ms=%.0f", m.version, m.name,
+                         (time.monotonic() - started) * 1000)
+                done.append(m.version)
+        finally:
+            conn.execute(SQL_FOREIGN_KEYS_ON)
         return done
+
+    @staticmethod
+    def _apply(conn: sqlite3.Connection, m: Migration) -> None:
+        """One migration in one transaction, kept only if every foreign key still holds."""
+        script = (
+            f"BEGIN IMMEDIATE;\n{m.sql}\n"
+            f"INSERT INTO schema_migrations (version, name, applied_at) "
+            f"VALUES ({m.version:d}, '{m.name.replace(chr(39), '')}', {time.time():f});"
+        )
+        try:
+            conn.executescript(script)
+            broken = conn.execute(SQL_FOREIGN_KEY_CHECK).fetchall()
+            if broken:
+                raise sqlite3.IntegrityError(
+                    f"{len(broken)} rows would refer to nothing (first: {broken[0][0]} row {broken[0][1]})")
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise StoreError(f"migration {m.version:04d}_{m.name} failed: {exc}") from exc
 
     # -- reads -----------------------------------------------------------------------
 

@@ -13,6 +13,7 @@ from aiohttp import web
 
 from schedd.cron import load_zone
 from schedd.errors import ScheddError
+from schedd.families.overview import family_label
 from schedd.http.common import CORE
 from schedd.inputs import scrub
 from schedd.timefmt import shown
@@ -55,6 +56,7 @@ def environment() -> jinja2.Environment:
     env.filters["seconds"] = format_seconds
     env.globals["duration"] = duration
     env.globals["css"] = STYLESHEET_URL
+    env.globals["family_label"] = family_label
     return env
 
 

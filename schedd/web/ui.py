@@ -48,6 +48,8 @@ NOTICES = {
 class ScheduleRow:
     schedule: Schedule
     label: str
+    family: str
+    """The family's label (`Family.label`)."""
     next_fires: tuple[str, ...]
     can_activate: bool
     can_deactivate: bool
@@ -78,6 +80,7 @@ def row(schedule: Schedule) -> ScheduleRow:
     return ScheduleRow(
         schedule=schedule,
         label=label(schedule.family, schedule.org_id, schedule.project_id, schedule.cube_id, schedule.name),
+        family=family.label,
         next_fires=next_fires(schedule),
         can_activate=family.can_reactivate and not schedule.active,
         can_deactivate=schedule.active,

@@ -1,0 +1,3 @@
+-- Several instances on one database: PostgreSQL only (its 0006 adds the firing lease and the
+-- instances' beats). An SQLite file has one owner, its file lock, so nothing changes here;
+-- the number keeps both backends' migrations in step.
