@@ -74,6 +74,64 @@ async def test_one_holder_at_a_time_and_the_epoch_only_grows(two):
     assert third is not None and third > second
 
 
+@pytest.mark.parametrize("stuck", ["SELECT pg_sleep(60)", None])
+async def test_a_fire_write_stuck_past_the_lapse_does_not_keep_the_lease_from_the_next_holder(two, pg_url, stuck):
+    """A holder stopped inside a fire write (SIGSTOP, a frozen VM) keeps the lease row locked for share:
+    mid-statement, or between pipelined messages where no idle timeout applies. Once the lease has
+    lapsed, the next holder ends that session and takes over, within a beat, not after the stop."""
+    import asyncpg
+
+    from schedd.store.postgres.lease import SQL_FENCE
+
+    a, b = two
+    epoch = await a.lease.take("a", TTL)
+    conn = await asyncpg.connect(pg_url)
+    try:
+        tr = conn.transaction()
+        await tr.start()
+        assert await conn.fetchrow(SQL_FENCE, "a", epoch) is not None  # a fire write under way holds the row
+        sleeper = None
+        if stuck is not None:
+            sleeper = asyncio.ensure_future(conn.fetchval(stuck))  # ...and never ends
+        else:  # ...or sits between its messages: this stands in for the client's silence
+            await conn.execute("SET LOCAL idle_in_transaction_session_timeout = 0")
+        await lapse()
+        started = time.monotonic()
+        taken = await asyncio.wait_for(b.lease.take("b", TTL), 5.0)
+        assert taken == epoch + 1 and time.monotonic() - started < 2.0
+        if stuck is not None:
+            with pytest.raises((asyncpg.PostgresError, asyncpg.InterfaceError, ConnectionError)):
+                await sleeper  # its session was ended
+        else:
+            with pytest.raises((asyncpg.PostgresError, asyncpg.InterfaceError, ConnectionError)):
+                await conn.fetchval("SELECT 1")
+    finally:
+        conn.terminate()
+
+
+async def test_a_live_holders_fire_write_is_waited_for_not_ended(two, pg_url):
+    """Only a lapsed lease's sessions are ended: the holder's own renewal waits for its fire writes."""
+    import asyncpg
+
+    from schedd.store.postgres.lease import SQL_FENCE
+
+    a, _ = two
+    epoch = await a.lease.take("a", 30.0)
+    conn = await asyncpg.connect(pg_url)
+    try:
+        tr = conn.transaction()
+        await tr.start()
+        assert await conn.fetchrow(SQL_FENCE, "a", epoch) is not None
+        renewal = asyncio.ensure_future(a.lease.take("a", 30.0))
+        await asyncio.sleep(1.0)
+        assert not renewal.done()  # waits behind the fire write, which is not ended
+        assert await conn.fetchval("SELECT 1") == 1
+        await tr.commit()
+        assert await asyncio.wait_for(renewal, 5.0) == epoch
+    finally:
+        conn.terminate()
+
+
 async def test_a_stale_holder_records_no_fire_and_starts_no_queued_run(two):
     a, b = two
     at = time.time()

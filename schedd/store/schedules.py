@@ -84,12 +84,10 @@ SQL_RECORD_START = "UPDATE schedules SET last_run_uid = ?, last_run_at = ?, last
 SQL_LAST_SUCCESS = (
     "SELECT family, MAX(last_run_at) FROM schedules WHERE last_run_status = 'done' GROUP BY family"
 )
-# How many active maintenance and build schedules an org holds (its quota).
-SQL_COUNT_ORG_ACTIVE = (
-    "SELECT count(*) FROM schedules WHERE org_id = ? AND family IN ('maintenance', 'aggregate') AND active = 1"
-)
-# How many service jobs there are (their quota; they belong to no org).
-SQL_COUNT_SERVICE = "SELECT count(*) FROM schedules WHERE org_id IS NULL AND family = 'service'"
+# How many active schedules an org holds, of every family (its quota).
+SQL_COUNT_ORG_ACTIVE = "SELECT count(*) FROM schedules WHERE org_id = ? AND active = 1"
+# How many jobs belong to no org (the jobs of admin-only families, such as service jobs: their quota).
+SQL_COUNT_UNOWNED = "SELECT count(*) FROM schedules WHERE org_id IS NULL"
 # Schedules that hold runs older than their retention period (every period is >= 1 day,
 # so only runs older than a day are looked at, through the index on runs.created_at).
 SQL_RETENTION_LIST = """
@@ -102,7 +100,7 @@ GROUP BY s.id"""
 @dataclass(frozen=True, slots=True)
 class Cap:
     """Refuse an insert when its scope already holds `limit` schedules: an org's active
-    maintenance and build schedules, or (org_id None) every service job."""
+    schedules, or (org_id None) every job that belongs to no org."""
 
     limit: int
     org_id: str | None
@@ -267,7 +265,7 @@ async def insert(db: Database, new: NewSchedule, *, cap: Cap | None = None) -> S
 
 def _held(conn: WriteConnection, cap: Cap) -> int:
     if cap.org_id is None:
-        cur = conn.execute(SQL_COUNT_SERVICE)
+        cur = conn.execute(SQL_COUNT_UNOWNED)
     else:
         cur = conn.execute(SQL_COUNT_ORG_ACTIVE, (cap.org_id,))
     row = cur.fetchone()

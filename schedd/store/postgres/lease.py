@@ -6,20 +6,31 @@ incarnation: a process started again under the same name is another holder) or g
 to another instance once it is free or lapsed, raising the epoch. The fire writes
 (`PgFireStore.record_fires`, `mark_started`) read the row FOR SHARE in their own
 transaction: a takeover, which updates the row, waits for a fire write under way, and
-every fire write after it finds another epoch and raises LeaseLost. Instances beat in
+every fire write after it finds another epoch and raises LeaseLost. A fire write that does
+not end (its process stopped mid-transaction: between pipelined messages no idle timeout
+of the server applies) would keep the row locked for as long as its process is stopped;
+once the lease has lapsed by the server's clock, the next holder ends such a session
+(`SQL_END_STALLED`) and takes over within a beat. Instances beat in
 `instances`; the runs an instance records are held by its name and incarnation, so the
 runs of an instance that stopped beating (or started again) can be found and closed.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import uuid
 from dataclasses import dataclass, field
 
 import asyncpg
 
-from schedd.store.postgres.db import PgDatabase
+from schedd.store.postgres.db import DRIVER_ERRORS, PgDatabase, translate
 from schedd.store.protocol import LeaseHolder, LeaseLost
+
+log = logging.getLogger("schedd.coordination")
+
+STALL_GRACE = 0.2
+"""Seconds a take waits on the lease row before it looks for a lapsed holder's session to end."""
 
 # Takes the lease for $1 (incarnation $2) for $3 seconds when it is free, lapsed or already
 # theirs; the epoch rises with every change of holder. The epoch held, or no row.
@@ -46,6 +57,14 @@ ON CONFLICT (name) DO UPDATE SET incarnation = excluded.incarnation, alive_until
 SQL_INSTANCES = """
 SELECT name, alive_until - extract(epoch FROM clock_timestamp()) FROM instances
 WHERE alive_until > extract(epoch FROM clock_timestamp()) ORDER BY name"""
+# Ends the sessions that keep the lease row locked from the take of session $1 once the lease
+# has lapsed by the server's clock: fire writes of a holder that stopped mid-transaction. A
+# session that is itself waiting for a lock (another instance's take) is left alone. How many ended.
+SQL_END_STALLED = """
+SELECT count(*) FILTER (WHERE pg_terminate_backend(a.pid)) FROM pg_stat_activity a
+WHERE a.pid = ANY(pg_blocking_pids($1)) AND a.wait_event_type IS DISTINCT FROM 'Lock'
+  AND EXISTS (SELECT 1 FROM fire_lease
+              WHERE id = 1 AND holder IS NOT NULL AND expires_at <= extract(epoch FROM clock_timestamp()))"""
 # Whether $1 still holds the lease at epoch $2; the row stays locked for share until the
 # transaction ends, so no takeover commits in between.
 SQL_FENCE = "SELECT 1 FROM fire_lease WHERE id = 1 AND holder = $1 AND epoch = $2 FOR SHARE"
@@ -89,7 +108,21 @@ class PgLeaseStore:
         return True
 
     async def take(self, holder: str, ttl: float) -> int | None:
-        epoch = await self._db.write_one("fetchval", SQL_TAKE, holder, self._me.incarnation, ttl)
+        try:
+            async with self._db.pool().acquire() as conn:
+                attempt = asyncio.ensure_future(conn.fetchval(SQL_TAKE, holder, self._me.incarnation, ttl))
+                try:
+                    done, _ = await asyncio.wait({attempt}, timeout=STALL_GRACE)
+                    if not done:  # the row is locked: by a fire write under way, or by one that will not end
+                        ended = await self._db.fetchval(SQL_END_STALLED, conn.get_server_pid())
+                        if ended:
+                            log.warning("action=lease_stalled_sessions_ended instance=%s sessions=%d", holder, ended)
+                    epoch = await attempt
+                finally:
+                    if not attempt.done():
+                        attempt.cancel()
+        except DRIVER_ERRORS as exc:
+            raise translate(exc, "write") from exc
         return None if epoch is None else int(epoch)
 
     async def release(self, holder: str, epoch: int) -> None:

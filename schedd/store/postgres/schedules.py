@@ -115,12 +115,10 @@ SQL_LAST_SUCCESS = (
 )
 # Holds the cap of one scope (an org, or '' for service jobs) until the transaction ends.
 SQL_CAP_LOCK = "SELECT pg_advisory_xact_lock(hashtextextended('schedd.cap:' || $1, 0))"
-# How many active maintenance and build schedules an org holds (its quota).
-SQL_COUNT_ORG_ACTIVE = (
-    "SELECT count(*) FROM schedules WHERE org_id = $1 AND family IN ('maintenance', 'aggregate') AND active = 1"
-)
-# How many service jobs there are (their quota; they belong to no org).
-SQL_COUNT_SERVICE = "SELECT count(*) FROM schedules WHERE org_id IS NULL AND family = 'service'"
+# How many active schedules an org holds, of every family (its quota).
+SQL_COUNT_ORG_ACTIVE = "SELECT count(*) FROM schedules WHERE org_id = $1 AND active = 1"
+# How many jobs belong to no org (the jobs of admin-only families, such as service jobs: their quota).
+SQL_COUNT_UNOWNED = "SELECT count(*) FROM schedules WHERE org_id IS NULL"
 # Schedules that hold runs older than their retention period (every period is >= 1 day,
 # so only runs older than a day are looked at, through the index on runs.created_at).
 SQL_RETENTION_LIST = """
@@ -267,7 +265,7 @@ async def _held(conn: asyncpg.Connection, cap: Cap) -> int:
     """How many schedules the cap's scope holds, counted under the scope's lock."""
     await conn.execute(SQL_CAP_LOCK, cap.org_id or "")
     if cap.org_id is None:
-        return int(await conn.fetchval(SQL_COUNT_SERVICE))
+        return int(await conn.fetchval(SQL_COUNT_UNOWNED))
     return int(await conn.fetchval(SQL_COUNT_ORG_ACTIVE, cap.org_id))
 
 
