@@ -175,7 +175,7 @@ def check(model: type[M], data: Mapping[str, Any], *, prefix: str = "") -> tuple
         given[field.wire] = value
     try:
         return msgspec.convert(given, model, strict=True), {}
-    except msgspec.ValidationError:
+    except (msgspec.ValidationError, UnicodeEncodeError):  # a lone surrogate fails a text choice so
         pass
     faults: dict[str, str] = {}
     kept: dict[str, Any] = {}
@@ -216,7 +216,7 @@ def _as_number(field: _Field, value: str) -> int | str:
     text, which then fails that form)."""
     try:
         msgspec.convert(value, field.text, strict=True)
-    except msgspec.ValidationError:
+    except (msgspec.ValidationError, UnicodeEncodeError):
         return value
     return int(value)
 
@@ -226,6 +226,8 @@ def _fault(field: _Field, value: Any, sent: Any) -> Fault | None:
         return Fault(field.wire, "required", sent) if field.required else None
     try:
         msgspec.convert(value, field.type, strict=True)
+    except UnicodeEncodeError:
+        return Fault(field.wire, "type", value, detail="must be valid UTF-8 text")
     except msgspec.ValidationError as exc:
         message, _, where = str(exc).partition(" - at ")
         if where and isinstance(value, dict):
@@ -243,6 +245,8 @@ def _item_fault(field: _Field, value: dict[Any, Any]) -> Fault | None:
         for part, checked, kind in (("key", key, declared[0]), ("value", item, declared[1])):
             try:
                 msgspec.convert(checked, kind, strict=True)
+            except UnicodeEncodeError:
+                return Fault(field.wire, f"{part}.type", checked, key, detail="must be valid UTF-8 text")
             except msgspec.ValidationError as exc:
                 message = str(exc).partition(" - at ")[0]
                 return Fault(field.wire, f"{part}.{_kind(message)}", checked, key, detail=message)

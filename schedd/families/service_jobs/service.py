@@ -106,7 +106,8 @@ def validate(core: Core, body: Mapping[str, Any], *, at: float, after: float | N
     check_tree(body)
     form, found = shapes.check(JobShape, body)
     shapes.first(found, "jobName", "description", "jobFrequency", FREQUENCY_INFO)
-    expression, info = _frequency(form.jobFrequency or None, form.jobFrequencyInfo or None)
+    expression, info = _frequency(None if form.jobFrequency is UNSET else form.jobFrequency,
+                                  None if form.jobFrequencyInfo is UNSET else form.jobFrequencyInfo)
     when = timing(core, expression, None, at=at, field="jobFrequency", after=after)
     if info is None:
         info = cron_to_frequency(when.cron)

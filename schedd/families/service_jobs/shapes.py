@@ -32,6 +32,7 @@ JobStatus = Annotated[str, one_of(JOB_STATUSES)]
 ShortText = Annotated[str, Meta(max_length=MAX_TEXT, pattern=NO_CONTROL)] | None
 CONTROL = "must not contain control characters"
 NAME_LENGTH = f"must be 1-{MAX_NAME} characters, not only spaces"
+_WHOLE_DAYS = f"must be a whole number of days ({RETENTION_RANGE[0]}-{RETENTION_RANGE[1]})"
 
 
 def _name_form(fault: Fault) -> str:
@@ -146,6 +147,7 @@ class Job(Verbatim, kw_only=True):
         "jobStatus": _one_of_reason(JOB_STATUSES),
         "historyStrategy": _one_of_reason(HISTORY_STRATEGIES),
         "retentionPeriod": {
+            "type": _WHOLE_DAYS, "pattern": _WHOLE_DAYS,
             "range": lambda fault: f"{fault.value} is out of range {RETENTION_RANGE[0]}-{RETENTION_RANGE[1]} days"},
     }
     CHECK_ORDER: ClassVar[tuple[str, ...]] = (
