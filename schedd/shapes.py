@@ -6,8 +6,10 @@ cannot), in the order the wire shows them. One declaration gives three things:
 
 - the answer: a route builds the model and `encode` turns it into JSON (fields in
   declaration order; `UNSET` fields left out);
-- the request: `read(Model, data)` checks a body against the model (a wrong type or a
-  broken constraint is a 400 naming the field) and hands the family a typed object;
+- the request: `check(Model, data)` checks a body (a JSON body, or a form's fields) against
+  the model, field by field in its check order, and hands the family a typed form and the
+  product's reason for each field that fails; `read` raises the first as a 400 naming the
+  field, `faults` answers them all;
 - the document: `schedd/api/models.py` collects every model into the OpenAPI
   `components.schemas`, generated from these declarations.
 
