@@ -150,10 +150,9 @@ MODELS: tuple[type[Model], ...] = (
 )
 """Every model; `components()` documents them all (and the models they hold)."""
 
-# Which models document a request body, with the body fields they require (the rest may be left out).
-REQUIRED_IN_REQUEST: dict[type[Model], tuple[str, ...]] = {
-    MaintenanceInput: MaintenanceInput.REQUIRED,
-}
+# Request models whose documented required fields are not those they declare (none: a request
+# model declares what it requires, and `schedd.shapes.check` reads it so).
+REQUIRED_IN_REQUEST: dict[type[Model], tuple[str, ...]] = {}
 
 
 @functools.cache

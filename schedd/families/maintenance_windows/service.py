@@ -23,24 +23,36 @@ from typing import Any, overload
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
+from msgspec import UNSET, UnsetType
+
+from schedd import shapes
 from schedd.config import ServiceConfig
 from schedd.core import Core
 from schedd.cron import load_zone
 from schedd.engine import WINDOW
 from schedd.errors import Forbidden, NotFound, ValidationError
-from schedd.families.maintenance_windows.shapes import DATE_RE, LIMITS, SERVICE_STATUSES
+from schedd.families.maintenance_windows.shapes import (
+    DATE_RE,
+    DATE_RULE,
+    LIMITS,
+    REQUIRED,
+    SERVICE_STATUSES,
+    Comment,
+    MaintenanceInput,
+)
 from schedd.inputs import MAX_DIGITS, parse_int, text_fault
 from schedd.states import WindowState, values
 from schedd.store.accounts import User
 from schedd.store.schedules import Schedule
 from schedd.store.windows import NewEvent, Window
 from schedd.timefmt import LOCAL_MINUTES, local_minutes
-from schedd.values import NotAChoice, choice
 
 log = logging.getLogger("schedd.windows")
 
 STATUSES = values(WindowState)
 DATE_FORMAT = LOCAL_MINUTES
+_TEXTS = tuple(LIMITS)
+"""The free-text fields of a window, which the input rule checks before their bounds."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +89,7 @@ class Invalid(ValidationError):
 def parse_date(value: object, field: str, zone: ZoneInfo) -> float:
     """`YYYY-MM-DDTHH:MM` in the daemon's zone (Prod-Manager's dates are naive)."""
     if not isinstance(value, str) or not DATE_RE.fullmatch(value):
-        raise ValidationError(field, "must be a date as YYYY-MM-DDTHH:MM (no seconds, no offset)")
+        raise ValidationError(field, DATE_RULE)
     try:
         local = datetime.strptime(value, DATE_FORMAT)
     except ValueError as exc:
@@ -138,22 +150,9 @@ def blocks_service(window: Window, at: float) -> bool:
 
 # -- validation --------------------------------------------------------------------
 
-def _text(data: Mapping[str, Any], name: str, reasons: dict[str, list[str]], *, required: bool) -> str | None:
-    value = data.get(name)
-    if value is None or value == "":
-        if required:
-            reasons.setdefault(name, []).append("This field is required.")
-        return None
-    if not isinstance(value, str):
-        reasons.setdefault(name, []).append("Must be a string.")
-        return None
-    if (fault := text_fault(value)) is not None:
-        reasons.setdefault(name, []).append(_sentence(fault))
-        return None
-    if len(value) > LIMITS[name]:
-        reasons.setdefault(name, []).append(f"Must be at most {LIMITS[name]} characters.")
-        return None
-    return value
+def _given(value: str | UnsetType) -> str | None:
+    """An optional text field of the form: None when it was absent."""
+    return None if isinstance(value, UnsetType) else value
 
 
 def _sentence(reason: str) -> str:
@@ -161,42 +160,11 @@ def _sentence(reason: str) -> str:
     return reason[:1].upper() + reason[1:] + "."
 
 
-def _int(data: Mapping[str, Any], name: str, reasons: dict[str, list[str]]) -> int | None:
-    value = data.get(name)
-    text = value.strip() if isinstance(value, str) else ""
-    # ASCII digits only (int() refuses "²"), and few enough that int() accepts them.
-    if text.isascii() and text.isdigit() and len(text) <= 18:
-        value = int(text)
-    if not isinstance(value, int) or isinstance(value, bool):
-        reasons.setdefault(name, []).append("This field is required and must be an integer id.")
-        return None
-    return value
-
-
-def _one_of(data: Mapping[str, Any], name: str, allowed: tuple[str, ...], reasons: dict[str, list[str]],
-            *, required: bool) -> str | None:
-    try:
-        found = choice(data.get(name), allowed)
-    except NotAChoice:
-        reasons.setdefault(name, []).append(f"Value must be one of: {', '.join(allowed)}.")
-        return None
-    if found is None and required:
-        reasons.setdefault(name, []).append("This field is required.")
-    return found
-
-
-def _date(data: Mapping[str, Any], name: str, zone: ZoneInfo, reasons: dict[str, list[str]],
-          *, required: bool) -> float | None:
-    value = data.get(name)
-    if value is None or value == "":
-        if required:
-            reasons.setdefault(name, []).append("This field is required.")
-        return None
-    try:
-        return parse_date(value, name, zone)
-    except ValidationError as exc:
-        reasons.setdefault(name, []).append(exc.reason)
-        return None
+def _link_fault(link: str) -> str | None:
+    parts = urlsplit(link)
+    if parts.scheme not in ("http", "https") or not parts.netloc or any(c in link for c in " \r\n\t"):
+        return "Must be a valid http(s) URL."
+    return None
 
 
 class Windows:
@@ -266,27 +234,35 @@ class Windows:
     # -- service functions --
 
     def validate(self, data: Mapping[str, Any], *, current: Window | None) -> Window:
-        """The window `data` describes (create, or a whole update of `current`); Invalid lists every problem."""
-        reasons: dict[str, list[str]] = {}
+        """The window `data` describes (create, or a whole update of `current`); Invalid lists every problem.
+
+        Every field is checked by `MaintenanceInput` (type, required, bounds) and, where it
+        passes, by what only this family knows (the input rule, the link's URL, the dates'
+        calendar), each field's reasons in the model's order; then the relations: the end
+        after the start, the scope and service in the config, the service in that scope.
+        """
         zone = self.zone
-        name = _text(data, "name", reasons, required=True)
-        description = _text(data, "description", reasons, required=False)
-        reference = _text(data, "external_reference", reasons, required=False)
-        link = _text(data, "external_link", reasons, required=False)
-        if link is not None:
-            parts = urlsplit(link)
-            if parts.scheme not in ("http", "https") or not parts.netloc or any(c in link for c in " \r\n\t"):
-                reasons.setdefault("external_link", []).append("Must be a valid http(s) URL.")
-        scope_id = _int(data, "scope", reasons)
-        service_id = _int(data, "service", reasons)
-        service_status = _one_of(data, "service_status", SERVICE_STATUSES, reasons, required=True)
-        status = _one_of(data, "status", STATUSES, reasons, required=current is not None)
-        start = _date(data, "scheduled_start_date", zone, reasons, required=True)
-        end = _date(data, "scheduled_end_date", zone, reasons, required=True)
-        started = _date(data, "start_date", zone, reasons, required=False)
-        ended = _date(data, "end_date", zone, reasons, required=False)
+        text_faults = {name: [_sentence(fault)] for name in _TEXTS
+                       if isinstance(value := data.get(name), str) and (fault := text_fault(value)) is not None}
+        form, found = shapes.check(MaintenanceInput, data)
+        reasons: dict[str, list[str]] = {}
+        dates: dict[str, float | None] = {}
+        for name in MaintenanceInput.CHECK_ORDER:
+            if name in text_faults:
+                reasons[name] = text_faults[name]
+            elif name in found:
+                reasons[name] = [found[name]]
+            elif name == "external_link" and form.external_link and (fault := _link_fault(form.external_link)):
+                reasons[name] = [fault]
+            elif name == "status" and current is not None and not form.status:
+                reasons[name] = [REQUIRED]
+            elif name.endswith("_date"):
+                dates[name] = self._date(getattr(form, name), name, zone, reasons)
+        start, end = dates.get("scheduled_start_date"), dates.get("scheduled_end_date")
         if start is not None and end is not None and end <= start:
             reasons.setdefault("scheduled_end_date", []).append("Must be after scheduled_start_date.")
+        scope_id = None if "scope" in reasons else int(form.scope)
+        service_id = None if "service" in reasons else int(form.service)
         scope = self.scope_by_id(scope_id) if scope_id is not None else None
         if scope_id is not None and scope is None:
             reasons.setdefault("scope", []).append(f"No scope with id {scope_id}.")
@@ -295,18 +271,29 @@ class Windows:
             reasons.setdefault("service", []).append(f"No service with id {service_id}.")
         if scope is not None and service is not None and service.scope != scope.name:
             reasons.setdefault("service", []).append(f"Service {service_id} does not belong to scope {scope_id}.")
-        if (reasons or not name or scope_id is None or service_id is None or not service_status
-                or start is None or end is None):
+        if reasons or scope_id is None or service_id is None or start is None or end is None:
             raise Invalid(reasons)  # every missing value has a reason, so it is never empty here
+        started, ended = dates.get("start_date"), dates.get("end_date")
         return Window(
-            id=current.id if current else 0, name=name, description=description,
-            external_reference=reference, external_link=link,
-            status=status or "scheduled", scope_id=scope_id, service_id=service_id,
-            service_status=service_status,
+            id=current.id if current else 0, name=form.name, description=_given(form.description),
+            external_reference=_given(form.external_reference), external_link=_given(form.external_link),
+            status=form.status or "scheduled", scope_id=scope_id, service_id=service_id,
+            service_status=form.service_status,
             creation_date=current.creation_date if current else 0.0,
             scheduled_start_date=start, scheduled_end_date=end,
             start_date=started if "start_date" in data or current is None else current.start_date,
             end_date=ended if "end_date" in data or current is None else current.end_date)
+
+    @staticmethod
+    def _date(value: str, name: str, zone: ZoneInfo, reasons: dict[str, list[str]]) -> float | None:
+        """A date the model let through (None: absent), parsed in `zone`; a bad one is a reason."""
+        if value is UNSET:
+            return None
+        try:
+            return parse_date(value, name, zone)
+        except ValidationError as exc:
+            reasons[name] = [exc.reason]
+            return None
 
     # -- who may write --
 
@@ -389,19 +376,14 @@ class Windows:
         self.check(access)
         user = self.check(access, await self.get(window_id, internal=False))
         text = data.get("comment")
-        if not isinstance(text, str) or not text.strip():
-            raise Invalid({"comment": ["This field is required."]})
-        if (fault := text_fault(text)) is not None:
+        if isinstance(text, str) and text.strip() and (fault := text_fault(text)) is not None:
             raise Invalid({"comment": [_sentence(fault)]})
-        if len(text) > 10_000:
-            raise Invalid({"comment": ["Must be at most 10000 characters."]})
-        internal = data.get("internal", 0)
-        if internal in (True, 1, "1", "true"):
-            internal = True
-        elif internal in (None, "", False, 0, "0", "false"):
-            internal = False
-        else:
-            raise Invalid({"internal": ["Must be 0 or 1."]})
+        form, found = shapes.check(Comment, data)
+        if found:
+            field = next(iter(found))
+            raise Invalid({field: [found[field]]})
+        text = form.comment
+        internal = form.internal in (True, 1, "1", "true")
         event = NewEvent(text, "comment", internal, author_id=user.id)
         if not await self.core.store.windows.add_event(window_id, event, at=at):
             raise NotFound("maintenance", window_id)

@@ -4,24 +4,27 @@ scopes and services, the form a window is written by, each declared once."""
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Annotated, ClassVar, Literal
 
 from msgspec import UNSET, Meta, UnsetType, field
 
-from schedd.shapes import Model, extra
+from schedd.shapes import END, Fault, Model, Reason, digits, extra, one_of
 from schedd.states import WindowState, values
 
 SERVICE_STATUSES = ("up", "degraded", "down")
+WINDOW_STATUSES = list(values(WindowState))
+SERVICE_STATUSES_LIST = list(SERVICE_STATUSES)
 DATE_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}")
+DATE_RULE = "must be a date as YYYY-MM-DDTHH:MM (no seconds, no offset)"
 LIMITS = {"name": 255, "description": 10_000, "external_reference": 255, "external_link": 2048}
+MAX_COMMENT = 10_000
 
-ProdTime = Annotated[str, Meta(pattern=f"^{DATE_RE.pattern}$",
+ProdTime = Annotated[str, Meta(pattern=f"^{DATE_RE.pattern}{END}",
                                description="YYYY-MM-DDTHH:MM in the daemon's time zone")]
 NullableProdTime = ProdTime | None
-WINDOW_STATUSES = list(values(WindowState))
-WindowStatus = Annotated[str, extra(enum=WINDOW_STATUSES)]
-SERVICE_STATUSES_LIST = list(SERVICE_STATUSES)
-ServiceStatus = Annotated[str, extra(enum=SERVICE_STATUSES_LIST)]
+WindowStatus = Annotated[str, one_of(WINDOW_STATUSES)]
+ServiceStatus = Annotated[str, one_of(SERVICE_STATUSES)]
 
 
 class ProdError(Model, kw_only=True):
@@ -69,32 +72,71 @@ class MaintenancePage(Model, kw_only=True):
     items: list[Maintenance]
 
 
-IdOrText = int | str
+REQUIRED = "This field is required."
+
+
+def _one_of_reason(options: list[str]) -> Mapping[str, str]:
+    return {"required": REQUIRED, "type": f"Value must be one of: {', '.join(options)}.",
+            "pattern": f"Value must be one of: {', '.join(options)}."}
+
+
+def _text_reason(limit: int) -> Mapping[str, str]:
+    return {"required": REQUIRED, "type": "Must be a string.", "length": f"Must be at most {limit} characters."}
+
+
+def _comment_length(fault: Fault) -> str:
+    return REQUIRED if not str(fault.value).strip() else f"Must be at most {MAX_COMMENT} characters."
+
+
+Id = Annotated[int, Meta(description="scope or service id")] | Annotated[str, digits(18)]
+_ID = "This field is required and must be an integer id."
+_DATE = {"required": REQUIRED, "type": DATE_RULE, "pattern": DATE_RULE}
 
 
 class MaintenanceInput(Model, kw_only=True):
-    """A form or JSON body of create and update (update needs `status`)."""
+    """A form or JSON body of create and update (update needs `status`): every field's faults
+    are answered at once, in this order. The family parses the dates, checks the link is an
+    http(s) URL and looks the scope and service up in the config."""
 
-    scope: Annotated[IdOrText, Meta(description="scope id")] | UnsetType = UNSET
-    service: Annotated[IdOrText, Meta(description="service id, of that scope")] | UnsetType = UNSET
-    name: Annotated[str, Meta(min_length=1, max_length=LIMITS["name"])] | UnsetType = UNSET
-    description: str | UnsetType = UNSET
-    external_reference: str | UnsetType = UNSET
-    external_link: Annotated[str, Meta(description="an http(s) URL")] | UnsetType = UNSET
-    service_status: ServiceStatus | UnsetType = UNSET
+    REASONS: ClassVar[Mapping[str, Reason]] = {
+        "scope": _ID, "service": _ID,
+        **{name: _text_reason(limit) for name, limit in LIMITS.items()},
+        "service_status": _one_of_reason(SERVICE_STATUSES_LIST), "status": _one_of_reason(WINDOW_STATUSES),
+        "scheduled_start_date": _DATE, "scheduled_end_date": _DATE, "start_date": _DATE, "end_date": _DATE,
+    }
+    CHECK_ORDER: ClassVar[tuple[str, ...]] = (
+        "name", "description", "external_reference", "external_link", "scope", "service", "service_status",
+        "status", "scheduled_start_date", "scheduled_end_date", "start_date", "end_date")
+    BLANK: ClassVar[frozenset[str]] = frozenset(CHECK_ORDER) - {"scope", "service"}
+
+    scope: Annotated[Id, Meta(description="scope id")]
+    service: Annotated[Id, Meta(description="service id, of that scope")]
+    name: Annotated[str, Meta(min_length=1, max_length=LIMITS["name"])]
+    description: Annotated[str, Meta(max_length=LIMITS["description"])] | UnsetType = UNSET
+    external_reference: Annotated[str, Meta(max_length=LIMITS["external_reference"])] | UnsetType = UNSET
+    external_link: Annotated[str, Meta(max_length=LIMITS["external_link"],
+                                       description="an http(s) URL")] | UnsetType = UNSET
+    service_status: ServiceStatus
     status: WindowStatus | UnsetType = UNSET
-    scheduled_start_date: ProdTime | UnsetType = UNSET
-    scheduled_end_date: ProdTime | UnsetType = UNSET
+    scheduled_start_date: ProdTime
+    scheduled_end_date: ProdTime
     start_date: ProdTime | UnsetType = UNSET
     end_date: ProdTime | UnsetType = UNSET
 
-    REQUIRED: ClassVar[tuple[str, ...]] = (
-        "scope", "service", "name", "service_status", "scheduled_start_date", "scheduled_end_date")
-
 
 class Comment(Model, kw_only=True):
-    comment: Annotated[str, Meta(min_length=1)]
-    internal: Literal[0, 1, "0", "1"] | UnsetType = UNSET
+    """A form or JSON body of a comment: `internal` is 0 or 1 (or true, false), as a number or text.
+    The first field that fails is answered; the family applies the input rule first."""
+
+    REASONS: ClassVar[Mapping[str, Reason]] = {
+        "comment": {"required": REQUIRED, "type": REQUIRED, "pattern": REQUIRED, "length": _comment_length},
+        "internal": "Must be 0 or 1.",
+    }
+    BLANK: ClassVar[frozenset[str]] = frozenset({"comment", "internal"})
+
+    comment: Annotated[str, Meta(max_length=MAX_COMMENT, pattern=r"\S")]
+    internal: bool | Annotated[float, Meta(ge=0, le=1, multiple_of=1)] | Literal["0", "1", "true", "false"] \
+        | None | UnsetType = UNSET
 
 
 class ScopeLinks(Model, kw_only=True):

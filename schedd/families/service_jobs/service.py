@@ -14,34 +14,27 @@ from collections.abc import AsyncIterator, Callable, Hashable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from schedd import quotas
+from msgspec import UNSET
+
+from schedd import quotas, shapes
 from schedd.core import Core
 from schedd.cron import CronExpr, load_zone, parse
 from schedd.errors import Conflict, NotFound, ValidationError
 from schedd.executors.http import merge_headers, service_url
 from schedd.families.common import timing
 from schedd.families.service_jobs.frequency import cron_to_frequency, frequency_to_cron
-from schedd.families.service_jobs.shapes import (
-    EXECUTION_TYPE,
-    JOB_STATUSES,
-    MAX_DESCRIPTION,
-    MAX_HEADER_NAME,
-    MAX_HEADER_VALUE,
-    MAX_HEADERS,
-    MAX_NAME,
-    MAX_TEXT,
-    SERVICE_TYPES,
-)
+from schedd.families.service_jobs.shapes import JOB_STATUSES
+from schedd.families.service_jobs.shapes import Job as JobShape
+from schedd.families.service_jobs.shapes import JobServiceInfo as ServiceShape
 from schedd.ids import new_uid
 from schedd.inputs import check_tree
 from schedd.pages import cached_page, job_history
-from schedd.policy import HISTORY_STRATEGIES, fire_floor
+from schedd.policy import fire_floor
 from schedd.runner import RunRef
 from schedd.store import schedules as schedule_store
 from schedd.store.accounts import User
 from schedd.store.runs import Run, RunSummary
 from schedd.store.schedules import NewSchedule, Schedule
-from schedd.values import NotAChoice, choice
 
 FAMILY = "service"
 RUN_NOW = "RunNow"
@@ -49,7 +42,6 @@ SERVICE = "jobServiceInfo"
 FREQUENCY_INFO = "jobFrequencyInfo"
 # Stored as sent beside a cron; a real one is a few lists of at most 60 small numbers.
 MAX_FREQUENCY_INFO = 2048
-RETENTION_RANGE = (1, 3650)
 DEFAULT_RETENTION = 30
 DEFAULT_STRATEGY = "MINIMAL"
 # The keys of `jobServiceInfo` Volt MX documents; GET shows each of them, others are dropped.
@@ -57,7 +49,6 @@ SERVICE_KEYS = (
     "version", "serviceType", "serviceName", "objectName", "operationName", "requestheaderMap",
     "serviceExecutionType", "postData", "operationSecurityLevel",
 )
-_TEXT_KEYS = ("version", "objectName", "operationSecurityLevel")
 # Checks the operation name's shape when the service has no base URL to check it against.
 _PLACEHOLDER_BASE = "http://service.invalid"
 
@@ -107,72 +98,47 @@ def validate(core: Core, body: Mapping[str, Any], *, at: float, after: float | N
     """Check a whole job document (create and update alike); the first fault is raised.
 
     Every string in it passes the input rule first, nested ones too (`requestheaderMap`
-    values, `jobFrequencyInfo`), so nothing stored can break a later read. The next fire is
-    the first after `after` (default `at`).
+    values, `jobFrequencyInfo`), so nothing stored can break a later read. Then field by
+    field in Volt MX's order: what the `Job` model declares (type, required, bounds), and
+    at its place what only this family knows (the cron, the config's services). The next
+    fire is the first after `after` (default `at`).
     """
     check_tree(body)
-    name = _name(body.get("jobName"))
-    description = body.get("description")
-    if description is not None:
-        _text(description, "description", MAX_DESCRIPTION, lines=True)
-    expression, info = _frequency(body.get("jobFrequency"), body.get(FREQUENCY_INFO))
+    form, found = shapes.check(JobShape, body)
+    shapes.first(found, "jobName", "description", "jobFrequency", FREQUENCY_INFO)
+    expression, info = _frequency(None if form.jobFrequency is UNSET else form.jobFrequency,
+                                  None if form.jobFrequencyInfo is UNSET else form.jobFrequencyInfo)
     when = timing(core, expression, None, at=at, field="jobFrequency", after=after)
     if info is None:
         info = cron_to_frequency(when.cron)
+    shapes.first(found, SERVICE)
+    service_info = _service_info(core, form.jobServiceInfo)
+    shapes.first(found)
     return JobDefinition(
-        name=name, description=description, cron=when.cron, timezone=when.timezone,
-        next_fire_at=when.next_fire_at, frequency_info=info,
-        service_info=_service_info(core, body.get(SERVICE)),
-        active=_one_of(body.get("jobStatus"), "jobStatus", JOB_STATUSES, "Active") == "Active",
-        history_strategy=_one_of(body.get("historyStrategy"), "historyStrategy", HISTORY_STRATEGIES,
-                                 DEFAULT_STRATEGY),
-        retention_days=_retention(body.get("retentionPeriod")))
+        name=form.jobName, description=None if form.description is UNSET else form.description,
+        cron=when.cron, timezone=when.timezone, next_fire_at=when.next_fire_at, frequency_info=info,
+        service_info=service_info, active=(form.jobStatus or "Active") == "Active",
+        history_strategy=form.historyStrategy or DEFAULT_STRATEGY,
+        retention_days=DEFAULT_RETENTION if form.retentionPeriod is UNSET else int(form.retentionPeriod))
 
 
 def _given(value: object) -> bool:
     return value is not None and value != ""
 
 
-def _name(value: object) -> str:
-    if not _given(value):
-        raise ValidationError("jobName", "is required")
-    if not isinstance(value, str):
-        raise ValidationError("jobName", "must be a string")
-    if not value.strip() or len(value) > MAX_NAME:
-        raise ValidationError("jobName", f"must be 1-{MAX_NAME} characters, not only spaces")
-    if any(ch < " " or ch == "\x7f" for ch in value):
-        raise ValidationError("jobName", "must not contain control characters")
-    return value
-
-
-def _text(value: object, field: str, limit: int, *, lines: bool = False) -> None:
-    """A free-text field: a string of at most `limit` characters, no control characters but line breaks."""
-    if not isinstance(value, str):
-        raise ValidationError(field, "must be a string")
-    if len(value) > limit:
-        raise ValidationError(field, f"must be at most {limit} characters")
-    allowed = "\t\r\n" if lines else ""
-    if any((ch < " " or ch == "\x7f") and ch not in allowed for ch in value):
-        raise ValidationError(field, "must not contain control characters")
-
-
-def _frequency_info(info: object) -> dict[str, Any]:
-    if not isinstance(info, dict):
-        raise ValidationError(FREQUENCY_INFO, "must be an object")
+def _frequency_info(info: dict[str, Any]) -> dict[str, Any]:
     if len(json.dumps(info)) > MAX_FREQUENCY_INFO:
         raise ValidationError(FREQUENCY_INFO, f"must be at most {MAX_FREQUENCY_INFO} characters as JSON")
     return info
 
 
-def _frequency(expression: object, info: object) -> tuple[str, dict[str, Any] | None]:
+def _frequency(expression: str | None, info: dict[str, Any] | None) -> tuple[str, dict[str, Any] | None]:
     """The cron to schedule by, and the frequency info to store (None: derive it).
 
     A given `jobFrequency` is the schedule and a `jobFrequencyInfo` beside it is kept as
     sent; without one, the cron comes from `jobFrequencyInfo` (seconds 0).
     """
-    if _given(expression):
-        if not isinstance(expression, str):
-            raise ValidationError("jobFrequency", "must be a string holding a cron expression")
+    if expression is not None:
         kept = None if info is None else _frequency_info(info)
         try:
             parse(expression)
@@ -186,90 +152,40 @@ def _frequency(expression: object, info: object) -> tuple[str, dict[str, Any] | 
     return frequency_to_cron(checked), dict(checked)
 
 
-def _service_info(core: Core, value: object) -> dict[str, Any]:
-    if value is None:
-        raise ValidationError(SERVICE, "is required")
-    if not isinstance(value, dict):
-        raise ValidationError(SERVICE, "must be an object")
+def _service_info(core: Core, value: dict[str, Any]) -> dict[str, Any]:
+    """`jobServiceInfo` as stored: checked by its model in Volt MX's order, with this family's
+    own checks at their place (the config's service, the URL, the header names, the JSON text)."""
 
     def field(key: str) -> str:
         return f"{SERVICE}.{key}"
 
-    name = value.get("serviceName")
-    if not _given(name):
-        raise ValidationError(field("serviceName"), "is required")
-    service = core.config.services.get(name) if isinstance(name, str) else None
-    if service is None:
+    form, found = shapes.check(ServiceShape, value, prefix=field(""))
+    if found.get(field("serviceName")) == "is required":
+        shapes.first(found, field("serviceName"))
+    service = core.config.services.get(form.serviceName) if isinstance(form.serviceName, str) else None
+    if service is None:  # a name that is not text names no service either
         known = ", ".join(sorted(core.config.services)) or "none is configured"
         raise ValidationError(field("serviceName"), f"must name a [services.NAME] of the config ({known})")
-    if value.get("serviceExecutionType") != EXECUTION_TYPE:
-        raise ValidationError(field("serviceExecutionType"), f"must be {EXECUTION_TYPE!r}")
-    if value.get("serviceType") not in SERVICE_TYPES:
-        raise ValidationError(field("serviceType"), f"must be one of {', '.join(SERVICE_TYPES)}")
-    operation = value.get("operationName")
-    if not isinstance(operation, str):
-        raise ValidationError(field("operationName"), "is required" if operation is None else "must be a string")
+    shapes.first(found, field("serviceExecutionType"), field("serviceType"), field("operationName"))
     try:
-        service_url(service.base_url or _PLACEHOLDER_BASE, operation)
+        service_url(service.base_url or _PLACEHOLDER_BASE, form.operationName)
     except ValueError as exc:
         raise ValidationError(field("operationName"), str(exc)) from exc
-    headers = value.get("requestheaderMap")
-    if headers is None:
-        headers = {}
-    if not isinstance(headers, dict):
-        raise ValidationError(field("requestheaderMap"), "must be an object of header names to strings")
-    if len(headers) > MAX_HEADERS:
-        raise ValidationError(field("requestheaderMap"), f"must hold at most {MAX_HEADERS} headers")
-    for header, text in headers.items():
-        if len(header) > MAX_HEADER_NAME:
-            raise ValidationError(field("requestheaderMap"),
-                                  f"header names must be at most {MAX_HEADER_NAME} characters")
-        if not isinstance(text, str):
-            raise ValidationError(field("requestheaderMap"), f"header {header!r}: the value must be a string")
-        if len(text) > MAX_HEADER_VALUE:
-            raise ValidationError(field("requestheaderMap"),
-                                  f"header {header!r}: the value must be at most {MAX_HEADER_VALUE} characters")
+    shapes.first(found, field("requestheaderMap"))
+    headers = form.requestheaderMap or {}
     try:
         merge_headers((), headers.items())
     except ValueError as exc:
         raise ValidationError(field("requestheaderMap"), str(exc)) from exc
-    post_data = value.get("postData")
-    if isinstance(post_data, str):
+    shapes.first(found, field("postData"))
+    if isinstance(form.postData, str):
         try:
-            posted = json.loads(post_data)
+            posted = json.loads(form.postData)
         except (ValueError, RecursionError) as exc:
             raise ValidationError(field("postData"), f"is not valid JSON: {exc}") from exc
         check_tree(posted, field("postData"))  # a "\ud800" escape in the JSON text
-    elif post_data is not None and not isinstance(post_data, dict):
-        raise ValidationError(field("postData"), "must be a JSON string or an object")
-    for key in _TEXT_KEYS:
-        if value.get(key) is not None:
-            _text(value[key], field(key), MAX_TEXT)
+    shapes.first(found)
     return {**{key: value.get(key) for key in SERVICE_KEYS}, "requestheaderMap": headers}
-
-
-def _one_of(value: object, field: str, allowed: tuple[str, ...], default: str) -> str:
-    try:
-        return choice(value, allowed, default=default) or default
-    except NotAChoice:
-        raise ValidationError(field, f"must be one of {', '.join(allowed)}") from None
-
-
-def _retention(value: object) -> int:
-    low, high = RETENTION_RANGE
-    if not _given(value):
-        return DEFAULT_RETENTION
-    text = value.strip() if isinstance(value, str) else ""
-    # The length bound keeps int() away from strings of thousands of digits.
-    if text.isascii() and text.isdigit() and len(text) <= 9:
-        days = int(text)
-    elif isinstance(value, int) and not isinstance(value, bool):
-        days = value
-    else:
-        raise ValidationError("retentionPeriod", f"must be a whole number of days ({low}-{high})")
-    if not low <= days <= high:
-        raise ValidationError("retentionPeriod", f"{days} is out of range {low}-{high} days")
-    return days
 
 
 def job_id(value: object, field: str = "jobId") -> int:
