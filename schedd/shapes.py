@@ -135,7 +135,7 @@ def _plan(model: type[Model]) -> tuple[_Field, ...]:
     plan = []
     for name in names:
         info = declared[name]
-        alternatives = get_args(info.type) if get_origin(info.type) in (Union, types.UnionType) else (info.type,)
+        alternatives = _alternatives(info.type)
         inspected = [_bare(msgspec.inspect.type_info(t)) for t in alternatives]
         numeric = any(isinstance(t, msgspec.inspect.IntType) for t in inspected)
         text = next((a for a, t in zip(alternatives, inspected, strict=True)
@@ -145,6 +145,18 @@ def _plan(model: type[Model]) -> tuple[_Field, ...]:
             nullable=any(isinstance(t, msgspec.inspect.NoneType) for t in inspected),
             blank=name in model.BLANK, text=text))
     return tuple(plan)
+
+
+def _alternatives(kind: Any) -> tuple[Any, ...]:
+    """The members of a union type, through an `Annotated` around it; a type of one member alone."""
+    if get_origin(kind) is Annotated:
+        inner = get_args(kind)[0]
+        if get_origin(inner) in (Union, types.UnionType):
+            return _alternatives(inner)
+        return (kind,)
+    if get_origin(kind) in (Union, types.UnionType):
+        return tuple(member for arg in get_args(kind) for member in _alternatives(arg))
+    return (kind,)
 
 
 def _bare(kind: msgspec.inspect.Type) -> msgspec.inspect.Type:
@@ -287,6 +299,22 @@ def _worded(model: type[Model], wire: str, fault: Fault) -> str:
     if reason is None:
         return fault.detail
     return reason if isinstance(reason, str) else reason(fault)
+
+
+def query_schemas(model: type[Model]) -> list[tuple[str, dict[str, Any]]]:
+    """The JSON Schema of each parameter of a query model, by wire name, in its check order.
+    A number with a text form is documented as the number: a query string spells every value
+    as text."""
+    _, found = msgspec.json.schema_components([model])
+    properties = found[model.__name__]["properties"]
+    out = []
+    for field in _plan(model):
+        schema = dict(properties[field.wire])
+        numbers = [s for s in schema.pop("anyOf", ()) if s.get("type") == "integer"]
+        if field.text is not None and numbers:
+            schema.update(numbers[0])
+        out.append((field.wire, schema))
+    return out
 
 
 def schema_of(kind: Any) -> dict[str, Any]:

@@ -295,3 +295,54 @@ def test_read_raises_the_first_fault_in_check_order():
 def test_a_choice_is_anchored_at_the_end_of_the_text():
     pattern = re.compile(shapes.one_of(["Active", "Inactive"]).pattern)
     assert pattern.search("Active") and not pattern.search("Active\n") and not pattern.search("Activex")
+
+
+# -- the list filters of /api/maintenance: one declaration for the check and the document ---------
+
+def test_the_documented_list_filters_are_the_filter_model():
+    op = next(o for o in openapi.operations() if o.method == "GET" and o.path == "/api/maintenance")
+    documented = {p.name: p.schema for p in op.params if p.name not in ("page", "per_page")}
+    assert list(documented) == list(window_shapes.MaintenanceFilters.CHECK_ORDER)
+    assert documented["status"]["enum"] == window_shapes.WINDOW_STATUSES
+    assert documented["scope"]["type"] == "integer" and documented["scope"]["maximum"] == 10**18 - 1
+    assert documented["start_before"]["pattern"].startswith("^[0-9]{4}")
+
+
+@pytest.mark.parametrize(("query", "field", "reason"), [
+    ("status=Scheduled", "status", "Value must be one of: scheduled, in-progress, succeed, failed, canceled."),
+    ("status=scheduled%0A", "status", "Value must be one of: scheduled, in-progress, succeed, failed, canceled."),
+    ("service_status=sideways", "service_status", "Value must be one of: up, degraded, down."),
+    ("scope=%203", "scope", "Must be an integer id."),
+    ("scope=1e3", "scope", "Must be an integer id."),
+    ("service=" + "9" * 19, "service", "Must be an integer id."),
+    ("start_after=2026-01-01", "start_after", window_shapes.DATE_RULE),
+    ("end_before=2026-13-01T00:00", "end_before", "'2026-13-01T00:00' is not a valid date"),
+    ("status=bogus&scope=x", "status", None),  # the first fault, in the model's order
+])
+async def test_a_bad_list_filter_is_answered_as_the_model_words_it(windows_api, query, field, reason):
+    response, body = await windows_api.call("GET", f"/api/maintenance?{query}", None)
+    assert response.status == 400
+    assert list(body["reasons"]) == [field]
+    if reason is not None:
+        assert body["reasons"][field] == [reason]
+
+
+async def test_good_list_filters_narrow_the_list(windows_api):
+    for query in ("status=scheduled", "scope=1&service=10", "service_status=down", "external_reference=" + "x" * 300,
+                  "start_after=2026-01-01T00:00&end_before=2030-01-01T00:00", "status=&scope="):
+        response, body = await windows_api.call("GET", f"/api/maintenance?{query}", None)
+        assert response.status == 200, (query, body)
+
+
+def test_an_id_filter_reaches_the_family_as_a_number():
+    form, faults = shapes.check(window_shapes.MaintenanceFilters, {"scope": "12", "service": "007"})
+    assert faults == {} and (form.scope, form.service) == (12, 7)
+
+
+def test_a_window_id_sent_as_text_is_read_as_the_number_within_its_bounds():
+    base = {"name": "x", "service_status": "up", "scheduled_start_date": "2026-01-01T00:00",
+            "scheduled_end_date": "2026-01-01T01:00"}
+    form, faults = shapes.check(window_shapes.MaintenanceInput, {**base, "scope": "3", "service": " 10 "})
+    assert faults == {} and (form.scope, form.service) == (3, 10)
+    _, faults = shapes.check(window_shapes.MaintenanceInput, {**base, "scope": "9" * 19, "service": "1"})
+    assert list(faults) == ["scope"]

@@ -372,10 +372,7 @@ PROD_PAGING = (
           "items per page, 20 unless given, at most 50; 0 answers only the paging headers"),
 )
 _WINDOW_FILTERS = (
-    Param("status", "query", {"enum": WINDOW_STATUSES}), Param("scope", "query", {"type": "integer"}),
-    Param("service", "query", {"type": "integer"}), Param("service_status", "query", {"enum": SERVICE_STATUSES}),
-    Param("external_reference", "query", STRING),
-    *(Param(name, "query", PROD_TIME) for name in ("start_before", "start_after", "end_before", "end_after")),
+    *(Param(name, "query", schema) for name, schema in shapes.query_schemas(window_shapes.MaintenanceFilters)),
     *PROD_PAGING,
 )
 

@@ -23,6 +23,7 @@ from typing import Any, overload
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
+import msgspec
 from msgspec import UNSET, UnsetType
 
 from schedd import shapes
@@ -34,13 +35,14 @@ from schedd.errors import Forbidden, NotFound, ValidationError
 from schedd.families.maintenance_windows.shapes import (
     DATE_RE,
     DATE_RULE,
+    FILTER_DATES,
     LIMITS,
     REQUIRED,
-    SERVICE_STATUSES,
     Comment,
+    MaintenanceFilters,
     MaintenanceInput,
 )
-from schedd.inputs import MAX_DIGITS, parse_int, text_fault
+from schedd.inputs import text_fault
 from schedd.states import WindowState, values
 from schedd.store.accounts import User
 from schedd.store.schedules import Schedule
@@ -415,26 +417,18 @@ class Windows:
         return self.core.store.windows.ending_after(since)
 
     def filters(self, query: Mapping[str, Any]) -> dict[str, Any]:
-        """Prod-Manager's list filters, validated; dates in the daemon's zone."""
-        found: dict[str, Any] = {}
-        for name in ("status", "service_status"):
-            allowed = STATUSES if name == "status" else SERVICE_STATUSES
-            if query.get(name):
-                if query[name] not in allowed:
-                    raise Invalid({name: [f"Value must be one of: {', '.join(allowed)}."]})
-                found[name] = query[name]
-        for name in ("scope", "service"):
-            if query.get(name):
+        """Prod-Manager's list filters (`MaintenanceFilters`), validated; dates in the daemon's zone."""
+        form, faults = shapes.check(MaintenanceFilters, query)
+        for name, reason in faults.items():
+            raise Invalid({name: [reason]})
+        found: dict[str, Any] = {name: value for name, value in msgspec.structs.asdict(form).items()
+                                 if value is not UNSET}
+        if "external_reference" in found:
+            found["external_reference"] = found["external_reference"][:LIMITS["external_reference"]]
+        for name in FILTER_DATES:
+            if name in found:
                 try:
-                    found[name] = parse_int(str(query[name]), name, 0, 10**MAX_DIGITS - 1)
-                except ValidationError as exc:
-                    raise Invalid({name: ["Must be an integer id."]}) from exc
-        if query.get("external_reference"):
-            found["external_reference"] = str(query["external_reference"])[:255]
-        for name in ("start_before", "start_after", "end_before", "end_after"):
-            if query.get(name):
-                try:
-                    found[name] = parse_date(query[name], name, self.zone)
+                    found[name] = parse_date(found[name], name, self.zone)
                 except ValidationError as exc:
                     raise Invalid({name: [exc.reason]}) from exc
         return found

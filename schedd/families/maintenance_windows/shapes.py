@@ -167,3 +167,34 @@ class ScopePage(Model, kw_only=True):
 
 class ServicePage(Model, kw_only=True):
     items: list[Service]
+
+
+FILTER_DATES = ("start_before", "start_after", "end_before", "end_after")
+FilterId = Annotated[int, Meta(ge=0, le=10**18 - 1, description="a scope or service id")] \
+    | Annotated[str, Meta(pattern=rf"^[0-9]{{1,18}}{END}")]
+"""An id in a query string: up to 18 ASCII digits."""
+
+
+class MaintenanceFilters(Model, kw_only=True):
+    """The query of GET /api/maintenance: each filter narrows the list, an empty one is absent.
+    The first fault is answered, in this order; the family parses the dates."""
+
+    REASONS: ClassVar[Mapping[str, Reason]] = {
+        "status": _one_of_reason(WINDOW_STATUSES), "service_status": _one_of_reason(SERVICE_STATUSES_LIST),
+        "scope": "Must be an integer id.", "service": "Must be an integer id.",
+        **{name: _DATE for name in FILTER_DATES},
+    }
+    CHECK_ORDER: ClassVar[tuple[str, ...]] = (
+        "status", "service_status", "scope", "service", "external_reference", *FILTER_DATES)
+    BLANK: ClassVar[frozenset[str]] = frozenset(CHECK_ORDER)
+
+    status: WindowStatus | UnsetType = UNSET
+    scope: FilterId | UnsetType = UNSET
+    service: FilterId | UnsetType = UNSET
+    service_status: ServiceStatus | UnsetType = UNSET
+    external_reference: Annotated[str, Meta(description="matched exactly, by its first 255 characters")] \
+        | UnsetType = UNSET
+    start_before: ProdTime | UnsetType = UNSET
+    start_after: ProdTime | UnsetType = UNSET
+    end_before: ProdTime | UnsetType = UNSET
+    end_after: ProdTime | UnsetType = UNSET
