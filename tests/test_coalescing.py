@@ -204,7 +204,7 @@ async def test_maintenance_and_build_histories_show_one_line_with_the_count(make
 
 
 async def test_job_history_and_run_detail_show_the_span_and_the_count(make_api, service):
-    api = await make_api(services=services(service))
+    api = await make_api(services=services(service, timeout=600))  # held on the test clock: no real-time timeout
     held = Held()
     api.core.executors.get = lambda ctx: held  # type: ignore[method-assign]
     try:
