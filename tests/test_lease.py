@@ -74,8 +74,9 @@ async def test_one_holder_at_a_time_and_the_epoch_only_grows(two):
     assert third is not None and third > second
 
 
-@pytest.mark.parametrize("stuck", ["SELECT pg_sleep(60)", None])
-async def test_a_fire_write_stuck_past_the_lapse_does_not_keep_the_lease_from_the_next_holder(two, pg_url, stuck):
+@pytest.mark.parametrize(("stuck", "pool_size"), [("SELECT pg_sleep(60)", 10), (None, 10), (None, 1)])
+async def test_a_fire_write_stuck_past_the_lapse_does_not_keep_the_lease_from_the_next_holder(
+        two, pg_url, stuck, pool_size):
     """A holder stopped inside a fire write (SIGSTOP, a frozen VM) keeps the lease row locked for share:
     mid-statement, or between pipelined messages where no idle timeout applies. Once the lease has
     lapsed, the next holder ends that session and takes over, within a beat, not after the stop."""
@@ -83,7 +84,9 @@ async def test_a_fire_write_stuck_past_the_lapse_does_not_keep_the_lease_from_th
 
     from schedd.store.postgres.lease import SQL_FENCE
 
-    a, b = two
+    a, _ = two
+    b = PgStore.at(pg_url, pool_size=pool_size)  # the next holder; with one connection, none to spare
+    await b.open()
     epoch = await a.lease.take("a", TTL)
     conn = await asyncpg.connect(pg_url)
     try:
@@ -104,28 +107,39 @@ async def test_a_fire_write_stuck_past_the_lapse_does_not_keep_the_lease_from_th
             with pytest.raises((asyncpg.PostgresError, asyncpg.InterfaceError, ConnectionError)):
                 await sleeper  # its session was ended
         else:
-            ended = await b.db.fetchval("SELECT count(*) FROM pg_stat_activity WHERE pid = $1", stuck_pid)
+            ended = await a.db.fetchval("SELECT count(*) FROM pg_stat_activity WHERE pid = $1", stuck_pid)
             assert ended == 0
     finally:
         conn.terminate()
+        await b.close()
 
 
-async def test_a_live_holders_fire_write_is_waited_for_not_ended(two, pg_url):
+async def test_a_live_holders_fire_write_is_waited_for_not_ended(two, pg_url, monkeypatch):
     """Only a lapsed lease's sessions are ended: the holder's own renewal waits for its fire writes."""
     import asyncpg
 
-    from schedd.store.postgres.lease import SQL_FENCE
+    from schedd.store.postgres.lease import SQL_FENCE, PgLeaseStore
 
     a, _ = two
     epoch = await a.lease.take("a", 30.0)
+    looked = asyncio.Event()
+    ended: list[int] = []
+    end_stalled = PgLeaseStore._end_stalled
+
+    async def watched(self: PgLeaseStore, waiting: int) -> int:
+        ended.append(await end_stalled(self, waiting))
+        looked.set()
+        return ended[-1]
+
+    monkeypatch.setattr(PgLeaseStore, "_end_stalled", watched)
     conn = await asyncpg.connect(pg_url)
     try:
         tr = conn.transaction()
         await tr.start()
         assert await conn.fetchrow(SQL_FENCE, "a", epoch) is not None
         renewal = asyncio.ensure_future(a.lease.take("a", 30.0))
-        await asyncio.sleep(1.0)
-        assert not renewal.done()  # waits behind the fire write, which is not ended
+        await asyncio.wait_for(looked.wait(), 5.0)  # the renewal waited on the row and looked for stalled sessions
+        assert ended == [0] and not renewal.done()  # ...found none to end: the lease is live
         assert await conn.fetchval("SELECT 1") == 1
         await tr.commit()
         assert await asyncio.wait_for(renewal, 5.0) == epoch

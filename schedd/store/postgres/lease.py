@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 import asyncpg
 
-from schedd.store.postgres.db import DRIVER_ERRORS, PgDatabase, translate
+from schedd.store.postgres.db import CONNECT_TIMEOUT, DRIVER_ERRORS, SESSION_SETTINGS, PgDatabase, translate
 from schedd.store.protocol import LeaseHolder, LeaseLost
 
 log = logging.getLogger("schedd.coordination")
@@ -114,7 +114,7 @@ class PgLeaseStore:
                 try:
                     done, _ = await asyncio.wait({attempt}, timeout=STALL_GRACE)
                     if not done:  # the row is locked: by a fire write under way, or by one that will not end
-                        ended = await self._db.fetchval(SQL_END_STALLED, conn.get_server_pid())
+                        ended = await self._end_stalled(conn.get_server_pid())
                         if ended:
                             log.warning("action=lease_stalled_sessions_ended instance=%s sessions=%d", holder, ended)
                     epoch = await attempt
@@ -124,6 +124,15 @@ class PgLeaseStore:
         except DRIVER_ERRORS as exc:
             raise translate(exc, "write") from exc
         return None if epoch is None else int(epoch)
+
+    async def _end_stalled(self, waiting: int) -> int:
+        """End the lapsed holder's sessions that block session `waiting`, from a connection of
+        its own: the pool may have no other to lend (`[database] pool_size` = 1)."""
+        side = await asyncpg.connect(self._db.url, timeout=CONNECT_TIMEOUT, server_settings=SESSION_SETTINGS)
+        try:
+            return int(await side.fetchval(SQL_END_STALLED, waiting))
+        finally:
+            await side.close()
 
     async def release(self, holder: str, epoch: int) -> None:
         await self._db.execute(SQL_RELEASE, holder, epoch)
