@@ -114,20 +114,22 @@ async def test_a_fire_write_stuck_past_the_lapse_does_not_keep_the_lease_from_th
         await b.close()
 
 
-async def test_a_live_holders_fire_write_is_waited_for_not_ended(two, pg_url, monkeypatch):
-    """Only a lapsed lease's sessions are ended: the holder's own renewal waits for its fire writes."""
+@pytest.mark.parametrize("ttl", [30.0, TTL])
+async def test_a_holders_own_fire_write_is_waited_for_not_ended(two, pg_url, monkeypatch, ttl):
+    """Only another's lapsed lease has its sessions ended: the holder's own renewal waits for its
+    fire writes, live or lapsed (a renewal late under load)."""
     import asyncpg
 
     from schedd.store.postgres.lease import SQL_FENCE, PgLeaseStore
 
     a, _ = two
-    epoch = await a.lease.take("a", 30.0)
+    epoch = await a.lease.take("a", ttl)
     looked = asyncio.Event()
     ended: list[int] = []
     end_stalled = PgLeaseStore._end_stalled
 
-    async def watched(self: PgLeaseStore, waiting: int) -> int:
-        ended.append(await end_stalled(self, waiting))
+    async def watched(self: PgLeaseStore, waiting: int, holder: str) -> int:
+        ended.append(await end_stalled(self, waiting, holder))
         looked.set()
         return ended[-1]
 
@@ -137,9 +139,11 @@ async def test_a_live_holders_fire_write_is_waited_for_not_ended(two, pg_url, mo
         tr = conn.transaction()
         await tr.start()
         assert await conn.fetchrow(SQL_FENCE, "a", epoch) is not None
+        if ttl == TTL:
+            await lapse()
         renewal = asyncio.ensure_future(a.lease.take("a", 30.0))
         await asyncio.wait_for(looked.wait(), 5.0)  # the renewal waited on the row and looked for stalled sessions
-        assert ended == [0] and not renewal.done()  # ...found none to end: the lease is live
+        assert ended == [0] and not renewal.done()  # ...found none to end: the lease is its own
         assert await conn.fetchval("SELECT 1") == 1
         await tr.commit()
         assert await asyncio.wait_for(renewal, 5.0) == epoch

@@ -57,14 +57,16 @@ ON CONFLICT (name) DO UPDATE SET incarnation = excluded.incarnation, alive_until
 SQL_INSTANCES = """
 SELECT name, alive_until - extract(epoch FROM clock_timestamp()) FROM instances
 WHERE alive_until > extract(epoch FROM clock_timestamp()) ORDER BY name"""
-# Ends the sessions that keep the lease row locked from the take of session $1 once the lease
-# has lapsed by the server's clock: fire writes of a holder that stopped mid-transaction. A
+# Ends the sessions that keep the lease row locked from the take of session $1 by $2
+# (incarnation $3), once the lease has lapsed by the server's clock and is another's: fire
+# writes of a holder that stopped mid-transaction. A holder's own renewal ends nothing, and a
 # session that is itself waiting for a lock (another instance's take) is left alone. How many ended.
 SQL_END_STALLED = """
 SELECT count(*) FILTER (WHERE pg_terminate_backend(a.pid)) FROM pg_stat_activity a
 WHERE a.pid = ANY(pg_blocking_pids($1)) AND a.wait_event_type IS DISTINCT FROM 'Lock'
   AND EXISTS (SELECT 1 FROM fire_lease
-              WHERE id = 1 AND holder IS NOT NULL AND expires_at <= extract(epoch FROM clock_timestamp()))"""
+              WHERE id = 1 AND holder IS NOT NULL AND NOT (holder = $2 AND incarnation = $3)
+                AND expires_at <= extract(epoch FROM clock_timestamp()))"""
 # Whether $1 still holds the lease at epoch $2; the row stays locked for share until the
 # transaction ends, so no takeover commits in between.
 SQL_FENCE = "SELECT 1 FROM fire_lease WHERE id = 1 AND holder = $1 AND epoch = $2 FOR SHARE"
@@ -114,7 +116,7 @@ class PgLeaseStore:
                 try:
                     done, _ = await asyncio.wait({attempt}, timeout=STALL_GRACE)
                     if not done:  # the row is locked: by a fire write under way, or by one that will not end
-                        ended = await self._end_stalled(conn.get_server_pid())
+                        ended = await self._end_stalled(conn.get_server_pid(), holder)
                         if ended:
                             log.warning("action=lease_stalled_sessions_ended instance=%s sessions=%d", holder, ended)
                     epoch = await attempt
@@ -125,12 +127,12 @@ class PgLeaseStore:
             raise translate(exc, "write") from exc
         return None if epoch is None else int(epoch)
 
-    async def _end_stalled(self, waiting: int) -> int:
+    async def _end_stalled(self, waiting: int, holder: str) -> int:
         """End the lapsed holder's sessions that block session `waiting`, from a connection of
         its own: the pool may have no other to lend (`[database] pool_size` = 1)."""
         side = await asyncpg.connect(self._db.url, timeout=CONNECT_TIMEOUT, server_settings=SESSION_SETTINGS)
         try:
-            return int(await side.fetchval(SQL_END_STALLED, waiting))
+            return int(await side.fetchval(SQL_END_STALLED, waiting, holder, self._me.incarnation))
         finally:
             await side.close()
 
